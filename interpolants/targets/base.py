@@ -1,0 +1,112 @@
+"""The unnormalised target density rho*(x) = exp(log_prob(x)) / Z that samplers work on."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..distributions import DiagonalNormal, Distribution
+
+__all__ = ["Target"]
+
+
+class Target:
+    r"""An unnormalised density on R^dim, known through ``log_prob`` = log rho* + log Z.
+
+    Arguments:
+        log_prob: callable of x (n, dim) returning (n,) unnormalised log densities.
+        dim: the event size.
+        log_Z: the log normalising constant where known, else None.
+        sample: callable (n, generator) -> (n, dim) of exact samples where the target allows it.
+        grad_log_prob: callable x -> (n, dim); autograd through ``log_prob`` when None.
+        base: the recommended base density for AIS, SMC and learned samplers (anything with
+            ``sample(n, generator)`` and ``log_prob(x)``); N(0, base_scale^2 I) when None.
+        base_scale: the scale of that default Gaussian base.
+        name: a label for plots and metrics.
+        references: reference values (observables, how they were obtained) for benchmarks.
+
+    Example:
+        >>> t = Target(lambda x: -0.5 * x.square().sum(1), dim=2, log_Z=math.log(2 * math.pi))
+        >>> t.log_prob(torch.zeros(3, 2)).shape
+        torch.Size([3])
+    """
+
+    def __init__(
+        self,
+        log_prob: Callable[[Tensor], Tensor],
+        dim: int,
+        log_Z: float | None = None,
+        sample: Callable[..., Tensor] | None = None,
+        grad_log_prob: Callable[[Tensor], Tensor] | None = None,
+        base: Distribution | None = None,
+        base_scale: float = 1.0,
+        name: str | None = None,
+        references: dict[str, Any] | None = None,
+    ):
+        if not callable(log_prob):
+            raise TypeError("log_prob must be a callable of x (n, dim) returning (n,)")
+        if not isinstance(dim, int) or dim < 1:
+            raise ValueError(f"dim must be a positive integer, got {dim!r}")
+        if base_scale <= 0:
+            raise ValueError(f"base_scale must be positive, got {base_scale!r}")
+        self._log_prob = log_prob
+        self._sample = sample
+        self._grad = grad_log_prob
+        self.dim = dim
+        self.log_Z = None if log_Z is None else float(log_Z)
+        self.name = name or "target"
+        self.references = dict(references or {})
+        self._base = base
+        self.base_scale = float(base_scale)
+
+    @property
+    def base(self) -> Distribution:
+        """The recommended base density (a Gaussian of scale ``base_scale`` by default)."""
+        if self._base is None:
+            self._base = DiagonalNormal(torch.zeros(self.dim), self.base_scale)
+        return self._base
+
+    def _check_x(self, x: Tensor) -> None:
+        if x.ndim != 2 or x.shape[1] != self.dim:
+            raise ValueError(f"x must have shape (n, {self.dim}), got {tuple(x.shape)}")
+
+    def log_prob(self, x: Tensor) -> Tensor:
+        """Unnormalised log density, shape (n,)."""
+        self._check_x(x)
+        out = self._log_prob(x)
+        if not isinstance(out, Tensor) or out.shape != x.shape[:1]:
+            shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+            raise ValueError(
+                f"{self.name}: log_prob returned shape {shape} for x of shape "
+                f"{tuple(x.shape)}; expected ({x.shape[0]},)"
+            )
+        return out
+
+    def log_prob_and_grad(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """log rho*(x) and its gradient in one pass: ((n,), (n, dim))."""
+        if self._grad is not None:
+            return self.log_prob(x), self._grad(x)
+        with torch.enable_grad():
+            xg = x.detach().requires_grad_(True)
+            lp = self.log_prob(xg)
+            (g,) = torch.autograd.grad(lp.sum(), xg)
+        return lp.detach(), g
+
+    def grad_log_prob(self, x: Tensor) -> Tensor:
+        """grad_x log rho*(x), shape (n, dim)."""
+        self._check_x(x)
+        if self._grad is not None:
+            return self._grad(x)
+        return self.log_prob_and_grad(x)[1]
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """Exact samples, where the target allows it."""
+        if self._sample is None:
+            raise NotImplementedError(f"{self.name} has no exact sampler")
+        return self._sample(n, generator)
+
+    def __repr__(self) -> str:
+        return f"Target(name={self.name!r}, dim={self.dim}, log_Z={self.log_Z})"
