@@ -43,7 +43,8 @@ class Distribution(Protocol):
 def _check_event(x: Tensor, event_shape: torch.Size, name: str = "x") -> None:
     if tuple(x.shape[1:]) != tuple(event_shape):
         raise ValueError(
-            f"{name} has shape {tuple(x.shape)}; expected (batch, {', '.join(map(str, event_shape))})"
+            f"{name} has shape {tuple(x.shape)}; "
+            f"expected (batch, {', '.join(map(str, event_shape))})"
         )
 
 
@@ -129,7 +130,9 @@ class GaussianMixture:
             stds = stds.expand(k)
         if stds.ndim == 1:
             if stds.shape[0] != k:
-                raise ValueError(f"stds must have shape ({k},) or ({k}, {d}), got {tuple(stds.shape)}")
+                raise ValueError(
+                    f"stds must have shape ({k},) or ({k}, {d}), got {tuple(stds.shape)}"
+                )
             stds = stds[:, None].expand(k, d)
         if stds.shape != (k, d):
             raise ValueError(f"stds must have shape ({k},) or ({k}, {d}), got {tuple(stds.shape)}")
@@ -168,7 +171,9 @@ class Empirical:
 
     def __init__(self, samples: Tensor):
         if samples.ndim < 2 or samples.shape[0] < 1:
-            raise ValueError(f"base samples must have shape (n, *event), got {tuple(samples.shape)}")
+            raise ValueError(
+                f"base samples must have shape (n, *event), got {tuple(samples.shape)}"
+            )
         self.samples = samples
         self.event_shape = torch.Size(samples.shape[1:])
 
@@ -178,7 +183,9 @@ class Empirical:
         return self.samples[idx.to(self.samples.device)]
 
     def log_prob(self, x: Tensor) -> Tensor:
-        raise ValueError("base was given as samples and has no density: pass a distribution as base")
+        raise ValueError(
+            "base was given as samples and has no density: pass a distribution as base"
+        )
 
 
 class TorchDistribution:
@@ -230,6 +237,9 @@ def is_standard_normal(dist: object) -> bool:
         return True
     if isinstance(dist, DiagonalNormal):
         return bool(torch.all(dist.mean == 0) and torch.all(dist.std == 1))
+    if isinstance(dist, GaussianMixture):
+        one = len(dist.weights) == 1
+        return one and bool(torch.all(dist.means == 0) and torch.all(dist.stds == 1))
     if isinstance(dist, TorchDistribution):
         d = dist.dist
         while isinstance(d, torch.distributions.Independent):
