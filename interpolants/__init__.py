@@ -1,7 +1,41 @@
 """interpolants: dynamical measure transport with stochastic interpolants."""
 
-from . import distributions, targets
+from . import distributions, fields, integrate, losses, targets
+from .distributions import GaussianMixture, StandardNormal
+from .fields import (
+    GaussianMixtureFields,
+    denoiser_from_score,
+    score_from_denoiser,
+    score_from_velocity,
+    velocity_from_score,
+)
+from .generative import GenerativeModel
+from .integrate import odeint, sdeint
+from .interpolant import Interpolant, InterpolantSample, sample_times
+from .losses import denoiser_loss, score_loss, velocity_loss
 
 __version__ = "0.1.0"
 
-__all__ = ["distributions", "targets"]
+__all__ = [
+    "GaussianMixture",
+    "GaussianMixtureFields",
+    "GenerativeModel",
+    "Interpolant",
+    "InterpolantSample",
+    "StandardNormal",
+    "denoiser_from_score",
+    "denoiser_loss",
+    "distributions",
+    "fields",
+    "integrate",
+    "losses",
+    "odeint",
+    "sample_times",
+    "score_from_denoiser",
+    "score_from_velocity",
+    "score_loss",
+    "sdeint",
+    "targets",
+    "velocity_from_score",
+    "velocity_loss",
+]
