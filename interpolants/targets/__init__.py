@@ -1,5 +1,47 @@
-"""Unnormalised target densities (BENCHMARKS.md) for the samplers."""
+"""Unnormalised target densities (BENCHMARKS.md) for the samplers.
+
+``get(name, **options)`` builds a named target; ``names()`` lists them. Every target is a
+:class:`Target` with ``log_prob``, ``grad_log_prob``, ``log_Z`` (None where unknown),
+``sample`` (where exact sampling is possible), a recommended ``base`` and ``references``.
+"""
 
 from .base import Target
+from .funnel import Funnel
+from .gmm import GaussianMixture, gaussian_mixture_family, gmm40
+from .many_well import ManyWell, double_well_log_Z
+from .particles import Particles, UniformTorus
+from .phi4 import BridgeNormal, ChainReference, Phi4, Phi4Chain, chain_reference
+from .radial_velocity import (
+    OrbitParameters,
+    OrbitPrior,
+    RadialVelocity,
+    RVData,
+    load_radial_velocity_data,
+    solve_kepler,
+)
+from .registry import get, names
 
-__all__ = ["Target"]
+__all__ = [
+    "BridgeNormal",
+    "ChainReference",
+    "Funnel",
+    "GaussianMixture",
+    "ManyWell",
+    "OrbitParameters",
+    "OrbitPrior",
+    "Particles",
+    "Phi4",
+    "Phi4Chain",
+    "RVData",
+    "RadialVelocity",
+    "Target",
+    "UniformTorus",
+    "chain_reference",
+    "double_well_log_Z",
+    "gaussian_mixture_family",
+    "get",
+    "gmm40",
+    "load_radial_velocity_data",
+    "names",
+    "solve_kepler",
+]

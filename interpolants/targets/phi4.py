@@ -1,0 +1,318 @@
+r"""phi^4 fields: the 2D lattice theory ``phi4`` and the 1D chain ``phi4_1d`` (BENCHMARKS.md)."""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+from .base import Target
+from .gmm import _float_dtype, _gaussian_base, _int_at_least, _positive
+
+__all__ = ["BridgeNormal", "ChainReference", "Phi4", "Phi4Chain", "chain_reference"]
+
+LOG_2PI = math.log(2 * math.pi)
+
+
+def _number(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _weighted_mean(values: Tensor, log_weights: Tensor | None) -> Tensor:
+    if log_weights is None:
+        return values.mean()
+    return (torch.softmax(log_weights.to(values), 0) * values).sum()
+
+
+class Phi4(Target):
+    r"""The phi^4 theory on a periodic L x L lattice (Albergo, Kanwar & Shanahan, arXiv:1904.12072).
+
+    S(phi) = sum_x [ M2 phi_x^2 + lam phi_x^4
+                     + sum_mu (2 phi_x^2 - phi_x phi_{x+mu} - phi_x phi_{x-mu}) ],
+    log rho(phi) = -S(phi), for phi in R^{L*L} (row-major x = (row, column), reshaped inside).
+    The kinetic term equals sum_x sum_mu (phi_{x+mu} - phi_x)^2. Closed-form gradient:
+    dS/dphi_x = 2 M2 phi_x + 4 lam phi_x^3 + sum_mu (4 phi_x - 2 phi_{x+mu} - 2 phi_{x-mu}).
+
+    Observables, with m = (1/V) sum_x phi_x and V = L^2: the magnetisation per configuration
+    (:meth:`magnetization`), <|m|>, and the susceptibility chi = V (<m^2> - <|m|>^2)
+    (:meth:`susceptibility`; the connected susceptibility of |m|, the usual lattice
+    definition where the Z2 symmetry can break; V <m^2> is the two-point susceptibility
+    chi_2 of arXiv:1904.12072 when <phi> = 0).
+
+    log Z is unknown; reference observables are to be measured by long HMC runs. The
+    recommended base is N(0, I).
+
+    Arguments:
+        L: the lattice side (>= 2); the dimension is L * L.
+        M2: the mass term (default -4).
+        lam: the quartic coupling (default 8, > 0).
+        dtype: float32 or float64, the dtype of the base.
+    """
+
+    def __init__(
+        self, L: int = 8, M2: float = -4.0, lam: float = 8.0, dtype: torch.dtype = torch.float32
+    ):
+        self.L = _int_at_least("L", L, 2)
+        self.M2, self.lam = _number("M2", M2), _positive("lam", lam)
+        refs = {
+            "log_Z": None,
+            "observables": "not yet measured: <|m|> and chi need long HMC runs",
+            "reference": "arXiv:1904.12072",
+        }
+        super().__init__(
+            self._log_prob,
+            dim=L * L,
+            log_Z=None,
+            grad_log_prob=self._grad_log_prob,
+            base=_gaussian_base(L * L, 1.0, _float_dtype(dtype)),
+            name="phi4",
+            references=refs,
+        )
+
+    def _field(self, x: Tensor) -> Tensor:
+        return x.reshape(-1, self.L, self.L)
+
+    def action(self, x: Tensor) -> Tensor:
+        """S(phi) per configuration: (n,)."""
+        self._check_x(x)
+        phi = self._field(x)
+        kinetic = sum(
+            2 * phi.square() - phi * phi.roll(1, d) - phi * phi.roll(-1, d) for d in (1, 2)
+        )
+        local = self.M2 * phi.square() + self.lam * phi.pow(4)
+        return (local + kinetic).flatten(1).sum(1)
+
+    def _log_prob(self, x: Tensor) -> Tensor:
+        return -self.action(x)
+
+    def _grad_log_prob(self, x: Tensor) -> Tensor:
+        phi = self._field(x)
+        hop = sum(phi.roll(1, d) + phi.roll(-1, d) for d in (1, 2))
+        dS = 2 * self.M2 * phi + 4 * self.lam * phi.pow(3) + 8 * phi - 2 * hop
+        return -dS.flatten(1)
+
+    def magnetization(self, x: Tensor) -> Tensor:
+        """m = (1/V) sum_x phi_x per configuration: (n,)."""
+        self._check_x(x)
+        return x.mean(1)
+
+    def abs_magnetization(self, x: Tensor, log_weights: Tensor | None = None) -> Tensor:
+        """<|m|> over the samples (self-normalised when log importance weights are given)."""
+        return _weighted_mean(self.magnetization(x).abs(), log_weights)
+
+    def susceptibility(self, x: Tensor, log_weights: Tensor | None = None) -> Tensor:
+        """chi = V (<m^2> - <|m|>^2) over the samples (self-normalised with log weights)."""
+        m = self.magnetization(x)
+        mean_sq = _weighted_mean(m.square(), log_weights)
+        return self.dim * (mean_sq - _weighted_mean(m.abs(), log_weights).square())
+
+
+class BridgeNormal:
+    r"""The discrete Brownian bridge: the Gaussian on R^N with density
+
+    q(x) ∝ exp(-(k/2) sum_{i=0}^{N} (x_{i+1} - x_i)^2),  x_0 = x_{N+1} = 0,
+
+    i.e. N(0, (k T)^{-1}) with T = tridiag(-1, 2, -1), det T = N + 1, so
+    log q(x) = -(k/2) sum_i (x_{i+1} - x_i)^2 + (N/2) log(k / 2 pi) + log(N + 1) / 2.
+    Covariance: C_ij = min(i, j) (N + 1 - max(i, j)) / ((N + 1) k). Exact samples: a random
+    walk S_i = xi_1 + ... + xi_i with xi ~ N(0, 1/k), pinned at the far end,
+    x_i = S_i - i S_{N+1} / (N + 1) (the walk is the Cholesky factor of the bridge).
+
+    Arguments:
+        N: the number of free sites.
+        stiffness: k > 0.
+        dtype: float32 or float64, the dtype of the samples.
+    """
+
+    def __init__(self, N: int, stiffness: float, dtype: torch.dtype = torch.float32):
+        self.N = _int_at_least("N", N, 1)
+        self.stiffness = _positive("stiffness", stiffness)
+        self.dtype = _float_dtype(dtype)
+        self.event_shape = torch.Size((N,))
+
+    def precision(self) -> Tensor:
+        """k T, (N, N) in float64."""
+        off = torch.ones(self.N - 1, dtype=torch.float64)
+        T = 2 * torch.eye(self.N, dtype=torch.float64) - off.diag(1) - off.diag(-1)
+        return self.stiffness * T
+
+    def covariance(self) -> Tensor:
+        """(k T)^{-1}, (N, N) in float64."""
+        i = torch.arange(1, self.N + 1, dtype=torch.float64)
+        lo, hi = torch.minimum(i[:, None], i), torch.maximum(i[:, None], i)
+        return lo * (self.N + 1 - hi) / ((self.N + 1) * self.stiffness)
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        n = _int_at_least("n", n, 1)
+        steps = torch.randn(n, self.N + 1, generator=generator, dtype=torch.float64)
+        walk = (steps / math.sqrt(self.stiffness)).cumsum(1)
+        pin = torch.arange(1, self.N + 1, dtype=torch.float64) / (self.N + 1)
+        return (walk[:, :-1] - pin * walk[:, -1:]).to(self.dtype)
+
+    def log_prob(self, x: Tensor) -> Tensor:
+        if x.ndim != 2 or x.shape[1] != self.N:
+            raise ValueError(f"x must have shape (n, {self.N}), got {tuple(x.shape)}")
+        jumps = torch.nn.functional.pad(x, (1, 1)).diff(dim=1)
+        log_norm = 0.5 * self.N * (math.log(self.stiffness) - LOG_2PI) + 0.5 * math.log(self.N + 1)
+        return -0.5 * self.stiffness * jumps.square().sum(1) + log_norm
+
+
+class ChainReference(NamedTuple):
+    """Exact (quadrature) reference values of a 1D chain: log Z and the mean profile E[phi_i]."""
+
+    log_Z: float
+    mean_profile: Tensor  # (N,) float64
+    grid_step: float
+    grid_range: float
+
+
+def _transfer(
+    N: int, coupling: float, site_log_weight: Callable[[Tensor], Tensor], step: float, R: float
+) -> ChainReference:
+    """log int exp(-coupling sum_{i=0}^N (phi_{i+1} - phi_i)^2 + sum_i w(phi_i)) dphi with
+    phi_0 = phi_{N+1} = 0, by the rectangle rule on the grid [-R, R] of spacing ``step``,
+    one site at a time (transfer operator), and the marginal means by forward-backward."""
+    g = torch.arange(-R, R + step / 2, step, dtype=torch.float64)
+    K = torch.exp(-coupling * (g[:, None] - g).square())
+    site = torch.exp(site_log_weight(g) + math.log(step))
+    end = torch.exp(-coupling * g.square())
+    forward, log_scale = [end * site], 0.0
+    for _ in range(N - 1):
+        v = site * (K @ forward[-1])
+        log_scale += math.log(float(v.sum()))
+        forward.append(v / v.sum())
+    total = float((forward[-1] * end).sum())
+    backward = [end]
+    for _ in range(N - 1):
+        v = K @ (site * backward[-1])
+        backward.append(v / v.sum())
+    means = []
+    for f, b in zip(forward, reversed(backward), strict=True):
+        p = f * b
+        means.append(float((g * p).sum() / p.sum()))
+    log_Z = log_scale + math.log(total)
+    return ChainReference(log_Z, torch.tensor(means, dtype=torch.float64), step, R)
+
+
+@functools.lru_cache(maxsize=16)
+def chain_reference(
+    N: int = 100, a: float = 0.1, b: float = 0.0, beta: float = 20.0, resolution: float = 1.0
+) -> ChainReference:
+    r"""log Z and E[phi_i] of ``phi4_1d`` by transfer-operator quadrature in float64.
+
+    Z = int exp(-beta U) is a chain of N one-dimensional integrals against the Gaussian
+    kernel exp(-beta (a N / 2) (phi' - phi)^2); each is done by the rectangle rule on a grid
+    of spacing h = sigma / (8 * resolution), sigma = (beta a N)^{-1/2} the kernel width,
+    over [-R, R] with R = 1.5 + 10 sqrt((N + 1) / (4 beta a N)) (ten standard deviations of
+    the bridge's middle site beyond the wells at +-1). For smooth integrands the rule
+    converges faster than any power of h; the tests check that halving h and widening R
+    change log Z by less than 1e-8.
+    """
+    coupling = beta * a * N / 2
+
+    def site_log_weight(phi: Tensor) -> Tensor:
+        return -beta / (a * N) * ((1 - phi.square()).square() / 4 + b * phi)
+
+    step = 1 / (8 * resolution * math.sqrt(2 * coupling))
+    R = 1.5 + 10 * math.sqrt((N + 1) / (8 * coupling))
+    return _transfer(N, coupling, site_log_weight, step, R)
+
+
+class Phi4Chain(Target):
+    r"""The 1D phi^4 field of Gabrie, Rotskoff & Vanden-Eijnden (arXiv:2105.12603, 2107.08001).
+
+    U(phi) = (a N / 2) sum_{i=0}^{N} (phi_{i+1} - phi_i)^2
+             + (1 / (a N)) sum_{i=1}^{N} [ (1 - phi_i^2)^2 / 4 + b phi_i ],
+    phi_0 = phi_{N+1} = 0 (Dirichlet), log rho(phi) = -beta U(phi); defaults N = 100,
+    a = 0.1, b = 0, beta = 20. Two modes, phi near +1 or near -1 away from the ends, with
+    equal weights when b = 0. Closed-form gradient:
+    dU/dphi_i = a N (2 phi_i - phi_{i-1} - phi_{i+1}) + (phi_i^3 - phi_i + b) / (a N).
+
+    The recommended base is the Gaussian of the quadratic part, :class:`BridgeNormal` with
+    stiffness beta a N (also ``self.bridge``).
+
+    References (``self.references``): log Z and the mean profile E[phi_i] by transfer-operator
+    quadrature (:func:`chain_reference`, exact to about 1e-8 in log Z), computed when the grid
+    has at most 4000 points; the weight of the positive mode P(mean phi > 0) is 1/2 by symmetry
+    when b = 0 and is still to be measured by long runs otherwise.
+
+    Arguments:
+        N: the number of sites.
+        a, b, beta: the parameters of U (a, beta > 0).
+        dtype: float32 or float64, the dtype of the base.
+    """
+
+    def __init__(
+        self,
+        N: int = 100,
+        a: float = 0.1,
+        b: float = 0.0,
+        beta: float = 20.0,
+        dtype: torch.dtype = torch.float32,
+    ):
+        self.N = _int_at_least("N", N, 1)
+        self.a, self.beta, self.b = _positive("a", a), _positive("beta", beta), _number("b", b)
+        self.bridge = BridgeNormal(N, self.beta * self.a * N, _float_dtype(dtype))
+        refs = self._references()
+        super().__init__(
+            self._log_prob,
+            dim=N,
+            log_Z=refs["log_Z"],
+            grad_log_prob=self._grad_log_prob,
+            base=self.bridge,
+            name="phi4_1d",
+            references=refs,
+        )
+
+    def _references(self) -> dict:
+        refs: dict = {"reference": "arXiv:2105.12603, arXiv:2107.08001"}
+        if self.b == 0:
+            refs["positive_mode_weight"] = 0.5
+            refs["positive_mode_weight_source"] = "exact: phi -> -phi symmetry at b = 0"
+        else:
+            refs["positive_mode_weight"] = None
+            refs["positive_mode_weight_source"] = "not yet measured (needs long MCMC runs)"
+        width = 2 * (1.5 + 10 * math.sqrt((self.N + 1) / (4 * self.beta * self.a * self.N)))
+        points = width * 8 * math.sqrt(self.beta * self.a * self.N)
+        if points > 4000:
+            refs["log_Z"] = None
+            refs["log_Z_source"] = "grid too fine here: call chain_reference(N, a, b, beta)"
+            return refs
+        ref = chain_reference(self.N, self.a, self.b, self.beta)
+        refs["log_Z"] = ref.log_Z
+        refs["log_Z_source"] = "transfer-operator quadrature in float64 (chain_reference)"
+        refs["mean_field"] = float(ref.mean_profile.mean())
+        return refs
+
+    def energy(self, x: Tensor) -> Tensor:
+        """U(phi) per configuration: (n,)."""
+        self._check_x(x)
+        jumps = torch.nn.functional.pad(x, (1, 1)).diff(dim=1)
+        aN = self.a * self.N
+        local = (1 - x.square()).square() / 4 + self.b * x
+        return 0.5 * aN * jumps.square().sum(1) + local.sum(1) / aN
+
+    def _log_prob(self, x: Tensor) -> Tensor:
+        return -self.beta * self.energy(x)
+
+    def _grad_log_prob(self, x: Tensor) -> Tensor:
+        padded = torch.nn.functional.pad(x, (1, 1))
+        aN = self.a * self.N
+        lap = 2 * x - padded[:, :-2] - padded[:, 2:]
+        return -self.beta * (aN * lap + (x.pow(3) - x + self.b) / aN)
+
+    def mean_field(self, x: Tensor) -> Tensor:
+        """(1/N) sum_i phi_i per configuration: (n,)."""
+        self._check_x(x)
+        return x.mean(1)
+
+    def positive_mode(self, x: Tensor) -> Tensor:
+        """1 where the mean field is positive, else 0: (n,); its mean is the positive mode's
+        weight."""
+        return (self.mean_field(x) > 0).to(x.dtype)

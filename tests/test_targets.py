@@ -1,0 +1,564 @@
+"""Tests of the named targets (BENCHMARKS.md): formulas re-implemented independently here,
+closed-form gradients against autograd, log Z by quadrature, exact samplers against log_prob
+by z-tests with Monte-Carlo standard errors."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy import integrate, optimize, stats
+
+import interpolants as si
+from interpolants.targets import (
+    BridgeNormal,
+    GaussianMixture,
+    OrbitParameters,
+    chain_reference,
+    double_well_log_Z,
+    solve_kepler,
+)
+from interpolants.targets.phi4 import _transfer
+
+D = torch.float64
+Z_MAX = 5.0  # |z| bound of every Monte-Carlo check
+
+
+def gen(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def assert_mean(values: torch.Tensor, expected: float, what: str = "mean") -> None:
+    """|mean - expected| < Z_MAX standard errors of the mean."""
+    values = values.double()
+    mean, se = float(values.mean()), float(values.std() / math.sqrt(values.numel()))
+    assert abs(mean - expected) < Z_MAX * se + 1e-12, f"{what}: {mean} vs {expected} (se {se})"
+
+
+def assert_grad(target, x: torch.Tensor) -> None:
+    """The target's gradient (closed form where given) against autograd of log_prob."""
+    xg = x.clone().requires_grad_(True)
+    (auto,) = torch.autograd.grad(target.log_prob(xg).sum(), xg)
+    torch.testing.assert_close(target.grad_log_prob(x), auto, rtol=1e-9, atol=1e-9)
+    lp, g = target.log_prob_and_grad(x)
+    torch.testing.assert_close(g, auto, rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(lp, target.log_prob(x))
+
+
+def assert_stein(target, x: torch.Tensor) -> None:
+    """Stein's identity with f(x) = x: E_p[x . grad log p(x)] = -dim for exact samples x."""
+    assert_mean((x * target.grad_log_prob(x)).sum(1), -target.dim, f"{target.name} Stein")
+
+
+# --- registry and input checks -------------------------------------------------------
+
+
+def test_names_and_get_build_every_target():
+    expected = {"funnel", "gmm40", "many_well", "particles", "phi4", "phi4_1d", "radial_velocity"}
+    assert set(si.targets.names()) == expected
+    for name in [*si.targets.names(), "gmm-d3-k4"]:
+        target = si.targets.get(name)
+        assert isinstance(target, si.targets.Target)
+        x = target.base.sample(3, gen())
+        assert x.shape == (3, target.dim) and target.log_prob(x).shape == (3,)
+        assert target.references and target.name
+
+
+def test_get_rejects_unknown_names_and_options():
+    with pytest.raises(ValueError, match=r"'nope'.*funnel.*gmm40.*gmm-d\{d\}-k\{k\}"):
+        si.targets.get("nope")
+    with pytest.raises(ValueError, match=r"'size'.*phi4"):
+        si.targets.get("phi4", size=4)
+    with pytest.raises(ValueError, match="L must be"):
+        si.targets.get("phi4", L=0)
+    with pytest.raises(ValueError, match="kT must be"):
+        si.targets.get("particles", kT=-1.0)
+    with pytest.raises(ValueError, match="dtype"):
+        si.targets.get("funnel", dtype=torch.int64)
+    with pytest.raises(ValueError, match="already sets d and k"):
+        si.targets.get("gmm-d3-k4", d=5)
+    with pytest.raises(ValueError, match="jitter"):
+        si.targets.get("radial_velocity", jitter="yes")
+    with pytest.raises(ValueError, match="prior"):
+        si.targets.get("radial_velocity", prior={"P_low": 1.0})
+
+
+@pytest.mark.parametrize("name", ["gmm40", "funnel", "many_well", "phi4", "phi4_1d", "particles"])
+def test_bad_shapes_raise_naming_x(name):
+    target = si.targets.get(name)
+    with pytest.raises(ValueError, match="x must have shape"):
+        target.log_prob(torch.zeros(3, target.dim + 1))
+    with pytest.raises(ValueError, match="x must have shape"):
+        target.log_prob(torch.zeros(target.dim))
+
+
+@pytest.mark.parametrize("name", ["gmm40", "funnel", "many_well"])
+def test_samplers_reject_bad_n(name):
+    with pytest.raises(ValueError, match="n must be"):
+        si.targets.get(name).sample(0)
+
+
+@pytest.mark.parametrize("name", [*si.targets.names(), "gmm-d5-k3"])
+def test_log_prob_follows_input_dtype(name):
+    target = si.targets.get(name, dtype=torch.float64)
+    x = target.base.sample(4, gen())
+    assert x.dtype == D
+    out64, out32 = target.log_prob(x), target.log_prob(x.float())
+    assert out64.dtype == D and out32.dtype == torch.float32
+    torch.testing.assert_close(out32.double(), out64, rtol=1e-4, atol=1e-3)
+
+
+# --- Gaussian mixtures -----------------------------------------------------------------
+
+
+def mixture_log_prob_np(x, means, stds, weights):
+    comp = [
+        np.log(w) + stats.multivariate_normal(m, np.diag(s**2)).logpdf(x)
+        for m, s, w in zip(means, stds, weights, strict=True)
+    ]
+    return np.logaddexp.reduce(np.stack(comp, 1), axis=1)
+
+
+def test_gmm40_matches_its_definition():
+    target = si.targets.get("gmm40", dtype=D)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        means = (torch.rand(40, 2, dtype=torch.float32) - 0.5) * 2 * 40
+    torch.testing.assert_close(target.means, means.double(), rtol=0, atol=0)
+    assert target.log_Z == 0 and target.base.std[0] == 40
+    std = math.log1p(math.e)
+    assert abs(std - 1.3133) < 1e-4
+    x = torch.randn(50, 2, generator=gen(), dtype=D) * 30
+    expected = mixture_log_prob_np(
+        x.numpy(), means.double().numpy(), np.full((40, 2), std), [1 / 40] * 40
+    )
+    np.testing.assert_allclose(target.log_prob(x).numpy(), expected, rtol=1e-10)
+    assert_grad(target, x)
+
+
+def test_gmm40_log_Z_by_grid_quadrature():
+    target = si.targets.get("gmm40", dtype=D)
+    h = 0.25
+    g = torch.arange(-48, 48 + h / 2, h, dtype=D)
+    grid = torch.cartesian_prod(g, g)
+    log_Z = torch.logsumexp(target.log_prob(grid), 0) + 2 * math.log(h)
+    assert abs(float(log_Z) - target.log_Z) < 1e-8
+
+
+def test_gaussian_mixture_sampler_moments_and_stein():
+    means = torch.tensor([[-3.0, 0.0, 1.0], [2.0, 1.0, -1.0]], dtype=D)
+    stds = torch.tensor([[0.5, 1.0, 2.0], [1.5, 0.3, 1.0]], dtype=D)
+    weights = torch.tensor([0.3, 0.7], dtype=D)
+    target = GaussianMixture(means, stds, weights)
+    x = target.sample(20000, gen(1))
+    w = weights[:, None]
+    mean = (w * means).sum(0)
+    second = (w * (means.square() + stds.square())).sum(0)
+    for i in range(3):
+        assert_mean(x[:, i], float(mean[i]), f"mean {i}")
+        assert_mean(x[:, i].square(), float(second[i]), f"second moment {i}")
+    assert_stein(target, x)
+    assert_grad(target, x[:200])
+    expected = mixture_log_prob_np(x[:100].numpy(), means.numpy(), stds.numpy(), weights.numpy())
+    np.testing.assert_allclose(target.log_prob(x[:100]).numpy(), expected, rtol=1e-10)
+
+
+def test_mode_coverage():
+    target = si.targets.get("gmm40", dtype=D)
+    assert torch.equal(target.assign(target.means), torch.arange(40))
+    x = target.sample(2000, gen(2))
+    assert target.modes_covered(x) == 40
+    assert int(target.mode_counts(x).sum()) == 2000
+    one_mode = target.means[:1] + torch.randn(500, 2, generator=gen(3), dtype=D)
+    assert target.modes_covered(one_mode) == 1
+    # 5 samples on each of 3 means: each count 5 >= max(1, 0.1 * 15 / 40)
+    three = target.means[:3].repeat_interleave(5, 0)
+    assert target.modes_covered(three) == 3
+    with pytest.raises(ValueError, match="min_fraction"):
+        target.modes_covered(x, min_fraction=0.0)
+
+
+def test_gmm_family_is_reproducible_and_seeded():
+    a, b = si.targets.get("gmm-d50-k10"), si.targets.get("gmm-d50-k10")
+    c = si.targets.get("gmm-d50-k10", seed=1)
+    assert a.dim == 50 and a.means.shape == (10, 50) and a.log_Z == 0
+    assert torch.equal(a.means, b.means) and not torch.equal(a.means, c.means)
+    expected = (torch.rand(10, 50, generator=gen(0)) - 0.5) * 2 * 10
+    torch.testing.assert_close(a.means, expected, rtol=0, atol=0)
+    assert a.stds.eq(1).all() and a.base.std.eq(10).all()
+
+
+def test_gaussian_mixture_rejects_bad_parameters():
+    with pytest.raises(ValueError, match="means"):
+        GaussianMixture(torch.zeros(3), 1.0)
+    with pytest.raises(ValueError, match="stds"):
+        GaussianMixture(torch.zeros(2, 3), torch.ones(3))
+    with pytest.raises(ValueError, match="weights"):
+        GaussianMixture(torch.zeros(2, 3), 1.0, torch.tensor([1.0, -1.0]))
+
+
+# --- funnel ------------------------------------------------------------------------------
+
+
+def test_funnel_formula_gradient_and_sampler():
+    target = si.targets.get("funnel", dtype=D)
+    x = target.sample(20000, gen(4))
+    x0 = x[:, 0].numpy()
+    expected = stats.norm(0, 3).logpdf(x0) + stats.norm(0, np.exp(x0 / 2)[:, None]).logpdf(
+        x[:, 1:].numpy()
+    ).sum(1)
+    np.testing.assert_allclose(target.log_prob(x).numpy(), expected, rtol=1e-10, atol=1e-8)
+    assert_grad(target, x[:500])
+    assert_mean(x[:, 0], 0.0, "x0 mean")
+    assert_mean(x[:, 0].square(), 9.0, "x0 variance")
+    scaled = x[:, 1:] * torch.exp(-x[:, :1] / 2)
+    assert_mean(scaled.flatten(), 0.0, "scaled mean")
+    assert_mean(scaled.square().mean(1), 1.0, "scaled variance")
+    assert_stein(target, x)
+
+
+def test_funnel_log_Z_by_importance_sampling():
+    # proposal: x0 ~ N(0, 3^2), x_i | x0 ~ N(0, 2 e^{x0}); the weights have finite variance
+    target = si.targets.get("funnel", dtype=D)
+    g = gen(5)
+    x0 = 3 * torch.randn(40000, 1, generator=g, dtype=D)
+    rest = torch.exp(x0 / 2) * math.sqrt(2) * torch.randn(40000, 9, generator=g, dtype=D)
+    log_q = torch.distributions.Normal(0.0, 3.0).log_prob(x0[:, 0]) + torch.distributions.Normal(
+        0.0, torch.exp(x0 / 2) * math.sqrt(2)
+    ).log_prob(rest).sum(1)
+    w = torch.exp(target.log_prob(torch.cat([x0, rest], 1)) - log_q)
+    assert_mean(w, math.exp(target.log_Z), "funnel Z")
+
+
+# --- many well ---------------------------------------------------------------------------
+
+
+def test_many_well_log_Z_by_quadrature():
+    value, _ = integrate.quad(
+        lambda a: np.exp(-(a**4) + 6 * a**2 + 0.5 * a),
+        -10,
+        10,
+        epsabs=0,
+        epsrel=1e-13,
+        points=[-1.7, 0.0, 1.7],
+    )
+    log_Z = 16 * (math.log(value) + 0.5 * math.log(2 * math.pi))
+    target = si.targets.get("many_well")
+    assert abs(log_Z - 164.6957) < 5e-5
+    assert abs(target.log_Z - log_Z) < 1e-8
+    assert abs(double_well_log_Z() - math.log(value)) < 1e-10
+
+
+def test_many_well_formula_gradient_and_sampler():
+    target = si.targets.get("many_well", dtype=D)
+    x = target.sample(4000, gen(6))
+    a, b = x[:, 0::2].numpy(), x[:, 1::2].numpy()
+    expected = (-(a**4) + 6 * a**2 + 0.5 * a - 0.5 * b**2).sum(1)
+    np.testing.assert_allclose(target.log_prob(x).numpy(), expected, rtol=1e-12)
+    assert_grad(target, x[:500])
+    # moments of the double-well coordinate by quadrature
+    Z = math.exp(double_well_log_Z())
+
+    def moment(k):
+        f = lambda s: s**k * np.exp(-(s**4) + 6 * s**2 + 0.5 * s) / Z  # noqa: E731
+        return integrate.quad(f, -10, 10, points=[-1.7, 0.0, 1.7], epsabs=1e-13)[0]
+
+    a_all = x[:, 0::2].flatten()
+    assert_mean(a_all, moment(1), "E a")
+    assert_mean(a_all.square(), moment(2), "E a^2")
+    assert_mean(
+        (a_all > 0).double(),
+        integrate.quad(lambda s: np.exp(-(s**4) + 6 * s**2 + 0.5 * s) / Z, 0, 10)[0],
+        "P(a > 0)",
+    )
+    assert_mean(x[:, 1::2].flatten().square(), 1.0, "E b^2")
+    assert_stein(target, x)
+
+
+# --- phi4 --------------------------------------------------------------------------------
+
+
+def phi4_action_np(phi, M2, lam):
+    L = phi.shape[0]
+    S = 0.0
+    for i in range(L):
+        for j in range(L):
+            p = phi[i, j]
+            S += M2 * p**2 + lam * p**4
+            for q in (
+                phi[(i + 1) % L, j],
+                phi[(i - 1) % L, j],
+                phi[i, (j + 1) % L],
+                phi[i, (j - 1) % L],
+            ):
+                S += p**2 - p * q
+    return S
+
+
+@pytest.mark.parametrize("L", [2, 3, 5])
+def test_phi4_matches_its_action_and_gradient(L):
+    target = si.targets.get("phi4", L=L, M2=-1.3, lam=0.7)
+    x = torch.randn(6, L * L, generator=gen(7), dtype=D)
+    expected = [-phi4_action_np(v.reshape(L, L).numpy(), -1.3, 0.7) for v in x]
+    np.testing.assert_allclose(target.log_prob(x).numpy(), expected, rtol=1e-12)
+    assert_grad(target, x)
+
+
+def test_phi4_defaults_and_observables():
+    target = si.targets.get("phi4")
+    assert (target.dim, target.L, target.M2, target.lam, target.log_Z) == (64, 8, -4.0, 8.0, None)
+    x = torch.randn(1000, 64, generator=gen(8), dtype=D) + torch.tensor(
+        [[-0.5], [0.5]], dtype=D
+    ).repeat(500, 1)
+    m = x.mean(1)
+    torch.testing.assert_close(target.magnetization(x), m)
+    chi = 64 * (m.square().mean() - m.abs().mean().square())
+    torch.testing.assert_close(target.susceptibility(x), chi)
+    torch.testing.assert_close(target.abs_magnetization(x), m.abs().mean())
+    # uniform log weights give the plain averages; weights on a subset give its averages
+    torch.testing.assert_close(target.susceptibility(x, torch.zeros(1000, dtype=D)), chi)
+    lw = torch.full((1000,), -math.inf, dtype=D)
+    lw[:10] = 0.0
+    torch.testing.assert_close(target.abs_magnetization(x, lw), m[:10].abs().mean())
+
+
+# --- phi4_1d -----------------------------------------------------------------------------
+
+
+def chain_energy_np(phi, a, b):
+    N = len(phi)
+    padded = np.concatenate([[0.0], phi, [0.0]])
+    kinetic = sum((padded[i + 1] - padded[i]) ** 2 for i in range(N + 1))
+    local = sum((1 - p**2) ** 2 / 4 + b * p for p in phi)
+    return a * N / 2 * kinetic + local / (a * N)
+
+
+def test_phi4_1d_matches_its_energy_and_gradient():
+    target = si.targets.get("phi4_1d", N=7, a=0.3, b=0.2, beta=2.5)
+    x = torch.randn(5, 7, generator=gen(9), dtype=D)
+    expected = [-2.5 * chain_energy_np(v.numpy(), 0.3, 0.2) for v in x]
+    np.testing.assert_allclose(target.log_prob(x).numpy(), expected, rtol=1e-12)
+    assert_grad(target, x)
+    default = si.targets.get("phi4_1d")
+    assert (default.N, default.a, default.b, default.beta, default.dim) == (
+        100,
+        0.1,
+        0.0,
+        20.0,
+        100,
+    )
+    assert_grad(default, torch.randn(4, 100, generator=gen(10), dtype=D))
+
+
+def test_bridge_normal_density_covariance_and_samples():
+    bridge = BridgeNormal(12, 3.0, dtype=D)
+    torch.testing.assert_close(bridge.covariance(), torch.linalg.inv(bridge.precision()))
+    mvn = torch.distributions.MultivariateNormal(
+        torch.zeros(12, dtype=D), precision_matrix=bridge.precision()
+    )
+    x = bridge.sample(20000, gen(11))
+    torch.testing.assert_close(bridge.log_prob(x[:100]), mvn.log_prob(x[:100]))
+    cov = bridge.covariance()
+    for i, j in [(0, 0), (5, 5), (11, 11), (2, 7), (0, 11)]:
+        assert_mean(x[:, i] * x[:, j], float(cov[i, j]), f"cov[{i}, {j}]")
+    assert_mean(x.flatten(), 0.0, "bridge mean")
+    target = si.targets.get("phi4_1d")
+    assert target.base is target.bridge and target.bridge.stiffness == pytest.approx(200.0)
+
+
+def test_chain_reference_against_direct_quadrature():
+    # N = 2: a 2D integral done by scipy
+    a, b, beta = 0.5, 0.3, 3.0
+    f = lambda p2, p1: np.exp(-beta * chain_energy_np(np.array([p1, p2]), a, b))  # noqa: E731
+    Z, _ = integrate.dblquad(f, -6, 6, -6, 6, epsabs=1e-12, epsrel=1e-10)
+    assert abs(chain_reference(2, a, b, beta).log_Z - math.log(Z)) < 1e-7
+    # converged in the grid step and the range
+    ref = chain_reference(100, 0.1, 0.05, 20.0)
+    coarse = chain_reference(100, 0.1, 0.05, 20.0, resolution=0.5)
+    assert abs(ref.log_Z - coarse.log_Z) < 1e-8
+    N, coupling = 100, 20.0 * 0.1 * 100 / 2
+
+    def site(p):
+        return -20.0 / (0.1 * N) * ((1 - p**2) ** 2 / 4 + 0.05 * p)
+
+    wide = _transfer(N, coupling, site, ref.grid_step, 1.5 * ref.grid_range)
+    assert abs(wide.log_Z - ref.log_Z) < 1e-8
+    torch.testing.assert_close(wide.mean_profile, ref.mean_profile, rtol=0, atol=1e-8)
+
+
+def test_chain_log_Z_by_importance_sampling_from_the_bridge():
+    target = si.targets.get("phi4_1d", N=6, a=0.2, b=0.1, beta=4.0, dtype=D)
+    x = target.base.sample(40000, gen(12))
+    w = torch.exp(target.log_prob(x) - target.base.log_prob(x) - target.log_Z)
+    assert_mean(w, 1.0, "phi4_1d Z / Z_transfer")
+    # and the exact mean profile: E[phi_i] = E_q[w phi_i] / E_q[w]
+    mean_field = chain_reference(6, 0.2, 0.1, 4.0).mean_profile.mean()
+    assert_mean(w * (target.mean_field(x) - mean_field), 0.0, "mean field")
+
+
+def test_phi4_1d_references():
+    target = si.targets.get("phi4_1d")
+    assert target.log_Z == pytest.approx(-196.912220805, abs=1e-7)
+    assert target.references["positive_mode_weight"] == 0.5
+    assert abs(target.references["mean_field"]) < 1e-10
+    x = torch.tensor([[0.5] * 100, [-0.5] * 100])
+    torch.testing.assert_close(target.positive_mode(x), torch.tensor([1.0, 0.0]))
+    tilted = si.targets.get("phi4_1d", b=0.05)
+    assert tilted.references["positive_mode_weight"] is None
+    assert tilted.references["mean_field"] < -0.5
+
+
+# --- particles ---------------------------------------------------------------------------
+
+
+def particles_energy_np(x, N, a):
+    pos = x.reshape(N, 2)
+    U = 0.0
+    for i in range(N):
+        for j in range(N):
+            r = pos[i] - pos[j]
+            U += -np.exp(a * np.cos(2 * np.pi * r[0]) + a * np.cos(2 * np.pi * r[1]) - 2 * a)
+    return U / (2 * N)
+
+
+def test_particles_energy_gradient_and_symmetries():
+    target = si.targets.get("particles", N=5, a=4.0, kT=0.3, dtype=D)
+    x = target.base.sample(6, gen(13))
+    expected = [-particles_energy_np(v.numpy(), 5, 4.0) / 0.3 for v in x]
+    np.testing.assert_allclose(target.log_prob(x).numpy(), expected, rtol=1e-12)
+    assert_grad(target, x)
+    shifts = torch.randint(-3, 4, x.shape, generator=gen(14)).to(D)
+    torch.testing.assert_close(target.log_prob(x + shifts), target.log_prob(x))
+    torch.testing.assert_close(target.wrap(x + shifts), x)
+    moved = (x.view(6, 5, 2) + torch.tensor([0.3, -0.7], dtype=D)).flatten(1)
+    torch.testing.assert_close(target.log_prob(moved), target.log_prob(x))
+    swapped = x.view(6, 5, 2)[:, [2, 0, 4, 1, 3]].flatten(1)
+    torch.testing.assert_close(target.log_prob(swapped), target.log_prob(x))
+
+
+def test_particles_observables_and_base():
+    target = si.targets.get("particles")
+    assert (target.N, target.a, target.kT, target.dim) == (16, 4.0, 0.09, 32)
+    drop = torch.full((1, 32), 0.25, dtype=D)
+    torch.testing.assert_close(target.energy_per_particle(drop), torch.tensor([-0.5], dtype=D))
+    torch.testing.assert_close(target.order_parameter(drop), torch.tensor([1.0], dtype=D))
+    gas = target.base.sample(4000, gen(15)).double()
+    assert gas.min() >= 0 and gas.max() < 1 and target.base.log_prob(gas).eq(0).all()
+    # uniform positions: E |rho_k|^2 = 1/N exactly
+    assert_mean(target.order_parameter(gas), 1 / 16, "order parameter of the gas")
+
+
+# --- radial velocity ---------------------------------------------------------------------
+
+
+def test_kepler_solver_converges_and_differentiates():
+    M = torch.linspace(-3 * math.pi, 3 * math.pi, 241, dtype=D)[:, None].expand(241, 10)
+    e = torch.linspace(0.0, 0.9, 10, dtype=D).expand(241, 10)
+    M, e = M.clone().requires_grad_(True), e.clone().requires_grad_(True)
+    E = solve_kepler(M, e)
+    M_red = torch.remainder(M + math.pi, 2 * math.pi) - math.pi
+    assert float((E - e * torch.sin(E) - M_red).detach().abs().max()) < 1e-12
+    dM, de = torch.autograd.grad(E.sum(), (M, e))
+    denom = 1 - e * torch.cos(E)
+    torch.testing.assert_close(dM, (1 / denom).detach())
+    torch.testing.assert_close(de, (torch.sin(E) / denom).detach())
+
+
+def kepler_rv_np(t, P, K, e, omega, phase, gamma, t_ref):
+    out = []
+    for tj in t:
+        M = (2 * np.pi * (tj - t_ref) / P + phase - omega) % (2 * np.pi)
+        E = optimize.brentq(lambda E, M=M: E - e * np.sin(E) - M, 0.0, 2 * np.pi, xtol=1e-15)
+        nu = 2 * np.arctan2(np.sqrt(1 + e) * np.sin(E / 2), np.sqrt(1 - e) * np.cos(E / 2))
+        out.append(gamma + K * (np.cos(nu + omega) + e * np.cos(omega)))
+    return np.array(out)
+
+
+def rv_log_prob_np(x, t, v, s, t_ref, jitter):
+    prior = si.targets.radial_velocity.PRIOR
+    sig = 1 / (1 + np.exp(-x[0]))
+    P = np.exp(np.log(prior["P_min"]) + np.log(prior["P_max"] / prior["P_min"]) * sig)
+    K, phase = np.hypot(x[1], x[2]), np.arctan2(x[2], x[1])
+    r, omega = np.hypot(x[3], x[4]), np.arctan2(x[4], x[3])
+    e = prior["e_max"] * np.tanh(r) ** 2
+    s_jit = np.exp(x[6]) if jitter else 0.0
+    model = kepler_rv_np(t, P, K, e, omega, phase, x[5], t_ref)
+    var = s**2 + s_jit**2
+    log_lik = -0.5 * np.sum((v - model) ** 2 / var + np.log(2 * np.pi * var))
+    # densities of the unconstrained coordinates: logistic, Gaussian, uniform disk pushed
+    # through the radial map tanh, Gaussians
+    log_prior = np.log(sig * (1 - sig))
+    log_prior += stats.multivariate_normal(np.zeros(2), prior["K_scale"] ** 2).logpdf(x[1:3])
+    log_prior += -np.log(np.pi * prior["e_max"]) + np.log(
+        prior["e_max"] * np.tanh(r) / r / np.cosh(r) ** 2
+    )
+    log_prior += stats.norm(0, prior["gamma_scale"]).logpdf(x[5])
+    if jitter:
+        log_prior += stats.norm(prior["log_jitter_mean"], prior["log_jitter_std"]).logpdf(x[6])
+    return log_lik + log_prior
+
+
+@pytest.mark.parametrize("jitter", [False, True])
+def test_radial_velocity_matches_independent_model(jitter):
+    target = si.targets.get("radial_velocity", jitter=jitter, dtype=D)
+    assert target.dim == (7 if jitter else 6)
+    t, v, s = (a.numpy() for a in target.data)
+    x = target.base.sample(4, gen(16))
+    expected = [rv_log_prob_np(xi.numpy(), t, v, s, target.t_ref, jitter) for xi in x]
+    np.testing.assert_allclose(target.log_prob(x).numpy(), expected, rtol=1e-9)
+    assert_grad(target, x)
+    back = target.from_physical(target.to_physical(x))
+    torch.testing.assert_close(back, x)
+
+
+def test_radial_velocity_data_and_truth():
+    target = si.targets.get("radial_velocity", dtype=D)
+    t, v, s = target.data
+    assert len(t) == 16 and target.t_ref == pytest.approx(0.5 * float(t.min() + t.max()))
+    truth = OrbitParameters(
+        *(
+            torch.tensor([float(si.targets.radial_velocity.TRUE_PARAMETERS[k])], dtype=D)
+            for k in OrbitParameters._fields
+        )
+    )
+    x = target.from_physical(truth)
+    model = kepler_rv_np(
+        t.numpy(),
+        *(float(getattr(truth, k)) for k in ("P", "K", "e", "omega", "phase", "gamma")),
+        target.t_ref,
+    )
+    chi2 = float(np.sum(((v.numpy() - model) / s.numpy()) ** 2))
+    assert abs(chi2 - 16) < Z_MAX * math.sqrt(2 * 16)  # the noise is what the errors say
+    assert torch.isfinite(target.log_prob(x)).all()
+    zero = torch.zeros(2, 6, dtype=D)  # K = 0 and e = 0: finite values and gradients
+    assert torch.isfinite(target.log_prob_and_grad(zero)[1]).all()
+
+
+def test_orbit_prior_is_normalised_and_sampled_exactly():
+    prior = si.targets.get("radial_velocity", dtype=D).base
+    # with the other coordinates at 0, log_prob = block(x) + the other blocks' log densities
+    # at 0; the (u_1, u_2) block must integrate to 1 on a 2D grid, the logistic block on 1D
+    others = math.log(0.25) - math.log(2 * math.pi * 400) + stats.norm(0, 20).logpdf(0)
+    h = 0.02
+    g = torch.arange(-12, 12 + h / 2, h, dtype=D)
+    x = torch.zeros(len(g) ** 2, 6, dtype=D)
+    x[:, 3:5] = torch.cartesian_prod(g, g)
+    disk = torch.logsumexp(prior.log_prob(x) - others, 0) + 2 * math.log(h)
+    assert abs(float(disk)) < 1e-6
+    x = torch.zeros(20001, 6, dtype=D)
+    x[:, 0] = torch.linspace(-50, 50, 20001, dtype=D)
+    others = -math.log(2 * math.pi * 400) - math.log(math.pi) + stats.norm(0, 20).logpdf(0)
+    logistic = torch.logsumexp(prior.log_prob(x) - others, 0) + math.log(100 / 20000)
+    assert abs(float(logistic)) < 1e-9
+    n = 20000
+    samples = prior.sample(n, gen(17))
+    p = prior.to_physical(samples)
+    lo, hi = math.log(1.0), math.log(1000.0)
+    assert_mean(p.P.log(), (lo + hi) / 2, "E ln P")
+    assert_mean(p.e, 0.45, "E e")
+    assert_mean(p.K, 20.0 * math.sqrt(math.pi / 2), "E K")
+    assert_mean(torch.cos(p.omega), 0.0, "E cos omega")
+    assert_mean(torch.sin(p.phase), 0.0, "E sin phase")
+    assert_mean(p.gamma.square(), 400.0, "E gamma^2")
+    lp_grad = torch.func.vmap(torch.func.grad(lambda y: prior.log_prob(y[None])[0]))(samples)
+    assert_mean((samples * lp_grad).sum(1), -6.0, "prior Stein")
