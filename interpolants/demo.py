@@ -68,7 +68,7 @@ def run_exact_demo(
     panels = {"exact samples": truth}
     runs = [
         ("ode heun", dict(solver="heun", steps=steps)),
-        ("ode rk4", dict(solver="rk4", steps=steps // 4)),
+        ("ode rk4", dict(solver="rk4", steps=max(1, steps // 4))),
         ("ode dopri5", dict(solver="dopri5", atol=1e-5, rtol=1e-5)),
         ("sde heun eps=1", dict(solver="heun", steps=steps, diffusion=1.0)),
     ]

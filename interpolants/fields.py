@@ -63,14 +63,19 @@ def score_from_velocity(
 
     Singular at t = 1 where sigma = 0 (the data's score); finite at t = 0, where s = -x / sigma^2.
     """
-    beta, dbeta, sigma2, sds = _coefficients(interpolant, _as_time(t, x), x)
+    return _score_from_velocity(interpolant, _as_time(t, x), x, velocity)
+
+
+def _score_from_velocity(
+    interpolant: Interpolant, t: Tensor, x: Tensor, velocity: Tensor
+) -> Tensor:
+    """:func:`score_from_velocity` for a checked (batch,) tensor t: the sampling hot path."""
+    beta, dbeta, sigma2, sds = _coefficients(interpolant, t, x)
     return (beta * velocity - dbeta * x) / (dbeta * sigma2 - beta * sds)
 
 
 def _noise_scale(interpolant: Interpolant, t: Tensor, x: Tensor) -> Tensor:
-    """gamma(t), or alpha(t) for the one-sided interpolant whose noise is x0."""
-    sched = interpolant._alpha if interpolant.is_deterministic else interpolant._gamma
-    return _bcast(sched.value(t), x)
+    return _bcast(interpolant.noise_scale(t), x)
 
 
 def score_from_denoiser(

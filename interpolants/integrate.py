@@ -153,6 +153,12 @@ def rk_step(
     return x_new, err, ks
 
 
+def _check_output(k: Tensor, x: Tensor) -> None:
+    if not isinstance(k, Tensor) or k.shape != x.shape:
+        shape = tuple(k.shape) if isinstance(k, Tensor) else type(k).__name__
+        raise ValueError(f"the field returned shape {shape} for x of shape {tuple(x.shape)}")
+
+
 def _check_steps(steps: int) -> None:
     if not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be a positive integer, got {steps!r}")
@@ -166,13 +172,20 @@ def time_grid(t0: float, t1: float, steps: int) -> list[float]:
 
 def _fixed(field: Field, x: Tensor, t0: float, t1: float, steps: int, tab: Tableau) -> Solution:
     grid = time_grid(t0, t1, steps)
-    for ta, tb in pairwise(grid):
-        x = rk_step(field, ta, x, tb - ta, tab, t_next=tb)[0]
+    for i, (ta, tb) in enumerate(pairwise(grid)):
+        x, _, ks = rk_step(field, ta, x, tb - ta, tab, t_next=tb)
+        if i == 0:
+            _check_output(ks[0], x)
     return Solution(x=x, nfe=steps * len(tab.c), steps=steps)
 
 
 def _rms(u: Tensor) -> float:
     return float(u.square().mean().sqrt())
+
+
+def _worst_rms(u: Tensor) -> float:
+    """max over the batch of each sample's RMS: the step is judged by its worst sample."""
+    return float(u.flatten(1).square().mean(1).sqrt().max())
 
 
 def _adaptive(
@@ -185,7 +198,12 @@ def _adaptive(
     rtol: float,
     max_steps: int,
 ) -> Solution:
-    """Step-size control with the embedded error (Hairer, Norsett & Wanner, II.4)."""
+    """Step-size control with the embedded error (Hairer, Norsett & Wanner, II.4).
+
+    The error norm is each sample's RMS of err / (atol + rtol |x|), maximised over the batch,
+    so that every sample meets the tolerance whatever the batch size; the step factor is
+    0.9 e^(-1/q), q the order of the embedded pair's lower member plus one, within [0.2, 10].
+    """
     if atol <= 0 or rtol < 0:
         raise ValueError(
             f"atol must be positive and rtol non-negative, got atol={atol}, rtol={rtol}"
@@ -197,6 +215,7 @@ def _adaptive(
         return torch.full((n,), t, dtype=x.dtype, device=x.device)
 
     k1 = field(at(t0), x)
+    _check_output(k1, x)
     # initial step (Hairer, Norsett & Wanner, II.4, algorithm for h0)
     scale = atol + rtol * x.abs()
     d0, d1 = _rms(x / scale), _rms(k1 / scale)
@@ -219,16 +238,16 @@ def _adaptive(
         x_new, err, ks = rk_step(field, t, x, direction * h, tab, k1=k1, t_next=t_next)
         nfe += len(tab.c) - 1
         scale = atol + rtol * torch.maximum(x.abs(), x_new.abs())
-        e = _rms(err / scale)  # type: ignore[operator]
+        e = _worst_rms(err / scale)  # type: ignore[operator]
         if not math.isfinite(e):
             raise FloatingPointError(f"non-finite state or field at t={t:.6g} in dopri5")
         if e <= 1.0:
             t, x, k1 = t_next, x_new, ks[-1]
             accepted += 1
-            factor = 10.0 if e == 0 else min(10.0, 0.9 * e ** (-1 / (q + 1)))
+            factor = 10.0 if e == 0 else min(10.0, 0.9 * e ** (-1 / q))
         else:
             rejected += 1
-            factor = max(0.2, 0.9 * e ** (-1 / (q + 1)))
+            factor = max(0.2, 0.9 * e ** (-1 / q))
         h *= factor
     return Solution(x=x, nfe=nfe, steps=accepted, rejected=rejected)
 
@@ -327,6 +346,8 @@ def sdeint(
         h, sqrt_h = t_next - t, math.sqrt(abs(t_next - t))
         dw = sqrt_h * torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
         f0 = drift(at(t), x)
+        if i == 0:
+            _check_output(f0, x)
         g0 = math.sqrt(2 * eps(t))
         pred = x + h * f0 + g0 * dw
         nfe += 1
@@ -349,10 +370,11 @@ def _exact_div(out: Tensor, x: Tensor, create_graph: bool, chunk: int) -> Tensor
     """sum_i d out_i / d x_i by batched vector-Jacobian products with basis vectors."""
     n, d = x.shape[0], x[0].numel()
     div = torch.zeros(n, dtype=x.dtype, device=x.device)
-    eye = torch.eye(d, dtype=x.dtype, device=x.device)
     for start in range(0, d, chunk):
         idx = torch.arange(start, min(start + chunk, d), device=x.device)
-        basis = eye[idx][:, None, :].expand(len(idx), n, d).reshape(len(idx), *x.shape)
+        rows_e = torch.zeros(len(idx), d, dtype=x.dtype, device=x.device)
+        rows_e[torch.arange(len(idx), device=x.device), idx] = 1
+        basis = rows_e[:, None, :].expand(len(idx), n, d).reshape(len(idx), *x.shape)
         (rows,) = torch.autograd.grad(
             out, x, basis, retain_graph=True, create_graph=create_graph, is_grads_batched=True
         )
@@ -380,9 +402,10 @@ def divergence(
     """
     if method not in DIVERGENCES:
         raise ValueError(f"divergence must be one of {DIVERGENCES}, got {method!r}")
-    with torch.enable_grad():
+    with torch.inference_mode(False), torch.enable_grad():
         if not (create_graph and x.requires_grad):
-            x = x.detach().requires_grad_(True)
+            x = x.detach().clone().requires_grad_(True)
+            t = t.clone()
         out = field(t, x)
         if not out.requires_grad:  # the field does not depend on x
             div = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
@@ -435,6 +458,8 @@ def odeint_with_divergence(
     and held fixed along the path, so each sample's estimate is unbiased.
     """
     shape, n = x.shape, x.shape[0]
+    if not create_graph:  # no gradient flows to x: say so rather than return a wrong one
+        x = x.detach()
     noise = hutchinson_probe(x, probe, generator) if divergence_method == "hutchinson" else None
     if divergence_method not in DIVERGENCES:
         raise ValueError(f"divergence must be one of {DIVERGENCES}, got {divergence_method!r}")

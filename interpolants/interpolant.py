@@ -61,13 +61,13 @@ def _schedule_from_callable(f: Callable[[Tensor], Tensor], name: str) -> Schedul
         return out
 
     def deriv(t: Tensor) -> Tensor:
-        with torch.enable_grad():
-            tg = t.detach().requires_grad_(True)
+        with torch.inference_mode(False), torch.enable_grad():
+            tg = t.detach().clone().requires_grad_(True)
             y = value(tg)
             if not y.requires_grad:  # a constant
                 return torch.zeros_like(t)
-            (g,) = torch.autograd.grad(y.sum(), tg)
-        return g
+            (g,) = torch.autograd.grad(y.sum(), tg, allow_unused=True)
+        return torch.zeros_like(t) if g is None else g.detach()
 
     return Schedule(value, deriv)
 
@@ -83,7 +83,11 @@ def _linear() -> tuple[Schedule, Schedule]:
 
 
 def _trig() -> tuple[Schedule, Schedule]:
-    """alpha = cos(pi t / 2), beta = sin(pi t / 2) (2303.08797, trigonometric)."""
+    """alpha = cos(pi t / 2), beta = sin(pi t / 2) (2303.08797, trigonometric).
+
+    Kept as is for any gamma (the authors' code rescales both by sqrt(1 - gamma^2) when
+    gamma > 0; pass ``alpha=``/``beta=`` callables for that variant).
+    """
     alpha = Schedule(
         lambda t: torch.cos(_HALF_PI * t), lambda t: -_HALF_PI * torch.sin(_HALF_PI * t)
     )
@@ -96,6 +100,7 @@ def _gvp() -> tuple[Schedule, Schedule]:
 
     The one-sided form of this path is the score-based diffusion (VP) interpolant
     x_t = sqrt(1 - t^2) z + t x1 of 2303.08797; alpha' is singular at t = 1, alpha alpha' = -t.
+    (SiT, arXiv 2401.08740, calls cos/sin "GVP"; that path is "trig" here.)
     """
     alpha = Schedule(
         lambda t: torch.sqrt((1 - t * t).clamp_min(0)),
@@ -207,7 +212,8 @@ def _gamma_sinesquared(a: float) -> Schedule:
 def _gamma_sigmoid(a: float) -> Schedule:
     r"""gamma = a s(f) s(-f) with s the logistic function and f = 10 (t - 1/2): a bump at 1/2.
 
-    Shifted so that gamma(0) = gamma(1) = 0 exactly: gamma = a (h(t) - h(0)), h = s(f) s(-f).
+    Shifted so that gamma(0) = gamma(1) = 0 exactly: gamma = a (h(t) - h(0)), h = s(f) s(-f);
+    its peak is a (1/4 - h(0)) ~ 0.24 a. (This package's own smooth bump, not the authors'.)
     """
     k = 10.0
     h0 = math.exp(-0.5 * k) / (1 + math.exp(-0.5 * k)) ** 2
@@ -338,6 +344,17 @@ class Interpolant:
                     f"got {got[0]:.4g}, {got[1]:.4g}"
                 )
 
+    def noise_scale(self, t: Tensor) -> Tensor:
+        """The scale of the noise the denoiser predicts: gamma(t), or alpha(t) when gamma = 0
+        (the one-sided interpolant, whose noise is x0 ~ N(0, I)). t unchecked: internal use."""
+        return (self._alpha if self.is_deterministic else self._gamma).value(t)
+
+    def spec(self) -> dict[str, object]:
+        """The constructor arguments of a named interpolant: Interpolant(**spec) rebuilds it."""
+        if "custom" in (self.path, self.gamma_name):
+            raise ValueError("an interpolant built from callables has no spec and cannot be saved")
+        return {"path": self.path, "gamma": self.gamma_name, "a": self.a}
+
     @property
     def is_deterministic(self) -> bool:
         """True when gamma = 0: with a Gaussian x0 this is the one-sided interpolant."""
@@ -352,6 +369,10 @@ class Interpolant:
     # coefficient access: floats or tensors of t
     def _eval(self, f: Fn, t: Tensor | float) -> Tensor:
         tt = torch.as_tensor(t, dtype=t.dtype if isinstance(t, Tensor) else torch.float64)
+        if bool(((tt < 0) | (tt > 1)).any()):
+            raise ValueError(
+                f"t must lie in [0, 1], got values in [{tt.min():.4g}, {tt.max():.4g}]"
+            )
         return f(tt)
 
     def alpha(self, t: Tensor | float) -> Tensor:

@@ -66,6 +66,5 @@ def score_loss(
     gamma^{-1} blows up at the end points: sample t away from them (``sample_times(trim=...)``).
     """
     _check(score, sample, "score")
-    sched = interpolant._alpha if interpolant.is_deterministic else interpolant._gamma
-    scale = _bcast(sched.value(sample.t), sample.xt)
+    scale = _bcast(interpolant.noise_scale(sample.t), sample.xt)
     return _quadratic(score, -_noise(interpolant, sample) / scale, reduction)

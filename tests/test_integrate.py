@@ -118,15 +118,41 @@ def test_sde_ornstein_uhlenbeck_keeps_its_law(method):
     assert sol.nfe == (200 if method == "euler" else 399)
 
 
-def test_sde_weak_order_of_heun_beats_euler():
-    # the mean of an OU process from a point mass: E X_1 = x0 exp(-1), exact regardless of noise
+def test_sde_schemes_have_their_discrete_means():
+    # dX = -X dt + dW from x0 = 2: the scheme means are exactly x0 (1-h)^N (Euler-Maruyama) and
+    # x0 (1-h+h^2/2)^(N-1) (1-h) (stochastic Heun, whose last step is Euler-Maruyama); the
+    # sample means must agree with those within error bars, and Heun's is closer to x0 e^-1.
+    n, steps, h, x0 = 20_000, 10, 0.1, 2.0
+    want = {
+        "euler": x0 * (1 - h) ** steps,
+        "heun": x0 * (1 - h + h * h / 2) ** (steps - 1) * (1 - h),
+    }
+    assert abs(want["heun"] - x0 * math.exp(-1)) < abs(want["euler"] - x0 * math.exp(-1)) / 5
     g = torch.Generator().manual_seed(1)
-    x0 = torch.full((20_000, 1), 2.0, dtype=D)
-    errs = {}
-    for method in ("euler", "heun"):
-        sol = ig.sdeint(lambda t, x: -x, 0.5, x0, 0.0, 1.0, steps=10, method=method, generator=g)
-        errs[method] = abs(float(sol.x.mean()) - 2 * math.exp(-1))
-    assert errs["heun"] < errs["euler"] / 5
+    for method, mean in want.items():
+        start = torch.full((n, 1), x0, dtype=D)
+        x = ig.sdeint(lambda t, x: -x, 0.5, start, steps=steps, method=method, generator=g).x
+        assert abs(float(x.mean()) - mean) < 4 * float(x.std()) / math.sqrt(n)
+
+
+def test_dopri5_backward_and_wrong_field_shape():
+    x0 = torch.tensor([[0.5], [-0.8]], dtype=D)
+    fwd = ig.odeint(field, x0, 0.0, 1.0, solver="dopri5", atol=1e-9, rtol=1e-9)
+    back = ig.odeint(field, fwd.x, 1.0, 0.0, solver="dopri5", atol=1e-9, rtol=1e-9)
+    torch.testing.assert_close(back.x, x0, atol=1e-7, rtol=0)
+    for solver in ("heun", "dopri5"):
+        with pytest.raises(ValueError, match="field returned shape"):
+            ig.odeint(lambda t, x: x[:, :1], torch.zeros(3, 2), solver=solver)
+
+
+def test_divergence_under_inference_mode():
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(4, 4).double()
+    x, t = torch.randn(3, 4, dtype=D), torch.zeros(3, dtype=D)
+    want = torch.trace(lin.weight).expand(3)
+    with torch.inference_mode():
+        _, div = ig.divergence(lambda t, x: lin(x), t, x)
+    torch.testing.assert_close(div, want)
 
 
 def mlp(d):

@@ -69,6 +69,10 @@ def test_custom_callables_autograd_derivatives():
     torch.testing.assert_close(I.dbeta(t), 2 * t)
     torch.testing.assert_close(I.dgamma(t), 1 - 2 * t)
     assert I.path == "custom" and I.gamma_name == "custom"
+    with torch.inference_mode():  # derivatives by autograd still work there
+        torch.testing.assert_close(I.dalpha(t), -2 * t)
+        s = I.sample(torch.zeros(2, 1), torch.ones(2, 1), 0.5, z=torch.zeros(2, 1))
+        torch.testing.assert_close(s.dxt, torch.ones(2, 1))
 
 
 def test_custom_callables_must_meet_boundary_conditions():
@@ -99,6 +103,8 @@ def test_bad_input_names_the_argument():
         I.sample(x, x, 0.5, z=torch.randn(4, 3))
     with pytest.raises(ValueError, match="trim"):
         si.sample_times(4, trim=0.7)
+    with pytest.raises(ValueError, match="t must lie in"):
+        I.alpha(1.5)
 
 
 def test_antithetic_pairs_and_time_sampling():
