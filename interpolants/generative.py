@@ -9,19 +9,25 @@ along the ODE run backward from X_1 = x.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from .distributions import Distribution, StandardNormal, as_distribution, is_standard_normal
-from .fields import score_from_denoiser, score_from_velocity
+from .fields import _score_from_velocity, score_from_denoiser, score_from_velocity
 from .integrate import Diffusion, Solution, odeint, odeint_with_divergence, sdeint
 from .interpolant import Interpolant
 
-__all__ = ["GenerativeModel"]
+__all__ = ["GenerativeModel", "load"]
 
 Field = Callable[[Tensor, Tensor], Tensor]
+
+SCORE_T_GAP = 1e-3
+"""A score derived from the velocity is singular at t = 1 (and one from a denoiser at t = 0
+and 1); the SDE evaluates it at min(t, 1 - SCORE_T_GAP) (resp. clamped to
+[SCORE_T_GAP, 1 - SCORE_T_GAP]), the velocity itself at t."""
 
 
 def _module_dtype_device(*fns: object) -> tuple[torch.dtype, torch.device] | None:
@@ -97,6 +103,11 @@ class GenerativeModel:
         if self._score is not None:
             return self._score(t, x)
         if self.denoiser is not None:
+            if self.interpolant.is_deterministic and not self._base_is_standard():
+                raise ValueError(
+                    "with gamma = 0 the denoiser gives the score only for a standard Gaussian "
+                    "base (s = -eta / alpha); pass score= or use gamma > 0"
+                )
             return score_from_denoiser(self.interpolant, t, x, self.denoiser(t, x))
         if self._base_is_standard():
             return score_from_velocity(self.interpolant, t, x, self.velocity(t, x))
@@ -108,6 +119,16 @@ class GenerativeModel:
     def _drift(self, eps: Diffusion, sign: float) -> Field:
         """b + sign * eps(t) s: the forward (sign = +1) or backward (-1) SDE drift."""
         derived = self._score is None and self.denoiser is None
+        if (
+            self._score is None
+            and self.denoiser is not None
+            and self.interpolant.is_deterministic
+            and not self._base_is_standard()
+        ):
+            raise ValueError(
+                "with gamma = 0 the denoiser gives the score only for a standard Gaussian "
+                "base (s = -eta / alpha); pass score= or use gamma > 0"
+            )
         if derived and not self._base_is_standard():
             raise ValueError(
                 "diffusion > 0 needs a score: pass score= or denoiser=, or use a standard "
@@ -115,14 +136,19 @@ class GenerativeModel:
             )
         if derived and self.interpolant.path == "encdec":
             raise ValueError(
-                "diffusion > 0 needs a score: with the encdec path beta = beta' = 0 at t = 1/2 and "
-                "the score does not follow from the velocity; pass score= or denoiser="
+                "diffusion > 0 needs a score: with the encdec path beta = beta' = 0 on [0, 1/2] "
+                "and the score does not follow from the velocity; pass score= or denoiser="
             )
 
         def drift(t: Tensor, x: Tensor) -> Tensor:
             e = eps(t[0]) if callable(eps) else eps
             b = self.velocity(t, x)  # one velocity evaluation serves both terms when derived
-            s = score_from_velocity(self.interpolant, t, x, b) if derived else self.score(t, x)
+            if derived:  # singular at t = 1 (sigma = 0): evaluated at min(t, 1 - SCORE_T_GAP)
+                s = _score_from_velocity(self.interpolant, t.clamp(max=1 - SCORE_T_GAP), x, b)
+            elif self._score is not None:
+                s = self._score(t, x)
+            else:  # -eta / gamma is singular where gamma = 0, at both ends
+                s = self.score(t.clamp(SCORE_T_GAP, 1 - SCORE_T_GAP), x)
             return b + (sign * e) * s
 
         return drift
@@ -289,6 +315,28 @@ class GenerativeModel:
         )  # fmt: skip
         return sol.x, base_lp - sol.divergence_integral
 
+    def save(self, path: str | Path) -> None:
+        """Write the interpolant, the field modules and the base to ``path`` (atomically).
+
+        The fields must be ``nn.Module`` objects (learned networks or modules of a user's).
+        """
+        modules = {"velocity": self.velocity, "score": self._score, "denoiser": self.denoiser}
+        for name, fn in modules.items():
+            if fn is not None and not isinstance(fn, nn.Module):
+                raise TypeError(f"{name} is a plain callable; only nn.Module fields can be saved")
+        from .train import save_checkpoint
+
+        save_checkpoint(
+            path,
+            {
+                "format": "interpolants.GenerativeModel/1",
+                "interpolant": self.interpolant.spec(),
+                "fields": modules,
+                "base": self.base if self._base_given else None,
+                "event_shape": tuple(self.base.event_shape) if self.base is not None else None,
+            },
+        )
+
     def __repr__(self) -> str:
         fields: list[Any] = ["velocity"]
         if self._score is not None:
@@ -297,3 +345,33 @@ class GenerativeModel:
             fields.append("denoiser")
         base = type(self.base).__name__
         return f"GenerativeModel({self.interpolant!r}, fields={fields}, base={base})"
+
+
+def load(path: str | Path) -> GenerativeModel:
+    """Read a model written by :meth:`GenerativeModel.save` or a training run's checkpoint.
+
+    ``path`` may be a run folder (its ``checkpoint.pt`` is read, with the EMA fields).
+    """
+    from .train import load_checkpoint
+
+    path = Path(path)
+    if path.is_dir():
+        path = path / "checkpoint.pt"
+    state = load_checkpoint(path)
+    if not isinstance(state, dict):
+        raise ValueError(f"{path} is not an interpolants model file")
+    if state.get("format") == "interpolants.GenerativeModel/1":
+        f = state["fields"]
+        return GenerativeModel(
+            Interpolant(**state["interpolant"]), f["velocity"], score=f["score"],
+            base=state["base"], denoiser=f["denoiser"], event_shape=state["event_shape"],
+        )  # fmt: skip
+    if "modules" in state and "interpolant" in state:
+        m = state["modules"]
+        if "velocity" not in m:
+            raise ValueError(f"{path} holds no velocity field")
+        return GenerativeModel(
+            Interpolant(**state["interpolant"]), m["velocity"], score=m.get("score"),
+            base=state["base"], denoiser=m.get("denoiser"),
+        )  # fmt: skip
+    raise ValueError(f"{path} is not an interpolants model file or checkpoint")
