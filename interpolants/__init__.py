@@ -9,10 +9,11 @@ from .fields import (
     score_from_velocity,
     velocity_from_score,
 )
-from .generative import GenerativeModel
+from .generative import GenerativeModel, load
 from .integrate import odeint, sdeint
 from .interpolant import Interpolant, InterpolantSample, sample_times
 from .losses import denoiser_loss, score_loss, velocity_loss
+from .train import fit
 
 __version__ = "0.1.0"
 
@@ -27,7 +28,9 @@ __all__ = [
     "denoiser_loss",
     "distributions",
     "fields",
+    "fit",
     "integrate",
+    "load",
     "losses",
     "odeint",
     "sample_times",

@@ -1,0 +1,131 @@
+"""Data sets for generative modelling (BENCHMARKS.md); generated here or shipped with sklearn.
+
+``load(name, n=..., split="train", seed=...)`` returns a float32 tensor (n, *event). The 2D toys
+are drawn fresh from their definitions; ``digits`` is the fixed split of sklearn's 8x8 digits.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from .distributions import GaussianMixture
+
+__all__ = ["DATASETS", "digits", "gmm_data_distribution", "load", "true_nll"]
+
+
+def checkerboard(n: int, g: torch.Generator) -> Tensor:
+    """Uniform on the 8 dark squares (i + j even) of a 4x4 board on [-4, 4]^2: NLL = log 32."""
+    cell = torch.randint(0, 8, (n,), generator=g)
+    row = cell // 2
+    col = 2 * (cell % 2) + (row % 2)
+    corner = torch.stack([col, row], 1).float() * 2 - 4
+    return corner + 2 * torch.rand(n, 2, generator=g)
+
+
+def moons(n: int, g: torch.Generator) -> Tensor:
+    """Two interleaved half circles (radius 1, centres (0, 0), (1, 0.5)), noise 0.1, scaled x2."""
+    upper = torch.rand(n, generator=g) < 0.5
+    angle = math.pi * torch.rand(n, generator=g)
+    x = torch.where(upper, angle.cos(), 1 - angle.cos())
+    y = torch.where(upper, angle.sin(), 0.5 - angle.sin())
+    pts = torch.stack([x - 0.5, y - 0.25], 1) + 0.1 * torch.randn(n, 2, generator=g)
+    return 2 * pts
+
+
+def eight_gaussians(n: int, g: torch.Generator) -> Tensor:
+    """Eight equal Gaussians (std 0.5) at radius 2 sqrt 2 on the unit directions k pi / 4."""
+    k = torch.randint(0, 8, (n,), generator=g).float() * (math.pi / 4)
+    centres = 2 * math.sqrt(2) * torch.stack([k.cos(), k.sin()], 1)
+    return centres + 0.5 * torch.randn(n, 2, generator=g)
+
+
+def spirals(n: int, g: torch.Generator) -> Tensor:
+    """Two Archimedean spiral arms r = theta, theta in [0, 3 pi], noise 0.1, scaled to ~[-4, 4]."""
+    theta = 3 * math.pi * torch.rand(n, generator=g).sqrt()
+    arm = torch.where(torch.rand(n, generator=g) < 0.5, 1.0, -1.0)
+    pts = arm[:, None] * theta[:, None] * torch.stack([theta.cos(), theta.sin()], 1)
+    return pts / 2.5 + 0.1 * torch.randn(n, 2, generator=g)
+
+
+def pinwheel(n: int, g: torch.Generator, arms: int = 5) -> Tensor:
+    """Five curved arms: radial N(1, 0.3^2), tangential N(0, 0.05^2), twisted by exp(radius)."""
+    k = torch.randint(0, arms, (n,), generator=g).float() * (2 * math.pi / arms)
+    r = 1 + 0.3 * torch.randn(n, generator=g)
+    s = 0.05 * torch.randn(n, generator=g)
+    angle = k + 0.25 * r.exp()
+    c, si = angle.cos(), angle.sin()
+    return 2 * torch.stack([c * r - si * s, si * r + c * s], 1)
+
+
+def gmm_data_distribution() -> GaussianMixture:
+    """The known mixture behind ``gmm-data``: 4 unequal 2D components, so NLL = its entropy."""
+    means = torch.tensor([[-2.0, -2.0], [2.0, -1.0], [0.0, 2.5], [2.5, 2.5]])
+    stds = torch.tensor([[0.5, 0.8], [0.7, 0.4], [1.0, 0.5], [0.3, 0.3]])
+    return GaussianMixture(means, stds, torch.tensor([0.4, 0.3, 0.2, 0.1]))
+
+
+def gmm_data(n: int, g: torch.Generator) -> Tensor:
+    return gmm_data_distribution().sample(n, g)
+
+
+DIGITS_TRAIN = 1400
+
+
+def digits(
+    split: str = "train", dequantize: bool = True, g: torch.Generator | None = None
+) -> Tensor:
+    """sklearn's 8x8 digits as (n, 1, 8, 8) in [0, 1]: a fixed permutation (seed 0) into 1400 train
+    and 397 test images; grey levels v in {0..16} map to (v + u) / 17, u ~ U(0, 1) (uniform
+    dequantisation), or to (v + 1/2) / 17 when ``dequantize`` is False."""
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError as err:  # pragma: no cover - depends on the install
+        raise ValueError(
+            "the digits data set needs scikit-learn: pip install scikit-learn"
+        ) from err
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    images = torch.tensor(load_digits().images, dtype=torch.float32)  # (1797, 8, 8), values 0..16
+    perm = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))
+    idx = perm[:DIGITS_TRAIN] if split == "train" else perm[DIGITS_TRAIN:]
+    v = images[idx][:, None]
+    u = torch.rand(v.shape, generator=g) if dequantize else torch.full_like(v, 0.5)
+    return (v + u) / 17
+
+
+TOYS = {
+    "checkerboard": checkerboard,
+    "moons": moons,
+    "8gaussians": eight_gaussians,
+    "spirals": spirals,
+    "pinwheel": pinwheel,
+    "gmm-data": gmm_data,
+}
+DATASETS = (*TOYS, "digits")
+
+
+def load(name: str, n: int = 100_000, split: str = "train", seed: int | None = None) -> Tensor:
+    """n samples of data set ``name`` (float32). Toys: the train and test splits use different
+    default seeds (0 and 1). ``digits``: the fixed split dequantised with ``seed``; n ignored."""
+    if name not in DATASETS:
+        raise ValueError(f"unknown data set {name!r}; known: {', '.join(DATASETS)}")
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    if seed is None:
+        seed = 0 if split == "train" else 1
+    g = torch.Generator().manual_seed(seed)
+    if name == "digits":
+        return digits(split, g=g)
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive integer, got {n!r}")
+    return TOYS[name](n, g)
+
+
+def true_nll(name: str) -> float | None:
+    """The true mean NLL (nats) where it is known in closed form."""
+    if name == "checkerboard":
+        return math.log(32)
+    return None

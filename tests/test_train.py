@@ -1,0 +1,171 @@
+import json
+
+import pytest
+import torch
+
+import interpolants as si
+from interpolants.cli import main
+from interpolants.nn import MLPField
+
+M = torch.tensor([1.0, -2.0])
+S = torch.tensor([0.5, 1.5])
+
+
+def gaussian_data(n=20_000):
+    return M + S * torch.randn(n, 2, generator=torch.Generator().manual_seed(0))
+
+
+def test_fit_recovers_the_closed_form_velocity():
+    I = si.Interpolant("linear")
+    model = si.fit(
+        gaussian_data(), interpolant=I, steps=1200, batch_size=512, lr=3e-3, seed=0,
+        net=MLPField(2, width=64, depth=3), warmup=50,
+    )  # fmt: skip
+    exact = si.GaussianMixtureFields(
+        I,
+        si.GaussianMixture(torch.zeros(1, 2), torch.ones(1, 2)),
+        si.GaussianMixture(M[None], S[None]),
+    )
+    x = exact.target.sample(2000, torch.Generator().manual_seed(1))
+    for t in (0.1, 0.5, 0.9):
+        # points drawn from rho_t, where the loss weighs the field
+        tt = torch.full((2000,), t)
+        xt = (1 - t) * torch.randn(2000, 2, generator=torch.Generator().manual_seed(2)) + t * x
+        with torch.no_grad():
+            err = (model.velocity(tt, xt) - exact.velocity(tt, xt)).norm(dim=1).mean()
+        scale = exact.velocity(tt, xt).norm(dim=1).mean()
+        assert float(err / scale) < 0.15, (t, float(err / scale))
+
+
+class Flaky(torch.utils.data.Dataset):
+    """A data set whose reads fail after a number of items: a crash in the middle of a run."""
+
+    def __init__(self, data, fail_after=None):
+        self.data, self.fail_after, self.reads = data, fail_after, 0
+
+    def __len__(self):
+        return len(self.data)
+
+    def __getitem__(self, i):
+        self.reads += 1
+        if self.fail_after is not None and self.reads > self.fail_after:
+            raise RuntimeError("simulated crash")
+        return self.data[i]
+
+
+def small_fit(data, out, **kw):
+    return si.fit(
+        data, steps=30, batch_size=16, seed=3, out=out, checkpoint_every=10, log_every=5,
+        net_options={"width": 16, "depth": 2}, **kw,
+    )  # fmt: skip
+
+
+def test_resume_reproduces_an_uninterrupted_run(tmp_path):
+    data = gaussian_data(500)
+    whole = small_fit(Flaky(data), tmp_path / "whole")
+    with pytest.raises(RuntimeError, match="simulated crash"):  # dies during step 25
+        small_fit(Flaky(data, fail_after=2 + 16 * 25), tmp_path / "crashed")
+    assert (
+        json.loads((tmp_path / "crashed/metrics.jsonl").read_text().splitlines()[-1])["step"] == 25
+    )
+    resumed = small_fit(Flaky(data), tmp_path / "crashed", resume=True)
+    for a, b in zip(whole.velocity.parameters(), resumed.velocity.parameters(), strict=True):
+        assert torch.equal(a, b)
+    rows = lambda p: [json.loads(r) for r in (p / "metrics.jsonl").read_text().splitlines()]  # noqa: E731
+    whole_rows, resumed_rows = rows(tmp_path / "whole"), rows(tmp_path / "crashed")
+    assert [r["step"] for r in resumed_rows] == [5, 10, 15, 20, 25, 30]
+    assert [r["loss"] for r in resumed_rows] == [r["loss"] for r in whole_rows]
+
+
+def test_resume_refuses_another_config_and_corrupt_files(tmp_path):
+    small_fit(gaussian_data(200), tmp_path / "run")
+    with pytest.raises(ValueError, match=r"lr: checkpoint 0\.001, now 0\.01"):
+        small_fit(gaussian_data(200), tmp_path / "run", resume=True, lr=0.01)
+    (tmp_path / "run/checkpoint.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="corrupt"):
+        small_fit(gaussian_data(200), tmp_path / "run", resume=True)
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+    data = gaussian_data(200)
+    small_fit(data, tmp_path / "run")
+    before = (tmp_path / "run/checkpoint.pt").read_bytes()
+    bad = data.clone()
+    bad[:] = float("nan")
+    with pytest.raises(FloatingPointError, match="loss is nan at step 0"):
+        small_fit(bad, tmp_path / "run")
+    assert (tmp_path / "run/checkpoint.pt").read_bytes() == before
+
+
+def test_save_load_round_trip(tmp_path):
+    model = small_fit(gaussian_data(200), None, fields=("velocity", "score"))
+    model.save(tmp_path / "model.pt")
+    again = si.load(tmp_path / "model.pt")
+    for kw in ({}, {"diffusion": 0.5}):
+        a = model.sample(8, steps=5, generator=torch.Generator().manual_seed(0), **kw)
+        b = again.sample(8, steps=5, generator=torch.Generator().manual_seed(0), **kw)
+        assert torch.equal(a, b)
+    with pytest.raises(ValueError, match="not an interpolants model"):
+        torch.save({"x": 1}, tmp_path / "other.pt")
+        si.load(tmp_path / "other.pt")
+
+
+def test_bad_fit_input():
+    with pytest.raises(ValueError, match="base events"):
+        si.fit(gaussian_data(100), base=torch.randn(50, 3), steps=1)
+    with pytest.raises(TypeError, match="unknown fit option"):
+        si.fit(gaussian_data(100), steps=1, warmpu=3)
+    with pytest.raises(ValueError, match="fields"):
+        si.fit(gaussian_data(100), steps=1, fields=("drift",))
+    with pytest.raises(ValueError, match="data must have shape"):
+        si.fit(torch.randn(100), steps=1)
+
+
+TINY = """
+data: {name: moons, n: 2000}
+steps: 20
+batch_size: 64
+checkpoint_every: 10
+log_every: 5
+net: {width: 16, depth: 2}
+eval: {n: 300, steps: 8, solver: heun, nll_points: 50}
+"""
+
+
+def test_cli_train_generate_evaluate(tmp_path, capsys):
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(TINY)
+    run = tmp_path / "run"
+    assert main(["train", str(cfg), "--out", str(run), "--quiet"]) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert {"test_nll", "sliced_w2", "sliced_w2_floor", "mmd2", "mmd2_floor"} <= set(metrics)
+    for png in ("loss.png", "samples.png", "density.png"):
+        assert (run / png).stat().st_size > 5_000
+    assert (
+        main(["generate", str(run), "-n", "50", "--steps", "4", "--out", str(tmp_path / "x.pt")])
+        == 0
+    )
+    assert torch.load(tmp_path / "x.pt").shape == (50, 2)
+    assert main(["evaluate", str(run), "--steps", "4"]) == 0
+    assert "sliced_w2" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("data: nowhere\n", "unknown data set 'nowhere'"),
+        ("data: moons\nstesp: 3\n", "unknown key(s) ['stesp']"),
+        ("data: [moons\n", "malformed YAML at line"),
+    ],
+)
+def test_cli_bad_config_is_one_line(tmp_path, capsys, text, message):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(text)
+    assert main(["train", str(cfg), "--out", str(tmp_path / "r"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+
+
+def test_cli_generate_needs_a_run(tmp_path, capsys):
+    assert main(["generate", str(tmp_path)]) == 2
+    assert "not a training run" in capsys.readouterr().err
