@@ -56,6 +56,9 @@ class TrainConfig:
     checkpoint_every: int = 1000
     device: str = "cpu"
     net_options: dict[str, Any] = field(default_factory=dict)  # of the default network
+    objective: str = "interpolant"  # or "max_likelihood": the baseline, through the ODE
+    ml_ode_steps: int = 10  # Heun steps of the likelihood ODE (max_likelihood only)
+    ml_divergence: str = "hutchinson"  # or "exact" (max_likelihood only)
 
     def check(self) -> None:
         for name in ("steps", "batch_size", "log_every", "checkpoint_every"):
@@ -66,6 +69,14 @@ class TrainConfig:
             raise ValueError(f"lr must be positive, got {self.lr!r}")
         if not 0 <= self.ema < 1:
             raise ValueError(f"ema must lie in [0, 1), got {self.ema!r}")
+        if self.objective not in ("interpolant", "max_likelihood"):
+            raise ValueError(
+                f"objective must be 'interpolant' or 'max_likelihood', got {self.objective!r}"
+            )
+        if self.objective == "max_likelihood" and tuple(self.fields) != ("velocity",):
+            raise ValueError(
+                "objective 'max_likelihood' trains the velocity alone: fields=('velocity',)"
+            )
         if self.schedule not in ("cosine", "constant"):
             raise ValueError(f"schedule must be 'cosine' or 'constant', got {self.schedule!r}")
         bad = [f for f in self.fields if f not in FIELDS]
@@ -170,6 +181,7 @@ def _loss(
     config: TrainConfig,
     g: torch.Generator,
     world: tuple[int, int] = (1, 0),
+    base: Any = None,
 ) -> Tensor:
     """The summed field objectives on this process's share of the batch.
 
@@ -181,6 +193,8 @@ def _loss(
     )
     s = I.sample(x0, x1, t, generator=g, antithetic=bool(config.antithetic))
     size, rank = world
+    if config.objective == "max_likelihood":
+        return _max_likelihood_loss(nets["velocity"], I, x1[rank::size], base, config, g)
     if size > 1:
         s = InterpolantSample(*(getattr(s, f.name)[rank::size] for f in dataclasses.fields(s)))
     total = x0.new_zeros(())
@@ -193,6 +207,27 @@ def _loss(
         else:
             total = total + denoiser_loss(pred, s, I)
     return total
+
+
+def _max_likelihood_loss(
+    velocity: nn.Module,
+    I: Interpolant,
+    x1: Tensor,
+    base: Any,
+    config: TrainConfig,
+    g: torch.Generator,
+) -> Tensor:
+    r"""-E log rho_1(x1) of the continuous flow dX = b dt, differentiated through the ODE solver
+    (the maximum-likelihood baseline: FFJORD, arXiv 1810.01367; "max entropy" in MISSION.md)."""
+    model = GenerativeModel(I, velocity, base=base)
+    logp = model.log_prob(
+        x1,
+        divergence=config.ml_divergence,
+        steps=config.ml_ode_steps,
+        generator=g,
+        create_graph=True,
+    )
+    return -logp.mean()
 
 
 def fit(
@@ -299,7 +334,7 @@ def fit(
     for step in range(start, config.steps):
         x1 = draw_x1(config.batch_size, gen).to(device)
         x0 = base_dist.sample(config.batch_size, gen).to(device)
-        loss = _loss(train_nets, I, x0, x1, config, gen, world)
+        loss = _loss(train_nets, I, x0, x1, config, gen, world, base_dist)
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"loss is {float(loss.detach())} at step {step}; "

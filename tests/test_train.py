@@ -169,3 +169,17 @@ def test_cli_bad_config_is_one_line(tmp_path, capsys, text, message):
 def test_cli_generate_needs_a_run(tmp_path, capsys):
     assert main(["generate", str(tmp_path)]) == 2
     assert "not a training run" in capsys.readouterr().err
+
+
+def test_max_likelihood_baseline_reaches_the_true_nll():
+    data = gaussian_data(5000)
+    test = M + S * torch.randn(500, 2, generator=torch.Generator().manual_seed(1))
+    true_nll = float(-torch.distributions.Normal(M, S).log_prob(test).sum(1).mean())
+    model = si.fit(
+        data, steps=150, batch_size=256, lr=3e-3, warmup=10, seed=0, ema=0.9,
+        objective="max_likelihood", net=MLPField(2, 32, 2),
+    )  # fmt: skip
+    nll = float(-model.log_prob(test, steps=20).mean())
+    assert abs(nll - true_nll) < 0.1, (nll, true_nll)
+    with pytest.raises(ValueError, match="velocity alone"):
+        si.fit(data, steps=1, objective="max_likelihood", fields=("velocity", "score"))
