@@ -1,6 +1,6 @@
 """interpolants: dynamical measure transport with stochastic interpolants."""
 
-from . import distributions, fields, integrate, losses, targets
+from . import data, distributions, fields, integrate, losses, metrics, nn, targets
 from .distributions import GaussianMixture, StandardNormal
 from .fields import (
     GaussianMixtureFields,
@@ -24,6 +24,7 @@ __all__ = [
     "Interpolant",
     "InterpolantSample",
     "StandardNormal",
+    "data",
     "denoiser_from_score",
     "denoiser_loss",
     "distributions",
@@ -32,6 +33,8 @@ __all__ = [
     "integrate",
     "load",
     "losses",
+    "metrics",
+    "nn",
     "odeint",
     "sample_times",
     "score_from_denoiser",
