@@ -1,6 +1,6 @@
 """interpolants: dynamical measure transport with stochastic interpolants."""
 
-from . import data, distributions, fields, integrate, losses, metrics, nn, targets
+from . import data, distributions, fields, integrate, losses, metrics, nn, samplers, targets
 from .distributions import GaussianMixture, StandardNormal
 from .fields import (
     GaussianMixtureFields,
@@ -13,6 +13,7 @@ from .generative import GenerativeModel, load
 from .integrate import odeint, sdeint
 from .interpolant import Interpolant, InterpolantSample, sample_times
 from .losses import denoiser_loss, score_loss, velocity_loss
+from .samplers import SampleResult, sample
 from .train import fit
 
 __version__ = "0.1.0"
@@ -23,6 +24,7 @@ __all__ = [
     "GenerativeModel",
     "Interpolant",
     "InterpolantSample",
+    "SampleResult",
     "StandardNormal",
     "data",
     "denoiser_from_score",
@@ -36,7 +38,9 @@ __all__ = [
     "metrics",
     "nn",
     "odeint",
+    "sample",
     "sample_times",
+    "samplers",
     "score_from_denoiser",
     "score_from_velocity",
     "score_loss",

@@ -1,0 +1,59 @@
+r"""Samplers for unnormalised targets rho* = exp(log_prob) / Z: MCMC, AIS and SMC.
+
+``sample(target, method=..., n=..., seed=..., init=None, **options)`` is the entry point
+(methods "mala", "hmc", "ais", "smc"; more with :func:`register_method`). The kernels
+underneath are BlackJAX-style: ``kernel = mala(log_density, step_size)`` or
+``hmc(log_density, step_size, inverse_mass_matrix, num_steps)``, then
+``state = kernel.init(x)`` and ``state, info = kernel.step(generator, state)``.
+"""
+
+from . import diagnostics
+from .adaptation import (
+    dual_averaging_init,
+    dual_averaging_update,
+    find_reasonable_step_size,
+    warmup_schedule,
+    window_adaptation,
+)
+from .ais import (
+    AnnealedDensity,
+    next_temperature,
+    run_ais,
+    run_smc,
+    systematic_resample,
+    temperature_schedule,
+)
+from .api import METHODS, register_method, run_hmc, run_mala, sample
+from .hmc import CountedDensity, Evaluation, GaussianMetric, Info, Kernel, State, hmc, leapfrog
+from .mala import mala
+from .result import SampleResult
+
+__all__ = [
+    "METHODS",
+    "AnnealedDensity",
+    "CountedDensity",
+    "Evaluation",
+    "GaussianMetric",
+    "Info",
+    "Kernel",
+    "SampleResult",
+    "State",
+    "diagnostics",
+    "dual_averaging_init",
+    "dual_averaging_update",
+    "find_reasonable_step_size",
+    "hmc",
+    "leapfrog",
+    "mala",
+    "next_temperature",
+    "register_method",
+    "run_ais",
+    "run_hmc",
+    "run_mala",
+    "run_smc",
+    "sample",
+    "systematic_resample",
+    "temperature_schedule",
+    "warmup_schedule",
+    "window_adaptation",
+]

@@ -1,0 +1,548 @@
+r"""Annealed importance sampling and sequential Monte Carlo between a base and the target.
+
+Both move walkers through the path U_beta = (1 - beta) U_0 + beta U_1, i.e.
+log pi_beta = (1 - beta) log p_0 + beta log rho*, from the base p_0 = exp(-U_0)
+(``target.base`` by default) at beta = 0 to the unnormalised target rho* = exp(-U_1) at
+beta = 1, over temperatures 0 = beta_0 < beta_1 < ... < beta_K = 1. At level k every walker
+gets the Jarzynski / Neal weight increment
+
+    log w += -(U_{beta_k} - U_{beta_{k-1}})(x) = (beta_k - beta_{k-1}) (log rho* - log p_0)(x)
+
+at its current position x, then makes ``moves`` MALA or HMC steps that leave pi_{beta_k}
+invariant. Then Z = E[w] and log Z_hat = log mean exp(log w). Step size and preconditioner
+of the moves are re-tuned at every level from the acceptance rate and the walkers' spread;
+the kernels stay exact for their level, so the weights, which use only the annealed
+densities, stay unbiased.
+
+AIS (:func:`run_ais`): a fixed schedule of K levels, no resampling. Its standard error is
+the delta method over the independent walkers: se(log Z_hat) = sqrt(var(w) / n) / mean(w)
+(:func:`~.diagnostics.log_Z_from_weights`).
+
+SMC (:func:`run_smc`): the n walkers are split into R = ``batches`` independent runs of
+m = n / R walkers, made one after the other. Within a run the walkers are resampled
+(systematic resampling) whenever ESS / m falls below ``resample_threshold``, and
+log Z_hat_r accumulates log mean exp(log w) at every resampling and at the end. With
+adaptive tempering the next beta is found by bisection so that the conditional ESS (Zhou,
+Johansen & Aston) of the incremental weights, CESS = (sum_i W_i v_i)^2 / sum_i W_i v_i^2
+with v_i = exp((beta' - beta) ell_i), ell = log rho* - log p_0, equals ``cess``. By default
+(``pilot=True``) the temperatures, step sizes and preconditioners are found by one extra
+pilot run, discarded, and then followed as a fixed design by all R runs, so that each
+Z_hat_r is unbiased and the runs are independent. The estimate is Z_hat = mean_r Z_hat_r
+and its standard error the delta method over the R runs,
+se(log Z_hat) = sd(Z_hat_r) / (sqrt(R) mean(Z_hat_r)), an estimate with R - 1 degrees of
+freedom (z-scores made with it follow Student's t rather than the normal law).
+
+References:
+    R. M. Neal, Annealed importance sampling, Statistics and Computing 11 (2001) 125-139,
+    arXiv:physics/9803008.
+    C. Jarzynski, Nonequilibrium equality for free energy differences, PRL 78 (1997) 2690,
+    arXiv:cond-mat/9610209.
+    P. Del Moral, A. Doucet, A. Jasra, Sequential Monte Carlo samplers, J. R. Stat. Soc. B 68
+    (2006) 411-436, arXiv:cond-mat/0212648.
+    Y. Zhou, A. M. Johansen, J. A. D. Aston, Toward automatic model comparison: an adaptive
+    sequential Monte Carlo approach, JCGS 25 (2016) 701-726, arXiv:1303.3123.
+    R. Douc, O. Cappe, E. Moulines, Comparison of resampling schemes for particle filtering
+    (2005), arXiv:cs/0507025 (systematic resampling).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor
+
+from ..distributions import DiagonalNormal
+from .adaptation import find_reasonable_step_size
+from .diagnostics import ess_of_weights, log_mean_exp, log_Z_from_weights
+from .hmc import (
+    CountedDensity,
+    Evaluation,
+    GaussianMetric,
+    Kernel,
+    LogDensity,
+    State,
+    _rand,
+    check_fraction,
+    check_initial,
+    check_int,
+    hmc,
+    make_generator,
+    progress_bar,
+)
+from .mala import mala
+from .result import SampleResult
+
+__all__ = [
+    "AnnealedDensity",
+    "next_temperature",
+    "run_ais",
+    "run_smc",
+    "systematic_resample",
+    "temperature_schedule",
+]
+
+SCHEDULES = ("linear", "geometric", "sigmoid")
+KERNELS = {"mala": 0.574, "hmc": 0.8}  # kernel -> default target acceptance
+ADAPT_RATE = 2.0  # eps <- eps exp(ADAPT_RATE (acceptance - target)) after every move
+
+
+class AnnealedDensity:
+    r"""log pi_beta = (1 - beta) log p_0 + beta log rho* and its gradient.
+
+    Evaluations carry (log p_0, log rho*, grad log p_0, grad log rho*) as ``aux`` so that the
+    weight increments and a change of temperature cost no further target evaluations.
+    """
+
+    def __init__(self, target: CountedDensity, base: Any):
+        self.target, self.base = target, base
+
+    def components(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """(log p_0, log rho*, grad log p_0, grad log rho*) at x."""
+        with torch.enable_grad():
+            xg = x.detach().requires_grad_(True)
+            lp0 = self.base.log_prob(xg)
+            (g0,) = torch.autograd.grad(lp0.sum(), xg)
+        ev = self.target(x)
+        return lp0.detach().to(x.dtype), ev.log_prob, g0.to(x.dtype), ev.grad
+
+    def at(self, beta: float) -> LogDensity:
+        """x -> Evaluation of log pi_beta."""
+
+        def log_density(x: Tensor) -> Evaluation:
+            lp0, lp1, g0, g1 = self.components(x)
+            aux = (lp0, lp1, g0, g1)
+            return Evaluation((1 - beta) * lp0 + beta * lp1, (1 - beta) * g0 + beta * g1, aux)
+
+        return log_density
+
+    @staticmethod
+    def retemper(state: State, beta: float) -> State:
+        """The same walkers seen at temperature beta (no evaluation)."""
+        lp0, lp1, g0, g1 = state.aux
+        return State(
+            state.position, (1 - beta) * lp0 + beta * lp1, (1 - beta) * g0 + beta * g1, state.aux
+        )
+
+
+def temperature_schedule(steps: int, kind: str = "linear") -> Tensor:
+    """beta_0 = 0 < ... < beta_K = 1 (float64, K = ``steps``).
+
+    linear: k / K; geometric: 0 then 10^{-4 (1 - (k-1)/(K-1))}; sigmoid: sigma(4 (2k/K - 1))
+    rescaled to [0, 1] (Grosse, Maddison & Salakhutdinov 2013, arXiv:1311.4239 use these)."""
+    steps = check_int("steps", steps)
+    k = torch.arange(steps + 1, dtype=torch.float64)
+    if kind == "linear":
+        return k / steps
+    if kind == "geometric":
+        tail = torch.logspace(-4, 0, steps, dtype=torch.float64) if steps > 1 else k[1:]
+        return torch.cat([k[:1], tail])
+    if kind == "sigmoid":
+        s = torch.sigmoid(4.0 * (2 * k / steps - 1))
+        return (s - s[0]) / (s[-1] - s[0])
+    raise ValueError(f"schedule must be one of {SCHEDULES}, got {kind!r}")
+
+
+def systematic_resample(log_weights: Tensor, generator: torch.Generator) -> Tensor:
+    """Systematic resampling per row of log weights (R, m): ancestor indices (R, m).
+
+    One uniform u per row; walker j is copied once for every (u + i) / m, i = 0..m-1, that
+    falls in (C_{j-1}, C_j], C the cumulative normalised weights."""
+    r, m = log_weights.shape
+    c = torch.softmax(log_weights.double(), -1).cumsum(-1)
+    c[:, -1] = 1.0
+    u = (_rand(generator, r, c)[:, None] + torch.arange(m, dtype=c.dtype, device=c.device)) / m
+    return torch.searchsorted(c, u).clamp(max=m - 1)
+
+
+def next_temperature(log_weights: Tensor, ell: Tensor, beta: float, cess: float) -> float:
+    """The largest beta' in (beta, 1] with min over rows of the conditional ESS >= ``cess``.
+
+    CESS(beta') = (sum_i W_i v_i)^2 / sum_i W_i v_i^2, v_i = exp((beta' - beta) ell_i),
+    W the normalised current weights, per row of (R, m); found by bisection (Zhou et al.,
+    arXiv:1303.3123)."""
+    log_w = torch.log_softmax(log_weights.double(), -1)
+    ell = ell.double()
+
+    def worst(delta: float) -> float:
+        a = log_w + delta * ell
+        return float((2 * torch.logsumexp(a, -1) - torch.logsumexp(a + delta * ell, -1)).min())
+
+    target, hi = math.log(cess), 1.0 - beta
+    if worst(hi) >= target:
+        return 1.0
+    lo = 0.0
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if worst(mid) >= target else (lo, mid)
+    return beta + lo if lo > 0 else beta + hi
+
+
+def _metric(x: Tensor, log_w: Tensor | None, kind: str | Tensor) -> GaussianMetric | None:
+    """A preconditioner from the walkers' (weighted) spread, regularised as in Stan."""
+    if not isinstance(kind, str):
+        return GaussianMetric(kind)
+    if kind == "identity":
+        return None
+    n = x.shape[0]
+    w = torch.full((n,), 1.0 / n, dtype=torch.float64, device=x.device)
+    if log_w is not None:
+        w = torch.softmax(log_w.double().flatten(), 0).to(x.device)
+    k = float(1.0 / w.square().sum())
+    xd = x.double()
+    d = xd - (w[:, None] * xd).sum(0)
+    shrink = 1e-3 * 5.0 / (k + 5.0)
+    if kind == "dense":
+        cov = (w[:, None] * d).T @ d
+        eye = torch.eye(x.shape[1], dtype=torch.float64, device=x.device)
+        return GaussianMetric((k / (k + 5.0) * cov + shrink * eye).to(x.dtype))
+    return GaussianMetric((k / (k + 5.0) * (w[:, None] * d.square()).sum(0) + shrink).to(x.dtype))
+
+
+def _gather(state: State, idx: Tensor) -> State:
+    return State(
+        state.position[idx], state.log_prob[idx], state.grad[idx], tuple(a[idx] for a in state.aux)
+    )
+
+
+def _resolve_base(target: Any, base: Any, base_scale: float | None, dtype: Any) -> Any:
+    if base is not None and base_scale is not None:
+        raise ValueError("give base or base_scale, not both")
+    if base_scale is not None:
+        if not (isinstance(base_scale, (int, float)) and base_scale > 0):
+            raise ValueError(f"base_scale must be a positive number, got {base_scale!r}")
+        zeros = torch.zeros(target.dim, dtype=dtype or torch.get_default_dtype())
+        return DiagonalNormal(zeros, float(base_scale))
+    base = target.base if base is None else base
+    if not (callable(getattr(base, "sample", None)) and callable(getattr(base, "log_prob", None))):
+        raise ValueError("base must have sample(n, generator) and log_prob(x)")
+    return base
+
+
+class _Level(NamedTuple):
+    """The design of one level: its temperature, preconditioner and step size per move."""
+
+    beta: float
+    metric: GaussianMetric | None
+    step_sizes: list[float]
+
+
+class _Run(NamedTuple):
+    """One annealing run: final state, weights since the last resampling, log Z_hat, traces."""
+
+    state: State
+    log_w: Tensor  # (m,) float64
+    log_z: float
+    design: list[_Level]
+    ess: list[float]
+    resamplings: int
+    acceptance: list[float]
+
+
+def _anneal_once(
+    annealed: AnnealedDensity,
+    x: Tensor,
+    generator: torch.Generator,
+    build: Callable[[LogDensity, float, GaussianMetric | None], Kernel],
+    temperatures: Tensor | None,
+    cess: float,
+    resample_threshold: float,
+    moves: int,
+    step_size: float | None,
+    target_accept: float,
+    mass_matrix: str | Tensor,
+    weighted_metric: bool,
+    max_levels: int,
+    on_level: Callable[[], None],
+    design: list[_Level] | None = None,
+) -> _Run:
+    """Anneal one population of walkers x (m, dim) from beta = 0 to 1 (see module doc).
+
+    Temperatures, preconditioners and step sizes are adapted on the way, unless a ``design``
+    (the levels of an earlier run) is given: then it is followed as it is."""
+    state = mala(annealed.at(0.0), 1.0).init(x)
+    check_initial(state, annealed.target.name, values=state.aux)
+    beta, log_w, log_z = 0.0, torch.zeros(1, x.shape[0], dtype=torch.float64), 0.0
+    if design is None:
+        metric = _metric(state.position, None, mass_matrix)
+        eps = step_size or find_reasonable_step_size(
+            annealed.at(0.0), state, generator, 1.0, metric
+        )
+    levels, ess_trace, acc_trace, resamplings = [], [], [], 0
+    while beta < 1.0:
+        ell = (state.aux[1].double() - state.aux[0].double()).cpu()[None]
+        if design is not None:
+            new = design[len(levels)].beta
+        elif temperatures is not None:
+            new = float(temperatures[len(levels) + 1])
+        else:
+            new = next_temperature(log_w, ell, beta, cess)
+            if len(levels) + 1 >= max_levels and new < 1.0:
+                warnings.warn(
+                    f"reached max_levels={max_levels} at beta={new:.3g}; jumping to beta=1",
+                    stacklevel=4,
+                )
+                new = 1.0
+        log_w, beta = log_w + (new - beta) * ell, new
+        ess = float(ess_of_weights(log_w))
+        if ess < resample_threshold:
+            log_z += float(log_mean_exp(log_w))
+            idx = systematic_resample(log_w, generator)[0].to(state.position.device)
+            state, log_w = _gather(state, idx), torch.zeros_like(log_w)
+            resamplings += 1
+        ess_trace.append(ess)
+        log_density = annealed.at(beta)
+        state = annealed.retemper(state, beta)
+        if design is None:
+            metric = _metric(state.position, log_w if weighted_metric else None, mass_matrix)
+            used = []
+        else:
+            metric, used = design[len(levels)].metric, design[len(levels)].step_sizes
+        for j in range(moves):
+            e = used[j] if design is not None else eps
+            state, info = build(log_density, e, metric).step(generator, state)
+            a = float(info.acceptance_rate.mean())
+            acc_trace.append(a)
+            if design is None:
+                used.append(eps)
+                eps *= math.exp(ADAPT_RATE * (a - target_accept))
+        levels.append(_Level(beta, metric, used))
+        on_level()
+    log_z += float(log_mean_exp(log_w))
+    return _Run(state, log_w[0], log_z, levels, ess_trace, resamplings, acc_trace)
+
+
+def _anneal(
+    target: Any,
+    n: int,
+    seed: int,
+    init: Any,
+    *,
+    method: str,
+    temperatures: Tensor | None,
+    cess: float,
+    resample_threshold: float,
+    batches: int,
+    kernel: str,
+    moves: int,
+    num_steps: int,
+    step_size: float | None,
+    target_accept: float | None,
+    mass_matrix: str | Tensor,
+    weighted_metric: bool,
+    base: Any,
+    base_scale: float | None,
+    dtype: torch.dtype | None,
+    max_levels: int,
+    progress: bool,
+    pilot: bool = False,
+) -> SampleResult:
+    n, moves = check_int("n", n, 2), check_int("moves", moves, 0)
+    num_steps, batches = check_int("num_steps", num_steps), check_int("batches", batches)
+    if init is not None:
+        raise ValueError(f"init: {method} starts from the base distribution; pass base= instead")
+    if kernel not in KERNELS:
+        raise ValueError(f"kernel must be one of {tuple(KERNELS)}, got {kernel!r}")
+    if n % batches or n // batches < 2:
+        raise ValueError(f"n={n} must be a multiple of batches={batches} with >= 2 per batch")
+    if isinstance(mass_matrix, str) and mass_matrix not in ("diag", "dense", "identity"):
+        raise ValueError("mass_matrix must be 'diag', 'dense', 'identity' or a tensor")
+    if step_size is not None and not (isinstance(step_size, (int, float)) and step_size > 0):
+        raise ValueError(f"step_size must be a positive number or None, got {step_size!r}")
+    delta = check_fraction(
+        "target_accept", KERNELS[kernel] if target_accept is None else target_accept
+    )
+    density = CountedDensity(target)
+    generator = make_generator(seed)
+    base = _resolve_base(target, base, base_scale, dtype)
+    annealed = AnnealedDensity(density, base)
+
+    def build(log_density: LogDensity, eps: float, metric: GaussianMetric | None) -> Kernel:
+        if kernel == "hmc":
+            return hmc(log_density, eps, metric, num_steps=num_steps)
+        return mala(log_density, eps, metric)
+
+    m = n // batches
+    levels = batches * (len(temperatures) - 1) if temperatures is not None else None
+    bar = progress_bar(levels, progress, method)
+
+    def run(design: list[_Level] | None = None) -> _Run:
+        x = base.sample(m, generator)
+        x = x.to(dtype) if dtype is not None else x
+        mm = mass_matrix if isinstance(mass_matrix, str) else torch.as_tensor(mass_matrix).to(x)
+        return _anneal_once(
+            annealed, x, generator, build, temperatures, cess, resample_threshold, moves,
+            step_size, delta, mm, weighted_metric, max_levels, lambda: bar.update(1), design,
+        )  # fmt: skip
+
+    design = run().design if pilot else None
+    runs = [run(design) for _ in range(batches)]
+    bar.close()
+
+    log_z = torch.tensor([r.log_z for r in runs], dtype=torch.float64)
+    log_w = torch.stack([r.log_w for r in runs])  # (R, m)
+    log_weights = (log_z[:, None] + torch.log_softmax(log_w, -1) + math.log(m)).flatten()
+    samples = torch.cat([r.state.position for r in runs])
+    acc = [a for r in runs for a in r.acceptance]
+    info: dict[str, Any] = {
+        "target": density.name,
+        "kernel": kernel,
+        "moves": moves,
+        "levels": sum(len(r.design) for r in runs) / batches,
+        "pilot": pilot,
+        "temperatures": torch.tensor([0.0] + [lv.beta for lv in runs[0].design]),
+        "ess_per_level": torch.tensor(runs[0].ess, dtype=torch.float64),
+        "acceptance_per_move": torch.tensor(runs[0].acceptance, dtype=torch.float64),
+        "step_size_per_move": torch.tensor([e for lv in runs[0].design for e in lv.step_sizes]),
+    }
+    if resample_threshold > 0:
+        log_Z = float(log_mean_exp(log_z, 0))
+        z = (log_z - log_z.max()).exp()
+        stderr = float(z.std() / (math.sqrt(batches) * z.mean())) if batches > 1 else None
+        groups = torch.arange(batches).repeat_interleave(m).to(samples.device)
+        info |= {
+            "batches": batches,
+            "walkers_per_batch": m,
+            "resampling_steps": sum(r.resamplings for r in runs),
+            "log_Z_batches": log_z,
+        }
+    else:
+        log_Z, stderr = log_Z_from_weights(log_weights)
+        groups = None
+    return SampleResult(
+        samples=samples,
+        method=method,
+        log_weights=log_weights.to(samples.device),
+        log_Z=log_Z,
+        log_Z_stderr=stderr,
+        ess=float(ess_of_weights(log_weights)),
+        evaluations=density.evaluations,
+        acceptance_rate=sum(acc) / len(acc) if acc else None,
+        groups=groups,
+        info=info,
+    )
+
+
+def run_ais(
+    target: Any,
+    n: int = 1000,
+    seed: int = 0,
+    init: None = None,
+    *,
+    steps: int = 100,
+    schedule: str = "linear",
+    kernel: str = "mala",
+    moves: int = 1,
+    num_steps: int = 5,
+    step_size: float | None = None,
+    target_accept: float | None = None,
+    mass_matrix: str | Tensor = "diag",
+    base: Any = None,
+    base_scale: float | None = None,
+    dtype: torch.dtype | None = None,
+    progress: bool = False,
+) -> SampleResult:
+    r"""Annealed importance sampling (Neal 2001, arXiv:physics/9803008) with n walkers.
+
+    log w = sum_k (beta_k - beta_{k-1}) (log rho* - log p_0)(x_{k-1}), x_k from ``moves``
+    MALA/HMC steps at beta_k; log Z_hat = log mean exp(log w) with the delta-method standard
+    error over walkers. See the module docstring for the path.
+
+    Arguments:
+        target: a :class:`~interpolants.targets.Target`.
+        n: walkers (samples returned).
+        seed: seeds the run's torch.Generator.
+        init: must be None (walkers start from the base).
+        steps: K, the number of temperatures after beta = 0.
+        schedule: "linear", "geometric" or "sigmoid" (:func:`temperature_schedule`).
+        kernel: "mala" or "hmc" moves.
+        moves: MCMC steps per level.
+        num_steps: leapfrog steps per HMC move.
+        step_size: initial eps (None: doubling heuristic at beta = 0); re-tuned after every
+            move by eps <- eps exp(2 (acceptance - target_accept)).
+        target_accept: default 0.574 (MALA) or 0.8 (HMC).
+        mass_matrix: "diag" (default; the walkers' variance at each level), "dense",
+            "identity" or a fixed Sigma.
+        base: the base density p_0 (sample(n, generator), log_prob); default ``target.base``.
+        base_scale: instead of base, N(0, base_scale^2 I).
+        dtype: walker dtype (default the base's).
+        progress: show a progress bar.
+
+    Returns:
+        :class:`~.result.SampleResult` with ``log_weights``, ``log_Z``, ``log_Z_stderr``.
+    """
+    return _anneal(
+        target, n, seed, init, method="ais",
+        temperatures=temperature_schedule(steps, schedule), cess=1.0, resample_threshold=0.0,
+        batches=1, kernel=kernel, moves=moves, num_steps=num_steps, step_size=step_size,
+        target_accept=target_accept, mass_matrix=mass_matrix, weighted_metric=False,
+        base=base, base_scale=base_scale, dtype=dtype, max_levels=steps, progress=progress,
+    )  # fmt: skip
+
+
+def run_smc(
+    target: Any,
+    n: int = 1000,
+    seed: int = 0,
+    init: None = None,
+    *,
+    steps: int | None = None,
+    schedule: str = "linear",
+    cess: float = 0.9,
+    resample_threshold: float = 0.5,
+    batches: int = 10,
+    pilot: bool = True,
+    kernel: str = "mala",
+    moves: int = 5,
+    num_steps: int = 5,
+    step_size: float | None = None,
+    target_accept: float | None = None,
+    mass_matrix: str | Tensor = "diag",
+    base: Any = None,
+    base_scale: float | None = None,
+    dtype: torch.dtype | None = None,
+    max_levels: int = 1000,
+    progress: bool = False,
+) -> SampleResult:
+    r"""Sequential Monte Carlo sampler with adaptive tempering and systematic resampling
+    (Del Moral, Doucet & Jasra 2006, arXiv:cond-mat/0212648; Zhou et al., arXiv:1303.3123).
+
+    Arguments (besides those of :func:`run_ais`):
+        steps: None (default) for adaptive tempering; an int K for a fixed ``schedule``.
+        cess: the conditional ESS fraction kept between levels (default 0.9).
+        resample_threshold: resample a batch when its ESS / m falls below this (0.5).
+        batches: R independent SMC runs of n / R walkers each, made in turn (default 10);
+            log Z_hat's standard error is the delta method over them (None when R = 1).
+        pilot: with adaptive tempering, first make one more run of n / R walkers whose
+            temperatures, step sizes and preconditioners become the fixed design of the R
+            runs, and discard it (its evaluations are counted). The R runs then follow a
+            design independent of their walkers, so Z_hat is unbiased and they are
+            independent; with pilot=False each run adapts to its own walkers (the usual
+            adaptive SMC, whose log Z_hat carries an O(1/m) bias: measured +0.018 +- 0.007
+            for m = 100 on a 4-d Gaussian, against -0.002 +- 0.007 with the pilot).
+        moves: MCMC steps per level (default 5).
+        max_levels: with adaptive tempering, jump to beta = 1 (with a warning) after this many.
+
+    Returns:
+        :class:`~.result.SampleResult`; ``log_weights`` satisfy log mean exp = log Z_hat and
+        ``groups`` labels the batches (used by ``expectation`` for standard errors).
+    """
+    if steps is None:
+        cess = check_fraction("cess", cess)
+        temperatures = None
+    else:
+        temperatures = temperature_schedule(steps, schedule)
+    if not (isinstance(resample_threshold, (int, float)) and 0 < resample_threshold <= 1):
+        raise ValueError(f"resample_threshold must be in (0, 1], got {resample_threshold!r}")
+    return _anneal(
+        target, n, seed, init, method="smc",
+        temperatures=temperatures, cess=cess, resample_threshold=float(resample_threshold),
+        batches=batches, kernel=kernel, moves=moves, num_steps=num_steps, step_size=step_size,
+        target_accept=target_accept, mass_matrix=mass_matrix, weighted_metric=True,
+        base=base, base_scale=base_scale, dtype=dtype,
+        max_levels=check_int("max_levels", max_levels), progress=progress,
+        pilot=bool(pilot) and steps is None,
+    )  # fmt: skip

@@ -1,0 +1,325 @@
+"""``sample(target, method=..., n=..., seed=..., init=None, **options)``: one entry point.
+
+Every method is a runner ``(target, n, seed, init, **options) -> SampleResult`` registered
+in :data:`METHODS`; other modules add theirs with :func:`register_method`. This module
+holds the MCMC runners (:func:`run_mala`, :func:`run_hmc`); AIS and SMC live in :mod:`.ais`.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .adaptation import MASS_MATRICES, window_adaptation
+from .ais import run_ais, run_smc
+from .diagnostics import integrated_autocorr_time, split_rhat
+from .hmc import (
+    CountedDensity,
+    GaussianMetric,
+    Kernel,
+    check_fraction,
+    check_initial,
+    check_int,
+    hmc,
+    make_generator,
+    progress_bar,
+)
+from .mala import mala
+from .result import SampleResult
+
+__all__ = ["METHODS", "register_method", "run_hmc", "run_mala", "sample"]
+
+Runner = Callable[..., SampleResult]
+
+
+# --- argument checks shared by the runners ------------------------------------------------
+
+
+def _check_mass_matrix(mass_matrix: Any, dim: int, like: Tensor) -> str | Tensor:
+    if isinstance(mass_matrix, str):
+        if mass_matrix not in MASS_MATRICES:
+            raise ValueError(
+                f"mass_matrix must be one of {MASS_MATRICES} or a tensor, got {mass_matrix!r}"
+            )
+        return mass_matrix
+    m = torch.as_tensor(mass_matrix).to(like)
+    if m.shape not in ((dim,), (dim, dim)):
+        raise ValueError(f"mass_matrix must have shape ({dim},) or ({dim}, {dim})")
+    GaussianMetric(m)  # validates positivity
+    return m
+
+
+def initial_positions(
+    target: Any,
+    chains: int | None,
+    n: int,
+    init: Tensor | None,
+    dtype: torch.dtype | None,
+    generator: torch.Generator,
+) -> Tensor:
+    """Walkers (chains, dim): ``init`` as given, else draws from ``target.base``."""
+    dim = target.dim
+    if init is not None:
+        init = torch.as_tensor(init)
+        if init.ndim != 2 or init.shape[1] != dim or init.shape[0] < 1:
+            raise ValueError(f"init must have shape (chains, {dim}), got {tuple(init.shape)}")
+        if chains is not None and chains != init.shape[0]:
+            raise ValueError(f"chains={chains} but init has {init.shape[0]} rows")
+        if not init.is_floating_point():
+            init = init.double() if dtype is None else init.to(dtype)
+        return init.to(dtype) if dtype is not None else init.clone()
+    chains = min(64, n) if chains is None else check_int("chains", chains)
+    x = target.base.sample(chains, generator)
+    return x.to(dtype) if dtype is not None else x
+
+
+# --- MCMC ---------------------------------------------------------------------------------
+
+
+def _run_mcmc(
+    target: Any,
+    n: int,
+    seed: int,
+    init: Tensor | None,
+    method: str,
+    build: Callable[[CountedDensity, float, GaussianMetric | None], Kernel],
+    chains: int | None,
+    warmup: int,
+    thin: int,
+    step_size: float | None,
+    target_accept: float,
+    mass_matrix: str | Tensor,
+    dtype: torch.dtype | None,
+    progress: bool,
+    extra_info: dict[str, Any],
+) -> SampleResult:
+    n = check_int("n", n)
+    warmup, thin = check_int("warmup", warmup, 0), check_int("thin", thin)
+    target_accept = check_fraction("target_accept", target_accept)
+    if step_size is not None and not (isinstance(step_size, (int, float)) and step_size > 0):
+        raise ValueError(f"step_size must be a positive number or None, got {step_size!r}")
+    density = CountedDensity(target)
+    generator = make_generator(seed)
+    x0 = initial_positions(target, chains, n, init, dtype, generator)
+    mass_matrix = _check_mass_matrix(mass_matrix, target.dim, x0)
+    chains = x0.shape[0]
+    per_chain = math.ceil(n / chains)
+    state = build(density, 1.0, None).init(x0)
+    check_initial(state, density.name)
+
+    bar = progress_bar(warmup + per_chain * thin, progress, method)
+    adapted = window_adaptation(
+        density,
+        lambda eps, metric: build(density, eps, metric),
+        state,
+        generator,
+        warmup,
+        target_accept,
+        mass_matrix,
+        step_size,
+        callback=lambda i: bar.update(1),
+    )
+    kernel = build(density, adapted.step_size, adapted.metric)
+    state, draws, trace, acc, divergent = adapted.state, [], [], [], 0
+    for i in range(per_chain * thin):
+        state, info = kernel.step(generator, state)
+        trace.append(state.log_prob)
+        acc.append(float(info.acceptance_rate.mean()))
+        divergent += int(info.is_divergent.sum())
+        if (i + 1) % thin == 0:
+            draws.append(state.position)
+        bar.update(1)
+    bar.close()
+
+    chain = torch.stack(draws)  # (per_chain, chains, dim)
+    iat = integrated_autocorr_time(chain)
+    ess_dim = chain.shape[0] * chains / iat
+    ess = float((ess_dim.min() / (chain.shape[0] * chains)).clamp(max=1.0))
+    metric = adapted.metric
+    info: dict[str, Any] = {
+        "target": density.name,
+        "chains": chains,
+        "warmup": warmup,
+        "thin": thin,
+        "draws_per_chain": per_chain,
+        "step_size": adapted.step_size,
+        "mass_matrix": "identity" if metric is None else ("dense" if metric.dense else "diag"),
+        "inverse_mass_matrix": None if metric is None else metric.inverse_mass_matrix,
+        "divergences": divergent,
+        "ess_per_dim": ess_dim,
+        "warmup_acceptance": adapted.acceptance,
+        "warmup_step_size": adapted.step_size_trace,
+        "rhat_max": float(torch.nan_to_num(split_rhat(chain), nan=math.inf).max()),
+        **extra_info,
+    }
+    return SampleResult(
+        samples=chain.reshape(-1, target.dim)[:n],
+        method=method,
+        ess=ess,
+        evaluations=density.evaluations,
+        acceptance_rate=sum(acc) / len(acc),
+        iat=iat,
+        rhat=split_rhat(chain),
+        log_prob_trace=torch.cat([adapted.log_prob_trace, torch.stack(trace)]),
+        chain_samples=chain,
+        info=info,
+    )
+
+
+def run_mala(
+    target: Any,
+    n: int = 1000,
+    seed: int = 0,
+    init: Tensor | None = None,
+    *,
+    chains: int | None = None,
+    warmup: int = 500,
+    thin: int = 1,
+    step_size: float | None = None,
+    target_accept: float = 0.574,
+    mass_matrix: str | Tensor = "auto",
+    dtype: torch.dtype | None = None,
+    progress: bool = False,
+) -> SampleResult:
+    r"""MALA on ``chains`` parallel chains with Stan-style warm-up; ``n`` pooled draws.
+
+    x' = x + (eps^2 / 2) Sigma grad log rho*(x) + eps Sigma^{1/2} xi with the MH test
+    (:func:`~.mala.mala`); eps by dual averaging to ``target_accept``, Sigma estimated in
+    Stan's windows from the pooled chains (:func:`~.adaptation.window_adaptation`).
+
+    Arguments:
+        target: a :class:`~interpolants.targets.Target`.
+        n: pooled draws kept after warm-up: ceil(n / chains) per chain, the first n in
+            draw-major order are ``samples``.
+        seed: seeds the one torch.Generator of the run.
+        init: (chains, dim) initial positions; default draws from ``target.base``.
+        chains: parallel chains (default min(64, n), or init's rows).
+        warmup: adaptation iterations (discarded).
+        thin: keep every ``thin``-th iteration.
+        step_size: initial eps (None: doubling heuristic), tuned during warm-up.
+        target_accept: dual-averaging target (0.574, Roberts & Rosenthal 1998).
+        mass_matrix: Sigma = M^{-1}: "auto" (default: "dense" when dim <= min(100,
+            2.5 chains), else "diag"), "diag" or "dense" (estimated in the warm-up windows
+            from the pooled chains), "identity", or a fixed tensor (dim,) or (dim, dim).
+        dtype: walker dtype (default: init's, else the base's).
+        progress: show a progress bar.
+
+    References:
+        G. O. Roberts and R. L. Tweedie, Bernoulli 2 (1996) 341-363;
+        M. D. Hoffman and A. Gelman (2014), arXiv:1111.4246.
+    """
+    return _run_mcmc(
+        target, n, seed, init, "mala",
+        mala,
+        chains, warmup, thin, step_size, target_accept, mass_matrix, dtype, progress, {},
+    )  # fmt: skip
+
+
+def run_hmc(
+    target: Any,
+    n: int = 1000,
+    seed: int = 0,
+    init: Tensor | None = None,
+    *,
+    chains: int | None = None,
+    warmup: int = 500,
+    thin: int = 1,
+    step_size: float | None = None,
+    num_steps: int = 10,
+    trajectory_length: float | None = None,
+    jitter: float = 0.5,
+    target_accept: float = 0.8,
+    mass_matrix: str | Tensor = "auto",
+    dtype: torch.dtype | None = None,
+    progress: bool = False,
+) -> SampleResult:
+    r"""HMC (leapfrog, Neal 2011) on parallel chains with Stan-style warm-up.
+
+    Same options as :func:`run_mala`, plus ``num_steps`` L leapfrog steps per move (default
+    10) or a ``trajectory_length`` T (then L = ceil(T / eps), at most 1024), and ``jitter``
+    j (default 0.5): every move draws its number of steps uniformly in [(1 - j) L,
+    (1 + j) L], shared by the chains, which breaks the periodicity of fixed-length
+    trajectories (Neal 2011, section 5.4.1; measured on a 30-dimensional logistic regression
+    with a dense metric: integrated autocorrelation time 71 with j = 0, 1.1 with j = 0.5).
+    ``target_accept`` defaults to 0.8.
+
+    References:
+        R. M. Neal, MCMC using Hamiltonian dynamics (2011), arXiv:1206.1901;
+        M. D. Hoffman and A. Gelman (2014), arXiv:1111.4246.
+    """
+    num_steps = check_int("num_steps", num_steps)
+    if trajectory_length is not None and not (
+        isinstance(trajectory_length, (int, float)) and trajectory_length > 0
+    ):
+        raise ValueError(f"trajectory_length must be positive, got {trajectory_length!r}")
+
+    def build(d: CountedDensity, eps: float, m: GaussianMetric | None) -> Kernel:
+        return hmc(d, eps, m, num_steps, trajectory_length, jitter=jitter)
+
+    extra = {"num_steps": num_steps, "trajectory_length": trajectory_length, "jitter": jitter}
+    return _run_mcmc(
+        target, n, seed, init, "hmc", build,
+        chains, warmup, thin, step_size, target_accept, mass_matrix, dtype, progress, extra,
+    )  # fmt: skip
+
+
+# --- dispatch -----------------------------------------------------------------------------
+
+METHODS: dict[str, Runner] = {"mala": run_mala, "hmc": run_hmc, "ais": run_ais, "smc": run_smc}
+
+
+def register_method(name: str, runner: Runner) -> None:
+    """Make ``sample(target, method=name, ...)`` call ``runner(target, n, seed, init, **opts)``."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"name must be a non-empty string, got {name!r}")
+    if not callable(runner):
+        raise ValueError("runner must be callable as runner(target, n, seed, init, **options)")
+    METHODS[name] = runner
+
+
+def sample(
+    target: Any,
+    method: str,
+    n: int = 1000,
+    seed: int = 0,
+    init: Tensor | None = None,
+    **options: Any,
+) -> SampleResult:
+    r"""Sample an unnormalised target rho* = exp(log_prob) / Z and estimate what it allows.
+
+    Arguments:
+        target: a :class:`~interpolants.targets.Target` (log_prob, dim, base).
+        method: "mala", "hmc" (Markov chains), "ais" (annealed importance sampling),
+            "smc" (sequential Monte Carlo), or any name added with :func:`register_method`.
+        n: the number of samples returned.
+        seed: seeds the torch.Generator behind every random draw (reproducible).
+        init: (chains, dim) starting positions for the MCMC methods.
+        options: the method's options (see :func:`run_mala`, :func:`run_hmc`,
+            :func:`~.ais.run_ais`, :func:`~.ais.run_smc`).
+
+    Returns:
+        :class:`~.result.SampleResult`.
+
+    Example:
+        >>> target = Target(lambda x: -0.5 * x.square().sum(1), dim=2)
+        >>> result = sample(target, method="smc", n=1000, seed=0)
+        >>> result.log_Z, result.log_Z_stderr
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; methods: {', '.join(sorted(METHODS))}")
+    runner = METHODS[method]
+    params = inspect.signature(runner).parameters
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        allowed = [k for k in params if k not in ("target", "n", "seed", "init")]
+        unknown = sorted(set(options) - set(allowed))
+        if unknown:
+            raise ValueError(
+                f"unknown option(s) {', '.join(map(repr, unknown))} for method {method!r}; "
+                f"options: {', '.join(allowed)}"
+            )
+    return runner(target, n=n, seed=seed, init=init, **options)
