@@ -124,8 +124,11 @@ def load(name: str, n: int = 100_000, split: str = "train", seed: int | None = N
     return TOYS[name](n, g)
 
 
-def true_nll(name: str) -> float | None:
-    """The true mean NLL (nats) where it is known in closed form."""
+def true_nll(name: str, points: Tensor | None = None) -> float | None:
+    """The true mean NLL (nats) where it is known: log 32 for checkerboard; for gmm-data the
+    exact -mean log rho(points) on the given test points (a paired comparison)."""
     if name == "checkerboard":
         return math.log(32)
+    if name == "gmm-data" and points is not None:
+        return float(-gmm_data_distribution().log_prob(points).mean())
     return None

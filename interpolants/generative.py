@@ -173,6 +173,7 @@ class GenerativeModel:
         atol: float = 1e-5,
         rtol: float = 1e-5,
         return_info: bool = False,
+        progress: bool = False,
     ) -> Tensor | Solution:
         r"""n samples of rho_1 by the ODE (``diffusion=0``) or the SDE with eps = ``diffusion``.
 
@@ -184,12 +185,15 @@ class GenerativeModel:
             diffusion: eps(t) >= 0, a float or a callable of t.
             generator: the random stream of the base draw and the noise.
             return_info: return the :class:`Solution` (samples in ``.x``, ``nfe``) instead.
+            progress: show a progress bar over the time steps.
         """
         if not isinstance(n, int) or n < 1:
             raise ValueError(f"n must be a positive integer, got {n!r}")
         x0 = self._draw_base(n, generator)
         with torch.no_grad():
-            sol = self._integrate(x0, 0.0, 1.0, steps, solver, diffusion, generator, atol, rtol)
+            sol = self._integrate(
+                x0, 0.0, 1.0, steps, solver, diffusion, generator, atol, rtol, progress
+            )
         return sol if return_info else sol.x
 
     def _integrate(
@@ -203,15 +207,20 @@ class GenerativeModel:
         generator: torch.Generator | None,
         atol: float,
         rtol: float,
+        progress: bool = False,
     ) -> Solution:
         if not callable(diffusion) and float(diffusion) == 0.0:
             return odeint(
-                self.velocity, x, t0, t1, steps=steps, solver=solver, atol=atol, rtol=rtol
-            )
+                self.velocity, x, t0, t1, steps=steps, solver=solver, atol=atol, rtol=rtol,
+                progress=progress,
+            )  # fmt: skip
         if solver not in ("euler", "heun"):
             raise ValueError(f"solver must be 'euler' or 'heun' when diffusion > 0, got {solver!r}")
         drift = self._drift(diffusion, 1.0 if t1 > t0 else -1.0)
-        return sdeint(drift, diffusion, x, t0, t1, steps=steps, method=solver, generator=generator)
+        return sdeint(
+            drift, diffusion, x, t0, t1, steps=steps, method=solver, generator=generator,
+            progress=progress,
+        )  # fmt: skip
 
     def transport(
         self,
@@ -226,12 +235,15 @@ class GenerativeModel:
         atol: float = 1e-5,
         rtol: float = 1e-5,
         return_info: bool = False,
+        progress: bool = False,
     ) -> Tensor | Solution:
         """Carry points x at time t0 to time t1 along the ODE (or the forward/backward SDE)."""
         t0, t1 = _check_time("t0", t0), _check_time("t1", t1)
         self._check_x(x)
         with torch.no_grad():
-            sol = self._integrate(x, t0, t1, steps, solver, diffusion, generator, atol, rtol)
+            sol = self._integrate(
+                x, t0, t1, steps, solver, diffusion, generator, atol, rtol, progress
+            )
         return sol if return_info else sol.x
 
     def _check_x(self, x: Tensor) -> None:

@@ -14,7 +14,7 @@ as ``field(t, x)`` with ``t`` a (batch,) tensor.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from itertools import pairwise
 
@@ -170,9 +170,21 @@ def time_grid(t0: float, t1: float, steps: int) -> list[float]:
     return [t0 + (t1 - t0) * i / steps for i in range(steps)] + [t1]
 
 
-def _fixed(field: Field, x: Tensor, t0: float, t1: float, steps: int, tab: Tableau) -> Solution:
+def _steps(grid: list[float], progress: bool, desc: str) -> Iterable[tuple[float, float]]:
+    """Successive (t, t_next) pairs of the grid, behind a tqdm bar when asked."""
+    pairs = pairwise(grid)
+    if not progress:
+        return pairs
+    from tqdm.auto import tqdm
+
+    return tqdm(pairs, total=len(grid) - 1, desc=desc, unit="step", leave=False)
+
+
+def _fixed(
+    field: Field, x: Tensor, t0: float, t1: float, steps: int, tab: Tableau, progress: bool = False
+) -> Solution:
     grid = time_grid(t0, t1, steps)
-    for i, (ta, tb) in enumerate(pairwise(grid)):
+    for i, (ta, tb) in enumerate(_steps(grid, progress, tab.name)):
         x, _, ks = rk_step(field, ta, x, tb - ta, tab, t_next=tb)
         if i == 0:
             _check_output(ks[0], x)
@@ -263,6 +275,7 @@ def odeint(
     atol: float = 1e-5,
     rtol: float = 1e-5,
     max_steps: int = 100_000,
+    progress: bool = False,
 ) -> Solution:
     r"""Solve dX/dt = field(t, X) from X(t0) = x to t1 (t1 < t0 runs backward in time).
 
@@ -271,7 +284,8 @@ def odeint(
         x: (batch, *event) initial state.
         steps: uniform steps of the fixed-step solvers (ignored by "dopri5").
         solver: "euler" (order 1), "heun" (2), "rk4" (4) or "dopri5" (5(4), adaptive).
-        atol, rtol: tolerances of the adaptive solver, on the RMS norm of the scaled error.
+        atol, rtol: tolerances of the adaptive solver: each sample's RMS of the scaled error.
+        progress: show a progress bar over the fixed steps.
 
     Returns:
         A :class:`Solution` with the end state and the number of field evaluations.
@@ -287,7 +301,7 @@ def odeint(
         return Solution(x=x, nfe=0, steps=0)
     if tab.adaptive:
         return _adaptive(field, x, t0, t1, tab, atol, rtol, max_steps)
-    return _fixed(field, x, t0, t1, steps, tab)
+    return _fixed(field, x, t0, t1, steps, tab, progress)
 
 
 def _diffusion_fn(diffusion: Diffusion) -> Callable[[float], float]:
@@ -318,6 +332,7 @@ def sdeint(
     steps: int = 100,
     method: str = "heun",
     generator: torch.Generator | None = None,
+    progress: bool = False,
 ) -> Solution:
     r"""Solve dX = f(t, X) dt + sqrt(2 eps(t)) dW from X(t0) = x to t1 (either direction).
 
@@ -342,7 +357,7 @@ def sdeint(
     def at(t: float) -> Tensor:
         return torch.full((n,), t, dtype=x.dtype, device=x.device)
 
-    for i, (t, t_next) in enumerate(pairwise(grid)):
+    for i, (t, t_next) in enumerate(_steps(grid, progress, f"sde {method}")):
         h, sqrt_h = t_next - t, math.sqrt(abs(t_next - t))
         dw = sqrt_h * torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
         f0 = drift(at(t), x)

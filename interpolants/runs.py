@@ -149,7 +149,7 @@ def evaluate_run(folder: str | Path, progress: bool = True, **overrides: Any) ->
         "solver": ev["solver"],
         "steps": ev["steps"],
     }
-    truth = datasets.true_nll(name)
+    truth = datasets.true_nll(name, pts)
     if truth is not None:
         result["true_nll"] = truth
         result["nll_gap"] = result["test_nll"] - truth
@@ -190,6 +190,7 @@ def generate(
         solver=solver,
         diffusion=diffusion,
         generator=torch.Generator().manual_seed(seed),
+        progress=True,
     )
     path = Path(out) if out is not None else folder / "samples.pt"
     torch.save(x, path)
