@@ -6,6 +6,7 @@ Timings interleave the compared variants and report medians, since machines are 
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import platform
@@ -140,8 +141,184 @@ def _format_solvers(m: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _bare_cfm_step(net: nn.Module, opt: torch.optim.Optimizer, data: Tensor, batch: int) -> None:
+    """The limit: one hand-written flow-matching step (linear path, MSE to x1 - x0)."""
+    x1 = data[torch.randint(len(data), (batch,))]
+    x0 = torch.randn_like(x1)
+    t = torch.rand(batch)
+    xt = (1 - t[:, None]) * x0 + t[:, None] * x1
+    loss = (net(t, xt) - (x1 - x0)).square().sum(1).mean()
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+
+
+def _peer_steps(data: Tensor, batch: int) -> dict[str, Callable[[nn.Module, Any], None]]:
+    """One training step of each installed peer library with the same network (bench extra)."""
+    peers: dict[str, Callable[[nn.Module, Any], None]] = {}
+    try:
+        from torchcfm.conditional_flow_matching import ConditionalFlowMatcher
+
+        matcher = ConditionalFlowMatcher(sigma=0.0)
+
+        def torchcfm_step(net: nn.Module, opt: Any) -> None:
+            x1 = data[torch.randint(len(data), (batch,))]
+            t, xt, ut = matcher.sample_location_and_conditional_flow(torch.randn_like(x1), x1)
+            loss = (net(t, xt) - ut).square().sum(1).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+
+        peers["torchcfm"] = torchcfm_step
+    except ImportError:
+        pass
+    try:
+        from flow_matching.path import AffineProbPath
+        from flow_matching.path.scheduler import CondOTScheduler
+
+        path = AffineProbPath(scheduler=CondOTScheduler())
+
+        def flow_matching_step(net: nn.Module, opt: Any) -> None:
+            x1 = data[torch.randint(len(data), (batch,))]
+            s = path.sample(t=torch.rand(batch), x_0=torch.randn_like(x1), x_1=x1)
+            loss = (net(s.t, s.x_t) - s.dx_t).square().sum(1).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+
+        peers["flow_matching"] = flow_matching_step
+    except ImportError:
+        pass
+    return peers
+
+
+def bench_train_cost(
+    out: Path, batch: int = 4096, steps: int = 20, repeats: int = 5
+) -> dict[str, Any]:
+    """ms per training step of si.fit against a bare PyTorch loop of the same network and batch
+    (the limit) and against torchcfm and flow_matching when installed; interleaved medians.
+
+    si.fit is timed as a whole call of ``steps`` steps, its set-up (EMA copy, run state)
+    included; the others after 3 warm-up steps.
+    """
+    from .data import load
+    from .nn import MLPField
+    from .train import fit
+
+    torch.manual_seed(0)
+    data = load("checkerboard", n=100_000)
+    template = MLPField(2, width=256, depth=4)
+
+    def loop(step: Callable[[nn.Module, Any], None]) -> Callable[[], None]:
+        net = copy.deepcopy(template)
+        opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
+        for _ in range(3):
+            step(net, opt)
+
+        def run() -> None:
+            for _ in range(steps):
+                step(net, opt)
+
+        return run
+
+    fns: dict[str, Callable[[], object]] = {
+        "bare loop": loop(lambda net, opt: _bare_cfm_step(net, opt, data, batch)),
+        "si.fit": lambda: fit(
+            data, steps=steps, batch_size=batch, net=copy.deepcopy(template), warmup=1
+        ),
+    }
+    for name, step in _peer_steps(data, batch).items():
+        fns[name] = loop(step)
+    secs = _median_seconds(fns, repeats)
+    ms = {k: 1000 * v / steps for k, v in secs.items()}
+    return {
+        "batch": batch,
+        "steps": steps,
+        "repeats": repeats,
+        "network": "MLPField(2, width=256, depth=4)",
+        "ms_per_step": ms,
+        "ratio_to_bare": {k: v / ms["bare loop"] for k, v in ms.items()},
+    }
+
+
+def _format_train_cost(m: dict[str, Any]) -> str:
+    lines = [
+        f"{m['network']}, batch {m['batch']}, "
+        f"{m['steps']} steps x {m['repeats']} interleaved repeats",
+        "",
+        "| trainer | ms/step (median) | ratio to bare loop |",
+        "|---|---|---|",
+    ]
+    for name, ms in m["ms_per_step"].items():
+        lines.append(f"| {name} | {ms:.1f} | {m['ratio_to_bare'][name]:.3f}x |")
+    return "\n".join(lines)
+
+
+def bench_checkerboard(
+    out: Path, steps: int = 4000, batch: int = 4096, nll_points: int = 2000, seed: int = 0
+) -> dict[str, Any]:
+    """Checkerboard (BENCHMARKS.md): train the linear interpolant's velocity (MLP 4x256, EMA,
+    warm-up + cosine), then test NLL against log 32 and sliced W2 against the noise floor,
+    sampling with Heun (100 steps) and dopri5."""
+    import math
+
+    from .data import load
+    from .metrics import sliced_w2
+    from .train import fit
+
+    data = load("checkerboard", n=200_000)
+    test = load("checkerboard", n=20_000, split="test")
+    floor = sliced_w2(load("checkerboard", n=20_000, seed=11), test)
+    start = time.perf_counter()
+    model = fit(
+        data, steps=steps, batch_size=batch, seed=seed, out=out / "run", progress=True, warmup=200
+    )
+    train_seconds = time.perf_counter() - start
+    rows = {}
+    for name, kw in (
+        ("heun 100", {"solver": "heun", "steps": 100}),
+        ("dopri5", {"solver": "dopri5"}),
+    ):
+        gen = torch.Generator().manual_seed(seed)
+        sol = model.sample(len(test), generator=gen, return_info=True, **kw)
+        nll = -model.log_prob(test[:nll_points], **kw)
+        rows[name] = {
+            "nfe": sol.nfe,
+            "test_nll": float(nll.mean()),
+            "test_nll_stderr": float(nll.std() / math.sqrt(len(nll))),
+            "nll_gap": float(nll.mean()) - math.log(32),
+            "sliced_w2": sliced_w2(sol.x, test),
+            "sliced_w2_over_floor": sliced_w2(sol.x, test) / floor,
+        }
+    return {
+        "steps": steps,
+        "batch": batch,
+        "train_seconds": train_seconds,
+        "floor": floor,
+        "rows": rows,
+    }
+
+
+def _format_checkerboard(m: dict[str, Any]) -> str:
+    lines = [
+        f"{m['steps']} steps, batch {m['batch']}, trained in {m['train_seconds']:.0f} s; "
+        f"sliced W2 floor {m['floor']:.4f}",
+        "",
+        "| sampler | NFE | test NLL (nats) | gap to log 32 | sliced W2 / floor |",
+        "|---|---|---|---|---|",
+    ]
+    for name, r in m["rows"].items():
+        lines.append(
+            f"| {name} | {r['nfe']} | {r['test_nll']:.4f} +/- {r['test_nll_stderr']:.4f} "
+            f"| {r['nll_gap']:.4f} | {r['sliced_w2_over_floor']:.2f}x |"
+        )
+    return "\n".join(lines)
+
+
 BENCHMARKS: dict[str, tuple[Callable[..., dict[str, Any]], Callable[[dict[str, Any]], str]]] = {
     "solvers": (bench_solvers, _format_solvers),
+    "train-cost": (bench_train_cost, _format_train_cost),
+    "checkerboard": (bench_checkerboard, _format_checkerboard),
 }
 
 
