@@ -147,7 +147,10 @@ def _bare_cfm_step(net: nn.Module, opt: torch.optim.Optimizer, data: Tensor, bat
     x0 = torch.randn_like(x1)
     t = torch.rand(batch)
     xt = (1 - t[:, None]) * x0 + t[:, None] * x1
-    loss = (net(t, xt) - (x1 - x0)).square().sum(1).mean()
+    _descend(opt, (net(t, xt) - (x1 - x0)).square().sum(1).mean())
+
+
+def _descend(opt: torch.optim.Optimizer, loss: Tensor) -> None:
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
@@ -164,10 +167,7 @@ def _peer_steps(data: Tensor, batch: int) -> dict[str, Callable[[nn.Module, Any]
         def torchcfm_step(net: nn.Module, opt: Any) -> None:
             x1 = data[torch.randint(len(data), (batch,))]
             t, xt, ut = matcher.sample_location_and_conditional_flow(torch.randn_like(x1), x1)
-            loss = (net(t, xt) - ut).square().sum(1).mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            _descend(opt, (net(t, xt) - ut).square().sum(1).mean())
 
         peers["torchcfm"] = torchcfm_step
     except ImportError:
@@ -181,10 +181,7 @@ def _peer_steps(data: Tensor, batch: int) -> dict[str, Callable[[nn.Module, Any]
         def flow_matching_step(net: nn.Module, opt: Any) -> None:
             x1 = data[torch.randint(len(data), (batch,))]
             s = path.sample(t=torch.rand(batch), x_0=torch.randn_like(x1), x_1=x1)
-            loss = (net(s.t, s.x_t) - s.dx_t).square().sum(1).mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            _descend(opt, (net(s.t, s.x_t) - s.dx_t).square().sum(1).mean())
 
         peers["flow_matching"] = flow_matching_step
     except ImportError:
