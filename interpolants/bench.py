@@ -345,7 +345,7 @@ def _nll_curve(
 
 
 def bench_ml_vs_interpolant(
-    out: Path, budget: float = 600.0, every: float = 30.0, batch: int = 1024, seed: int = 0
+    out: Path, budget: float = 300.0, every: float = 30.0, batch: int = 1024, seed: int = 0
 ) -> dict[str, Any]:
     """Wall-clock training time to a test NLL on checkerboard: the interpolant loss against
     maximum likelihood through the ODE (Heun 10 steps, Hutchinson), same network (MLP 3x128),
