@@ -418,11 +418,25 @@ def _format_ml(m: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _bench_samplers(out: Path) -> dict[str, Any]:
+    """AIS and SMC baselines on the targets of BENCHMARKS.md (``interpolants.samplers.bench``)."""
+    from .samplers.bench import bench_samplers
+
+    return bench_samplers(out)
+
+
+def _format_samplers_table(m: dict[str, Any]) -> str:
+    from .samplers.bench import format_samplers
+
+    return format_samplers(m)
+
+
 BENCHMARKS: dict[str, tuple[Callable[..., dict[str, Any]], Callable[[dict[str, Any]], str]]] = {
     "solvers": (bench_solvers, _format_solvers),
     "train-cost": (bench_train_cost, _format_train_cost),
     "checkerboard": (bench_checkerboard, _format_checkerboard),
     "ml-vs-interpolant": (bench_ml_vs_interpolant, _format_ml),
+    "samplers": (_bench_samplers, _format_samplers_table),
 }
 
 

@@ -1,4 +1,4 @@
-"""The command line, thin over the API: train, generate, evaluate, demo, bench."""
+"""The command line, thin over the API: train, generate, evaluate, sample-target, demo, bench."""
 
 from __future__ import annotations
 
@@ -107,6 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int)
     p.add_argument("--solver")
     p.set_defaults(func=_evaluate)
+    from .samplers.run import add_sample_target_parser
+
+    add_sample_target_parser(sub)
     p = sub.add_parser("demo", help="the main job on its embedded default")
     p.add_argument("--out", default="runs/demo", help="output folder (metrics.json, PNGs)")
     p.add_argument("-n", type=int, default=10_000, help="number of samples")

@@ -1,0 +1,200 @@
+r"""PNG plots of a :class:`~.result.SampleResult` (matplotlib, headless Agg backend).
+
+- :func:`plot_samples`: the samples in the plane of the first two coordinates, over the
+  contours of the target density rho*(x) ∝ exp(log_prob(x)) when dim = 2, beside exact draws
+  when the target has them; weighted samples are also shown resampled by their weights.
+- :func:`plot_log_weights`: the histogram of the normalised log weights
+  log W_i = log w_i - log mean_j exp(log w_j) (0 is the mean weight; a long left tail and
+  ESS / N = (sum w)^2 / (N sum w^2) far below 1 mean a few walkers carry the estimate).
+- :func:`plot_traces`: per chain, log rho*(x_t) over all iterations (warm-up shaded) and the
+  first coordinates after warm-up: chains that disagree have not mixed.
+
+:func:`plot_result` writes whichever of these apply and returns their paths.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..plots import _pyplot, samples_over_density
+from .result import SampleResult
+
+__all__ = ["plot_log_weights", "plot_result", "plot_samples", "plot_traces"]
+
+MAX_CHAINS = 8  # chains drawn in a trace plot
+
+
+def _resample(samples: Tensor, log_weights: Tensor, seed: int = 0) -> Tensor:
+    """n draws with replacement, walker i with probability W_i (multinomial resampling)."""
+    w = torch.softmax(log_weights.detach().double().cpu().flatten(), 0)
+    generator = torch.Generator().manual_seed(seed)
+    idx = torch.multinomial(w, samples.shape[0], replacement=True, generator=generator)
+    return samples.detach().cpu()[idx]
+
+
+def _limits(*sets: Tensor, margin: float = 0.1) -> tuple[float, float]:
+    """A square window holding the central 99% of every point set in its first two columns."""
+    pts = torch.cat([s.detach().cpu().double()[:, :2].flatten() for s in sets])
+    pts = pts[torch.isfinite(pts)]
+    if pts.numel() == 0:
+        return (-1.0, 1.0)
+    lo, hi = float(torch.quantile(pts, 0.005)), float(torch.quantile(pts, 0.995))
+    pad = margin * max(hi - lo, 1e-6)
+    return (lo - pad, hi + pad)
+
+
+def _normalised_density(log_prob: Callable[[Tensor], Tensor]) -> Callable[[Tensor], Tensor]:
+    """x -> log_prob(x) - max over the grid, so that exp() neither overflows nor is all 0."""
+
+    def shifted(x: Tensor) -> Tensor:
+        lp = torch.nan_to_num(log_prob(x).double(), nan=-math.inf, posinf=-math.inf)
+        top = lp.max()
+        return lp - top if torch.isfinite(top) else torch.full_like(lp, -math.inf)
+
+    return shifted
+
+
+def plot_samples(
+    result: SampleResult,
+    target: Any,
+    path: str | Path,
+    max_points: int = 5000,
+    seed: int = 0,
+) -> Path:
+    """Samples in the (x_0, x_1) plane; over the target's density contours when dim = 2.
+
+    Panels: the samples as returned; for weighted samples (AIS, SMC) the same resampled by
+    their weights (what the weighted set represents); exact draws of the target when its
+    ``sample`` exists. For dim > 2 the panels show the first two coordinates, without contours.
+
+    Arguments:
+        result: a :class:`~.result.SampleResult`.
+        target: the target it sampled (``log_prob``, ``dim``, optionally ``sample``).
+        path: the PNG to write (parent folders are created).
+        max_points: at most this many points per panel.
+        seed: seeds the resampling and the exact draws (the picture is reproducible).
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+    """
+    samples = result.samples.detach().cpu()
+    panels: dict[str, Tensor] = {f"{result.method} samples": samples}
+    if result.log_weights is not None:
+        panels[f"{result.method} resampled by weight"] = _resample(
+            samples, result.log_weights, seed
+        )
+    try:
+        exact = target.sample(
+            min(samples.shape[0], max_points), torch.Generator().manual_seed(seed)
+        )
+        panels["exact samples"] = exact.detach().cpu()
+    except (NotImplementedError, AttributeError, TypeError):
+        pass
+    if samples.shape[1] == 1:
+        panels = {k: torch.cat([v, torch.zeros_like(v)], 1) for k, v in panels.items()}
+    log_prob = None
+    if samples.shape[1] == 2:
+        log_prob = _normalised_density(
+            lambda x: target.log_prob(x.to(samples.dtype)).detach().cpu()
+        )
+    limits = _limits(*panels.values())
+    return samples_over_density(panels, path, log_prob, limits=limits, max_points=max_points)
+
+
+def plot_log_weights(result: SampleResult, path: str | Path, bins: int = 50) -> Path:
+    """Histogram of log W_i = log w_i - log mean exp(log w) for weighted samples.
+
+    Arguments:
+        result: a weighted :class:`~.result.SampleResult` (``log_weights`` not None).
+        path: the PNG to write.
+        bins: histogram bins.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+    """
+    if result.log_weights is None:
+        raise ValueError(f"result of method {result.method!r} has no log_weights to plot")
+    lw = result.log_weights.detach().double().cpu().flatten()
+    lw = lw - (torch.logsumexp(lw, 0) - math.log(lw.numel()))
+    finite = lw[torch.isfinite(lw)]
+    plt = _pyplot()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.hist(finite.numpy(), bins=bins, color="steelblue")
+    ax.axvline(0.0, color="crimson", lw=1, label="mean weight")
+    ess = "" if result.ess is None else f", ESS/N = {result.ess:.3f}"
+    dropped = lw.numel() - finite.numel()
+    extra = f" ({dropped} non-finite left out)" if dropped else ""
+    ax.set(
+        xlabel="log w - log mean w",
+        ylabel="walkers",
+        title=f"{result.method}: normalised log weights{ess}{extra}",
+    )
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_traces(result: SampleResult, path: str | Path, coordinates: int = 2) -> Path:
+    """Per-chain traces: log rho*(x_t) with the warm-up shaded, then the first coordinates.
+
+    Arguments:
+        result: an MCMC :class:`~.result.SampleResult` (``log_prob_trace`` not None).
+        path: the PNG to write.
+        coordinates: how many leading coordinates of ``chain_samples`` to trace.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+    """
+    if result.log_prob_trace is None:
+        raise ValueError(f"result of method {result.method!r} has no log_prob_trace to plot")
+    trace = result.log_prob_trace.detach().double().cpu()[:, :MAX_CHAINS]
+    chains = result.chain_samples
+    k = 0 if chains is None else min(coordinates, chains.shape[2])
+    plt = _pyplot()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, axes = plt.subplots(1 + k, 1, figsize=(8, 2.4 * (1 + k)), squeeze=False)
+    ax = axes[0, 0]
+    ax.plot(trace.numpy(), lw=0.6)
+    warmup = int(result.info.get("warmup", 0) or 0)
+    if 0 < warmup < trace.shape[0]:
+        ax.axvspan(0, warmup, color="0.9", zorder=0, label="warm-up")
+        ax.legend(loc="lower right")
+    ax.set(ylabel="log_prob", title=f"{result.method}: {trace.shape[1]} chain(s)")
+    for j in range(k):
+        ax = axes[1 + j, 0]
+        ax.plot(chains[:, :MAX_CHAINS, j].detach().double().cpu().numpy(), lw=0.6)
+        ax.set(ylabel=f"x[{j}]")
+    axes[-1, 0].set_xlabel("iteration (traces of x after warm-up and thinning)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_result(result: SampleResult, target: Any, out: str | Path) -> list[Path]:
+    """Write every plot that applies to ``result`` into the folder ``out``.
+
+    ``samples.png`` always; ``log_weights.png`` for weighted samples; ``traces.png`` for
+    Markov chains.
+
+    Returns:
+        The paths written.
+    """
+    out = Path(out)
+    paths = [plot_samples(result, target, out / "samples.png")]
+    if result.log_weights is not None:
+        paths.append(plot_log_weights(result, out / "log_weights.png"))
+    if result.log_prob_trace is not None:
+        paths.append(plot_traces(result, out / "traces.png"))
+    return paths

@@ -1,0 +1,337 @@
+r"""``interpolants sample-target NAME --method M``: one sampler run on a target, on disk.
+
+:func:`run_sample_target` builds the target, runs :func:`~.api.sample` (with a progress bar
+where the method has one), and writes into its output folder
+
+- ``metrics.json``: ``SampleResult.to_dict()`` plus the target, method, seed, options, wall
+  seconds, the log Z error e = log Z_hat - log Z and z = e / se(log Z_hat) where log Z is
+  known, the modes covered for Gaussian mixtures and the observables <|m|>, chi for phi^4;
+- ``samples.pt``: the samples and log weights;
+- the PNGs of :func:`~.plots.plot_result`.
+
+When the sampler fails, ``metrics.json`` still records the run (``status: "failed"`` and the
+reason) before the error is raised again as a one-line ``ValueError``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import inspect
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .. import targets as _targets
+from .api import METHODS, sample
+from .plots import plot_result
+from .result import SampleResult
+
+__all__ = [
+    "add_sample_target_parser",
+    "format_metrics",
+    "parse_options",
+    "run_sample_target",
+    "target_metrics",
+]
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+TARGET_PREFIX = "target."  # --option target.L=16 goes to targets.get(name, L=16)
+
+
+# --- options from the command line ------------------------------------------------------------
+
+
+def _parse_value(text: str) -> Any:
+    """A Python literal (int, float, bool, None, tuple, ...), a torch dtype name, else the text."""
+    if text in DTYPES:
+        return DTYPES[text]
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def parse_options(items: list[str] | None) -> dict[str, Any]:
+    """``["steps=100", "kernel=hmc", "dtype=float64"]`` -> ``{"steps": 100, ...}``.
+
+    Values are read as Python literals where they parse as one (``100``, ``0.5``, ``None``,
+    ``true``), ``float32``/``float64`` become torch dtypes, anything else stays a string.
+    """
+    options: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--option expects KEY=VALUE, got {item!r}")
+        options[key.strip()] = _parse_value(value.strip())
+    return options
+
+
+def _jsonable(value: Any) -> Any:
+    """A JSON-friendly copy of an option value (tensors and objects as short strings)."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, torch.dtype):
+        return str(value).removeprefix("torch.")
+    if isinstance(value, torch.Tensor):
+        return value.tolist() if value.numel() <= 16 else f"tensor{tuple(value.shape)}"
+    return type(value).__name__
+
+
+# --- metrics ----------------------------------------------------------------------------------
+
+
+def _weighted_modes_covered(target: Any, result: SampleResult, min_fraction: float = 0.1) -> int:
+    r"""Components k with n sum_{i -> k} W_i >= max(1, min_fraction w_k n), W the normalised
+    weights (uniform for unweighted samples: then exactly ``GaussianMixture.modes_covered``)."""
+    x = result.samples
+    if result.log_weights is None:
+        return target.modes_covered(x, min_fraction)
+    w = torch.softmax(result.log_weights.detach().double().cpu().flatten(), 0)
+    k = target.means.shape[0]
+    mass = torch.zeros(k, dtype=torch.float64).index_add_(0, target.assign(x).cpu(), w)
+    need = (min_fraction * target.weights.cpu().double()).clamp(min=1.0 / x.shape[0])
+    return int((mass >= need).sum())
+
+
+def target_metrics(target: Any, result: SampleResult) -> dict[str, Any]:
+    r"""What the target lets us score: log Z error, mode coverage, observables.
+
+    - log Z known: ``log_Z_true``, ``log_Z_error`` e = log Z_hat - log Z,
+      ``log_Z_abs_error`` and ``log_Z_z`` = e / se(log Z_hat) (|z| > 3: the method misses
+      log Z by more than its own error bar).
+    - Gaussian mixtures: ``modes_covered`` of ``modes_total`` (weighted for AIS/SMC, see
+      :func:`_weighted_modes_covered`; a tenth of a component's expected share counts).
+    - phi^4 lattices: ``abs_magnetization`` <|m|> with ``abs_magnetization_stderr``, and
+      ``susceptibility`` chi = V (<m^2> - <|m|>^2).
+    """
+    out: dict[str, Any] = {}
+    truth = getattr(target, "log_Z", None)
+    if truth is not None:
+        out["log_Z_true"] = truth
+        if result.log_Z is not None and math.isfinite(result.log_Z):
+            err = result.log_Z - truth
+            out["log_Z_error"] = err
+            out["log_Z_abs_error"] = abs(err)
+            se = result.log_Z_stderr
+            if se is not None and math.isfinite(se) and se > 0:
+                out["log_Z_z"] = err / se
+    if isinstance(target, _targets.GaussianMixture):
+        out["modes_covered"] = _weighted_modes_covered(target, result)
+        out["modes_total"] = int(target.means.shape[0])
+    if isinstance(target, _targets.Phi4):
+        mean, se = result.expectation(lambda x: target.magnetization(x).abs())
+        moments, _ = result.expectation(
+            lambda x: torch.stack([target.magnetization(x).abs(), target.magnetization(x) ** 2], 1)
+        )
+        out["abs_magnetization"] = float(mean)
+        out["abs_magnetization_stderr"] = float(se)
+        out["susceptibility"] = float(target.dim * (moments[1] - moments[0] ** 2))
+    return out
+
+
+# --- the run ----------------------------------------------------------------------------------
+
+
+def _has_progress(method: str) -> bool:
+    """Whether the method's runner takes a ``progress`` option."""
+    return "progress" in inspect.signature(METHODS[method]).parameters
+
+
+def _one_line(err: BaseException, label: str) -> str:
+    """The first line of an error, without a leading "label: ", typed unless a ValueError."""
+    text = str(err).strip()
+    line = text.splitlines()[0] if text else ""
+    line = line.removeprefix(f"{label}: ")
+    if not isinstance(err, ValueError):
+        line = f"{type(err).__name__}: {line}" if line else type(err).__name__
+    return line
+
+
+def _write(out: Path, metrics: dict[str, Any]) -> None:
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+
+
+def run_sample_target(
+    name: str | _targets.Target,
+    method: str,
+    n: int = 1000,
+    seed: int = 0,
+    out: str | Path = "runs/sample-target",
+    options: dict[str, Any] | None = None,
+    *,
+    progress: bool = True,
+) -> dict[str, Any]:
+    r"""Sample the target ``name`` with ``method``; write metrics.json, samples.pt and PNGs.
+
+    Arguments:
+        name: a target name of :func:`interpolants.targets.names` (or ``gmm-d{d}-k{k}``), or
+            a :class:`~interpolants.targets.Target` (a user's density).
+        method: a key of :data:`~.api.METHODS` ("mala", "hmc", "ais", "smc", ...).
+        n: samples (walkers for AIS/SMC, pooled draws for MCMC).
+        seed: seeds the run.
+        out: the output folder (created).
+        options: the method's options (see :func:`~.api.sample`); keys ``target.KEY`` go
+            to the target's constructor instead (e.g. ``{"target.L": 16}`` for phi4).
+        progress: show a progress bar where the method has one (unless ``options`` says).
+
+    Returns:
+        The metrics written to ``out/metrics.json``: ``result.to_dict()``, ``target``,
+        ``method``, ``seed``, ``options``, ``wall_seconds``, ``status``, ``plots`` and
+        the entries of :func:`target_metrics`.
+
+    Raises:
+        ValueError: unknown target or method (the known ones are listed), bad options, or a
+            target whose log_prob is not finite at the starting walkers (their indices are
+            named) or has the wrong shape. A failed run still writes metrics.json.
+
+    Example:
+        >>> m = run_sample_target("gmm40", "smc", n=1000, out="runs/gmm40-smc")
+        >>> m["log_Z"], m["log_Z_stderr"], m["modes_covered"]
+    """
+    if not isinstance(method, str) or method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; methods: {', '.join(sorted(METHODS))}")
+    options = dict(options or {})
+    target_options = {
+        k.removeprefix(TARGET_PREFIX): options.pop(k)
+        for k in list(options)
+        if k.startswith(TARGET_PREFIX)
+    }
+    if isinstance(name, str):
+        target = _targets.get(name, **target_options)
+    elif target_options:
+        raise ValueError("target.* options apply to named targets only")
+    else:
+        target = name
+    label = target.name if not isinstance(name, str) else name
+    if progress and "progress" not in options and _has_progress(method):
+        options["progress"] = True
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    metrics: dict[str, Any] = {
+        "target": label,
+        "method": method,
+        "n": n,
+        "seed": seed,
+        "options": _jsonable({k: v for k, v in options.items() if k != "progress"}),
+        "target_options": _jsonable(target_options),
+        "status": "running",
+    }
+    start = time.perf_counter()
+    try:
+        result = sample(target, method, n=n, seed=seed, **options)
+    except (ValueError, TypeError, RuntimeError, KeyboardInterrupt) as err:
+        reason = _one_line(err, label)
+        status = "interrupted" if isinstance(err, KeyboardInterrupt) else "failed"
+        metrics |= {"status": status, "error": reason}
+        metrics["wall_seconds"] = time.perf_counter() - start
+        _write(out, metrics)
+        if isinstance(err, KeyboardInterrupt):
+            raise
+        raise ValueError(f"{label} ({method}): {reason}") from err
+    wall = time.perf_counter() - start
+    metrics = {**result.to_dict(), **metrics, "status": "ok", "wall_seconds": wall}
+    metrics |= target_metrics(target, result)
+    torch.save(
+        {"samples": result.samples.detach().cpu(), "log_weights": result.log_weights},
+        out / "samples.pt",
+    )
+    _write(out, metrics)  # the numbers are safe before the plots are tried
+    try:
+        metrics["plots"] = [p.name for p in plot_result(result, target, out)]
+    except Exception as err:  # a plot must not cost the run: record why it is missing
+        metrics["plots"], metrics["plot_error"] = [], _one_line(err, label)
+    _write(out, metrics)
+    return metrics
+
+
+def format_metrics(metrics: dict[str, Any]) -> str:
+    """A few readable lines: log Z with its error and the truth, ESS, cost, coverage, plots."""
+    lines = [f"{metrics.get('target')} with {metrics.get('method')}: {metrics.get('status')}"]
+    if metrics.get("error"):
+        lines.append(f"  error: {metrics['error']}")
+    if metrics.get("log_Z") is not None:
+        se = metrics.get("log_Z_stderr")
+        text = f"  log Z = {metrics['log_Z']:.4f}" + (f" ± {se:.4f}" if se is not None else "")
+        if "log_Z_true" in metrics:
+            text += f"  (true {metrics['log_Z_true']:.4f}"
+            if "log_Z_error" in metrics:
+                text += f", error {metrics['log_Z_error']:+.4f}"
+                if "log_Z_z" in metrics:
+                    text += f", z = {metrics['log_Z_z']:+.2f}"
+            text += ")"
+        lines.append(text)
+    for key, fmt in (
+        ("ess", "ESS/N = {:.3f}"),
+        ("acceptance_rate", "acceptance = {:.3f}"),
+        ("rhat_max", "max split R-hat = {:.3f}"),
+        ("iat_max", "max IAT = {:.1f}"),
+        ("divergences", "divergences = {}"),
+        ("levels", "levels = {:g}"),
+    ):
+        if metrics.get(key) is not None:
+            lines.append("  " + fmt.format(metrics[key]))
+    if "modes_covered" in metrics:
+        lines.append(f"  modes covered = {metrics['modes_covered']} of {metrics['modes_total']}")
+    if "abs_magnetization" in metrics:
+        lines.append(
+            f"  <|m|> = {metrics['abs_magnetization']:.4f} ± "
+            f"{metrics['abs_magnetization_stderr']:.4f}, chi = {metrics['susceptibility']:.4f}"
+        )
+    if "evaluations" in metrics:
+        lines.append(f"  target evaluations = {metrics['evaluations']}")
+    if "wall_seconds" in metrics:
+        lines.append(f"  wall seconds = {metrics['wall_seconds']:.2f}")
+    if metrics.get("plots"):
+        lines.append("  plots: " + ", ".join(metrics["plots"]))
+    return "\n".join(lines)
+
+
+# --- the command line -------------------------------------------------------------------------
+
+
+def _command(args: argparse.Namespace) -> None:
+    out = args.out or f"runs/sample-target/{args.name}-{args.method}"
+    metrics = run_sample_target(
+        args.name,
+        args.method,
+        n=args.n,
+        seed=args.seed,
+        out=out,
+        options=parse_options(args.option),
+        progress=not args.quiet,
+    )
+    print(format_metrics(metrics))
+    print(f"metrics: {out}/metrics.json")
+
+
+def add_sample_target_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``interpolants sample-target NAME --method M [...]`` on an argparse
+    sub-parser collection; its handler is ``args.func``."""
+    p = subparsers.add_parser("sample-target", help="sample an unnormalised target")
+    p.add_argument("name", help="target name (e.g. gmm40, funnel, many_well, phi4)")
+    p.add_argument("--method", required=True, help="sampler: " + ", ".join(sorted(METHODS)))
+    p.add_argument("-n", "--n", type=int, default=1000, help="number of samples (walkers)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="output folder (default runs/sample-target/NAME-METHOD)")
+    p.add_argument(
+        "--option",
+        action="append",
+        metavar="KEY=VALUE",
+        help="a method option, e.g. steps=1000, kernel=hmc; target.KEY=VALUE for the target",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_command)
+    return p

@@ -1,0 +1,118 @@
+"""Tests of interpolants.samplers.run and .plots: ``sample-target`` runs on disk, bad input."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+
+import pytest
+import torch
+
+from interpolants.samplers.bench import bench_samplers, format_samplers
+from interpolants.samplers.run import (
+    add_sample_target_parser,
+    format_metrics,
+    parse_options,
+    run_sample_target,
+)
+from interpolants.targets import Target
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny tensors: intra-op threads only add contention on a shared machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_weighted_run_writes_metrics_samples_and_plots(tmp_path):
+    options = {"steps": 5, "moves": 1, "batches": 2}
+    m = run_sample_target("gmm40", "smc", n=40, seed=0, out=tmp_path, options=options)
+    on_disk = json.loads((tmp_path / "metrics.json").read_text())
+    assert on_disk == json.loads(json.dumps(m))
+    assert m["status"] == "ok" and m["target"] == "gmm40" and m["method"] == "smc"
+    assert m["options"] == options and m["n"] == 40 and m["wall_seconds"] > 0
+    assert m["log_Z_true"] == 0.0 and math.isclose(m["log_Z_error"], m["log_Z"])
+    assert m["modes_total"] == 40 and 0 <= m["modes_covered"] <= 40
+    assert set(m["plots"]) == {"samples.png", "log_weights.png"}
+    for name in m["plots"]:
+        assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
+    saved = torch.load(tmp_path / "samples.pt")
+    assert saved["samples"].shape == (40, 2) and saved["log_weights"].shape == (40,)
+    assert "log Z" in format_metrics(m) and "modes covered" in format_metrics(m)
+
+
+def test_mcmc_run_writes_trace_plot(tmp_path):
+    options = {"chains": 4, "warmup": 20}
+    m = run_sample_target("funnel", "mala", n=40, out=tmp_path, options=options, progress=False)
+    assert m["status"] == "ok" and m["log_Z"] is None and "log_Z_error" not in m
+    assert set(m["plots"]) == {"samples.png", "traces.png"}
+    assert (tmp_path / "traces.png").stat().st_size > 0
+
+
+def test_unknown_target_and_method_list_the_known_ones(tmp_path):
+    with pytest.raises(ValueError, match=r"unknown target name 'nope'.*gmm40.*phi4"):
+        run_sample_target("nope", "smc", n=10, seed=0, out=tmp_path, options={})
+    with pytest.raises(ValueError, match=r"unknown method 'gibbs'.*ais.*hmc.*mala.*smc"):
+        run_sample_target("gmm40", "gibbs", n=10, seed=0, out=tmp_path, options={})
+    with pytest.raises(ValueError, match="unknown option"):
+        run_sample_target("gmm40", "ais", n=10, seed=0, out=tmp_path, options={"stepz": 3})
+
+
+def _nan_beyond_one(x):
+    """A standard Gaussian log density that is NaN wherever x_0 > 1 (a user's bug)."""
+    lp = -0.5 * x.square().sum(1)
+    return torch.where(x[:, 0] > 1, torch.full_like(lp, math.nan), lp)
+
+
+def test_nan_target_names_the_walkers_and_keeps_a_record(tmp_path):
+    target = Target(_nan_beyond_one, dim=2, name="mine")
+    init = torch.zeros(6, 2)
+    init[[0, 2, 5], 0] = 3.0
+    with pytest.raises(ValueError, match=r"mine.*not finite.*3 initial walker.*\[0, 2, 5\]"):
+        run_sample_target(target, "mala", n=12, out=tmp_path, options={"init": init})
+    record = json.loads((tmp_path / "metrics.json").read_text())
+    assert record["status"] == "failed" and "[0, 2, 5]" in record["error"]
+    # walkers drawn from the base: the message still names them
+    with pytest.raises(ValueError, match=r"initial walker\(s\), indices \[\d"):
+        run_sample_target(target, "ais", n=50, out=tmp_path, options={"steps": 2})
+
+
+def test_wrong_shape_and_bad_options(tmp_path):
+    target = Target(lambda x: -0.5 * x.square().sum(1, keepdim=True), dim=2, name="flat")
+    with pytest.raises(ValueError, match=r"flat.*shape \(8, 1\).*expected \(8,\)"):
+        run_sample_target(target, "hmc", n=8, out=tmp_path, options={"chains": 8})
+    assert parse_options(["steps=100", "kernel=hmc", "dtype=float64", "pilot=false"]) == {
+        "steps": 100,
+        "kernel": "hmc",
+        "dtype": torch.float64,
+        "pilot": False,
+    }
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        parse_options(["steps"])
+
+
+def test_command_line_parser_with_a_target_option(tmp_path, capsys):
+    parser = argparse.ArgumentParser()
+    add_sample_target_parser(parser.add_subparsers(dest="command", required=True))
+    options = ["--option", "steps=3", "--option", "target.L=3", "--quiet"]
+    args = parser.parse_args(
+        ["sample-target", "phi4", "--method", "ais", "-n", "20", "--out", str(tmp_path), *options]
+    )
+    args.func(args)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["dim"] == 9 and metrics["target_options"] == {"L": 3}
+    assert "abs_magnetization" in metrics and "susceptibility" in metrics
+    assert "<|m|>" in capsys.readouterr().out
+
+
+def test_benchmark_smoke(tmp_path):
+    m = bench_samplers(tmp_path, seeds=2, steps=(3,), targets=("gmm40",), n=20)
+    rows = m["rows"]["gmm40"]
+    assert set(rows) == {"ais K=3", "smc K=3", "smc adaptive"}
+    assert rows["ais K=3"]["evaluations"] > 0 and rows["smc K=3"]["modes_total"] == 40
+    table = format_samplers(m)
+    assert "### gmm40" in table and table.count("\n| ") == 4
