@@ -253,7 +253,12 @@ def _format_train_cost(m: dict[str, Any]) -> str:
 
 
 def bench_checkerboard(
-    out: Path, steps: int = 4000, batch: int = 4096, nll_points: int = 2000, seed: int = 0
+    out: Path,
+    steps: int = 4000,
+    batch: int = 4096,
+    nll_points: int = 2000,
+    seed: int = 0,
+    **fit_options: Any,
 ) -> dict[str, Any]:
     """Checkerboard (BENCHMARKS.md): train the linear interpolant's velocity (MLP 4x256, EMA,
     warm-up + cosine), then test NLL against log 32 and sliced W2 against the noise floor,
@@ -268,8 +273,9 @@ def bench_checkerboard(
     test = load("checkerboard", n=20_000, split="test")
     floor = sliced_w2(load("checkerboard", n=20_000, seed=11), test)
     start = time.perf_counter()
+    options = {"warmup": 200, **fit_options}
     model = fit(
-        data, steps=steps, batch_size=batch, seed=seed, out=out / "run", progress=True, warmup=200
+        data, steps=steps, batch_size=batch, seed=seed, out=out / "run", progress=True, **options
     )
     train_seconds = time.perf_counter() - start
     rows = {}
@@ -291,6 +297,7 @@ def bench_checkerboard(
     return {
         "steps": steps,
         "batch": batch,
+        "options": options,
         "train_seconds": train_seconds,
         "floor": floor,
         "rows": rows,
