@@ -98,55 +98,52 @@ class GenerativeModel:
     def _base_is_standard(self) -> bool:
         return not self._base_given or is_standard_normal(self.base)
 
-    def score(self, t: Tensor, x: Tensor) -> Tensor:
-        """s(t, x): learned, from the denoiser, or from the velocity for an N(0, I) base."""
+    def _score_source(self) -> str:
+        """Where the score comes from: "score", "denoiser" or "velocity" (derived).
+
+        Raises ValueError when none of them gives the score for this interpolant and base.
+        """
         if self._score is not None:
-            return self._score(t, x)
+            return "score"
         if self.denoiser is not None:
             if self.interpolant.is_deterministic and not self._base_is_standard():
                 raise ValueError(
                     "with gamma = 0 the denoiser gives the score only for a standard Gaussian "
                     "base (s = -eta / alpha); pass score= or use gamma > 0"
                 )
-            return score_from_denoiser(self.interpolant, t, x, self.denoiser(t, x))
-        if self._base_is_standard():
-            return score_from_velocity(self.interpolant, t, x, self.velocity(t, x))
-        raise ValueError(
-            "diffusion > 0 needs a score: pass score= or denoiser=, or use a standard Gaussian "
-            "base so the score follows from the velocity"
-        )
-
-    def _drift(self, eps: Diffusion, sign: float) -> Field:
-        """b + sign * eps(t) s: the forward (sign = +1) or backward (-1) SDE drift."""
-        derived = self._score is None and self.denoiser is None
-        if (
-            self._score is None
-            and self.denoiser is not None
-            and self.interpolant.is_deterministic
-            and not self._base_is_standard()
-        ):
-            raise ValueError(
-                "with gamma = 0 the denoiser gives the score only for a standard Gaussian "
-                "base (s = -eta / alpha); pass score= or use gamma > 0"
-            )
-        if derived and not self._base_is_standard():
+            return "denoiser"
+        if not self._base_is_standard():
             raise ValueError(
                 "diffusion > 0 needs a score: pass score= or denoiser=, or use a standard "
                 "Gaussian base so the score follows from the velocity"
             )
-        if derived and self.interpolant.path == "encdec":
+        if self.interpolant.path == "encdec":
             raise ValueError(
                 "diffusion > 0 needs a score: with the encdec path beta = beta' = 0 on [0, 1/2] "
                 "and the score does not follow from the velocity; pass score= or denoiser="
             )
+        return "velocity"
+
+    def score(self, t: Tensor, x: Tensor) -> Tensor:
+        """s(t, x): learned, from the denoiser, or from the velocity for an N(0, I) base."""
+        source = self._score_source()
+        if source == "score":
+            return self._score(t, x)  # type: ignore[misc]
+        if source == "denoiser":
+            return score_from_denoiser(self.interpolant, t, x, self.denoiser(t, x))  # type: ignore[misc]
+        return score_from_velocity(self.interpolant, t, x, self.velocity(t, x))
+
+    def _drift(self, eps: Diffusion, sign: float) -> Field:
+        """b + sign * eps(t) s: the forward (sign = +1) or backward (-1) SDE drift."""
+        source = self._score_source()
 
         def drift(t: Tensor, x: Tensor) -> Tensor:
             e = eps(t[0]) if callable(eps) else eps
             b = self.velocity(t, x)  # one velocity evaluation serves both terms when derived
-            if derived:  # singular at t = 1 (sigma = 0): evaluated at min(t, 1 - SCORE_T_GAP)
+            if source == "velocity":  # singular at t = 1: evaluated at min(t, 1 - SCORE_T_GAP)
                 s = _score_from_velocity(self.interpolant, t.clamp(max=1 - SCORE_T_GAP), x, b)
-            elif self._score is not None:
-                s = self._score(t, x)
+            elif source == "score":
+                s = self._score(t, x)  # type: ignore[misc]
             else:  # -eta / gamma is singular where gamma = 0, at both ends
                 s = self.score(t.clamp(SCORE_T_GAP, 1 - SCORE_T_GAP), x)
             return b + (sign * e) * s
@@ -281,22 +278,6 @@ class GenerativeModel:
         The ODE is solved backward from X_1 = x. ``divergence``: "exact" or "hutchinson"
         (probe "rademacher" or "gaussian", drawn from ``generator``, unbiased).
         """
-        return self._log_prob_info(
-            x, divergence, steps, solver, generator, probe, atol, rtol, create_graph
-        )[0]
-
-    def _log_prob_info(
-        self,
-        x: Tensor,
-        divergence: str,
-        steps: int,
-        solver: str,
-        generator: torch.Generator | None,
-        probe: str,
-        atol: float,
-        rtol: float,
-        create_graph: bool,
-    ) -> tuple[Tensor, Solution]:
         self._check_x(x)
         sol = odeint_with_divergence(
             self.velocity, x, 1.0, 0.0, steps=steps, solver=solver,
@@ -304,7 +285,7 @@ class GenerativeModel:
             create_graph=create_graph, atol=atol, rtol=rtol,
         )  # fmt: skip
         # int_1^0 div b dt = -int_0^1 div b dt
-        return self._base_for(x).log_prob(sol.x) + sol.divergence_integral, sol
+        return self._base_for(x).log_prob(sol.x) + sol.divergence_integral
 
     def sample_with_log_prob(
         self,
