@@ -9,11 +9,15 @@ from pathlib import Path
 
 
 def _demo(args: argparse.Namespace) -> None:
-    from .demo import format_demo, run_exact_demo
+    from .demo import format_demo, format_training_demo, run_exact_demo, run_training_demo
 
-    metrics = run_exact_demo(out=args.out, n=args.n, seed=args.seed, steps=args.steps)
-    print(format_demo(metrics))
-    print(f"metrics: {args.out}/metrics.json")
+    if args.exact:
+        metrics = run_exact_demo(out=args.out, n=args.n, seed=args.seed, steps=args.steps or 100)
+        print(format_demo(metrics))
+        print(f"metrics: {args.out}/metrics.json")
+    else:
+        metrics = run_training_demo(args.out, steps=args.steps, seed=args.seed)
+        print(format_training_demo(metrics, args.out))
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -110,10 +114,17 @@ def build_parser() -> argparse.ArgumentParser:
     from .samplers.run import add_sample_target_parser
 
     add_sample_target_parser(sub)
-    p = sub.add_parser("demo", help="the main job on its embedded default")
+    p = sub.add_parser(
+        "demo", help="the main job on its embedded default: train and evaluate on checkerboard"
+    )
     p.add_argument("--out", default="runs/demo", help="output folder (metrics.json, PNGs)")
-    p.add_argument("-n", type=int, default=10_000, help="number of samples")
-    p.add_argument("--steps", type=int, default=100, help="time steps of the fixed-step solvers")
+    p.add_argument(
+        "--steps", type=int, help="training steps (default 2000); with --exact: solver steps"
+    )
+    p.add_argument(
+        "--exact", action="store_true", help="the exact-field demo instead (closed-form fields)"
+    )
+    p.add_argument("-n", type=int, default=10_000, help="samples of the exact-field demo")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_demo)
     p = sub.add_parser("bench", help="run benchmarks (BENCHMARKS.md)")

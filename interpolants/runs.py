@@ -34,7 +34,7 @@ from .train import TrainConfig, fit
 __all__ = ["evaluate_run", "generate", "read_config", "train_from_config"]
 
 _RUN_KEYS = {"data", "base", "interpolant", "eval"}
-_EVAL_DEFAULTS = {"n": 20_000, "steps": 100, "solver": "heun", "nll_points": 2000}
+_EVAL_DEFAULTS = {"n": 20_000, "steps": 100, "solver": "heun", "nll_points": 2000, "grid": 80}
 
 
 def read_config(path: str | Path) -> dict[str, Any]:
@@ -166,7 +166,7 @@ def evaluate_run(folder: str | Path, progress: bool = True, **overrides: Any) ->
         def grid_log_prob(pts: torch.Tensor) -> torch.Tensor:
             return model.log_prob(pts, steps=min(ev["steps"], 50), solver=ev["solver"])
 
-        plots.append(density_heatmap(grid_log_prob, folder / "density.png"))
+        plots.append(density_heatmap(grid_log_prob, folder / "density.png", resolution=ev["grid"]))
     result["plots"] = [str(p) for p in plots]
     (folder / "metrics.json").write_text(json.dumps(result, indent=2))
     return result
