@@ -7,13 +7,22 @@ are drawn fresh from their definitions; ``digits`` is the fixed split of sklearn
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from .distributions import GaussianMixture
 
-__all__ = ["DATASETS", "digits", "gmm_data_distribution", "load", "true_nll"]
+__all__ = [
+    "DATASETS",
+    "Dequantized",
+    "LogitTransform",
+    "digits",
+    "gmm_data_distribution",
+    "load",
+    "true_nll",
+]
 
 
 def checkerboard(n: int, g: torch.Generator) -> Tensor:
@@ -94,6 +103,69 @@ def digits(
     v = images[idx][:, None]
     u = torch.rand(v.shape, generator=g) if dequantize else torch.full_like(v, 0.5)
     return (v + u) / 17
+
+
+class Dequantized:
+    """Images with integer grey levels v in {0, ..., levels - 1}, dequantised afresh at every
+    draw: ``sample(n, g)`` returns (v + u) / levels, u ~ U(0, 1)^d, of n images drawn with
+    replacement. Passed to :func:`~interpolants.train.fit` as data, every batch sees new noise,
+    which keeps a model from memorising one dequantisation of a small data set.
+
+    Arguments:
+        levels_data: (n, *event) integer-valued grey levels.
+        levels: the number of grey levels.
+        transform: an optional map applied to the dequantised batch (e.g. a
+            :class:`LogitTransform`).
+    """
+
+    def __init__(self, levels_data: Tensor, levels: int, transform: Any = None):
+        if levels_data.ndim < 2 or len(levels_data) < 1:
+            raise ValueError(
+                f"levels_data must have shape (n, *event), got {tuple(levels_data.shape)}"
+            )
+        if levels_data.min() < 0 or levels_data.max() > levels - 1:
+            raise ValueError(f"levels_data must lie in [0, {levels - 1}]")
+        self.v, self.levels, self.transform = levels_data.float(), levels, transform
+        self.event_shape = torch.Size(levels_data.shape[1:])
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        v = self.v[torch.randint(len(self.v), (n,), generator=generator)]
+        x = (v + torch.rand(v.shape, generator=generator)) / self.levels
+        return x if self.transform is None else self.transform(x)
+
+
+class LogitTransform:
+    r"""y = (logit(a + (1 - 2a) x) - m) / s for x in [0, 1]^d, the pre-processing of RealNVP
+    (Dinh, Sohl-Dickstein & Bengio, arXiv:1605.08803, section 4.1) followed by a per-dimension
+    standardisation; m and s are the mean and standard deviation of logit(a + (1 - 2a) x) over
+    ``x_fit``. A density q of y gives x the density
+
+        log p(x) = log q(y(x)) + sum_i [log(1 - 2a) - log u_i - log(1 - u_i) - log s_i],
+        u = a + (1 - 2a) x,
+
+    returned by :meth:`log_det` (the sum), so NLLs in y turn into NLLs of x in [0, 1]^d.
+    """
+
+    def __init__(self, x_fit: Tensor, alpha: float = 0.05):
+        if not 0 < alpha < 0.5:
+            raise ValueError(f"alpha must lie in (0, 0.5), got {alpha!r}")
+        self.alpha = alpha
+        z = torch.logit(alpha + (1 - 2 * alpha) * x_fit.double())
+        self.mean, self.std = z.mean(0).float(), z.std(0).clamp_min(1e-6).float()
+
+    def __call__(self, x: Tensor) -> Tensor:
+        z = torch.logit(self.alpha + (1 - 2 * self.alpha) * x)
+        return (z - self.mean.to(x)) / self.std.to(x)
+
+    def inverse(self, y: Tensor) -> Tensor:
+        u = torch.sigmoid(y * self.std.to(y) + self.mean.to(y))
+        return ((u - self.alpha) / (1 - 2 * self.alpha)).clamp(0, 1)
+
+    def log_det(self, x: Tensor) -> Tensor:
+        """log |det dy/dx| per row of x (n, *event)."""
+        u = self.alpha + (1 - 2 * self.alpha) * x
+        per = math.log(1 - 2 * self.alpha) - u.log() - (-u).log1p() - self.std.to(x).log()
+        return per.flatten(1).sum(1)
 
 
 TOYS = {

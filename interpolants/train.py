@@ -146,7 +146,10 @@ def _differences(saved: dict[str, Any], now: dict[str, Any]) -> list[str]:
 
 
 def _batches(data: Any) -> Callable[[int, torch.Generator], Tensor]:
-    """Uniform draws with replacement from a tensor or a Dataset (of x or (x, label))."""
+    """Uniform draws with replacement from a tensor or a Dataset (of x or (x, label)), or
+    fresh draws ``data.sample(n, generator)`` from a sampler (e.g. :class:`~.data.Dequantized`)."""
+    if callable(getattr(data, "sample", None)):
+        return lambda n, g: data.sample(n, g)
     if isinstance(data, Tensor):
         if data.ndim < 2:
             raise ValueError(f"data must have shape (n, *event), got {tuple(data.shape)}")
@@ -249,7 +252,8 @@ def fit(
     r"""Learn the fields of a stochastic interpolant from samples of rho_1 (arXiv 2303.08797).
 
     Arguments:
-        data: a Tensor (n, *event) of x1 samples, or a Dataset of x1 or (x1, label).
+        data: a Tensor (n, *event) of x1 samples, a Dataset of x1 or (x1, label), or a sampler
+            with ``sample(n, generator)`` drawn afresh for every batch.
         base: None for N(0, I); a Tensor/Dataset of x0 samples or a distribution.
         interpolant: the interpolant (default: linear, gamma = 0).
         fields: any of "velocity", "score", "denoiser".
