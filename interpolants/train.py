@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from .distributions import StandardNormal, as_distribution
 from .generative import GenerativeModel
-from .interpolant import Interpolant, InterpolantSample, sample_times
+from .interpolant import TIME_DISTRIBUTIONS, Interpolant, InterpolantSample, sample_times
 from .losses import denoiser_loss, score_loss, velocity_loss
 from .nn import default_net
 
@@ -51,6 +51,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     ema: float = 0.999  # 0 disables the average
     trim: float | None = None  # time trimming; None: 1e-3 when gamma > 0 or score/denoiser
+    time_distribution: str = "uniform"  # or "logit-normal", "late", "early" (sample_times)
     antithetic: bool | None = None  # None: on when gamma > 0
     log_every: int = 100
     checkpoint_every: int = 1000
@@ -76,6 +77,11 @@ class TrainConfig:
         if self.objective == "max_likelihood" and tuple(self.fields) != ("velocity",):
             raise ValueError(
                 "objective 'max_likelihood' trains the velocity alone: fields=('velocity',)"
+            )
+        if self.time_distribution not in TIME_DISTRIBUTIONS:
+            raise ValueError(
+                f"time_distribution must be one of {TIME_DISTRIBUTIONS}, "
+                f"got {self.time_distribution!r}"
             )
         if self.schedule not in ("cosine", "constant"):
             raise ValueError(f"schedule must be 'cosine' or 'constant', got {self.schedule!r}")
@@ -192,7 +198,12 @@ def _loss(
     rank::size of it, so a run on several processes sees exactly the batch of one process.
     """
     t = sample_times(
-        x0.shape[0], trim=config.trim or 0.0, generator=g, dtype=x0.dtype, device=x0.device
+        x0.shape[0],
+        trim=config.trim or 0.0,
+        generator=g,
+        dtype=x0.dtype,
+        device=x0.device,
+        distribution=config.time_distribution,
     )
     s = I.sample(x0, x1, t, generator=g, antithetic=bool(config.antithetic))
     size, rank = world

@@ -127,3 +127,26 @@ def test_float32_default_and_float64_kept():
         torch.randn(3, 2, dtype=torch.float64), torch.randn(3, 2, dtype=torch.float64), 0.3
     )
     assert s64.xt.dtype == torch.float64 and s64.t.dtype == torch.float64
+
+
+@pytest.mark.parametrize(
+    "distribution,mean,var",
+    [("uniform", 1 / 2, 1 / 12), ("late", 2 / 3, 1 / 18), ("early", 1 / 3, 1 / 18)],
+)
+def test_time_distributions_have_their_moments(distribution, mean, var):
+    n = 40_000
+    g = torch.Generator().manual_seed(3)
+    t = si.sample_times(n, generator=g, dtype=torch.float64, distribution=distribution)
+    assert 0 <= t.min() and t.max() <= 1
+    assert abs(float(t.mean()) - mean) < 4 * math.sqrt(var / n)
+    assert abs(float(t.var()) - var) < 0.05 * var
+
+
+def test_logit_normal_times_are_symmetric_and_mid_weighted():
+    t = si.sample_times(
+        40_000, generator=torch.Generator().manual_seed(4), distribution="logit-normal"
+    )
+    assert abs(float(t.mean()) - 0.5) < 0.005
+    assert float(((t > 0.25) & (t < 0.75)).float().mean()) > 0.6  # uniform: 0.5
+    with pytest.raises(ValueError, match="time distribution"):
+        si.sample_times(4, distribution="normal")
