@@ -286,6 +286,7 @@ def bench_checkerboard(
         for _ in tqdm(range(steps), desc="bare loop", leave=False):
             _bare_cfm_step(net, opt, data, batch)
         model = GenerativeModel(Interpolant("linear"), velocity=net.eval(), event_shape=(2,))
+        out.mkdir(parents=True, exist_ok=True)
         model.save(out / "bare.pt")
         options: dict[str, Any] = {"bare": True}
     else:
@@ -326,12 +327,12 @@ def bench_checkerboard(
     }
 
 
-def _digits_problem(alpha: float) -> tuple[Any, Any, Tensor]:
+def _digits_problem(alpha: float, whiten: bool = False) -> tuple[Any, Any, Tensor]:
     """(train sampler with fresh dequantisation in logit space, the transform, test images)."""
     from .data import Dequantized, LogitTransform, digits, load
 
     levels = (digits("train", dequantize=False) * 17 - 0.5).round().flatten(1)
-    transform = LogitTransform(load("digits").flatten(1), alpha=alpha)
+    transform = LogitTransform(load("digits").flatten(1), alpha=alpha, whiten=whiten)
     test = load("digits", split="test").flatten(1)  # one fixed dequantisation (seed 1)
     return Dequantized(levels, 17, transform), transform, test
 
@@ -352,6 +353,7 @@ def bench_digits(
     steps: int = 8000,
     seed: int = 0,
     alpha: float = 0.01,
+    whiten: bool = False,
     width: int = 512,
     depth: int = 3,
     batch: int = 256,
@@ -376,7 +378,7 @@ def bench_digits(
     from .nn import MLPField
     from .train import fit
 
-    train, transform, test = _digits_problem(alpha)
+    train, transform, test = _digits_problem(alpha, whiten)
     y_test, log_det = transform(test), transform.log_det(test)
     dims = test.shape[1]
 
@@ -450,7 +452,14 @@ def bench_digits(
                     "seconds": train_seconds,
                     "steps": n,
                 }
-    return {"steps": steps, "batch": batch, "alpha": alpha, "dims": dims, "rows": rows}
+    return {
+        "steps": steps,
+        "batch": batch,
+        "alpha": alpha,
+        "whiten": whiten,
+        "dims": dims,
+        "rows": rows,
+    }
 
 
 def _format_digits(m: dict[str, Any]) -> str:

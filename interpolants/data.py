@@ -135,37 +135,56 @@ class Dequantized:
 
 
 class LogitTransform:
-    r"""y = (logit(a + (1 - 2a) x) - m) / s for x in [0, 1]^d, the pre-processing of RealNVP
-    (Dinh, Sohl-Dickstein & Bengio, arXiv:1605.08803, section 4.1) followed by a per-dimension
-    standardisation; m and s are the mean and standard deviation of logit(a + (1 - 2a) x) over
-    ``x_fit``. A density q of y gives x the density
+    r"""y = W (logit(a + (1 - 2a) x) - m) for x in [0, 1]^d: the logit pre-processing of RealNVP
+    (Dinh, Sohl-Dickstein & Bengio, arXiv:1605.08803, section 4.1) followed by a
+    standardisation fitted to ``x_fit``: m the mean of z = logit(a + (1 - 2a) x) and W = diag(1/s)
+    (s its standard deviations) or, with ``whiten=True``, W = L^{-1} for the Cholesky factor
+    L L^T of its covariance (then y is white: a model of y only learns what is not Gaussian).
+    A density q of y gives x the density
 
-        log p(x) = log q(y(x)) + sum_i [log(1 - 2a) - log u_i - log(1 - u_i) - log s_i],
+        log p(x) = log q(y(x)) + log |det W| + sum_i [log(1 - 2a) - log u_i - log(1 - u_i)],
         u = a + (1 - 2a) x,
 
-    returned by :meth:`log_det` (the sum), so NLLs in y turn into NLLs of x in [0, 1]^d.
+    the second and third terms being :meth:`log_det`, so NLLs in y turn into NLLs of x in
+    [0, 1]^d.
     """
 
-    def __init__(self, x_fit: Tensor, alpha: float = 0.05):
+    def __init__(self, x_fit: Tensor, alpha: float = 0.05, whiten: bool = False):
         if not 0 < alpha < 0.5:
             raise ValueError(f"alpha must lie in (0, 0.5), got {alpha!r}")
-        self.alpha = alpha
-        z = torch.logit(alpha + (1 - 2 * alpha) * x_fit.double())
-        self.mean, self.std = z.mean(0).float(), z.std(0).clamp_min(1e-6).float()
+        self.alpha, self.whiten, self.shape = alpha, whiten, x_fit.shape[1:]
+        z = torch.logit(alpha + (1 - 2 * alpha) * x_fit.double()).flatten(1)
+        self.mean = z.mean(0)
+        if whiten:
+            cov = torch.cov(z.T) + 1e-8 * torch.eye(z.shape[1], dtype=z.dtype)
+            self.chol = torch.linalg.cholesky(cov)
+            self._log_det_w = -float(self.chol.diagonal().log().sum())
+        else:
+            self.std = z.std(0).clamp_min(1e-6)
+            self._log_det_w = -float(self.std.log().sum())
+
+    def _z(self, x: Tensor) -> Tensor:
+        return torch.logit(self.alpha + (1 - 2 * self.alpha) * x).flatten(1)
 
     def __call__(self, x: Tensor) -> Tensor:
-        z = torch.logit(self.alpha + (1 - 2 * self.alpha) * x)
-        return (z - self.mean.to(x)) / self.std.to(x)
+        c = self._z(x) - self.mean.to(x)
+        if self.whiten:
+            y = torch.linalg.solve_triangular(self.chol.to(x), c.T, upper=False).T
+        else:
+            y = c / self.std.to(x)
+        return y.reshape(x.shape)
 
     def inverse(self, y: Tensor) -> Tensor:
-        u = torch.sigmoid(y * self.std.to(y) + self.mean.to(y))
-        return ((u - self.alpha) / (1 - 2 * self.alpha)).clamp(0, 1)
+        w = y.flatten(1)
+        c = w @ self.chol.to(y).T if self.whiten else w * self.std.to(y)
+        u = torch.sigmoid(c + self.mean.to(y))
+        return ((u - self.alpha) / (1 - 2 * self.alpha)).clamp(0, 1).reshape(y.shape)
 
     def log_det(self, x: Tensor) -> Tensor:
         """log |det dy/dx| per row of x (n, *event)."""
-        u = self.alpha + (1 - 2 * self.alpha) * x
-        per = math.log(1 - 2 * self.alpha) - u.log() - (-u).log1p() - self.std.to(x).log()
-        return per.flatten(1).sum(1)
+        u = self.alpha + (1 - 2 * self.alpha) * x.flatten(1)
+        per = math.log(1 - 2 * self.alpha) - u.log() - (-u).log1p()
+        return per.sum(1) + self._log_det_w
 
 
 TOYS = {
