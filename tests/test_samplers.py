@@ -274,7 +274,7 @@ def test_non_finite_proposals_are_rejected():
 
 def test_bad_input_raises_value_error_naming_the_argument():
     target, _, _ = correlated_gaussian()
-    with pytest.raises(ValueError, match=r"unknown method 'nuts'.*ais, hmc, mala, smc"):
+    with pytest.raises(ValueError, match=r"unknown method 'nuts'.*ais.*hmc.*mala.*smc"):
         sample(target, "nuts")
     with pytest.raises(ValueError, match="'warmpu'"):
         sample(target, "mala", warmpu=10)

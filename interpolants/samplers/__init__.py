@@ -1,8 +1,8 @@
 r"""Samplers for unnormalised targets rho* = exp(log_prob) / Z: MCMC, AIS and SMC.
 
 ``sample(target, method=..., n=..., seed=..., init=None, **options)`` is the entry point
-(methods "mala", "hmc", "ais", "smc"; more with :func:`register_method`). The kernels
-underneath are BlackJAX-style: ``kernel = mala(log_density, step_size)`` or
+(methods "mala", "hmc", "ais", "smc", "flow-mcmc", "is"; more with :func:`register_method`).
+The kernels underneath are BlackJAX-style: ``kernel = mala(log_density, step_size)`` or
 ``hmc(log_density, step_size, inverse_mass_matrix, num_steps)``, then
 ``state = kernel.init(x)`` and ``state, info = kernel.step(generator, state)``.
 """
@@ -24,6 +24,7 @@ from .ais import (
     temperature_schedule,
 )
 from .api import METHODS, register_method, run_hmc, run_mala, sample
+from .flow_mcmc import run_flow_mcmc, run_is  # registers "flow-mcmc" and "is"
 from .hmc import CountedDensity, Evaluation, GaussianMetric, Info, Kernel, State, hmc, leapfrog
 from .mala import mala
 from .result import SampleResult
@@ -48,7 +49,9 @@ __all__ = [
     "next_temperature",
     "register_method",
     "run_ais",
+    "run_flow_mcmc",
     "run_hmc",
+    "run_is",
     "run_mala",
     "run_smc",
     "sample",

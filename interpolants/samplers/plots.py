@@ -25,7 +25,7 @@ from torch import Tensor
 from ..plots import _pyplot, samples_over_density
 from .result import SampleResult
 
-__all__ = ["plot_log_weights", "plot_result", "plot_samples", "plot_traces"]
+__all__ = ["plot_flow_mcmc", "plot_log_weights", "plot_result", "plot_samples", "plot_traces"]
 
 MAX_CHAINS = 8  # chains drawn in a trace plot
 
@@ -182,11 +182,49 @@ def plot_traces(result: SampleResult, path: str | Path, coordinates: int = 2) ->
     return path
 
 
+def plot_flow_mcmc(result: SampleResult, path: str | Path) -> Path:
+    """Flow-MCMC diagnostics: the global-move acceptance over the training rounds (the map
+    learning) and over production (frozen map), and the number of global moves each chain
+    accepted in production.
+
+    Arguments:
+        result: a flow-MCMC :class:`~.result.SampleResult` (``info["training_acceptance"]``).
+        path: the PNG to write.
+    """
+    info = result.info
+    if "training_acceptance" not in info:
+        raise ValueError(f"result of method {result.method!r} has no flow-MCMC diagnostics")
+    train = info["training_acceptance"].double().cpu()
+    prod = info.get("global_acceptance_trace")
+    plt = _pyplot()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+    ax = axes[0]
+    ax.plot(range(len(train)), train.numpy(), lw=0.8, label="training (map learning)")
+    if prod is not None and len(prod):
+        x = range(len(train), len(train) + len(prod))
+        ax.plot(x, prod.double().cpu().numpy(), lw=0.8, label="production (frozen map)")
+    ax.set(xlabel="round / iteration", ylabel="global acceptance", ylim=(0, 1))
+    ax.set_title(f"stopped by {info.get('stopped_by')} after {info.get('training_rounds')} rounds")
+    ax.legend(loc="lower right")
+    accepted = info.get("global_accepted")
+    if accepted is not None:
+        axes[1].hist(accepted.double().sum(0).cpu().numpy(), bins=20)
+        axes[1].set(xlabel="accepted global moves per chain (production)", ylabel="chains")
+    else:
+        axes[1].axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def plot_result(result: SampleResult, target: Any, out: str | Path) -> list[Path]:
     """Write every plot that applies to ``result`` into the folder ``out``.
 
     ``samples.png`` always; ``log_weights.png`` for weighted samples; ``traces.png`` for
-    Markov chains.
+    Markov chains; ``flow_mcmc.png`` (global acceptance) for flow-MCMC and flow IS.
 
     Returns:
         The paths written.
@@ -197,4 +235,6 @@ def plot_result(result: SampleResult, target: Any, out: str | Path) -> list[Path
         paths.append(plot_log_weights(result, out / "log_weights.png"))
     if result.log_prob_trace is not None:
         paths.append(plot_traces(result, out / "traces.png"))
+    if "training_acceptance" in result.info:
+        paths.append(plot_flow_mcmc(result, out / "flow_mcmc.png"))
     return paths

@@ -116,6 +116,7 @@ def target_metrics(target: Any, result: SampleResult) -> dict[str, Any]:
       :func:`_weighted_modes_covered`; a tenth of a component's expected share counts).
     - phi^4 lattices: ``abs_magnetization`` <|m|> with ``abs_magnetization_stderr``, and
       ``susceptibility`` chi = V (<m^2> - <|m|>^2).
+    - phi4_1d: ``positive_mode_weight`` P(mean phi > 0) with its standard error.
     """
     out: dict[str, Any] = {}
     truth = getattr(target, "log_Z", None)
@@ -139,6 +140,10 @@ def target_metrics(target: Any, result: SampleResult) -> dict[str, Any]:
         out["abs_magnetization"] = float(mean)
         out["abs_magnetization_stderr"] = float(se)
         out["susceptibility"] = float(target.dim * (moments[1] - moments[0] ** 2))
+    if isinstance(target, _targets.Phi4Chain):
+        mean, se = result.expectation(target.positive_mode)
+        out["positive_mode_weight"] = float(mean)
+        out["positive_mode_weight_stderr"] = float(se)
     return out
 
 

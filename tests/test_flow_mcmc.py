@@ -1,0 +1,257 @@
+"""Tests of flow-MCMC and importance sampling through a learned transport (samplers.flow_mcmc).
+
+Stochastic checks are z-tests against the method's own standard error (moments, mode
+weights, log Z) with |z| < 4; the seeds are fixed for reproducibility only.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from interpolants.distributions import DiagonalNormal, GaussianMixture
+from interpolants.samplers import sample
+from interpolants.samplers.coupling import CouplingFlow
+from interpolants.samplers.flow_mcmc import (
+    DefensiveMixture,
+    independent_mh_log_ratio,
+    mode_switches,
+    mode_weights,
+    train_transport,
+)
+from interpolants.samplers.run import run_sample_target
+from interpolants.targets import Target
+
+F64 = torch.float64
+SMALL_FLOW = {"layers": 4, "width": 32}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def two_modes(weight: float = 0.8, offset: float = 1.5):
+    """exp(offset) times the mixture weight N((-3, 0), 0.5^2 I) + (1 - weight) N((3, 0), 0.5^2 I):
+    log Z = offset; modes far beyond MALA's reach from each other."""
+    means = torch.tensor([[-3.0, 0.0], [3.0, 0.0]], dtype=F64)
+    mix = GaussianMixture(
+        means, torch.tensor([0.5, 0.5], dtype=F64), torch.tensor([weight, 1 - weight], dtype=F64)
+    )
+    target = Target(
+        lambda x: mix.log_prob(x) + offset,
+        dim=2,
+        log_Z=offset,
+        base=DiagonalNormal(torch.zeros(2, dtype=F64), 3.0),
+        name="two_modes",
+    )
+    return target, mix, means
+
+
+def test_coupling_flow_is_exactly_invertible_with_the_autograd_log_det():
+    flow = CouplingFlow(5, DiagonalNormal(torch.zeros(5, dtype=F64), 1.0), layers=6).double()
+    gen = torch.Generator().manual_seed(0)
+    for p in flow.parameters():
+        p.data = 0.1 * torch.randn(p.shape, generator=gen, dtype=F64)
+    z = torch.randn(4, 5, generator=gen, dtype=F64)
+    x, log_det = flow(z)
+    z_back, log_det_inv = flow.inverse(x)
+    assert torch.allclose(z_back, z, atol=1e-12) and torch.allclose(
+        log_det + log_det_inv, 0 * log_det, atol=1e-12
+    )
+    jac = torch.autograd.functional.jacobian(lambda v: flow(v[None])[0][0], z[0])
+    assert math.isclose(
+        float(torch.linalg.slogdet(jac)[1]), float(log_det[0].detach()), abs_tol=1e-10
+    )
+    x, lq = flow.sample_with_log_prob(3, gen)
+    assert torch.allclose(flow.log_prob(x), lq, atol=1e-10)
+
+
+def test_mh_ratio_and_mode_diagnostics():
+    a = independent_mh_log_ratio(
+        torch.tensor([1.0]), torch.tensor([2.0]), torch.tensor([0.5]), torch.tensor([3.0])
+    )
+    assert float(a) == pytest.approx((1 - 2) - (0.5 - 3))
+    labels = torch.tensor([[0, 1], [1, 1], [1, 0], [0, 0]])
+    assert mode_switches(labels).tolist() == [2, 1]
+    w, se = mode_weights(labels, 2)
+    assert w.tolist() == [0.5, 0.5] and se.shape == (2,)
+
+
+def test_frozen_chain_leaves_a_known_2d_target_invariant():
+    """Walkers started at exact draws of the target, moved by a frozen, deliberately rough
+    transport (20 training rounds): the moments after production stay those of the target."""
+    target, mix, means = two_modes()
+    trained = train_transport(
+        target, means, seed=1, chains=32, warmup=50, max_rounds=20, transport_options=SMALL_FLOW
+    )
+    start = mix.sample(400, torch.Generator().manual_seed(2))
+    result = sample(
+        target,
+        "flow-mcmc",
+        n=400 * 60,
+        seed=3,
+        init=start,
+        transport=trained.transport,
+        max_rounds=0,
+        warmup=0,
+        step_size=0.4,
+        local_steps=1,
+    )
+    assert result.acceptance_rate > 0.1  # the global moves do happen
+    assert result.info["global_accepted"].double().mean() > 0.1
+
+    def moments(x):
+        return torch.stack([x[:, 0], x[:, 1], x[:, 0] ** 2, x[:, 1] ** 2, x[:, 0] * x[:, 1]], 1)
+
+    truth = torch.tensor([0.8 * -3 + 0.2 * 3, 0.0, 9.25, 0.25, 0.0], dtype=F64)
+    mean, se = result.expectation(moments)
+    z = (mean - truth) / se
+    assert bool((z.abs() < 4).all()), z
+
+
+def test_flow_mcmc_recovers_unequal_mode_weights_where_mala_cannot():
+    """Half the walkers in each mode, true weights 0.8 / 0.2: the global moves move walkers
+    between the modes until the weights are right; MALA's walkers keep the 1/2 - 1/2 start."""
+    target, _, means = two_modes(weight=0.8)
+    result = sample(
+        target,
+        "flow-mcmc",
+        n=32 * 150,
+        seed=0,
+        init=means,
+        chains=32,
+        warmup=100,
+        max_rounds=80,
+        local_steps=2,
+        train_steps=3,
+        transport_options=SMALL_FLOW,
+    )
+    w, se = result.expectation(lambda x: (x[:, 0] < 0).double())
+    assert float(se) < 0.04 and abs(float(w) - 0.8) < 4 * float(se), (float(w), float(se))
+    labels = (result.chain_samples[..., 0] < 0).long()
+    assert int(mode_switches(labels).sum()) > 100  # walkers cross between the modes
+    mala = sample(target, "mala", n=32 * 250, seed=0, init=means.repeat(16, 1), warmup=100)
+    w_mala, _ = mala.expectation(lambda x: (x[:, 0] < 0).double())
+    assert abs(float(w_mala) - 0.5) < 0.02 and abs(float(w_mala) - 0.8) > 0.25
+
+
+def test_anchor_walkers_keep_a_light_mode_in_the_transport():
+    """Weights 0.95 / 0.05 from an equal split of 32 walkers: the global
+    moves empty the light mode of walkers, but the transport is trained on anchors that stay
+    in both modes (the default), so walkers keep coming back and the light weight is right;
+    with the defensive Gaussian mixture too, and its density is that of its draws."""
+    target, _, means = two_modes(weight=0.95)
+    for defensive in (0.0, 0.3):
+        result = sample(
+            target,
+            "flow-mcmc",
+            n=32 * 120,
+            seed=1,
+            init=means,
+            chains=32,
+            warmup=60,
+            max_rounds=40,
+            min_rounds=40,
+            local_steps=2,
+            train_steps=3,
+            defensive=defensive,
+            transport_options=SMALL_FLOW,
+        )
+        w, se = result.expectation(lambda x: (x[:, 0] > 0).double())
+        assert float(se) < 0.03 and abs(float(w) - 0.05) < 4 * float(se), (defensive, float(w))
+        labels = (result.chain_samples[..., 0] > 0).long()
+        assert int(mode_switches(labels).sum()) > 50  # walkers visit the light mode and leave
+    mixture = result.info["transport"]
+    assert isinstance(mixture, DefensiveMixture) and mixture.means.shape == (2, 2)
+    x, lq = mixture.sample_with_log_prob(200, torch.Generator().manual_seed(0))
+    assert torch.allclose(mixture.log_prob(x), lq, atol=1e-10)
+    assert float((x[:, 0] > 0).double().mean()) > 0.2  # the light mode keeps proposal mass
+
+
+def test_importance_sampling_through_the_trained_transport_estimates_log_Z():
+    target, _, means = two_modes(weight=0.7, offset=1.5)
+    result = sample(
+        target,
+        "is",
+        n=4000,
+        seed=0,
+        init=means,
+        chains=32,
+        warmup=100,
+        max_rounds=80,
+        local_steps=2,
+        transport_options=SMALL_FLOW,
+    )
+    assert result.log_weights.shape == (4000,) and 0.1 < result.ess <= 1.0
+    assert abs(result.log_Z - 1.5) < 4 * result.log_Z_stderr and result.log_Z_stderr < 0.05
+    w, se = result.expectation(lambda x: (x[:, 0] < 0).double())
+    assert abs(float(w) - 0.7) < 4 * float(se)
+    assert result.evaluations == result.info["train_evaluations"] + 4000
+
+
+def test_continuous_flow_by_the_interpolant_loss_recovers_weights():
+    """The same 1D-separated two modes with the transport trained by the interpolant loss
+    (q from the ODE likelihood)."""
+    target, _, means = two_modes(weight=0.25)
+    result = sample(
+        target,
+        "flow-mcmc",
+        n=16 * 60,
+        seed=0,
+        init=means,
+        chains=16,
+        warmup=50,
+        max_rounds=30,
+        min_rounds=30,
+        local_steps=2,
+        train_steps=10,
+        transport="interpolant",
+        transport_options={"width": 32, "depth": 2, "ode_steps": 4},
+    )
+    w, se = result.expectation(lambda x: (x[:, 0] < 0).double())
+    assert abs(float(w) - 0.25) < 4 * float(se) + 0.02 and float(se) < 0.08, (float(w), float(se))
+    assert result.info["transport_kind"] == "interpolant" and result.acceptance_rate > 0.05
+
+
+def test_bad_options_name_the_argument():
+    target, _, means = two_modes()
+    for options, name in (
+        ({"transport": "glow"}, "transport"),
+        ({"plateau_tol": -1.0}, "plateau_tol"),
+        ({"local_steps": -1}, "local_steps"),
+        ({"base": object()}, "base"),
+        ({"mass_matrix": "full"}, "mass_matrix"),
+        ({"transport_options": 3}, "transport_options"),
+        ({"anchors": -1}, "anchors"),
+        ({"defensive": 1.5}, "defensive"),
+    ):
+        with pytest.raises(ValueError, match=name):
+            sample(target, "flow-mcmc", n=10, init=means, **options)
+    with pytest.raises(ValueError, match="batches"):
+        sample(target, "is", n=10, init=means, batches=0)
+    with pytest.raises(ValueError, match="layers"):
+        CouplingFlow(2, target.base, layers=0)
+
+
+def test_command_line_run_on_phi4_1d(tmp_path):
+    options = {
+        "target.N": 8,
+        "init": [[1.0], [-1.0]],
+        "chains": 8,
+        "warmup": 20,
+        "max_rounds": 10,
+        "transport_options": SMALL_FLOW,
+    }
+    m = run_sample_target(
+        "phi4_1d", "flow-mcmc", n=80, out=tmp_path, options=options, progress=False
+    )
+    assert m["status"] == "ok" and m["method"] == "flow-mcmc" and m["training_rounds"] == 10
+    assert "positive_mode_weight" in m and "flow_mcmc.png" in m["plots"]
+    assert json.loads((tmp_path / "metrics.json").read_text())["method"] == "flow-mcmc"
