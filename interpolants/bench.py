@@ -350,14 +350,14 @@ def _timed_training(step: Callable[[], None], seconds: float, desc: str) -> int:
 
 def bench_digits(
     out: Path,
-    steps: int = 8000,
+    steps: int = 3000,
     seed: int = 0,
     alpha: float = 0.01,
     whiten: bool = False,
     width: int = 512,
     depth: int = 3,
     batch: int = 256,
-    lr: float = 1e-3,
+    lr: float = 2e-3,
     weight_decay: float = 0.0,
     ema: float = 0.999,
     eval_steps: int = 100,
