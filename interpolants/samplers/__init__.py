@@ -1,8 +1,9 @@
 r"""Samplers for unnormalised targets rho* = exp(log_prob) / Z: MCMC, AIS and SMC.
 
 ``sample(target, method=..., n=..., seed=..., init=None, **options)`` is the entry point
-(methods "mala", "hmc", "ais", "smc", "flow-mcmc", "is"; more with :func:`register_method`).
-The kernels underneath are BlackJAX-style: ``kernel = mala(log_density, step_size)`` or
+(methods "mala", "hmc", "ais", "smc", "nets", "flow-mcmc", "is"; more with
+:func:`register_method`). The kernels underneath are BlackJAX-style:
+``kernel = mala(log_density, step_size)`` or
 ``hmc(log_density, step_size, inverse_mass_matrix, num_steps)``, then
 ``state = kernel.init(x)`` and ``state, info = kernel.step(generator, state)``.
 """
@@ -27,6 +28,7 @@ from .api import METHODS, register_method, run_hmc, run_mala, sample
 from .flow_mcmc import run_flow_mcmc, run_is  # registers "flow-mcmc" and "is"
 from .hmc import CountedDensity, Evaluation, GaussianMetric, Info, Kernel, State, hmc, leapfrog
 from .mala import mala
+from .nets import NETSModel, run_nets
 from .result import SampleResult
 
 __all__ = [
@@ -37,6 +39,7 @@ __all__ = [
     "GaussianMetric",
     "Info",
     "Kernel",
+    "NETSModel",
     "SampleResult",
     "State",
     "diagnostics",
@@ -53,6 +56,7 @@ __all__ = [
     "run_hmc",
     "run_is",
     "run_mala",
+    "run_nets",
     "run_smc",
     "sample",
     "systematic_resample",

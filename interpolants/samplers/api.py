@@ -30,6 +30,7 @@ from .hmc import (
     progress_bar,
 )
 from .mala import mala
+from .nets import run_nets
 from .result import SampleResult
 
 __all__ = ["METHODS", "register_method", "run_hmc", "run_mala", "sample"]
@@ -270,7 +271,13 @@ def run_hmc(
 
 # --- dispatch -----------------------------------------------------------------------------
 
-METHODS: dict[str, Runner] = {"mala": run_mala, "hmc": run_hmc, "ais": run_ais, "smc": run_smc}
+METHODS: dict[str, Runner] = {
+    "mala": run_mala,
+    "hmc": run_hmc,
+    "ais": run_ais,
+    "smc": run_smc,
+    "nets": run_nets,
+}
 
 
 def register_method(name: str, runner: Runner) -> None:
@@ -295,7 +302,8 @@ def sample(
     Arguments:
         target: a :class:`~interpolants.targets.Target` (log_prob, dim, base).
         method: "mala", "hmc" (Markov chains), "ais" (annealed importance sampling),
-            "smc" (sequential Monte Carlo), or any name added with :func:`register_method`.
+            "smc" (sequential Monte Carlo), "nets" (the non-equilibrium transport sampler,
+            :func:`~.nets.run_nets`), or any name added with :func:`register_method`.
         n: the number of samples returned.
         seed: seeds the torch.Generator behind every random draw (reproducible).
         init: (chains, dim) starting positions for the MCMC methods.

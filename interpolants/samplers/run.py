@@ -7,6 +7,9 @@ where the method has one), and writes into its output folder
   seconds, the log Z error e = log Z_hat - log Z and z = e / se(log Z_hat) where log Z is
   known, the modes covered for Gaussian mixtures and the observables <|m|>, chi for phi^4;
 - ``samples.pt``: the samples and log weights;
+- for a method that trains (``nets``, through its ``log_dir`` option): ``metrics.jsonl``
+  (loss, ESS and log Z per logging interval) and ``checkpoint.pt`` (``--option resume=true``
+  continues from it);
 - the PNGs of :func:`~.plots.plot_result`.
 
 When the sampler fails, ``metrics.json`` still records the run (``status: "failed"`` and the
@@ -224,6 +227,8 @@ def run_sample_target(
     if progress and "progress" not in options and _has_progress(method):
         options["progress"] = True
     out = Path(out)
+    if "log_dir" in inspect.signature(METHODS[method]).parameters:
+        options.setdefault("log_dir", str(out))  # nets: metrics.jsonl and checkpoint.pt
     out.mkdir(parents=True, exist_ok=True)
     metrics: dict[str, Any] = {
         "target": label,

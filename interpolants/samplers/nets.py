@@ -1,0 +1,898 @@
+r"""NETS: the non-equilibrium transport sampler (Albergo & Vanden-Eijnden, arXiv:2410.02711).
+
+Path. U_t = (1 - beta_t) U_0 + beta_t U_1 interpolates the potentials of the base
+p_0 = exp(-U_0) (normalised) and of the target rho* = exp(-U_1) (unnormalised), with a
+schedule beta_t, 0 <= t <= 1 (:func:`schedule`); rho_t = exp(-U_t + F_t), F_t = -log Z_t.
+
+Walkers. From x ~ p_0, with the work A_0 = 0,
+
+    dX = (b_t(X) - eps_t grad U_t(X)) dt + sqrt(2 eps_t) dW,
+    dA = (div b_t - grad U_t . b_t - dU_t/dt)(X) dt,                          (NETS eq. 9)
+
+then E[exp(A_1) f(X_1)] / E[exp(A_1)] = E_rho*[f] and E[exp(A_1)] = Z_1 / Z_0 = Z for any
+drift b: log Z_hat = log mean exp(A_1). With b = 0 this is Jarzynski's equality, i.e.
+annealed importance sampling; with the b of the continuity equation
+dt rho_t + div(b_t rho_t) = 0 every walker carries the same work A_1 = log Z.
+
+Time stepping (t_k -> t_{k+1}, h = t_{k+1} - t_k). The three terms of the SDE are split:
+
+1. annealing, x fixed: A += -(U_{t_{k+1}} - U_{t_k})(x) (the AIS increment of Neal);
+2. transport by the Heun step T of dx/dt = b_t(x) from t_k to t_{k+1}:
+   A += log pi_{k+1}(T x) - log pi_{k+1}(x) + log |det grad T(x)|, pi = exp(-U);
+3. Langevin at t_{k+1}: MALA with step size sqrt(2 eps h), which leaves pi_{k+1} invariant
+   and so changes no weight.
+
+Steps 1 and 3 are exact importance-sampling and invariant moves, step 2 too when the log
+determinant is exact (dimension <= ``exact_max_dim``: full Jacobians, |det| of the Heun
+map): the estimator is then unbiased at any number of steps, as long as T is invertible
+(h |grad b| < 1). Above the threshold the log determinant is the trapezoid
+h/2 (div b(x) + div b(x~)) with Hutchinson probes (an O(h) error). As h -> 0 the increments
+of 1 and 2 sum to the dA above. Cost: two target evaluations per step (one at T x, one for
+the MALA proposal), one when b = 0 or eps = 0.
+
+Learning b and F (off-policy, no back-propagation through the walkers). The PINN objective
+of NETS (eq. 21) over detached walkers (t, x) of short simulations on random time grids:
+
+    L(b, F) = E |div b_t(x) - grad U_t(x) . b_t(x) - dU_t/dt(x) + dF_t/dt|^2,
+
+which vanishes exactly for a solution of the continuity equation with F_t = -log Z_t (scaled
+by the mean running variance of dU_t/dt, or per time bin with ``time_weighted``). The
+action-matching objective (NETS section 3.3; Neklyudov et al., arXiv:2210.06662) with
+b = grad phi is the second option:
+
+    L(phi) = E_{rho_0}[phi_0] - E_{rho_1}[phi_1]
+             + int_0^1 E_{rho_t}[|grad phi_t|^2 / 2 + dphi_t/dt] dt,
+
+the expectations over rho_t taken with the walkers' self-normalised weights exp(A_t).
+
+References:
+    M. S. Albergo, E. Vanden-Eijnden, Nets: a non-equilibrium transport sampler (2024),
+    arXiv:2410.02711.
+    C. Jarzynski, PRL 78 (1997) 2690, arXiv:cond-mat/9610209.
+    R. M. Neal, Annealed importance sampling (2001), arXiv:physics/9803008.
+    K. Neklyudov et al., Action matching (2023), arXiv:2210.06662.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from .ais import AnnealedDensity, _resolve_base, systematic_resample
+from .diagnostics import ess_of_weights, log_mean_exp, log_Z_from_weights
+from .hmc import CountedDensity, State, check_int, make_generator, progress_bar, select
+from .mala import mala
+from .nets_nn import DriftMLP, FreeEnergyRate, LatticeDrift
+from .result import SampleResult
+
+__all__ = [
+    "SCHEDULES",
+    "NETSModel",
+    "jarzynski_rate",
+    "pinn_residual",
+    "run_nets",
+    "schedule",
+    "simulate",
+]
+
+SCHEDULES = ("linear", "power", "geometric")
+OBJECTIVES = ("pinn", "action")
+DIVERGENCES = ("auto", "exact", "hutchinson")
+TARGET_ACCEPT = 0.574  # MALA (Roberts & Rosenthal 1998)
+BINS = 64  # time bins of the tuned eps_t and of the loss weights
+EPS_SWEEP = (0.0, 0.1, 0.3, 1.0, 3.0)
+
+
+# --- the math ------------------------------------------------------------------------------
+
+
+def schedule(t: Tensor, kind: str = "power", power: float = 3.0) -> tuple[Tensor, Tensor]:
+    r"""beta_t and d beta_t / dt of U_t = (1 - beta_t) U_0 + beta_t U_1, beta_0 = 0, beta_1 = 1.
+
+    linear: beta = t; power: beta = t^p; geometric: beta = (e^{p t} - 1) / (e^p - 1), whose
+    precision (1 - beta) / s_0^2 + beta / s_1^2 grows like e^{p t} when e^p ~ s_0^2 / s_1^2.
+    A broad base (s_0 >> s_1) makes the linear path stiff near t = 0 (the walkers contract at
+    a rate ~ s_0^2 / s_1^2 there); t^p spreads that over a time ~ (s_1 / s_0)^{2 / p}.
+    """
+    if kind == "linear":
+        return t, torch.ones_like(t)
+    if kind == "power":
+        return t.pow(power), power * t.pow(power - 1)
+    if kind == "geometric":
+        e = math.expm1(power)
+        return torch.expm1(power * t) / e, power * torch.exp(power * t) / e
+    raise ValueError(f"schedule must be one of {SCHEDULES}, got {kind!r}")
+
+
+def jarzynski_rate(div_b: Tensor, grad_log_pi: Tensor, b: Tensor, dlog_pi_dt: Tensor) -> Tensor:
+    r"""dA/dt = div b_t - grad U_t . b_t - dU_t/dt with log pi_t = -U_t (arXiv:2410.02711, eq. 9).
+
+    Shapes: div_b (n,), grad_log_pi and b (n, d), dlog_pi_dt (n,)."""
+    return div_b + (grad_log_pi * b).flatten(1).sum(1) + dlog_pi_dt
+
+
+def pinn_residual(
+    div_b: Tensor, grad_log_pi: Tensor, b: Tensor, dlog_pi_dt: Tensor, dF_dt: Tensor
+) -> Tensor:
+    r"""div b_t - grad U_t . b_t - dU_t/dt + dF_t/dt, zero everywhere exactly when b_t solves
+    the continuity equation for rho_t = exp(-U_t + F_t) (arXiv:2410.02711, eq. 21)."""
+    return jarzynski_rate(div_b, grad_log_pi, b, dlog_pi_dt) + dF_dt
+
+
+def heun_jacobian(j1: Tensor, j2: Tensor, h: float) -> Tensor:
+    r"""grad T for the Heun map T x = x + h/2 (b_0(x) + b_1(x + h b_0(x))):
+    I + h/2 (J_1 + J_2 (I + h J_1)), J_1 = grad b_0(x), J_2 = grad b_1(x~); (n, d, d)."""
+    eye = torch.eye(j1.shape[-1], dtype=j1.dtype, device=j1.device)
+    return eye + 0.5 * h * (j1 + j2 @ (eye + h * j1))
+
+
+# --- drift and free energy -----------------------------------------------------------------
+
+
+class NETSModel(nn.Module):
+    r"""The learned parts of NETS: the drift b_t(x), the free-energy rate dF_t/dt, and the
+    tables of the MALA diffusion eps_t and of the loss weights over ``BINS`` bins of t.
+
+    ``config`` holds the path (schedule, power) the model was trained for; sampling uses it.
+    """
+
+    def __init__(self, drift: nn.Module, config: dict[str, Any], eps0: float = 1.0):
+        super().__init__()
+        self.drift, self.free_energy, self.config = drift, FreeEnergyRate(), dict(config)
+        self.register_buffer("log_eps", torch.full((BINS,), math.log(eps0), dtype=torch.float64))
+        self.register_buffer("loss_var", torch.ones(BINS, dtype=torch.float64))
+
+    def forward(self, t: Tensor, x: Tensor) -> Tensor:
+        if self.config.get("objective") == "action":
+            return _grad_phi(self.drift, t, x, create_graph=torch.is_grad_enabled())
+        return self.drift(t, x)
+
+    def eps(self, t: float) -> float:
+        """The tuned diffusion eps_t (MALA step size sqrt(2 eps_t h) at acceptance ~0.574)."""
+        return float(self.log_eps[_bin(torch.tensor([t]))].exp())
+
+    def log_Z_from_F(self, points: int = 1001) -> float:
+        """-int_0^1 dF_t/dt dt (trapezoid rule): the free energy's log Z estimate."""
+        t = torch.linspace(0, 1, points)
+        with torch.no_grad():
+            return -float(torch.trapezoid(self.free_energy(t).double(), t.double()))
+
+
+def _grad_phi(phi: nn.Module, t: Tensor, x: Tensor, create_graph: bool) -> Tensor:
+    """b = grad_x phi_t(x) for a scalar potential network (action matching)."""
+    with torch.enable_grad():
+        if not x.requires_grad:
+            x = x.detach().requires_grad_(True)
+        out = phi(t, x)
+        (g,) = torch.autograd.grad(out.sum(), x, create_graph=True)
+    return g if create_graph else g.detach()
+
+
+class _Potential(nn.Module):
+    """phi_t(x) = sum_i x_i f_i(t, x) / s_i: a scalar from a vector network (action matching)."""
+
+    def __init__(self, net: nn.Module, scale: Tensor):
+        super().__init__()
+        self.net = net
+        self.register_buffer("s", scale)
+
+    def forward(self, t: Tensor, x: Tensor) -> Tensor:
+        return (self.net(t, x) * x / self.s.to(x.dtype)).flatten(1).sum(1)
+
+
+def _bin(t: Tensor) -> Tensor:
+    return (t * BINS).long().clamp(0, BINS - 1)
+
+
+def _lattice_side(target: Any) -> int | None:
+    side = getattr(target, "L", None)
+    return side if isinstance(side, int) and side * side == target.dim else None
+
+
+def _build_drift(
+    target: Any,
+    net: Any,
+    scale: Tensor,
+    width: int | None,
+    depth: int | None,
+    features: int,
+    feature_scale: float,
+) -> nn.Module:
+    dim = target.dim
+    if isinstance(net, nn.Module):
+        return net
+    side = _lattice_side(target)
+    if net is None:
+        net = "conv" if side is not None else "mlp"
+    if net == "conv":
+        if side is None:
+            raise ValueError(f"net='conv' needs a target on an L x L lattice, dim={dim}")
+        return LatticeDrift(side, float(scale.mean()), width or 32, depth or 3)
+    if net == "mlp":
+        return DriftMLP(dim, scale, width or 128, depth or 3, features=features,
+                        feature_scale=feature_scale)  # fmt: skip
+    raise ValueError(f"net must be 'mlp', 'conv', None or an nn.Module, got {net!r}")
+
+
+# --- divergence, Jacobians and the Heun transport ------------------------------------------
+
+
+def _jacobian(model: nn.Module, t: Tensor, x: Tensor, create_graph: bool = False):
+    """b_t(x) (n, d) and its Jacobian J[n, i, j] = d b_i / d x_j by batched VJPs."""
+    with torch.enable_grad():
+        xg = x if (create_graph and x.requires_grad) else x.detach().requires_grad_(True)
+        out = model(t, xg)
+        eye = torch.eye(x.shape[1], dtype=x.dtype, device=x.device)
+        grads = eye[:, None, :].expand(x.shape[1], x.shape[0], x.shape[1])
+        (rows,) = torch.autograd.grad(
+            out, xg, grads, is_grads_batched=True, create_graph=create_graph
+        )
+    jac = rows.permute(1, 0, 2)
+    return (out, jac) if create_graph else (out.detach(), jac.detach())
+
+
+def _hutchinson(model: nn.Module, t: Tensor, x: Tensor, probe: Tensor, create_graph: bool):
+    """b_t(x) and v^T (grad b) v for probes v (k, n, d) averaged over k: ((n, d), (n,))."""
+    with torch.enable_grad():
+        xg = x if (create_graph and x.requires_grad) else x.detach().requires_grad_(True)
+        out = model(t, xg)
+        (vjp,) = torch.autograd.grad(
+            out, xg, probe, is_grads_batched=True, create_graph=create_graph
+        )
+    div = (vjp * probe).sum(-1).mean(0)
+    return (out, div) if create_graph else (out.detach(), div.detach())
+
+
+def _probe(generator: torch.Generator, k: int, x: Tensor) -> Tensor:
+    signs = torch.randint(0, 2, (k, *x.shape), generator=generator)
+    return (2 * signs - 1).to(x)
+
+
+def _div(model, t, x, exact, probes, generator, create_graph):
+    """b and div b: exact trace of the Jacobian or the Hutchinson estimate."""
+    if exact:
+        out, jac = _jacobian(model, t, x, create_graph)
+        return out, jac.diagonal(dim1=1, dim2=2).sum(1)
+    return _hutchinson(model, t, x, _probe(generator, probes, x), create_graph)
+
+
+def _transport(model, t0: float, t1: float, x: Tensor, exact: bool, probes: int, generator):
+    """The Heun map T x from t0 to t1 and log |det grad T| (exact, or the trapezoid of the
+    Hutchinson divergences); -inf where det grad T <= 0 (T not invertible there)."""
+    h = t1 - t0
+    tt0, tt1 = torch.tensor(t0, dtype=x.dtype), torch.tensor(t1, dtype=x.dtype)
+    if exact:
+        k1, j1 = _jacobian(model, tt0, x)
+        k2, j2 = _jacobian(model, tt1, x + h * k1)
+        sign, logdet = torch.linalg.slogdet(heun_jacobian(j1.double(), j2.double(), h))
+        logdet = torch.where(sign > 0, logdet, torch.full_like(logdet, -math.inf))
+    else:
+        k1, d1 = _hutchinson(model, tt0, x, _probe(generator, probes, x), False)
+        k2, d2 = _hutchinson(model, tt1, x + h * k1, _probe(generator, probes, x), False)
+        logdet = 0.5 * h * (d1 + d2).double()
+    return x + 0.5 * h * (k1 + k2), logdet
+
+
+# --- the walkers ---------------------------------------------------------------------------
+
+
+@dataclass
+class _Path:
+    """The annealed path: counted target, base, schedule; log pi_t = -U_t and its parts."""
+
+    annealed: AnnealedDensity
+    kind: str
+    power: float
+
+    def beta(self, t: float) -> tuple[float, float]:
+        b, db = schedule(torch.tensor(t, dtype=torch.float64), self.kind, self.power)
+        return float(b), float(db)
+
+    def state(self, x: Tensor, beta: float, parts: tuple[Tensor, ...] | None = None) -> State:
+        """Walkers x with log pi_beta, its gradient and (log p_0, log rho*, grads) as aux."""
+        lp0, lp1, g0, g1 = self.annealed.components(x) if parts is None else parts
+        return State(x, (1 - beta) * lp0 + beta * lp1, (1 - beta) * g0 + beta * g1,
+                     (lp0, lp1, g0, g1))  # fmt: skip
+
+
+class Trajectory(NamedTuple):
+    """Walkers after a run: final state, log weights A_1 (float64), per-step records of
+    (t, x, log rho* - log p_0, grad log p_0, grad log rho*, A_t) and MALA acceptances."""
+
+    state: State
+    log_w: Tensor
+    records: list[tuple[float, Tensor, Tensor, Tensor, Tensor, Tensor]]
+    acceptance: list[tuple[float, float]]
+    bad_steps: int
+
+
+def simulate(
+    path: _Path,
+    model: NETSModel | None,
+    x: Tensor,
+    grid: Tensor,
+    eps: Callable[[float], float],
+    generator: torch.Generator,
+    *,
+    exact: bool = True,
+    probes: int = 1,
+    moves: int = 1,
+    record: bool = False,
+) -> Trajectory:
+    r"""Move walkers x ~ p_0 along ``grid`` (0 = t_0 < ... < t_K = 1) by the three split steps
+    of the module docstring (annealing, Heun transport by b, MALA at eps_t); b = 0 when
+    ``model`` is None (then this is AIS with MALA moves of step size sqrt(2 eps_t h))."""
+    state = path.state(x, 0.0)
+    log_w = torch.zeros(x.shape[0], dtype=torch.float64, device=x.device)
+    records, acceptance, bad = [], [], 0
+    b0 = 0.0
+    if record:
+        records.append(_record(0.0, state, log_w))
+    for k in range(len(grid) - 1):
+        t0, t1 = float(grid[k]), float(grid[k + 1])
+        h = t1 - t0
+        b1, _ = path.beta(t1)
+        lp0, lp1 = state.aux[0], state.aux[1]
+        log_w = log_w + (b1 - b0) * (lp1 - lp0).double()
+        old = path.state(state.position, b1, state.aux)
+        if model is not None:
+            with torch.no_grad():
+                y, logdet = _transport(model, t0, t1, old.position, exact, probes, generator)
+            ok = torch.isfinite(y).all(1) & torch.isfinite(logdet)
+            y = torch.where(ok[:, None], y, old.position)
+            new = path.state(y, b1)
+            dw = (new.log_prob - old.log_prob).double() + logdet
+            ok &= torch.isfinite(dw)
+            bad += int((~ok).sum())
+            log_w = torch.where(ok, log_w + torch.where(ok, dw, 0.0), -math.inf)
+            state = select(ok, new, old)
+        else:
+            state = old
+        e = eps(t1)
+        if e > 0 and moves > 0:
+            kernel = mala(path.annealed.at(b1), math.sqrt(2 * e * h))
+            for _ in range(moves):
+                state, info = kernel.step(generator, state)
+                acceptance.append((t1, float(info.acceptance_rate.mean())))
+        if record:
+            records.append(_record(t1, state, log_w))
+        b0 = b1
+    return Trajectory(state, log_w, records, acceptance, bad)
+
+
+def _record(t: float, state: State, log_w: Tensor):
+    lp0, lp1, g0, g1 = state.aux
+    return (t, state.position, (lp1 - lp0), g0, g1, log_w.clone())
+
+
+def _grid(steps: int, generator: torch.Generator | None = None) -> Tensor:
+    """0, then K points (k + u) / (K + 1) with one random shift u (or u = 1/2), then... 1."""
+    if generator is None:
+        return torch.linspace(0, 1, steps + 1, dtype=torch.float64)
+    u = float(torch.rand((), generator=generator, dtype=torch.float64))
+    inner = (torch.arange(steps - 1, dtype=torch.float64) + u) / (steps - 1)
+    return torch.cat(
+        [torch.zeros(1, dtype=torch.float64), inner, torch.ones(1, dtype=torch.float64)]
+    )
+
+
+# --- training ------------------------------------------------------------------------------
+
+
+@dataclass
+class _Batch:
+    t: Tensor
+    x: Tensor
+    ell: Tensor
+    g0: Tensor
+    g1: Tensor
+    w: Tensor  # self-normalised weight of the walker among those at its time (action matching)
+    n_times: int = 0
+
+    @classmethod
+    def from_records(cls, records: list) -> _Batch:
+        ts, xs, ells, g0s, g1s, ws = [], [], [], [], [], []
+        for t, x, ell, g0, g1, lw in records:
+            ts.append(torch.full((x.shape[0],), t, dtype=x.dtype))
+            xs.append(x), ells.append(ell), g0s.append(g0), g1s.append(g1)
+            ws.append(torch.softmax(lw, 0).to(x.dtype))
+        return cls(*(torch.cat(v) for v in (ts, xs, ells, g0s, g1s, ws)), n_times=len(records))
+
+    @classmethod
+    def cat(cls, batches: list[_Batch]) -> _Batch:
+        if len(batches) == 1:
+            return batches[0]
+        keys = ("t", "x", "ell", "g0", "g1", "w")
+        return cls(*(torch.cat([getattr(b, k) for b in batches]) for k in keys), n_times=0)
+
+    def take(self, idx: Tensor) -> _Batch:
+        return _Batch(self.t[idx], self.x[idx], self.ell[idx], self.g0[idx], self.g1[idx],
+                      self.w[idx], self.n_times)  # fmt: skip
+
+
+def _pinn_loss(
+    model: NETSModel,
+    path: _Path,
+    batch: _Batch,
+    exact: bool,
+    probes: int,
+    gen: torch.Generator,
+    weighted: bool = False,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The PINN objective on a batch, each residual divided by the running variance of
+    dlog pi_t/dt in its time bin (``weighted``) or by its mean over the bins; returns
+    (loss, per-point residuals detached, dlog pi/dt)."""
+    beta, dbeta = schedule(batch.t, path.kind, path.power)
+    grad_log_pi = (1 - beta)[:, None] * batch.g0 + beta[:, None] * batch.g1
+    dlog_pi_dt = dbeta * batch.ell
+    x = batch.x.detach().requires_grad_(True)
+    b, div = _div(model, batch.t, x, exact, probes, gen, create_graph=True)
+    r = pinn_residual(div, grad_log_pi, b, dlog_pi_dt, model.free_energy(batch.t).to(x.dtype))
+    var = model.loss_var[_bin(batch.t)] if weighted else model.loss_var.mean()
+    weight = 1.0 / var.to(r.dtype)
+    return (weight * r.square()).mean(), r.detach(), dlog_pi_dt.detach()
+
+
+def _action_loss(model: NETSModel, path: _Path, batch: _Batch, base_x: Tensor, final: _Batch):
+    r"""Action matching with weighted walkers: E_0[phi_0] - E_1[phi_1] + mean over the time
+    points of sum_i W_i (|grad phi|^2 / 2 + dphi/dt)(t_i, x_i) (one Monte Carlo estimate
+    of the time integral with t uniform over the records)."""
+    phi = model.drift
+    with torch.enable_grad():
+        t = batch.t.detach().requires_grad_(True)
+        x = batch.x.detach().requires_grad_(True)
+        out = phi(t, x)
+        gx, gt = torch.autograd.grad(out.sum(), (x, t), create_graph=True)
+    inner = (0.5 * gx.square().flatten(1).sum(1) + gt) * batch.w
+    n_per_time = batch.w.sum().clamp(min=1e-12)  # the batch's share of times
+    zero = torch.zeros(base_x.shape[0], dtype=base_x.dtype)
+    one = torch.ones(final.x.shape[0], dtype=final.x.dtype)
+    e0 = phi(zero, base_x).mean()
+    e1 = (phi(one, final.x) * final.w).sum()
+    return e0 - e1 + inner.sum() / n_per_time
+
+
+class _Logger:
+    """metrics.jsonl lines, checkpoint.pt (atomic) in ``log_dir``; a progress bar."""
+
+    def __init__(self, log_dir: str | Path | None, total: int, progress: bool):
+        self.dir = None if log_dir is None else Path(log_dir)
+        if self.dir is not None:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        self.bar = progress_bar(total, progress, "nets")
+
+    def log(self, row: dict[str, Any]) -> None:
+        self.bar.set_postfix(
+            loss=f"{row['loss']:.3g}", ess=f"{row['ess']:.3f}", logZ=f"{row['log_Z']:.3f}"
+        )
+        if self.dir is not None:
+            with open(self.dir / "metrics.jsonl", "a") as f:
+                f.write(json.dumps(row) + "\n")
+
+    def save(self, state: dict[str, Any]) -> None:
+        if self.dir is not None:
+            from ..train import save_checkpoint
+
+            save_checkpoint(self.dir / "checkpoint.pt", state)
+
+    def load(self) -> dict[str, Any] | None:
+        if self.dir is None or not (self.dir / "checkpoint.pt").exists():
+            return None
+        from ..train import load_checkpoint
+
+        return load_checkpoint(self.dir / "checkpoint.pt")
+
+
+@dataclass
+class _TrainOptions:
+    iterations: int
+    walkers: int
+    steps: int
+    updates: int
+    batch_size: int
+    lr: float
+    objective: str
+    exact: bool
+    probes: int
+    moves: int
+    log_every: int
+    checkpoint_every: int
+    buffer: int
+    time_weighted: bool
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _train(
+    model: NETSModel,
+    path: _Path,
+    base: Any,
+    dtype: torch.dtype | None,
+    generator: torch.Generator,
+    o: _TrainOptions,
+    logger: _Logger,
+    resume_state: dict[str, Any] | None,
+) -> list[dict[str, Any]]:
+    """Alternate short simulations (detached walkers on a random grid, eps_t adapted to the
+    MALA acceptance per time bin) with ``updates`` Adam steps of the objective."""
+    opt = torch.optim.Adam(model.parameters(), lr=o.lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(o.iterations, 1), o.lr * 0.1)
+    start, history = 0, list(o.history)
+    if resume_state is not None:
+        opt.load_state_dict(resume_state["optimizer"])
+        sched.load_state_dict(resume_state["scheduler"])
+        start = resume_state["iteration"]
+        logger.bar.update(start)
+    counter = path.annealed.target
+    clock, acc_loss, acc_n, buffer = time.perf_counter(), 0.0, 0, []
+    for it in range(start, o.iterations):
+        x0 = base.sample(o.walkers, generator)
+        x0 = x0.to(dtype) if dtype is not None else x0
+        traj = simulate(path, model, x0, _grid(o.steps, generator), model.eps, generator,
+                        exact=o.exact, probes=o.probes, moves=o.moves, record=True)  # fmt: skip
+        _adapt_eps(model, traj.acceptance)
+        buffer = (
+            [*buffer[-(o.buffer - 1) :], _Batch.from_records(traj.records)]
+            if o.buffer > 1
+            else [_Batch.from_records(traj.records)]
+        )
+        data = _Batch.cat(buffer)
+        if it == start and resume_state is None:
+            _init_scales(model, path, data)
+        for _ in range(o.updates):
+            idx = torch.randint(0, data.t.shape[0], (o.batch_size,), generator=generator)
+            batch = data.take(idx)
+            if o.objective == "pinn":
+                loss, _, dldt = _pinn_loss(model, path, batch, o.exact, o.probes, generator,
+                                           o.time_weighted)  # fmt: skip
+                _update_var(model, batch.t, dldt)
+            else:
+                final = _Batch.from_records(traj.records[-1:])
+                loss = _action_loss(model, path, batch, x0, final)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+            opt.step()
+            acc_loss, acc_n = acc_loss + float(loss.detach()), acc_n + 1
+        sched.step()
+        logger.bar.update(1)
+        if (it + 1) % o.log_every == 0 or it + 1 == o.iterations:
+            log_z, se = log_Z_from_weights(traj.log_w)
+            row = {
+                "iteration": it + 1,
+                "loss": acc_loss / max(acc_n, 1),
+                "ess": float(ess_of_weights(traj.log_w)),
+                "log_Z": log_z,
+                "log_Z_stderr": se,
+                "log_Z_F": model.log_Z_from_F(),
+                "evaluations": counter.evaluations,
+                "seconds": time.perf_counter() - clock,
+                "lr": sched.get_last_lr()[0],
+            }
+            history.append(row)
+            logger.log(row)
+            acc_loss, acc_n = 0.0, 0
+        if o.checkpoint_every and ((it + 1) % o.checkpoint_every == 0 or it + 1 == o.iterations):
+            logger.save({
+                "model": model.state_dict(),
+                "config": model.config,
+                "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict(),
+                "iteration": it + 1,
+                "generator": generator.get_state(),
+                "evaluations": counter.evaluations,
+                "history": history,
+            })  # fmt: skip
+    return history
+
+
+def _adapt_eps(model: NETSModel, acceptance: list[tuple[float, float]]) -> None:
+    """log eps_bin += 2 (mean acceptance in the bin - 0.574): eps_t follows the acceptance."""
+    if not acceptance:
+        return
+    t = torch.tensor([a[0] for a in acceptance])
+    a = torch.tensor([a[1] for a in acceptance], dtype=torch.float64)
+    bins = _bin(t - 1e-9)
+    total = torch.zeros(BINS, dtype=torch.float64).index_add_(0, bins, a)
+    count = torch.zeros(BINS, dtype=torch.float64).index_add_(0, bins, torch.ones_like(a))
+    seen = count > 0
+    step = torch.where(seen, 2.0 * (total / count.clamp(min=1) - TARGET_ACCEPT), 0.0)
+    # bins without a step this time follow their nearest seen neighbour's change
+    if seen.any():
+        idx = torch.nonzero(seen).flatten()
+        nearest = idx[(torch.arange(BINS)[:, None] - idx[None]).abs().argmin(1)]
+        step = step[nearest]
+    model.log_eps += step
+
+
+def _init_scales(model: NETSModel, path: _Path, data: _Batch) -> None:
+    """Loss weights and the output scale of dF/dt from the first simulation's dlog pi/dt."""
+    _, dbeta = schedule(data.t, path.kind, path.power)
+    dldt = (dbeta * data.ell).double()
+    model.loss_var.fill_(max(float(dldt.var()), 1e-6))
+    _update_var(model, data.t, dldt, rate=1.0)
+    model.free_energy.c.fill_(max(float(dldt.abs().mean()), 1.0))
+
+
+def _update_var(model: NETSModel, t: Tensor, dldt: Tensor, rate: float = 0.05) -> None:
+    """Running variance of dlog pi_t/dt per time bin (the PINN loss weights)."""
+    bins = _bin(t)
+    d = dldt.double()
+    s1 = torch.zeros(BINS, dtype=torch.float64).index_add_(0, bins, d)
+    s2 = torch.zeros(BINS, dtype=torch.float64).index_add_(0, bins, d.square())
+    c = torch.zeros(BINS, dtype=torch.float64).index_add_(0, bins, torch.ones_like(d))
+    ok = c > 1
+    var = (s2 / c.clamp(min=1) - (s1 / c.clamp(min=1)).square()).clamp(min=1e-6)
+    model.loss_var[ok] = (1 - rate) * model.loss_var[ok] + rate * var[ok]
+
+
+# --- the runner ----------------------------------------------------------------------------
+
+
+def _check_positive(name: str, value: Any, allow_zero: bool = False) -> float:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or value < 0 or (value == 0 and not allow_zero):
+        kind = "non-negative" if allow_zero else "positive"
+        raise ValueError(f"{name} must be a {kind} number, got {value!r}")
+    return float(value)
+
+
+def _eps_fn(model: NETSModel | None, eps: Any, scale: float) -> Callable[[float], float]:
+    if eps is None:
+        if model is None:
+            raise ValueError("eps=None uses the trained eps_t; without a model pass eps=")
+        return lambda t: scale * model.eps(t)
+    if callable(eps):
+        return lambda t: scale * float(eps(t))
+    e = _check_positive("eps", eps, allow_zero=True)
+    return lambda t: scale * e
+
+
+def run_nets(
+    target: Any,
+    n: int = 2000,
+    seed: int = 0,
+    init: None = None,
+    *,
+    steps: int = 100,
+    eps: float | str | Callable[[float], float] | None = None,
+    eps_scale: float = 1.0,
+    eps_sweep: tuple[float, ...] = EPS_SWEEP,
+    sweep_walkers: int = 500,
+    resample: bool = False,
+    moves: int = 1,
+    schedule: str = "power",
+    schedule_power: float = 3.0,
+    base: Any = None,
+    base_scale: float | None = None,
+    objective: str = "pinn",
+    model: NETSModel | None = None,
+    drift: str | None = "learned",
+    net: str | nn.Module | None = None,
+    width: int | None = None,
+    depth: int | None = None,
+    features: int = 64,
+    feature_scale: float = 8.0,
+    iterations: int = 200,
+    train_walkers: int = 128,
+    train_steps: int = 50,
+    updates: int = 24,
+    batch_size: int = 256,
+    buffer: int = 4,
+    time_weighted: bool = False,
+    lr: float = 3e-3,
+    divergence: str = "auto",
+    exact_max_dim: int = 32,
+    probes: int = 1,
+    log_dir: str | Path | None = None,
+    resume: bool = False,
+    log_every: int = 10,
+    checkpoint_every: int = 50,
+    dtype: torch.dtype | None = None,
+    progress: bool = False,
+) -> SampleResult:
+    r"""NETS (arXiv:2410.02711): learn a drift b_t by the PINN (or action-matching) objective,
+    then run n walkers of the NETS SDE with Jarzynski weights (module docstring).
+
+    Arguments:
+        target: a :class:`~interpolants.targets.Target`.
+        n: walkers (samples returned).
+        seed: seeds the run's one torch.Generator (training and sampling).
+        init: must be None (walkers start from the base).
+        steps: K, time steps of the sampling run (uniform grid on [0, 1]).
+        eps: the diffusion eps_t of the sampling run: None (default) the eps_t tuned to
+            MALA acceptance 0.574 during training; a number or a function of t; "sweep":
+            try ``eps_sweep`` multiples of the tuned eps_t on ``sweep_walkers`` walkers each
+            and keep the one of largest ESS (its evaluations are counted).
+        eps_scale: multiplies eps_t.
+        resample: return the walkers resampled (systematic) by their weights, with equal
+            log weights log Z_hat; log Z_hat and its error come from the weights before.
+        moves: MALA moves per step.
+        schedule, schedule_power: beta_t of the path (:func:`schedule`): "power" t^p
+            (default p = 3), "linear" or "geometric".
+        base, base_scale: the base p_0 (default ``target.base``) or N(0, base_scale^2 I).
+        objective: "pinn" (default) or "action" (action matching, b = grad phi).
+        model: a trained :class:`NETSModel` (e.g. ``result.info["model"]``): no training.
+        drift: "learned" (default), or None for b = 0 (annealed importance sampling with
+            MALA moves of step sqrt(2 eps_t h); then give eps).
+        net, width, depth: the drift network: "mlp" (vectors, width 128, depth 3), "conv"
+            (the periodic convolutional network, default for L x L lattice targets), or a
+            module net(t, x) -> (n, dim).
+        features, feature_scale: random Fourier features of x / s for the MLP (64 at
+            scale 8 by default; on gmm40 they take the PINN loss from 0.5 to 0.1).
+        iterations: training rounds; each simulates ``train_walkers`` walkers on a random
+            grid of ``train_steps`` steps, then makes ``updates`` Adam
+            steps (learning rate ``lr``, cosine decay to lr / 10) on minibatches of
+            ``batch_size`` (t, x) points of the last ``buffer`` simulations.
+        time_weighted: divide the squared PINN residual by the running variance of
+            dU_t/dt in its time bin (default False: one constant for all t, so that the
+            loss weighs the residual as it enters the variance of the weights).
+        divergence: "exact" (Jacobians), "hutchinson" (``probes`` Rademacher probes) or
+            "auto": exact when dim <= ``exact_max_dim``.
+        log_dir: where to write metrics.jsonl (loss, ESS, log Z every ``log_every``
+            rounds) and checkpoint.pt (every ``checkpoint_every`` rounds).
+        resume: continue the training from log_dir/checkpoint.pt.
+        dtype: walker dtype (default the base's).
+        progress: show a progress bar with the loss, ESS and log Z of training.
+
+    Returns:
+        :class:`~.result.SampleResult` with log weights A_1, log Z, its delta-method standard
+        error, ESS/N and all target evaluations (training included); ``info`` holds the
+        model, the training history, the eps used, the evaluations of training and of
+        sampling apart, and the ESS of every eps of a sweep.
+    """
+    n, steps = check_int("n", n, 2), check_int("steps", steps, 1)
+    iterations, moves = check_int("iterations", iterations, 0), check_int("moves", moves, 0)
+    train_walkers = check_int("train_walkers", train_walkers, 2)
+    train_steps = check_int("train_steps", train_steps, 2)
+    updates, batch_size = check_int("updates", updates, 0), check_int("batch_size", batch_size)
+    buffer, features = check_int("buffer", buffer), check_int("features", features, 0)
+    feature_scale = _check_positive("feature_scale", feature_scale)
+    probes, exact_max_dim = check_int("probes", probes), check_int("exact_max_dim", exact_max_dim)
+    log_every = check_int("log_every", log_every)
+    checkpoint_every = check_int("checkpoint_every", checkpoint_every, 0)
+    sweep_walkers = check_int("sweep_walkers", sweep_walkers, 2)
+    lr, eps_scale = _check_positive("lr", lr), _check_positive("eps_scale", eps_scale, True)
+    if init is not None:
+        raise ValueError("init: nets starts from the base distribution; pass base= instead")
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
+    schedule_power = _check_positive("schedule_power", schedule_power)
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
+    if divergence not in DIVERGENCES:
+        raise ValueError(f"divergence must be one of {DIVERGENCES}, got {divergence!r}")
+    if drift not in ("learned", None):
+        raise ValueError(f"drift must be 'learned' or None (b = 0), got {drift!r}")
+    if model is not None and not isinstance(model, NETSModel):
+        raise ValueError(f"model must be a NETSModel, got {type(model).__name__}")
+    if isinstance(eps, str) and eps != "sweep":
+        raise ValueError(f"eps must be None, a number, a function of t or 'sweep', got {eps!r}")
+    if (
+        eps_sweep is not None and not all(isinstance(e, (int, float)) and e >= 0 for e in eps_sweep)
+    ) or not eps_sweep:
+        raise ValueError(f"eps_sweep must be non-negative numbers, got {eps_sweep!r}")
+    if isinstance(eps, (int, float)):
+        _check_positive("eps", eps, allow_zero=True)
+    if drift is None and (eps is None or eps == "sweep"):
+        raise ValueError("drift=None (b = 0) has no trained eps_t: pass eps= a number")
+
+    density = CountedDensity(target)
+    generator = make_generator(seed)
+    base = _resolve_base(target, base, base_scale, dtype)
+    # the network's input scale from a separate stream, so that b = 0 draws what AIS draws
+    probe_x = base.sample(256, make_generator(seed + 7919))
+    scale = probe_x.float().std(0).clamp(min=1e-3)
+    exact = divergence == "exact" or (divergence == "auto" and target.dim <= exact_max_dim)
+    path = _Path(AnnealedDensity(density, base), schedule, schedule_power)
+    history: list[dict[str, Any]] = []
+    logger = _Logger(log_dir, iterations if model is None and drift else 0, progress)
+    if drift is not None and model is None:
+        config = {"schedule": schedule, "schedule_power": schedule_power, "objective": objective,
+                  "dim": target.dim}  # fmt: skip
+        raw = _build_drift(target, net, scale, width, depth, features, feature_scale)
+        if objective == "action":
+            raw = _Potential(raw, scale)
+        mean_scale = float(scale.mean())
+        model = NETSModel(raw, config, eps0=(0.5 * mean_scale) ** 2 * train_steps / 2)
+        resume_state = logger.load() if resume else None
+        if resume_state is not None:
+            if resume_state["config"] != model.config:
+                raise ValueError(
+                    f"resume: the checkpoint in {log_dir} was made with {resume_state['config']}, "
+                    f"now {model.config}"
+                )
+            model.load_state_dict(resume_state["model"])
+            generator.set_state(resume_state["generator"])
+            density.evaluations = resume_state["evaluations"]
+            history = resume_state["history"]
+        elif resume and log_dir is None:
+            raise ValueError("resume=True needs log_dir (where checkpoint.pt is)")
+        opts = _TrainOptions(iterations, train_walkers, train_steps, updates, batch_size, lr,
+                             objective, exact, probes, moves, log_every, checkpoint_every,
+                             buffer if objective == "pinn" else 1, time_weighted,
+                             history)  # fmt: skip
+        history = _train(model, path, base, dtype, generator, opts, logger, resume_state)
+    elif model is not None:
+        if model.config.get("dim") != target.dim:
+            raise ValueError(
+                f"model was trained for dim={model.config.get('dim')}, target has {target.dim}"
+            )
+        path = _Path(path.annealed, model.config["schedule"], model.config["schedule_power"])
+    logger.bar.close()
+    train_evals = density.evaluations
+    drift_model = model if drift is not None else None
+
+    def run(m: int, eps_fn: Callable[[float], float]) -> Trajectory:
+        x0 = base.sample(m, generator)
+        x0 = x0.to(dtype) if dtype is not None else x0
+        return simulate(path, drift_model, x0, _grid(steps), eps_fn, generator,
+                        exact=exact, probes=probes, moves=moves)  # fmt: skip
+
+    sweep: list[dict[str, float]] = []
+    if eps == "sweep":
+        best, best_ess = None, -1.0
+        for s in eps_sweep:
+            traj = run(sweep_walkers, _eps_fn(model, None, s))
+            ess = float(ess_of_weights(traj.log_w))
+            sweep.append({"eps_scale": s, "ess": ess, "log_Z": float(log_mean_exp(traj.log_w, 0))})
+            if ess > best_ess:
+                best, best_ess = s, ess
+        eps_fn = _eps_fn(model, None, best * eps_scale)
+    else:
+        eps_fn = _eps_fn(model, eps, eps_scale)
+    traj = run(n, eps_fn)
+    log_w = traj.log_w
+    if traj.bad_steps:
+        warnings.warn(
+            f"nets: the transport map was not invertible (or not finite) for {traj.bad_steps} "
+            "walker-steps, whose weights were set to 0; use more steps",
+            stacklevel=2,
+        )
+    log_Z, stderr = log_Z_from_weights(log_w)
+    ess = float(ess_of_weights(log_w))
+    samples = traj.state.position
+    if resample:
+        idx = systematic_resample(log_w[None], generator)[0].to(samples.device)
+        samples = samples[idx]
+        log_w = torch.full_like(log_w, log_Z)
+    acc = [a for _, a in traj.acceptance]
+    info: dict[str, Any] = {
+        "target": density.name,
+        "steps": steps,
+        "eps_scale": eps_scale if eps != "sweep" else best * eps_scale,
+        "eps_profile": torch.tensor([eps_fn(float(t)) for t in _grid(steps)[1:]]),
+        "eps_sweep": sweep,
+        "training_evaluations": train_evals,
+        "sampling_evaluations": density.evaluations - train_evals,
+        "iterations": iterations if drift is not None else 0,
+        "divergence": "exact" if exact else "hutchinson",
+        "schedule": path.kind,
+        "non_invertible_steps": traj.bad_steps,
+        "resampled": bool(resample),
+        "history": history,
+        "model": drift_model,
+    }
+    if drift_model is not None:
+        info["log_Z_F"] = drift_model.log_Z_from_F()
+    if history:
+        info["final_train_ess"] = history[-1]["ess"]
+    return SampleResult(
+        samples=samples,
+        method="nets",
+        log_weights=log_w.to(samples.device),
+        log_Z=log_Z,
+        log_Z_stderr=stderr,
+        ess=ess,
+        evaluations=density.evaluations,
+        acceptance_rate=sum(acc) / len(acc) if acc else None,
+        info=info,
+    )

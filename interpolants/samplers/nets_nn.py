@@ -1,0 +1,149 @@
+r"""The networks of NETS (arXiv:2410.02711): a drift b_t(x) and a free-energy rate dF_t/dt.
+
+- :class:`DriftMLP`: b_t(x) = s * MLP([x / s, embed(t)]) for vectors, s the base's scale per
+  coordinate, so that the network sees inputs and returns outputs of order one.
+- :class:`LatticeDrift`: a periodic (circular-padding) convolutional network for fields on an
+  L x L torus such as phi^4; translation-equivariant, and its cost grows like L^2, so that
+  L = 16 trains on a CPU.
+- :class:`FreeEnergyRate`: dF_t/dt as a small MLP of t (F_0 = 0, F_1 = -log Z_1 + log Z_0).
+
+The last layer of each drift is zero at initialisation: training starts from b = 0, where
+NETS is annealed importance sampling.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from ..nn import TimeEmbedding
+
+__all__ = ["DriftMLP", "FreeEnergyRate", "LatticeDrift"]
+
+
+def _mlp(n_in: int, width: int, depth: int, n_out: int) -> nn.Sequential:
+    layers: list[nn.Module] = [nn.Linear(n_in, width), nn.SiLU()]
+    for _ in range(depth - 1):
+        layers += [nn.Linear(width, width), nn.SiLU()]
+    last = nn.Linear(width, n_out)
+    nn.init.zeros_(last.weight)
+    nn.init.zeros_(last.bias)
+    return nn.Sequential(*layers, last)
+
+
+class DriftMLP(nn.Module):
+    r"""b_t(x) = s * MLP([x / s, embed(t)]) with SiLU activations and a zero last layer.
+
+    Arguments:
+        dim: the dimension d.
+        scale: s, (d,) or a float: the typical spread of the walkers (the base's std).
+        width, depth: hidden width and number of hidden layers.
+        time_features: Fourier frequencies of the time embedding.
+        features: random Fourier features [sin, cos](W x / s) of the input, W ~ N(0, f^2)
+            (0: none). They let the network resolve structure much finer than s (Tancik et
+            al., arXiv:2006.10739), e.g. 40 narrow modes spread over a box as wide as s.
+        feature_scale: f.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        scale: Tensor | float = 1.0,
+        width: int = 128,
+        depth: int = 3,
+        time_features: int = 16,
+        features: int = 0,
+        feature_scale: float = 8.0,
+    ):
+        super().__init__()
+        if dim < 1 or width < 1 or depth < 1:
+            raise ValueError(f"dim, width and depth must be positive, got {dim}, {width}, {depth}")
+        self.config = {"kind": "mlp", "dim": dim, "width": width, "depth": depth,
+                       "features": features, "feature_scale": feature_scale}  # fmt: skip
+        self.embed = TimeEmbedding(time_features, scale=2.0)
+        self.register_buffer("scale", torch.as_tensor(scale, dtype=torch.float32).expand(dim))
+        g = torch.Generator().manual_seed(4321)
+        self.register_buffer("freqs", torch.randn(dim, features, generator=g) * feature_scale)
+        self.net = _mlp(dim + 2 * features + self.embed.dim, width, depth, dim)
+
+    def forward(self, t: Tensor, x: Tensor) -> Tensor:
+        s = self.scale.to(x.dtype)
+        z = x / s
+        emb = self.embed(t.to(x.dtype).expand(x.shape[0]))
+        if self.freqs.shape[1]:
+            arg = z @ self.freqs.to(x.dtype)
+            z = torch.cat([z, arg.sin(), arg.cos()], dim=1)
+        return s * self.net(torch.cat([z, emb], dim=1))
+
+
+class _FiLMConv(nn.Module):
+    """A circular 3x3 convolution, SiLU, then a time-dependent scale and shift per channel."""
+
+    def __init__(self, c_in: int, c_out: int, t_dim: int):
+        super().__init__()
+        self.conv = nn.Conv2d(c_in, c_out, 3, padding=1, padding_mode="circular")
+        self.film = nn.Linear(t_dim, 2 * c_out)
+
+    def forward(self, h: Tensor, emb: Tensor) -> Tensor:
+        scale, shift = self.film(emb)[:, :, None, None].chunk(2, dim=1)
+        return torch.nn.functional.silu(self.conv(h)) * (1 + scale) + shift
+
+
+class LatticeDrift(nn.Module):
+    r"""b_t(phi) for fields phi on an L x L periodic lattice, flattened to (batch, L * L).
+
+    Input channels phi / s, phi^3 / s^3 (the quartic force) and the nearest-neighbour sum
+    / s; ``depth`` circular 3x3 convolutions of ``width`` channels with time FiLM; a zero
+    1x1 output convolution. Equivariant under lattice translations.
+
+    Arguments:
+        L: the lattice side.
+        scale: s, the typical field value.
+        width, depth: channels and number of convolutions.
+        time_features: Fourier frequencies of the time embedding.
+    """
+
+    def __init__(
+        self, L: int, scale: float = 1.0, width: int = 32, depth: int = 3, time_features: int = 8
+    ):
+        super().__init__()
+        if L < 2 or width < 1 or depth < 1:
+            raise ValueError(f"L, width and depth must be >= 2, 1, 1, got {L}, {width}, {depth}")
+        self.config = {"kind": "conv", "L": L, "width": width, "depth": depth}
+        self.L, self.s = L, float(scale)
+        self.embed = TimeEmbedding(time_features, scale=2.0)
+        t_dim = 2 * width
+        self.t_mlp = nn.Sequential(nn.Linear(self.embed.dim, t_dim), nn.SiLU())
+        self.layers = nn.ModuleList(
+            [_FiLMConv(3 if i == 0 else width, width, t_dim) for i in range(depth)]
+        )
+        self.out = nn.Conv2d(width, 1, 1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, t: Tensor, x: Tensor) -> Tensor:
+        phi = x.reshape(-1, 1, self.L, self.L) / self.s
+        hop = sum(phi.roll(k, d) for k in (1, -1) for d in (2, 3))
+        h = torch.cat([phi, phi.pow(3), hop], dim=1)
+        emb = self.t_mlp(self.embed(t.to(x.dtype).expand(x.shape[0])))
+        for layer in self.layers:
+            h = layer(h, emb)
+        return self.s * self.out(h).reshape(x.shape)
+
+
+class FreeEnergyRate(nn.Module):
+    r"""dF_t/dt = c * MLP(embed(t)), a scalar function of t; c sets the output scale.
+
+    Arguments:
+        width, depth: hidden width and layers.
+        time_features: Fourier frequencies of the time embedding.
+    """
+
+    def __init__(self, width: int = 64, depth: int = 2, time_features: int = 16):
+        super().__init__()
+        self.embed = TimeEmbedding(time_features, scale=2.0)
+        self.net = _mlp(self.embed.dim, width, depth, 1)
+        self.register_buffer("c", torch.ones(()))
+
+    def forward(self, t: Tensor) -> Tensor:
+        return self.c * self.net(self.embed(t.float())).squeeze(-1)
