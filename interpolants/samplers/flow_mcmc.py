@@ -373,6 +373,9 @@ def _join(a: State, b: State) -> State:
     )
 
 
+DEFAULT_CHAINS = 64
+
+
 def _walkers(
     target: Any, chains: int | None, init: Tensor | None, dtype: Any, generator: torch.Generator
 ) -> tuple[Tensor, int]:
@@ -382,12 +385,14 @@ def _walkers(
     else 1."""
     if init is None:
         x = initial_positions(
-            target, chains, 64 if chains is None else chains, None, dtype, generator
+            target, chains, DEFAULT_CHAINS if chains is None else chains, None, dtype, generator
         )
         return x, 1
     init = torch.as_tensor(init)
     if init.ndim == 2 and init.shape[1] == 1 and target.dim > 1:
         init = init.expand(-1, target.dim)
+    if chains is None and init.ndim == 2 and init.shape[0] < DEFAULT_CHAINS:
+        chains = DEFAULT_CHAINS  # a few mode locations: fill the default number of walkers
     groups = 1
     if init.ndim == 2 and chains is not None and 1 <= init.shape[0] < chains:
         groups = init.shape[0]
@@ -670,7 +675,8 @@ def run_flow_mcmc(
             or :class:`InterpolantTransport` (width, depth, lr, ode_steps).
         base: rho_b (``sample``, differentiable ``log_prob``); default ``target.base``
             (e.g. the Brownian bridge of phi4_1d, the prior of radial_velocity).
-        chains: walkers M (default init's rows, else 64).
+        chains: walkers M (default 64, or init's rows when it has more; fewer rows are
+            repeated to fill 64).
         warmup: MALA adaptation iterations before training (step size, preconditioner).
         local_steps: MALA moves between global moves.
         train_steps, batch_size, buffer: fitting steps per round, their minibatch, and how many
