@@ -264,7 +264,8 @@ def fit(
 
     Arguments:
         data: a Tensor (n, *event) of x1 samples, a Dataset of x1 or (x1, label), or a sampler
-            with ``sample(n, generator)`` drawn afresh for every batch.
+            with ``sample(n, generator)`` drawn afresh for every batch. Labels are read and
+            not used yet: conditioning on them is API.md section 4.
         base: None for N(0, I); a Tensor/Dataset of x0 samples or a distribution.
         interpolant: the interpolant (default: linear, gamma = 0).
         fields: any of "velocity", "score", "denoiser".

@@ -183,3 +183,16 @@ def test_max_likelihood_baseline_reaches_the_true_nll():
     assert abs(nll - true_nll) < 0.1, (nll, true_nll)
     with pytest.raises(ValueError, match="velocity alone"):
         si.fit(data, steps=1, objective="max_likelihood", fields=("velocity", "score"))
+
+
+def test_fit_on_a_labelled_dataset_matches_the_tensor():
+    # a Dataset of (x1, label) draws the same rows as the tensor: the same run, to the bit
+    from torch.utils.data import TensorDataset
+
+    x = torch.randn(64, 2, generator=torch.Generator().manual_seed(0))
+    labels = torch.arange(64) % 3
+    kw = dict(steps=5, batch_size=16, seed=3, net=None, ema=0.0)
+    a = si.fit(x, net_options={"width": 16, "depth": 1}, **kw)
+    b = si.fit(TensorDataset(x, labels), net_options={"width": 16, "depth": 1}, **kw)
+    t, pts = torch.rand(8), torch.randn(8, 2)
+    torch.testing.assert_close(a.velocity(t, pts), b.velocity(t, pts), rtol=0, atol=0)
