@@ -90,6 +90,37 @@ def _mala_equal_cost(target, init_rows, chains, flow_result, warmup, seed, mass_
     )
 
 
+def _flow_mcmc(
+    target: Any, args: argparse.Namespace, init: Tensor, chains: int, warmup: int, **options: Any
+) -> tuple[Any, float]:
+    """The flow-MCMC run of every example, set from the command line; (result, wall seconds).
+    ``options`` adds to the settings (e.g. a ready ``transport`` for particles; otherwise the
+    RealNVP gets ``--layers --width --lr``)."""
+    if "transport" not in options:
+        options["transport_options"] = {"layers": args.layers, "width": args.width, "lr": args.lr}
+    t0 = time.perf_counter()
+    fm = sample(
+        target,
+        "flow-mcmc",
+        n=chains * args.draws,
+        seed=args.seed,
+        init=init,
+        chains=chains,
+        warmup=warmup,
+        local_steps=5,
+        max_rounds=args.rounds,
+        min_rounds=args.min_rounds,
+        plateau_window=50,
+        train_steps=args.train_steps,
+        anchors=args.anchors,
+        defensive=args.defensive,
+        batch_size=512,
+        progress=args.progress,
+        **options,
+    )
+    return fm, time.perf_counter() - t0
+
+
 def _row(cmd: str, name: str, stats: dict[str, Any], ref: float | None) -> str:
     z = (
         ""
@@ -111,28 +142,7 @@ def phi4_1d(args: argparse.Namespace, out: Path, cmd: str) -> dict[str, Any]:
     ref = target.references["positive_mode_weight"]
     init = torch.stack([torch.ones(100, dtype=F64), -torch.ones(100, dtype=F64)])
     chains, warmup = args.chains, args.warmup or 200
-    t0 = time.perf_counter()
-    fm = sample(
-        target,
-        "flow-mcmc",
-        n=chains * args.draws,
-        seed=args.seed,
-        init=init,
-        chains=chains,
-        warmup=warmup,
-        local_steps=5,
-        max_rounds=args.rounds,
-        min_rounds=args.min_rounds,
-        plateau_window=50,
-        train_steps=args.train_steps,
-        anchors=args.anchors,
-        defensive=args.defensive,
-        batch_size=512,
-        buffer=20,
-        transport_options={"layers": args.layers, "width": args.width, "lr": args.lr},
-        progress=args.progress,
-    )
-    t_fm = time.perf_counter() - t0
+    fm, t_fm = _flow_mcmc(target, args, init, chains, warmup)
     mala = _mala_equal_cost(target, init, chains, fm, warmup, args.seed)
     obs = target.positive_mode
     rows = {"flow-mcmc": _chain_stats(fm, obs, obs), "mala": _chain_stats(mala, obs, obs)}
@@ -259,27 +269,7 @@ def particles(args: argparse.Namespace, out: Path, cmd: str) -> dict[str, Any]:
     init = torch.cat([gas, drop])
     drop_of = lambda x: (target.order_parameter(x) > 0.5).double()  # noqa: E731
     transport = ParticleFrameTransport(target.N, seed=args.seed)
-    t0 = time.perf_counter()
-    fm = sample(
-        target,
-        "flow-mcmc",
-        n=chains * args.draws,
-        seed=args.seed,
-        init=init,
-        chains=chains,
-        warmup=warmup,
-        local_steps=5,
-        max_rounds=args.rounds,
-        min_rounds=args.min_rounds,
-        plateau_window=50,
-        train_steps=args.train_steps,
-        anchors=args.anchors,
-        defensive=args.defensive,
-        batch_size=512,
-        transport=transport,
-        progress=args.progress,
-    )
-    t_fm = time.perf_counter() - t0
+    fm, t_fm = _flow_mcmc(target, args, init, chains, warmup, transport=transport)
     per_chain = max(10, (fm.evaluations - warmup * chains) // chains)
     mala = sample(
         target,
@@ -392,27 +382,7 @@ def radial_velocity(args: argparse.Namespace, out: Path, cmd: str) -> dict[str, 
     periods = target.to_physical(init).P.tolist()
     chains, warmup = args.chains, args.warmup or 300
     mode_of = lambda x: _period_label(target, x)  # noqa: E731
-    t0 = time.perf_counter()
-    fm = sample(
-        target,
-        "flow-mcmc",
-        n=chains * args.draws,
-        seed=args.seed,
-        init=init,
-        chains=chains,
-        warmup=warmup,
-        local_steps=5,
-        max_rounds=args.rounds,
-        min_rounds=args.min_rounds,
-        plateau_window=50,
-        train_steps=args.train_steps,
-        anchors=args.anchors,
-        defensive=args.defensive,
-        batch_size=512,
-        transport_options={"layers": args.layers, "width": args.width, "lr": args.lr},
-        progress=args.progress,
-    )
-    t_fm = time.perf_counter() - t0
+    fm, t_fm = _flow_mcmc(target, args, init, chains, warmup)
     mala = _mala_equal_cost(target, init, chains, fm, warmup, args.seed)
     rows: dict[str, Any] = {}
     for key, res in (("flow-mcmc", fm), ("mala", mala)):

@@ -17,17 +17,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import platform
 import statistics
 import time
-from datetime import date
 from pathlib import Path
 from typing import Any
 
-import torch
-
 import interpolants as si
+from interpolants.bench import machine_info
 from interpolants.samplers.bench import _summarise, format_samplers
 from interpolants.samplers.run import target_metrics
 
@@ -166,10 +162,7 @@ def main() -> None:
         print(table)
         return
     m = bench(args.targets, args.seeds, args.n, out)
-    m["machine"] = {"cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                    "torch": torch.__version__, "python": platform.python_version(),
-                    "date": date.today().isoformat(),
-                    "total_seconds": time.perf_counter() - start}  # fmt: skip
+    m["machine"] = {**machine_info(), "total_seconds": time.perf_counter() - start}
     (out / "metrics.json").write_text(json.dumps(m, indent=1, default=str))
     table = format_samplers(m) + "\n\n" + phi4_table(m)
     (out / "table.md").write_text(table + "\n")

@@ -27,7 +27,7 @@ from .generative import GenerativeModel
 from .integrate import odeint
 from .interpolant import Interpolant
 
-__all__ = ["BENCHMARKS", "run_benchmark"]
+__all__ = ["BENCHMARKS", "machine_info", "run_benchmark"]
 
 
 def _median_seconds(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
@@ -309,13 +309,14 @@ def bench_checkerboard(
         gen = torch.Generator().manual_seed(seed)
         sol = model.sample(len(test), generator=gen, return_info=True, **kw)
         nll = -model.log_prob(test[:nll_points], **kw)
+        w2 = sliced_w2(sol.x, test)
         rows[name] = {
             "nfe": sol.nfe,
             "test_nll": float(nll.mean()),
             "test_nll_stderr": float(nll.std() / math.sqrt(len(nll))),
             "nll_gap": float(nll.mean()) - math.log(32),
-            "sliced_w2": sliced_w2(sol.x, test),
-            "sliced_w2_over_floor": sliced_w2(sol.x, test) / floor,
+            "sliced_w2": w2,
+            "sliced_w2_over_floor": w2 / floor,
         }
     return {
         "steps": steps,
@@ -384,8 +385,7 @@ def bench_digits(
     y_test, log_det = transform(test), transform.log_det(test)
     dims = test.shape[1]
 
-    def bpd(log_q: Tensor) -> dict[str, float]:
-        nll = -(log_q + log_det)
+    def bpd(nll: Tensor) -> dict[str, float]:
         return {
             "bits_per_dim": bits_per_dim(nll, dims, levels=17),
             "stderr": float(nll.std() / math.sqrt(len(nll))) / dims / math.log(2),
@@ -399,7 +399,11 @@ def bench_digits(
     mean, cov = y_train.mean(0), torch.cov(y_train.T)
     for name, c in (("Gaussian, diagonal", torch.diag(cov.diag())), ("Gaussian, full", cov)):
         g = torch.distributions.MultivariateNormal(mean, c)
-        rows[name] = {**bpd(g.log_prob(y_test.double()).float()), "seconds": 0.0, "steps": 0}
+        rows[name] = {
+            **bpd(-(g.log_prob(y_test.double()).float() + log_det)),
+            "seconds": 0.0,
+            "steps": 0,
+        }
 
     torch.manual_seed(seed)
     net = MLPField(dims, width=width, depth=depth)
@@ -429,7 +433,7 @@ def bench_digits(
     else:
         log_q = model.log_prob(y_test, "exact", eval_steps)
     rows["interpolant flow (si.fit)"] = {
-        **bpd(log_q),
+        **bpd(-(log_q + log_det)),
         "seconds": train_seconds,
         "steps": steps,
         "eval_seconds": time.perf_counter() - start,
@@ -456,14 +460,10 @@ def bench_digits(
                 n = _timed_training(nsf_step, train_seconds, name)
                 with torch.no_grad():
                     if space is None:
-                        nll = -flow().log_prob(test)
-                        row = {
-                            "bits_per_dim": bits_per_dim(nll, dims, levels=17),
-                            "stderr": float(nll.std() / math.sqrt(len(nll))) / dims / math.log(2),
-                        }
+                        log_p = flow().log_prob(test)
                     else:
-                        row = bpd(flow().log_prob(y_test))
-                rows[name] = {**row, "seconds": train_seconds, "steps": n}
+                        log_p = flow().log_prob(y_test) + log_det
+                rows[name] = {**bpd(-log_p), "seconds": train_seconds, "steps": n}
     return {
         "steps": steps,
         "batch": batch,
@@ -646,6 +646,17 @@ BENCHMARKS: dict[str, tuple[Callable[..., dict[str, Any]], Callable[[dict[str, A
 }
 
 
+def machine_info() -> dict[str, Any]:
+    """What a benchmark ran on: cores, torch threads and version, Python, date."""
+    return {
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "date": date.today().isoformat(),
+    }
+
+
 def run_benchmark(name: str, out: str | Path = "runs/bench") -> tuple[dict[str, Any], str]:
     """Run benchmark ``name``; write ``OUT/NAME/metrics.json``; return (metrics, table)."""
     if name not in BENCHMARKS:
@@ -654,12 +665,6 @@ def run_benchmark(name: str, out: str | Path = "runs/bench") -> tuple[dict[str, 
     folder = Path(out) / name
     folder.mkdir(parents=True, exist_ok=True)
     metrics = fn(folder)
-    metrics["machine"] = {
-        "cores": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "date": date.today().isoformat(),
-    }
+    metrics["machine"] = machine_info()
     (folder / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return metrics, fmt(metrics)

@@ -27,18 +27,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import platform
 import statistics
 import time
 from collections.abc import Sequence
-from datetime import date
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from .. import targets as _targets
+from ..bench import machine_info
 from .api import sample
 from .plots import plot_log_weights, plot_samples
 from .run import target_metrics
@@ -256,14 +252,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     metrics = bench_samplers(out, args.seeds, args.steps, args.targets, args.n, progress=True)
-    metrics["machine"] = {
-        "cores": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "date": date.today().isoformat(),
-        "total_seconds": time.perf_counter() - start,
-    }
+    metrics["machine"] = {**machine_info(), "total_seconds": time.perf_counter() - start}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     table = format_samplers(metrics)
     (out / "table.md").write_text(table + "\n")

@@ -51,7 +51,13 @@ from ..nn import MLPField
 from .adaptation import MASS_MATRICES, window_adaptation
 from .api import initial_positions, register_method
 from .coupling import CouplingFlow
-from .diagnostics import integrated_autocorr_time, log_Z_from_weights, mcse_mean, split_rhat
+from .diagnostics import (
+    ess_of_weights,
+    integrated_autocorr_time,
+    log_Z_from_weights,
+    mcse_mean,
+    split_rhat,
+)
 from .hmc import (
     CountedDensity,
     GaussianMetric,
@@ -603,6 +609,7 @@ def train_transport(
     )
 
 
+# The options of run_flow_mcmc and run_is that go to train_transport unchanged.
 _TRAIN_OPTIONS = (
     "transport",
     "transport_options",
@@ -706,34 +713,10 @@ def run_flow_mcmc(
     References:
         M. Gabrie, G. M. Rotskoff, E. Vanden-Eijnden, arXiv:2105.12603, arXiv:2107.08001.
     """
+    options = {k: v for k, v in locals().items() if k in _TRAIN_OPTIONS}
     n, thin = check_int("n", n), check_int("thin", thin)
     generator = make_generator(seed)
-    trained = train_transport(
-        target,
-        init,
-        seed,
-        transport=transport,
-        transport_options=transport_options,
-        base=base,
-        chains=chains,
-        warmup=warmup,
-        local_steps=local_steps,
-        train_steps=train_steps,
-        batch_size=batch_size,
-        buffer=buffer,
-        anchors=anchors,
-        defensive=defensive,
-        max_rounds=max_rounds,
-        min_rounds=min_rounds,
-        plateau_window=plateau_window,
-        plateau_tol=plateau_tol,
-        step_size=step_size,
-        target_accept=target_accept,
-        mass_matrix=mass_matrix,
-        dtype=dtype,
-        progress=progress,
-        generator=generator,
-    )
+    trained = train_transport(target, init, seed, progress=progress, generator=generator, **options)
     density, kernel, model, state = (
         trained.density,
         trained.kernel,
@@ -846,34 +829,10 @@ def run_is(
         M. Gabrie, G. M. Rotskoff, E. Vanden-Eijnden, arXiv:2105.12603;
         A. Kong, U. Chicago TR 348 (1992) (the ESS).
     """
+    options = {k: v for k, v in locals().items() if k in _TRAIN_OPTIONS}
     n, batches = check_int("n", n), check_int("batches", batches)
     generator = make_generator(seed)
-    trained = train_transport(
-        target,
-        init,
-        seed,
-        transport=transport,
-        transport_options=transport_options,
-        base=base,
-        chains=chains,
-        warmup=warmup,
-        local_steps=local_steps,
-        train_steps=train_steps,
-        batch_size=batch_size,
-        buffer=buffer,
-        anchors=anchors,
-        defensive=defensive,
-        max_rounds=max_rounds,
-        min_rounds=min_rounds,
-        plateau_window=plateau_window,
-        plateau_tol=plateau_tol,
-        step_size=step_size,
-        target_accept=target_accept,
-        mass_matrix=mass_matrix,
-        dtype=dtype,
-        progress=progress,
-        generator=generator,
-    )
+    trained = train_transport(target, init, seed, progress=progress, generator=generator, **options)
     density, model = trained.density, trained.transport
     train_evaluations = density.evaluations
     xs, lws = [], []
@@ -888,8 +847,7 @@ def run_is(
         lws.append(torch.where(torch.isfinite(log_q), lp - log_q.to(x), -math.inf))
     x, lw = torch.cat(xs), torch.cat(lws)
     log_z, se = log_Z_from_weights(lw)
-    lw64 = lw.double()
-    ess = float((2 * torch.logsumexp(lw64, 0) - torch.logsumexp(2 * lw64, 0)).exp() / n)
+    ess = float(ess_of_weights(lw))
     return SampleResult(
         samples=x,
         method="is",
