@@ -17,30 +17,38 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import multiprocessing
 import statistics
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
+
+import torch
+import yaml
 
 import interpolants as si
 from interpolants.bench import machine_info
 from interpolants.samplers.bench import _summarise, format_samplers
 from interpolants.samplers.run import target_metrics
 
-#: NETS options per target (the defaults elsewhere); "target" holds targets.get options.
+#: NETS options per row name (the defaults elsewhere); "target" names the registered target
+#: (default: the row name) and "target_options" its targets.get options.
 PRESETS: dict[str, dict[str, Any]] = {
     "gmm40": {},
-    "funnel": {"iterations": 40},  # shortened for time: its PINN loss did not fall in 60 rounds
-    "many_well": {"iterations": 60},  # shortened for time (d = 32, exact Jacobians)
+    "gmm40-steps200": {"target": "gmm40", "steps": 200},
+    "funnel": {},
+    "many_well": {"iterations": 100},  # shortened for time (d = 32, exact Jacobians)
     "gmm-d50-k10": {},
     "phi4": {},
-    "phi4-L16": {"target": {"L": 16}},
+    "phi4-L16": {"target": "phi4", "target_options": {"L": 16}},
 }
+_TARGET_KEYS = ("target", "target_options")
 
 
 def _target(name: str) -> Any:
-    opts = PRESETS.get(name, {}).get("target", {})
-    return si.targets.get(name.split("-L")[0] if name.startswith("phi4") else name, **opts)
+    preset = PRESETS.get(name, {})
+    return si.targets.get(preset.get("target", name), **preset.get("target_options", {}))
 
 
 def _run(target: Any, method: str, n: int, seed: int, **options: Any) -> dict[str, Any]:
@@ -50,33 +58,71 @@ def _run(target: Any, method: str, n: int, seed: int, **options: Any) -> dict[st
     return {**result.to_dict(), "wall_seconds": wall, **target_metrics(target, result)}
 
 
-def bench(targets: list[str], seeds: int, n: int, out: Path) -> dict[str, Any]:
+def _seed_jobs(
+    name: str, seed: int, n: int, extra: dict[str, Any] | None = None
+) -> dict[str, dict[str, Any]]:
+    """NETS on one target and seed (``PRESETS`` updated by ``extra``), then its AIS and SMC
+    baselines at equal evaluations."""
+    torch.set_num_threads(1)
+    target = _target(name)
+    preset = PRESETS.get(name, {})
+    options = {k: v for k, v in preset.items() if k not in _TARGET_KEYS} | (extra or {})
+    m = _run(target, "nets", n, seed, **options)
+    total, sampling = m["evaluations"], m["sampling_evaluations"]
+    k_total, k_sampling = max(1, round(total / n)), max(1, round(sampling / n))
+    k_smc = max(1, round(total / (1.1 * n)))
+    todo = {
+        "nets": m,
+        "ais, equal total": ("ais", {"steps": k_total, "moves": 1}),
+        "ais, equal sampling": ("ais", {"steps": k_sampling, "moves": 1}),
+        "smc, equal total": ("smc", {"steps": k_smc, "moves": 1}),
+    }
+    rows = {}
+    for label, job in todo.items():
+        if label != "nets":
+            method, opts = job
+            job = _run(target, method, n, seed, **opts) | {"steps": opts["steps"]}
+        rows[label] = job
+        print(f"{name} {label} seed {seed}: log Z {job.get('log_Z')}, ESS "
+              f"{job.get('ess'):.3f}, evals {job['evaluations']}, "
+              f"{job['wall_seconds']:.0f} s", flush=True)  # fmt: skip
+    return rows
+
+
+def bench(
+    targets: list[str],
+    seeds: int,
+    n: int,
+    out: Path,
+    jobs: int = 1,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Every (target, seed) of :func:`_seed_jobs`, in ``jobs`` processes (one thread each)."""
+    keys = [(name, seed) for name in targets for seed in range(seeds)]
+    done: dict[tuple[str, int], dict[str, dict[str, Any]]] = {}
+
+    def save() -> None:
+        partial = {f"{k[0]}/{k[1]}": v for k, v in done.items()}
+        (out / "partial.json").write_text(json.dumps(partial, indent=1, default=str))
+
+    if jobs > 1:
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
+            futures = {pool.submit(_seed_jobs, *key, n, extra): key for key in keys}
+            for f in as_completed(futures):
+                done[futures[f]] = f.result()
+                save()
+    else:
+        for key in keys:
+            done[key] = _seed_jobs(*key, n, extra)
+            save()
     rows: dict[str, dict[str, Any]] = {}
     runs: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for name in targets:
-        target = _target(name)
-        options = {k: v for k, v in PRESETS.get(name, {}).items() if k != "target"}
         per: dict[str, list[dict[str, Any]]] = {}
         for seed in range(seeds):
-            m = _run(target, "nets", n, seed, **options)
-            total, sampling = m["evaluations"], m["sampling_evaluations"]
-            k_total, k_sampling = max(1, round(total / n)), max(1, round(sampling / n))
-            k_smc = max(1, round(total / (1.1 * n)))
-            todo = {
-                "nets": m,
-                "ais, equal total": ("ais", {"steps": k_total, "moves": 1}),
-                "ais, equal sampling": ("ais", {"steps": k_sampling, "moves": 1}),
-                "smc, equal total": ("smc", {"steps": k_smc, "moves": 1}),
-            }
-            for label, job in todo.items():
-                if label != "nets":
-                    method, opts = job
-                    job = _run(target, method, n, seed, **opts) | {"steps": opts["steps"]}
-                per.setdefault(label, []).append(job)
-                print(f"{name} {label} seed {seed}: log Z {job.get('log_Z')}, ESS "
-                      f"{job.get('ess'):.3f}, evals {job['evaluations']}, "
-                      f"{job['wall_seconds']:.0f} s", flush=True)  # fmt: skip
-            (out / "partial.json").write_text(json.dumps(runs | {name: per}, indent=1))
+            for label, row in done[(name, seed)].items():
+                per.setdefault(label, []).append(row)
         runs[name] = per
         rows[name] = {}
         for label, rs in per.items():
@@ -86,7 +132,8 @@ def bench(targets: list[str], seeds: int, n: int, out: Path) -> dict[str, Any]:
             else:
                 s["steps"] = statistics.median(r["steps"] for r in rs)
             rows[name][label] = s
-    return {"n": n, "seeds": seeds, "targets": targets, "rows": rows, "runs": runs}
+    return {"n": n, "seeds": seeds, "targets": targets, "options": extra or {}, "rows": rows,
+            "runs": runs}  # fmt: skip
 
 
 def phi4_table(m: dict[str, Any]) -> str:
@@ -150,6 +197,9 @@ def main() -> None:
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("-n", "--n", type=int, default=2000)
     p.add_argument("--out", default="runs/bench/nets")
+    p.add_argument("--jobs", type=int, default=1, help="processes, one (target, seed) each")
+    p.add_argument("--option", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="NETS options for every target (YAML values), over PRESETS")  # fmt: skip
     p.add_argument("--eps-sweep", help="a target: the ESS/N against eps table and plot")
     p.add_argument("--scales", type=float, nargs="+", default=[0, 0.1, 0.3, 1, 3, 10])
     args = p.parse_args()
@@ -161,7 +211,8 @@ def main() -> None:
         (out / f"eps_sweep_{args.eps_sweep}.md").write_text(table + "\n")
         print(table)
         return
-    m = bench(args.targets, args.seeds, args.n, out)
+    extra = {k: yaml.safe_load(v) for k, v in (o.split("=", 1) for o in args.option)}
+    m = bench(args.targets, args.seeds, args.n, out, args.jobs, extra)
     m["machine"] = {**machine_info(), "total_seconds": time.perf_counter() - start}
     (out / "metrics.json").write_text(json.dumps(m, indent=1, default=str))
     table = format_samplers(m) + "\n\n" + phi4_table(m)
