@@ -23,12 +23,17 @@ Time stepping (t_k -> t_{k+1}, h = t_{k+1} - t_k). The three terms of the SDE ar
    and so changes no weight.
 
 Steps 1 and 3 are exact importance-sampling and invariant moves, step 2 too when the log
-determinant is exact (dimension <= ``exact_max_dim``: full Jacobians, |det| of the Heun
-map): the estimator is then unbiased at any number of steps, as long as T is invertible
-(h |grad b| < 1). Above the threshold the log determinant is the trapezoid
-h/2 (div b(x) + div b(x~)) with Hutchinson probes (an O(h) error). As h -> 0 the increments
-of 1 and 2 sum to the dA above. Cost: two target evaluations per step (one at T x, one for
-the MALA proposal), one when b = 0 or eps = 0.
+determinant is exact (``log_det="exact"``, by default up to d = 50: full Jacobians by d
+VJPs, |det| of the Heun map): the estimator is then unbiased at any number of steps, as long
+as T is invertible (h |grad b| < 1). ``log_det="hutchinson"`` (d times cheaper; the default
+above d = 50, where the exact Jacobians of phi4's L = 8 lattice network took about 100 s per
+step for 2000 walkers on our CPU; pass "exact" on a GPU) takes the trapezoid
+h/2 (div b(x) + div b(x~)) with Hutchinson probes instead: an O(h) error and, since
+exp of a noisy log-determinant is not its mean, a bias of the weights that grows with d.
+Training uses the Hutchinson divergence above ``exact_max_dim`` (there it only makes the
+loss's gradient noisy). As h -> 0 the increments of 1 and 2 sum to the dA above.
+Cost: two target evaluations per step (one at T x, one for the MALA proposal), one when
+b = 0 or eps = 0.
 
 Learning b and F (off-policy, no back-propagation through the walkers). The PINN objective
 of NETS (eq. 21) over detached walkers (t, x) of short simulations on random time grids:
@@ -90,6 +95,9 @@ DIVERGENCES = ("auto", "exact", "hutchinson")
 TARGET_ACCEPT = 0.574  # MALA (Roberts & Rosenthal 1998)
 BINS = 64  # time bins of the tuned eps_t and of the loss weights
 EPS_SWEEP = (0.0, 0.1, 0.3, 1.0, 3.0)
+LOG_DETS = ("auto", "exact", "hutchinson")
+LOG_DET_EXACT_MAX_DIM = 50  # "auto": exact up to here (a d = 50 MLP: ~1 s per step, 2000 walkers)
+JACOBIAN_ENTRIES = 2**24  # per chunk of walkers in the exact log-determinant (128 MiB float64)
 
 
 # --- the math ------------------------------------------------------------------------------
@@ -267,7 +275,12 @@ def _div(model, t, x, exact, probes, generator, create_graph):
 
 def _transport(model, t0: float, t1: float, x: Tensor, exact: bool, probes: int, generator):
     """The Heun map T x from t0 to t1 and log |det grad T| (exact, or the trapezoid of the
-    Hutchinson divergences); -inf where det grad T <= 0 (T not invertible there)."""
+    Hutchinson divergences); -inf where det grad T <= 0 (T not invertible there). The exact
+    Jacobians are formed for at most JACOBIAN_ENTRIES entries at a time (walker chunks)."""
+    chunk = max(1, JACOBIAN_ENTRIES // x.shape[1] ** 2)
+    if exact and x.shape[0] > chunk:
+        parts = [_transport(model, t0, t1, c, exact, probes, generator) for c in x.split(chunk)]
+        return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
     h = t1 - t0
     tt0, tt1 = torch.tensor(t0, dtype=x.dtype), torch.tensor(t1, dtype=x.dtype)
     if exact:
@@ -691,6 +704,7 @@ def run_nets(
     lr: float = 3e-3,
     divergence: str = "auto",
     exact_max_dim: int = 32,
+    log_det: str = "auto",
     probes: int = 1,
     log_dir: str | Path | None = None,
     resume: bool = False,
@@ -735,8 +749,11 @@ def run_nets(
         time_weighted: divide the squared PINN residual by the running variance of
             dU_t/dt in its time bin (default False: one constant for all t, so that the
             loss weighs the residual as it enters the variance of the weights).
-        divergence: "exact" (Jacobians), "hutchinson" (``probes`` Rademacher probes) or
-            "auto": exact when dim <= ``exact_max_dim``.
+        divergence: of the training loss: "exact" (Jacobians), "hutchinson" (``probes``
+            Rademacher probes) or "auto": exact when dim <= ``exact_max_dim``.
+        log_det: of the sampling run's transport steps: "exact" (the weights are unbiased),
+            "hutchinson" (the trapezoid of Hutchinson divergences: d times cheaper, biased;
+            see the module docstring) or "auto" (default): exact when dim <= 50.
         log_dir: where to write metrics.jsonl (loss, ESS, log Z every ``log_every``
             rounds) and checkpoint.pt (every ``checkpoint_every`` rounds).
         resume: continue the training from log_dir/checkpoint.pt.
@@ -770,6 +787,8 @@ def run_nets(
         raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
     if divergence not in DIVERGENCES:
         raise ValueError(f"divergence must be one of {DIVERGENCES}, got {divergence!r}")
+    if log_det not in LOG_DETS:
+        raise ValueError(f"log_det must be one of {LOG_DETS}, got {log_det!r}")
     if drift not in ("learned", None):
         raise ValueError(f"drift must be 'learned' or None (b = 0), got {drift!r}")
     if model is not None and not isinstance(model, NETSModel):
@@ -792,6 +811,9 @@ def run_nets(
     probe_x = base.sample(256, make_generator(seed + 7919))
     scale = probe_x.float().std(0).clamp(min=1e-3)
     exact = divergence == "exact" or (divergence == "auto" and target.dim <= exact_max_dim)
+    exact_log_det = log_det == "exact" or (
+        log_det == "auto" and target.dim <= LOG_DET_EXACT_MAX_DIM
+    )
     path = _Path(AnnealedDensity(density, base), schedule, schedule_power)
     history: list[dict[str, Any]] = []
     logger = _Logger(log_dir, iterations if model is None and drift else 0, progress)
@@ -835,7 +857,7 @@ def run_nets(
         x0 = base.sample(m, generator)
         x0 = x0.to(dtype) if dtype is not None else x0
         return simulate(path, drift_model, x0, _grid(steps), eps_fn, generator,
-                        exact=exact, probes=probes, moves=moves)  # fmt: skip
+                        exact=exact_log_det, probes=probes, moves=moves)  # fmt: skip
 
     sweep: list[dict[str, float]] = []
     if eps == "sweep":
@@ -875,6 +897,7 @@ def run_nets(
         "sampling_evaluations": density.evaluations - train_evals,
         "iterations": iterations if drift is not None else 0,
         "divergence": "exact" if exact else "hutchinson",
+        "log_det": "exact" if exact_log_det else "hutchinson",
         "schedule": path.kind,
         "non_invertible_steps": traj.bad_steps,
         "resampled": bool(resample),
