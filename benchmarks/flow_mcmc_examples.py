@@ -6,10 +6,15 @@ r"""The talk's three flow-MCMC examples against MALA (and SMC for the evidence),
 
     OMP_NUM_THREADS=1 python benchmarks/flow_mcmc_examples.py phi4_1d --b 0.001 --warmup 1000 \
         --rounds 300 --min-rounds 200 --defensive 0.8     (the tuned run of RESULTS_flow_mcmc.md)
+    OMP_NUM_THREADS=1 python benchmarks/flow_mcmc_examples.py radial_velocity --warmup 1000 \
+        --rounds 300 --min-rounds 300 --train-steps 10 --draws 200 --defensive 0.5 \
+        --defensive-scale 1.5                              (likewise)
 
 Options: ``--anchors`` (anchor walkers, default as many as ``--chains``; 0 trains on the
-walkers), ``--defensive`` (weight of the per-mode Gaussians in the proposal), ``--warmup``,
-``--layers``, ``--width``, ``--lr``, ``--rounds``, ``--min-rounds``, ``--train-steps``.
+walkers), ``--defensive`` (weight of the per-mode Gaussians in the proposal),
+``--defensive-scale`` (their standard-deviation multiplier), ``--warmup``, ``--transport``
+(coupling or interpolant), ``--layers``, ``--width``, ``--depth``, ``--lr``, ``--ode-steps``,
+``--rounds``, ``--min-rounds``, ``--train-steps``.
 
 Each run prints a markdown row per method and writes ``metrics.json`` and PNGs under
 ``--out`` (default ``runs/flow_mcmc/NAME``). Cost is counted in target evaluations (one per
@@ -95,8 +100,13 @@ def _flow_mcmc(
 ) -> tuple[Any, float]:
     """The flow-MCMC run of every example, set from the command line; (result, wall seconds).
     ``options`` adds to the settings (e.g. a ready ``transport`` for particles; otherwise the
-    RealNVP gets ``--layers --width --lr``)."""
-    if "transport" not in options:
+    transport of ``--transport`` gets ``--layers --width --lr`` or ``--width --depth --lr
+    --ode-steps``)."""
+    if "transport" not in options and args.transport == "interpolant":
+        options["transport"] = "interpolant"
+        options["transport_options"] = {"width": args.width, "depth": args.depth, "lr": args.lr,
+                                        "ode_steps": args.ode_steps}  # fmt: skip
+    elif "transport" not in options:
         options["transport_options"] = {"layers": args.layers, "width": args.width, "lr": args.lr}
     t0 = time.perf_counter()
     fm = sample(
@@ -114,6 +124,7 @@ def _flow_mcmc(
         train_steps=args.train_steps,
         anchors=args.anchors,
         defensive=args.defensive,
+        defensive_scale=args.defensive_scale,
         batch_size=512,
         progress=args.progress,
         **options,
@@ -446,13 +457,25 @@ def radial_velocity(args: argparse.Namespace, out: Path, cmd: str) -> dict[str, 
     }
     plot_flow_mcmc(fm, out / "flow_mcmc.png")
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 3.4))
-    bins = torch.logspace(0, math.log10(30), 200).numpy()
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 3.4))
+    bins = torch.linspace(0, math.log10(30), 300).numpy()
     for res, name in ((fm, "flow-MCMC"), (mala, "MALA")):
-        P = target.to_physical(res.samples).P.numpy()
-        ax.hist(P, bins=bins, alpha=0.5, density=True, label=name)
-    ax.set(xscale="log", xlabel="period P (days)", title="posterior over the period")
+        logP = torch.log10(target.to_physical(res.samples).P).numpy()
+        ax.hist(logP, bins=bins, alpha=0.5, label=name, weights=[1 / len(logP)] * len(logP))
+    ax.set(yscale="log", xlabel="log10 period (days)", ylabel="fraction of draws",
+           title="posterior over the period")  # fmt: skip
     ax.legend()
+    names = list(PERIOD_MODES)
+    pos = torch.arange(len(names)).numpy()
+    ref_w = [refs["mode_weights"][k] for k in names]
+    ref_se = [refs["mode_weights_stderr"][k] for k in names]
+    bx.bar(pos - 0.27, ref_w, 0.27, yerr=ref_se, label="reference")
+    for shift, key in ((0.0, "flow-mcmc"), (0.27, "mala")):
+        bx.bar(pos + shift, rows[key]["weights"], 0.27, yerr=rows[key]["weights_stderr"],
+               label=key)  # fmt: skip
+    bx.set(yscale="log", xticks=pos, xticklabels=names, ylabel="mode weight",
+           title="mode weights (± MCSE)")  # fmt: skip
+    bx.legend()
     fig.tight_layout()
     fig.savefig(out / "period.png", dpi=110)
     plt.close(fig)
@@ -489,6 +512,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--train-steps", type=int, default=5, help="fitting steps per round")
     p.add_argument("--anchors", type=int, default=None, help="anchor walkers (default chains)")
     p.add_argument("--defensive", type=float, default=0.0, help="Gaussian mixture weight lam")
+    p.add_argument("--defensive-scale", type=float, default=1.0, help="their std multiplier")
+    p.add_argument("--transport", choices=("coupling", "interpolant"), default="coupling")
+    p.add_argument("--depth", type=int, default=3, help="interpolant velocity MLP depth")
+    p.add_argument("--ode-steps", type=int, default=20, help="RK4 steps of the interpolant q")
     p.add_argument("--layers", type=int, default=8, help="coupling layers")
     p.add_argument("--width", type=int, default=128, help="conditioner width")
     p.add_argument("--lr", type=float, default=1e-3)

@@ -207,7 +207,7 @@ def plot_flow_mcmc(result: SampleResult, path: str | Path) -> Path:
         ax.plot(x, prod.double().cpu().numpy(), lw=0.8, label="production (frozen map)")
     ax.set(xlabel="round / iteration", ylabel="global acceptance", ylim=(0, 1))
     ax.set_title(f"stopped by {info.get('stopped_by')} after {info.get('training_rounds')} rounds")
-    ax.legend(loc="lower right")
+    ax.legend(loc="upper right")
     accepted = info.get("global_accepted")
     if accepted is not None:
         axes[1].hist(accepted.double().sum(0).cpu().numpy(), bins=20)
