@@ -328,6 +328,18 @@ def particles(args: argparse.Namespace, out: Path, cmd: str) -> dict[str, Any]:
         "drop_fraction": float(w),
         "drop_fraction_stderr": float(se),
     }
+    smc = sample(target, "smc", n=args.smc_n, seed=args.seed, batches=8, moves=args.smc_moves,
+                 progress=args.progress)  # fmt: skip
+    w, se = smc.expectation(drop_of)
+    rows["smc"] = {
+        "log_Z": smc.log_Z,
+        "log_Z_stderr": smc.log_Z_stderr,
+        "evaluations": smc.evaluations,
+        "ess": smc.ess,
+        "free_energy": -args.kT * smc.log_Z,
+        "drop_fraction": float(w),
+        "drop_fraction_stderr": float(se),
+    }
     plot_flow_mcmc(fm, out / "flow_mcmc.png")
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))

@@ -13,6 +13,7 @@ import pytest
 import scipy.stats
 import torch
 
+from interpolants import targets
 from interpolants.distributions import DiagonalNormal, GaussianMixture
 from interpolants.samplers import (
     GaussianMetric,
@@ -155,6 +156,16 @@ def test_smc_recovers_unequal_mode_weights():
         mean, se = r.expectation(lambda x: (x[:, 0] < 0).to(F64))
         assert 0 < se < 0.05
         assert abs(mean - 0.8) < 3 * se, (seed, mean, se)
+
+
+def test_smc_from_a_constant_base_density_matches_plain_importance_sampling():
+    """particles' base, the uniform density on the torus, has log p_0 = 0 and no gradient
+    graph (this crashed SMC once); at a high temperature uniform draws estimate log Z well."""
+    target = targets.get("particles", N=3, kT=1.0, dtype=F64)
+    smc = sample(target, "smc", n=400, seed=0, steps=20)
+    x = target.base.sample(100_000, torch.Generator().manual_seed(1))
+    log_Z, se = diagnostics.log_Z_from_weights(target.log_prob(x))
+    assert abs(smc.log_Z - log_Z) < 4 * math.hypot(smc.log_Z_stderr, se), (smc.log_Z, log_Z)
 
 
 def test_ais_and_smc_moments_and_result_fields():
