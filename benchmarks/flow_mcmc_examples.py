@@ -132,6 +132,22 @@ def _flow_mcmc(
     return fm, time.perf_counter() - t0
 
 
+def _smc_row(
+    target: Any, args: argparse.Namespace, observable=None, key: str = "observable"
+) -> dict[str, Any]:
+    """Adaptive SMC from the target's base (``--smc-n`` walkers in 8 runs, ``--smc-moves``
+    MALA moves per level): log Z, its error, ESS/N, evaluations and the observable's mean
+    (as ``key`` and ``key_stderr``)."""
+    smc = sample(target, "smc", n=args.smc_n, seed=args.seed, batches=8, moves=args.smc_moves,
+                 progress=args.progress)  # fmt: skip
+    row = {"log_Z": smc.log_Z, "log_Z_stderr": smc.log_Z_stderr, "evaluations": smc.evaluations,
+           "ess": smc.ess}  # fmt: skip
+    if observable is not None:
+        w, se = smc.expectation(observable)
+        row[key], row[f"{key}_stderr"] = float(w), float(se)
+    return row
+
+
 def _row(cmd: str, name: str, stats: dict[str, Any], ref: float | None) -> str:
     z = (
         ""
@@ -328,18 +344,8 @@ def particles(args: argparse.Namespace, out: Path, cmd: str) -> dict[str, Any]:
         "drop_fraction": float(w),
         "drop_fraction_stderr": float(se),
     }
-    smc = sample(target, "smc", n=args.smc_n, seed=args.seed, batches=8, moves=args.smc_moves,
-                 progress=args.progress)  # fmt: skip
-    w, se = smc.expectation(drop_of)
-    rows["smc"] = {
-        "log_Z": smc.log_Z,
-        "log_Z_stderr": smc.log_Z_stderr,
-        "evaluations": smc.evaluations,
-        "ess": smc.ess,
-        "free_energy": -args.kT * smc.log_Z,
-        "drop_fraction": float(w),
-        "drop_fraction_stderr": float(se),
-    }
+    rows["smc"] = _smc_row(target, args, drop_of, "drop_fraction")
+    rows["smc"]["free_energy"] = -args.kT * rows["smc"]["log_Z"]
     plot_flow_mcmc(fm, out / "flow_mcmc.png")
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
@@ -452,21 +458,7 @@ def radial_velocity(args: argparse.Namespace, out: Path, cmd: str) -> dict[str, 
         "ess": is_.ess,
         "evaluations_incl_training": total_is,
     }
-    smc = sample(
-        target,
-        "smc",
-        n=args.smc_n,
-        seed=args.seed,
-        batches=8,
-        moves=args.smc_moves,
-        progress=args.progress,
-    )
-    rows["smc"] = {
-        "log_Z": smc.log_Z,
-        "log_Z_stderr": smc.log_Z_stderr,
-        "evaluations": smc.evaluations,
-        "ess": smc.ess,
-    }
+    rows["smc"] = _smc_row(target, args)
     plot_flow_mcmc(fm, out / "flow_mcmc.png")
     plt = _pyplot()
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 3.4))
