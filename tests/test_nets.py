@@ -159,6 +159,19 @@ def test_exact_log_det_keeps_weights_equal_above_the_hutchinson_threshold():
 # --- training ---------------------------------------------------------------------------------
 
 
+def test_a_seed_reproduces_the_run_whatever_the_global_random_state():
+    """The drift's initial weights come from the seed, not from torch's global stream (runs
+    in a pool of processes once differed by the order of their jobs)."""
+    options = {"n": 64, "seed": 5, "steps": 4, "train_steps": 4, "iterations": 2,
+               "train_walkers": 8, "updates": 2}  # fmt: skip
+    torch.manual_seed(0)
+    first = run_nets(_mixture(), **options)
+    torch.manual_seed(1)
+    torch.randn(100)
+    second = run_nets(_mixture(), **options)
+    assert torch.equal(first.log_weights, second.log_weights)
+
+
 def test_short_training_beats_ais_at_equal_steps():
     """A few seconds of PINN training on a 2D mixture lift ESS/N well above b = 0 with the
     same steps and eps_t; log Z stays within 4 standard errors of the truth."""

@@ -820,11 +820,13 @@ def run_nets(
     if drift is not None and model is None:
         config = {"schedule": schedule, "schedule_power": schedule_power, "objective": objective,
                   "dim": target.dim}  # fmt: skip
-        raw = _build_drift(target, net, scale, width, depth, features, feature_scale)
-        if objective == "action":
-            raw = _Potential(raw, scale)
-        mean_scale = float(scale.mean())
-        model = NETSModel(raw, config, eps0=(0.5 * mean_scale) ** 2 * train_steps / 2)
+        with torch.random.fork_rng():  # initial weights from the seed, global stream untouched
+            torch.manual_seed(seed)
+            raw = _build_drift(target, net, scale, width, depth, features, feature_scale)
+            if objective == "action":
+                raw = _Potential(raw, scale)
+            mean_scale = float(scale.mean())
+            model = NETSModel(raw, config, eps0=(0.5 * mean_scale) ** 2 * train_steps / 2)
         resume_state = logger.load() if resume else None
         if resume_state is not None:
             if resume_state["config"] != model.config:
