@@ -132,6 +132,13 @@ def _flow_mcmc(
     return fm, time.perf_counter() - t0
 
 
+def _frozen_is(target: Any, args: argparse.Namespace, fm: Any, init: Tensor, chains: int, n: int):
+    """Importance sampling with n draws through flow-MCMC's frozen proposal (no training)."""
+    return sample(target, "is", n=n, seed=args.seed + 1, init=init, chains=chains, warmup=0,
+                  step_size=fm.info["step_size"], max_rounds=0,
+                  transport=fm.info["transport"])  # fmt: skip
+
+
 def _smc_row(
     target: Any, args: argparse.Namespace, observable=None, key: str = "observable"
 ) -> dict[str, Any]:
@@ -178,18 +185,7 @@ def phi4_1d(args: argparse.Namespace, out: Path, cmd: str) -> dict[str, Any]:
     rows["flow-mcmc"]["stopped_by"] = fm.info["stopped_by"]
     rows["flow-mcmc"]["final_training_acceptance"] = fm.info["final_training_acceptance"]
     # importance sampling through the same frozen map: log Z against the quadrature
-    is_ = sample(
-        target,
-        "is",
-        n=4000,
-        seed=args.seed + 1,
-        init=init,
-        chains=chains,
-        warmup=0,
-        step_size=fm.info["step_size"],
-        max_rounds=0,
-        transport=fm.info["transport"],
-    )
+    is_ = _frozen_is(target, args, fm, init, chains, 4000)
     w, se = is_.expectation(obs)
     rows["is"] = {
         "log_Z": is_.log_Z,
@@ -323,18 +319,7 @@ def particles(args: argparse.Namespace, out: Path, cmd: str) -> dict[str, Any]:
         "stopped_by": fm.info["stopped_by"],
         "final_training_acceptance": fm.info["final_training_acceptance"],
     }
-    is_ = sample(
-        target,
-        "is",
-        n=4000,
-        seed=args.seed + 1,
-        init=init,
-        chains=chains,
-        warmup=0,
-        step_size=fm.info["step_size"],
-        max_rounds=0,
-        transport=transport,
-    )
+    is_ = _frozen_is(target, args, fm, init, chains, 4000)
     w, se = is_.expectation(drop_of)
     rows["is"] = {
         "log_Z": is_.log_Z,
@@ -439,18 +424,7 @@ def radial_velocity(args: argparse.Namespace, out: Path, cmd: str) -> dict[str, 
         "stopped_by": fm.info["stopped_by"],
         "final_training_acceptance": fm.info["final_training_acceptance"],
     }
-    is_ = sample(
-        target,
-        "is",
-        n=args.is_n,
-        seed=args.seed + 1,
-        init=init,
-        chains=chains,
-        warmup=0,
-        step_size=fm.info["step_size"],
-        max_rounds=0,
-        transport=fm.info["transport"],
-    )
+    is_ = _frozen_is(target, args, fm, init, chains, args.is_n)
     total_is = fm.info["train_evaluations"] + args.is_n
     rows["is"] = {
         "log_Z": is_.log_Z,

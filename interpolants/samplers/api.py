@@ -137,10 +137,6 @@ def _run_mcmc(
         bar.update(1)
     bar.close()
 
-    chain = torch.stack(draws)  # (per_chain, chains, dim)
-    iat = integrated_autocorr_time(chain)
-    ess_dim = chain.shape[0] * chains / iat
-    ess = float((ess_dim.min() / (chain.shape[0] * chains)).clamp(max=1.0))
     metric = adapted.metric
     info: dict[str, Any] = {
         "target": density.name,
@@ -152,21 +148,45 @@ def _run_mcmc(
         "mass_matrix": "identity" if metric is None else ("dense" if metric.dense else "diag"),
         "inverse_mass_matrix": None if metric is None else metric.inverse_mass_matrix,
         "divergences": divergent,
-        "ess_per_dim": ess_dim,
         "warmup_acceptance": adapted.acceptance,
         "warmup_step_size": adapted.step_size_trace,
-        "rhat_max": float(torch.nan_to_num(split_rhat(chain), nan=math.inf).max()),
         **extra_info,
     }
+    log_prob_trace = torch.cat([adapted.log_prob_trace, torch.stack(trace)])
+    return chain_result(
+        torch.stack(draws), n, method, density, sum(acc) / len(acc), log_prob_trace, info
+    )
+
+
+def chain_result(
+    chain: Tensor,
+    n: int,
+    method: str,
+    density: CountedDensity,
+    acceptance_rate: float,
+    log_prob_trace: Tensor,
+    info: dict[str, Any],
+) -> SampleResult:
+    """The :class:`SampleResult` of parallel chains (draws, chains, dim): the first n pooled
+    draws, IAT and ESS per dimension (ESS/N of the worst one), split R-hat; ``info`` gains
+    ``ess_per_dim`` and ``rhat_max``."""
+    draws, chains, dim = chain.shape
+    iat = integrated_autocorr_time(chain)
+    ess_dim = draws * chains / iat
+    rhat = split_rhat(chain)
+    info = info | {
+        "ess_per_dim": ess_dim,
+        "rhat_max": float(torch.nan_to_num(rhat, nan=math.inf).max()),
+    }
     return SampleResult(
-        samples=chain.reshape(-1, target.dim)[:n],
+        samples=chain.reshape(-1, dim)[:n],
         method=method,
-        ess=ess,
+        ess=float((ess_dim.min() / (draws * chains)).clamp(max=1.0)),
         evaluations=density.evaluations,
-        acceptance_rate=sum(acc) / len(acc),
+        acceptance_rate=acceptance_rate,
         iat=iat,
-        rhat=split_rhat(chain),
-        log_prob_trace=torch.cat([adapted.log_prob_trace, torch.stack(trace)]),
+        rhat=rhat,
+        log_prob_trace=log_prob_trace,
         chain_samples=chain,
         info=info,
     )

@@ -49,14 +49,12 @@ from ..interpolant import Interpolant
 from ..losses import velocity_loss
 from ..nn import MLPField
 from .adaptation import MASS_MATRICES, window_adaptation
-from .api import initial_positions, register_method
+from .api import chain_result, initial_positions, register_method
 from .coupling import CouplingFlow
 from .diagnostics import (
     ess_of_weights,
-    integrated_autocorr_time,
     log_Z_from_weights,
     mcse_mean,
-    split_rhat,
 )
 from .hmc import (
     CountedDensity,
@@ -761,9 +759,6 @@ def run_flow_mcmc(
             accepted.append(info.is_accepted)
         bar.update(1)
     bar.close()
-    chain = torch.stack(draws)
-    iat = integrated_autocorr_time(chain)
-    ess_dim = chain.shape[0] * chains / iat
     info: dict[str, Any] = {
         "target": density.name,
         "chains": chains,
@@ -787,20 +782,10 @@ def run_flow_mcmc(
         "global_acceptance_trace": torch.tensor(glob, dtype=torch.float64),
         "local_acceptance": sum(local) / len(local) if local else None,
         "train_evaluations": train_evaluations,
-        "ess_per_dim": ess_dim,
-        "rhat_max": float(torch.nan_to_num(split_rhat(chain), nan=math.inf).max()),
     }
-    return SampleResult(
-        samples=chain.reshape(-1, target.dim)[:n],
-        method="flow-mcmc",
-        ess=float((ess_dim.min() / (chain.shape[0] * chains)).clamp(max=1.0)),
-        evaluations=density.evaluations,
-        acceptance_rate=sum(glob) / len(glob),
-        iat=iat,
-        rhat=split_rhat(chain),
-        log_prob_trace=torch.cat([trained.log_prob_trace, torch.stack(trace)]),
-        chain_samples=chain,
-        info=info,
+    log_prob_trace = torch.cat([trained.log_prob_trace, torch.stack(trace)])
+    return chain_result(
+        torch.stack(draws), n, "flow-mcmc", density, sum(glob) / len(glob), log_prob_trace, info
     )
 
 
