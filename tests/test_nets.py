@@ -172,6 +172,29 @@ def test_a_seed_reproduces_the_run_whatever_the_global_random_state():
     assert torch.equal(first.log_weights, second.log_weights)
 
 
+_DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("device", _DEVICES)
+@pytest.mark.parametrize("objective", ["pinn", "action"])
+def test_device_runs_match_the_default_run(device, objective):
+    """device= moves walkers, drift and base; the random numbers come from the same CPU
+    generator, so the weights agree with the default run (to float32 round-off on CUDA)."""
+    options = {"n": 64, "seed": 2, "steps": 4, "train_steps": 4, "iterations": 3,
+               "train_walkers": 8, "updates": 2, "objective": objective}  # fmt: skip
+    reference = run_nets(_mixture(), **options)
+    moved = run_nets(_mixture(), device=device, **options)
+    assert moved.samples.device.type == device
+    if device == "cpu":
+        assert torch.equal(reference.log_weights, moved.log_weights)
+    else:
+        torch.testing.assert_close(
+            moved.log_weights.cpu(), reference.log_weights, atol=1e-3, rtol=0
+        )
+    again = run_nets(_mixture(), device=device, model=moved.info["model"], n=16, steps=3)
+    assert math.isfinite(again.log_Z)
+
+
 def test_short_training_beats_ais_at_equal_steps():
     """A few seconds of PINN training on a 2D mixture lift ESS/N well above b = 0 with the
     same steps and eps_t; log Z stays within 4 standard errors of the truth."""

@@ -72,6 +72,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor, nn
 
+from ..distributions import DiagonalNormal
 from .ais import AnnealedDensity, _resolve_base, systematic_resample
 from .diagnostics import ess_of_weights, log_mean_exp, log_Z_from_weights
 from .hmc import CountedDensity, State, check_int, make_generator, progress_bar, select
@@ -166,11 +167,11 @@ class NETSModel(nn.Module):
 
     def eps(self, t: float) -> float:
         """The tuned diffusion eps_t (MALA step size sqrt(2 eps_t h) at acceptance ~0.574)."""
-        return float(self.log_eps[_bin(torch.tensor([t]))].exp())
+        return float(self.log_eps[int(_bin(torch.tensor([t])))].exp())
 
     def log_Z_from_F(self, points: int = 1001) -> float:
         """-int_0^1 dF_t/dt dt (trapezoid rule): the free energy's log Z estimate."""
-        t = torch.linspace(0, 1, points)
+        t = torch.linspace(0, 1, points, device=self.free_energy.c.device)
         with torch.no_grad():
             return -float(torch.trapezoid(self.free_energy(t).double(), t.double()))
 
@@ -282,7 +283,8 @@ def _transport(model, t0: float, t1: float, x: Tensor, exact: bool, probes: int,
         parts = [_transport(model, t0, t1, c, exact, probes, generator) for c in x.split(chunk)]
         return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
     h = t1 - t0
-    tt0, tt1 = torch.tensor(t0, dtype=x.dtype), torch.tensor(t1, dtype=x.dtype)
+    tt0 = torch.tensor(t0, dtype=x.dtype, device=x.device)
+    tt1 = torch.tensor(t1, dtype=x.dtype, device=x.device)
     if exact:
         k1, j1 = _jacobian(model, tt0, x)
         k2, j2 = _jacobian(model, tt1, x + h * k1)
@@ -296,6 +298,30 @@ def _transport(model, t0: float, t1: float, x: Tensor, exact: bool, probes: int,
 
 
 # --- the walkers ---------------------------------------------------------------------------
+
+
+class _OnDevice:
+    """A base density used on ``device``: its samples are moved there and its log density is
+    evaluated where the base lives (autograd carries the gradient across devices)."""
+
+    def __init__(self, base: Any, device: torch.device):
+        self.base, self.device = base, device
+        self.home = base.sample(1, make_generator(0)).device
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        return self.base.sample(n, generator).to(self.device)
+
+    def log_prob(self, x: Tensor) -> Tensor:
+        return self.base.log_prob(x.to(self.home)).to(x.device)
+
+
+def _base_on(base: Any, device: torch.device | None) -> Any:
+    """The base on ``device``: a DiagonalNormal is moved, any other base is wrapped."""
+    if device is None:
+        return base
+    if isinstance(base, DiagonalNormal):
+        return DiagonalNormal(base.mean.to(device), base.std.to(device))
+    return _OnDevice(base, device)
 
 
 @dataclass
@@ -415,7 +441,7 @@ class _Batch:
     def from_records(cls, records: list) -> _Batch:
         ts, xs, ells, g0s, g1s, ws = [], [], [], [], [], []
         for t, x, ell, g0, g1, lw in records:
-            ts.append(torch.full((x.shape[0],), t, dtype=x.dtype))
+            ts.append(torch.full((x.shape[0],), t, dtype=x.dtype, device=x.device))
             xs.append(x), ells.append(ell), g0s.append(g0), g1s.append(g1)
             ws.append(torch.softmax(lw, 0).to(x.dtype))
         return cls(*(torch.cat(v) for v in (ts, xs, ells, g0s, g1s, ws)), n_times=len(records))
@@ -467,8 +493,8 @@ def _action_loss(model: NETSModel, path: _Path, batch: _Batch, base_x: Tensor, f
         gx, gt = torch.autograd.grad(out.sum(), (x, t), create_graph=True)
     inner = (0.5 * gx.square().flatten(1).sum(1) + gt) * batch.w
     n_per_time = batch.w.sum().clamp(min=1e-12)  # the batch's share of times
-    zero = torch.zeros(base_x.shape[0], dtype=base_x.dtype)
-    one = torch.ones(final.x.shape[0], dtype=final.x.dtype)
+    zero = base_x.new_zeros(base_x.shape[0])
+    one = final.x.new_ones(final.x.shape[0])
     e0 = phi(zero, base_x).mean()
     e1 = (phi(one, final.x) * final.w).sum()
     return e0 - e1 + inner.sum() / n_per_time
@@ -562,7 +588,7 @@ def _train(
             _init_scales(model, path, data)
         for _ in range(o.updates):
             idx = torch.randint(0, data.t.shape[0], (o.batch_size,), generator=generator)
-            batch = data.take(idx)
+            batch = data.take(idx.to(data.t.device))
             if o.objective == "pinn":
                 loss, _, dldt = _pinn_loss(model, path, batch, o.exact, o.probes, generator,
                                            o.time_weighted)  # fmt: skip
@@ -623,7 +649,7 @@ def _adapt_eps(model: NETSModel, acceptance: list[tuple[float, float]]) -> None:
         idx = torch.nonzero(seen).flatten()
         nearest = idx[(torch.arange(BINS)[:, None] - idx[None]).abs().argmin(1)]
         step = step[nearest]
-    model.log_eps += step
+    model.log_eps += step.to(model.log_eps.device)
 
 
 def _init_scales(model: NETSModel, path: _Path, data: _Batch) -> None:
@@ -637,13 +663,13 @@ def _init_scales(model: NETSModel, path: _Path, data: _Batch) -> None:
 
 def _update_var(model: NETSModel, t: Tensor, dldt: Tensor, rate: float = 0.05) -> None:
     """Running variance of dlog pi_t/dt per time bin (the PINN loss weights)."""
-    bins = _bin(t)
-    d = dldt.double()
+    bins, d = _bin(t).cpu(), dldt.double().cpu()
     s1 = torch.zeros(BINS, dtype=torch.float64).index_add_(0, bins, d)
     s2 = torch.zeros(BINS, dtype=torch.float64).index_add_(0, bins, d.square())
     c = torch.zeros(BINS, dtype=torch.float64).index_add_(0, bins, torch.ones_like(d))
     ok = c > 1
     var = (s2 / c.clamp(min=1) - (s1 / c.clamp(min=1)).square()).clamp(min=1e-6)
+    ok, var = ok.to(model.loss_var.device), var.to(model.loss_var.device)
     model.loss_var[ok] = (1 - rate) * model.loss_var[ok] + rate * var[ok]
 
 
@@ -711,6 +737,7 @@ def run_nets(
     log_every: int = 10,
     checkpoint_every: int = 50,
     dtype: torch.dtype | None = None,
+    device: str | torch.device | None = None,
     progress: bool = False,
 ) -> SampleResult:
     r"""NETS (arXiv:2410.02711): learn a drift b_t by the PINN (or action-matching) objective,
@@ -760,6 +787,9 @@ def run_nets(
             rounds) and checkpoint.pt (every ``checkpoint_every`` rounds).
         resume: continue the training from log_dir/checkpoint.pt.
         dtype: walker dtype (default the base's).
+        device: where the walkers, the drift and the target evaluations live (e.g. "cuda";
+            default: where the base samples). Random numbers come from one CPU generator,
+            so a seed gives the same draws on every device.
         progress: show a progress bar with the loss, ESS and log Z of training.
 
     Returns:
@@ -808,7 +838,8 @@ def run_nets(
 
     density = CountedDensity(target)
     generator = make_generator(seed)
-    base = _resolve_base(target, base, base_scale, dtype)
+    device = None if device is None else torch.device(device)
+    base = _base_on(_resolve_base(target, base, base_scale, dtype), device)
     # the network's input scale from a separate stream, so that b = 0 draws what AIS draws
     probe_x = base.sample(256, make_generator(seed + 7919))
     scale = probe_x.float().std(0).clamp(min=1e-3)
@@ -829,6 +860,7 @@ def run_nets(
                 raw = _Potential(raw, scale)
             mean_scale = float(scale.mean())
             model = NETSModel(raw, config, eps0=(0.5 * mean_scale) ** 2 * train_steps / 2)
+        model.to(device or scale.device)
         resume_state = logger.load() if resume else None
         if resume_state is not None:
             if resume_state["config"] != model.config:
@@ -853,6 +885,8 @@ def run_nets(
                 f"model was trained for dim={model.config.get('dim')}, target has {target.dim}"
             )
         path = _Path(path.annealed, model.config["schedule"], model.config["schedule_power"])
+        if device is not None:
+            model.to(device)
     logger.bar.close()
     train_evals = density.evaluations
     drift_model = model if drift is not None else None
