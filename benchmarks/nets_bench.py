@@ -3,6 +3,11 @@
 Run: ``OMP_NUM_THREADS=1 python benchmarks/nets_bench.py --targets gmm40 funnel many_well
 --seeds 5 --out runs/bench/nets`` (``--eps-sweep gmm40`` for the ESS/N-against-eps table).
 
+On a GPU: ``--option device=cuda log_det=exact --jobs 1`` (NETS on the GPU, its AIS/SMC
+baselines on the CPU). Keep one process per GPU: ten processes sharing one H200 time-slice it
+so badly that no phi4 seed finished in 16 minutes, where one process alone made 10 training
+rounds of L = 8 in 15 s (the default 200: about 5 minutes; RESULTS_nets.md).
+
 Per target and seed: ``si.sample(target, "nets", n=N, seed=s, **PRESETS[target])``, whose
 evaluations E_total (training + sampling) and E_sampling set the baselines of the same seed:
 ``ais K`` with K = round(E / N) linear temperatures and one MALA move per level (N K
@@ -197,7 +202,8 @@ def main() -> None:
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("-n", "--n", type=int, default=2000)
     p.add_argument("--out", default="runs/bench/nets")
-    p.add_argument("--jobs", type=int, default=1, help="processes, one (target, seed) each")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="processes, one (target, seed) each (1 with device=cuda)")  # fmt: skip
     p.add_argument("--option", nargs="*", default=[], metavar="KEY=VALUE",
                    help="NETS options for every target (YAML values), over PRESETS")  # fmt: skip
     p.add_argument("--eps-sweep", help="a target: the ESS/N against eps table and plot")

@@ -56,6 +56,18 @@ def test_b_zero_weights_are_the_ais_sum_along_the_path():
     assert traj.acceptance and all(0 < a <= 1 for _, a in traj.acceptance)
 
 
+@pytest.mark.parametrize("kind", ["linear", "power", "geometric"])
+def test_schedules_run_from_0_to_1_with_their_derivative(kind):
+    t = torch.linspace(0.01, 0.99, 50, dtype=torch.float64)
+    beta, dbeta = schedule(t, kind, 2.5)
+    h = 1e-6
+    numeric = (schedule(t + h, kind, 2.5)[0] - schedule(t - h, kind, 2.5)[0]) / (2 * h)
+    torch.testing.assert_close(dbeta, numeric, rtol=1e-6, atol=1e-8)
+    ends = schedule(torch.tensor([0.0, 1.0], dtype=torch.float64), kind, 2.5)[0]
+    torch.testing.assert_close(ends, torch.tensor([0.0, 1.0], dtype=torch.float64))
+    assert bool((beta.diff() > 0).all())
+
+
 def test_b_zero_estimates_log_Z_like_ais():
     """With moves, b = 0 agrees with the library's AIS and with the truth within 4 se."""
     target = _mixture()

@@ -255,7 +255,10 @@ def run_sample_target(
     metrics = {**result.to_dict(), **metrics, "status": "ok", "wall_seconds": wall}
     metrics |= target_metrics(target, result)
     torch.save(
-        {"samples": result.samples.detach().cpu(), "log_weights": result.log_weights},
+        {
+            "samples": result.samples.detach().cpu(),
+            "log_weights": None if result.log_weights is None else result.log_weights.cpu(),
+        },
         out / "samples.pt",
     )
     _write(out, metrics)  # the numbers are safe before the plots are tried
