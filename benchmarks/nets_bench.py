@@ -218,6 +218,8 @@ def main() -> None:
         print(table)
         return
     extra = {k: yaml.safe_load(v) for k, v in (o.split("=", 1) for o in args.option)}
+    if str(extra.get("device", "cpu")).startswith("cuda") and args.jobs > 1:
+        p.error("device=cuda: use --jobs 1 (processes sharing one GPU time-slice it)")
     m = bench(args.targets, args.seeds, args.n, out, args.jobs, extra)
     m["machine"] = {**machine_info(), "total_seconds": time.perf_counter() - start}
     (out / "metrics.json").write_text(json.dumps(m, indent=1, default=str))
