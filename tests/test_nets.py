@@ -207,6 +207,22 @@ def test_device_runs_match_the_default_run(device, objective):
     assert math.isfinite(again.log_Z)
 
 
+class _NaNDrift(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.tensor(math.nan))
+
+    def forward(self, t: Tensor, x: Tensor) -> Tensor:
+        return self.w * x
+
+
+def test_a_non_finite_training_loss_stops_with_the_round_named(tmp_path):
+    options = {"n": 16, "steps": 3, "train_steps": 3, "iterations": 2, "train_walkers": 8,
+               "updates": 1, "net": _NaNDrift(), "log_dir": tmp_path}  # fmt: skip
+    with pytest.raises(FloatingPointError, match="loss is nan in training round 1"):
+        run_nets(_mixture(), **options)
+
+
 def test_short_training_beats_ais_at_equal_steps():
     """A few seconds of PINN training on a 2D mixture lift ESS/N well above b = 0 with the
     same steps and eps_t; log Z stays within 4 standard errors of the truth."""

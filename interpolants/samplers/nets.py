@@ -596,6 +596,13 @@ def _train(
             else:
                 final = _Batch.from_records(traj.records[-1:])
                 loss = _action_loss(model, path, batch, x0, final)
+            if not torch.isfinite(loss):
+                saved = logger.dir is not None and (logger.dir / "checkpoint.pt").exists()
+                kept = f"the checkpoint in {logger.dir} is kept" if saved else "no checkpoint"
+                raise FloatingPointError(
+                    f"nets: the {o.objective} loss is {float(loss.detach())} in training round "
+                    f"{it + 1}; stopped ({kept}; try a smaller lr or more train_steps)"
+                )
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
