@@ -106,7 +106,7 @@ class AnnealedDensity:
             xg = x.detach().requires_grad_(True)
             lp0 = self.base.log_prob(xg)
             # a constant base density (the uniform one on the torus) carries no graph
-            g0 = torch.autograd.grad(lp0.sum(), xg)[0] if lp0.requires_grad else xg.detach() * 0
+            g0 = torch.autograd.grad(lp0.sum(), xg)[0] if lp0.requires_grad else torch.zeros_like(x)
         ev = self.target(x)
         return lp0.detach().to(x.dtype), ev.log_prob, g0.to(x.dtype), ev.grad
 

@@ -670,13 +670,13 @@ def _init_scales(model: NETSModel, path: _Path, data: _Batch) -> None:
 
 def _update_var(model: NETSModel, t: Tensor, dldt: Tensor, rate: float = 0.05) -> None:
     """Running variance of dlog pi_t/dt per time bin (the PINN loss weights)."""
-    bins, d = _bin(t).cpu(), dldt.double().cpu()
-    s1 = torch.zeros(BINS, dtype=torch.float64).index_add_(0, bins, d)
-    s2 = torch.zeros(BINS, dtype=torch.float64).index_add_(0, bins, d.square())
-    c = torch.zeros(BINS, dtype=torch.float64).index_add_(0, bins, torch.ones_like(d))
+    dev = model.loss_var.device
+    bins, d = _bin(t).to(dev), dldt.double().to(dev)
+    s1 = torch.zeros(BINS, dtype=torch.float64, device=dev).index_add_(0, bins, d)
+    s2 = torch.zeros_like(s1).index_add_(0, bins, d.square())
+    c = torch.zeros_like(s1).index_add_(0, bins, torch.ones_like(d))
     ok = c > 1
     var = (s2 / c.clamp(min=1) - (s1 / c.clamp(min=1)).square()).clamp(min=1e-6)
-    ok, var = ok.to(model.loss_var.device), var.to(model.loss_var.device)
     model.loss_var[ok] = (1 - rate) * model.loss_var[ok] + rate * var[ok]
 
 
