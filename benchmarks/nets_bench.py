@@ -3,13 +3,16 @@
 Run: ``OMP_NUM_THREADS=1 python benchmarks/nets_bench.py --targets gmm40 funnel many_well
 --seeds 5 --out runs/bench/nets`` (``--eps-sweep gmm40`` for the ESS/N-against-eps table).
 
-On a GPU: ``--option device=cuda log_det=exact --jobs 1`` (NETS on the GPU, its AIS/SMC
-baselines on the CPU). Keep one process per GPU: ten processes sharing one H200 time-slice it
-so badly that no phi4 seed finished in 16 minutes, where one process alone made 10 training
-rounds of L = 8 in 15 s (the default 200: about 5 minutes; RESULTS_nets.md).
+On a GPU: ``--option device=cuda log_det=exact --jobs 5`` (NETS on the GPU, its AIS/SMC
+baselines on the CPU). NETS training is bound by kernel launches, so a few processes share
+one GPU well: on an H200, 10 training rounds of phi4 L = 8 took 26 s alone and 29-31 s each
+for 4 processes at once; but 18 processes (some with the GPU-bound exact log-det of L = 16)
+finished no seed in 16 minutes, so ``--jobs`` stops at 5 with device=cuda.
 
-Per target and seed: ``si.sample(target, "nets", n=N, seed=s, **PRESETS[target])``, whose
-evaluations E_total (training + sampling) and E_sampling set the baselines of the same seed:
+Per target and seed: ``si.sample(target, "nets", n=N, seed=s, **PRESETS[target])``, then
+the row "nets + resampling": the same trained drift sampled again with ``resample_threshold``
+(``--resampled``, default 0.5; 10 batches), its evaluations counted with the training's. The
+plain run's evaluations E_total (training + sampling) and E_sampling set the baselines:
 ``ais K`` with K = round(E / N) linear temperatures and one MALA move per level (N K
 evaluations) for E = E_total and E = E_sampling, and ``smc K`` (10 batches plus the pilot run,
 1.1 N K evaluations) at E_total. The tables are those of
@@ -49,6 +52,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "phi4-L16": {"target": "phi4", "target_options": {"L": 16}},
 }
 _TARGET_KEYS = ("target", "target_options")
+#: run_nets options that act on the sampling run (the resampled row reuses the trained drift)
+_SAMPLING_KEYS = ("steps", "eps", "eps_scale", "moves", "log_det", "probes", "device", "dtype")
 
 
 def _target(name: str) -> Any:
@@ -60,31 +65,43 @@ def _run(target: Any, method: str, n: int, seed: int, **options: Any) -> dict[st
     start = time.perf_counter()
     result = si.sample(target, method, n=n, seed=seed, **options)
     wall = time.perf_counter() - start
-    return {**result.to_dict(), "wall_seconds": wall, **target_metrics(target, result)}
+    metrics = {**result.to_dict(), "wall_seconds": wall, **target_metrics(target, result)}
+    return metrics | {"model": result.info.get("model")}
 
 
 def _seed_jobs(
-    name: str, seed: int, n: int, extra: dict[str, Any] | None = None
+    name: str, seed: int, n: int, extra: dict[str, Any] | None = None, resampled: float = 0.5
 ) -> dict[str, dict[str, Any]]:
-    """NETS on one target and seed (``PRESETS`` updated by ``extra``), then its AIS and SMC
-    baselines at equal evaluations."""
+    """NETS on one target and seed (``PRESETS`` updated by ``extra``); the same trained drift
+    again with resampling at ESS/N < ``resampled`` (10 batches; 0: no such row); then the AIS
+    and SMC baselines at equal evaluations."""
     torch.set_num_threads(1)
     target = _target(name)
     preset = PRESETS.get(name, {})
     options = {k: v for k, v in preset.items() if k not in _TARGET_KEYS} | (extra or {})
     m = _run(target, "nets", n, seed, **options)
+    model = m.pop("model")
     total, sampling = m["evaluations"], m["sampling_evaluations"]
     k_total, k_sampling = max(1, round(total / n)), max(1, round(sampling / n))
     k_smc = max(1, round(total / (1.1 * n)))
-    todo = {
-        "nets": m,
+    todo: dict[str, Any] = {"nets": m}
+    if resampled > 0:
+        sampling_options = {k: v for k, v in options.items() if k in _SAMPLING_KEYS}
+        r = _run(target, "nets", n, seed, model=model, resample_threshold=resampled,
+                 **sampling_options)  # fmt: skip
+        r.pop("model")
+        r["sampling_evaluations"] = r["evaluations"]
+        r["evaluations"] += m["training_evaluations"]  # the drift's training, counted once more
+        r["wall_seconds"] += m["training_seconds"]
+        todo["nets + resampling"] = r
+    todo |= {
         "ais, equal total": ("ais", {"steps": k_total, "moves": 1}),
         "ais, equal sampling": ("ais", {"steps": k_sampling, "moves": 1}),
         "smc, equal total": ("smc", {"steps": k_smc, "moves": 1}),
     }
     rows = {}
     for label, job in todo.items():
-        if label != "nets":
+        if not label.startswith("nets"):
             method, opts = job
             job = _run(target, method, n, seed, **opts) | {"steps": opts["steps"]}
         rows[label] = job
@@ -101,6 +118,7 @@ def bench(
     out: Path,
     jobs: int = 1,
     extra: dict[str, Any] | None = None,
+    resampled: float = 0.5,
 ) -> dict[str, Any]:
     """Every (target, seed) of :func:`_seed_jobs`, in ``jobs`` processes (one thread each)."""
     keys = [(name, seed) for name in targets for seed in range(seeds)]
@@ -113,13 +131,13 @@ def bench(
     if jobs > 1:
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
-            futures = {pool.submit(_seed_jobs, *key, n, extra): key for key in keys}
+            futures = {pool.submit(_seed_jobs, *key, n, extra, resampled): key for key in keys}
             for f in as_completed(futures):
                 done[futures[f]] = f.result()
                 save()
     else:
         for key in keys:
-            done[key] = _seed_jobs(*key, n, extra)
+            done[key] = _seed_jobs(*key, n, extra, resampled)
             save()
     rows: dict[str, dict[str, Any]] = {}
     runs: dict[str, dict[str, list[dict[str, Any]]]] = {}
@@ -132,7 +150,7 @@ def bench(
         rows[name] = {}
         for label, rs in per.items():
             s = _summarise(rs)
-            if label == "nets":
+            if label.startswith("nets"):
                 s["sampling_evaluations"] = statistics.median(r["sampling_evaluations"] for r in rs)
             else:
                 s["steps"] = statistics.median(r["steps"] for r in rs)
@@ -206,6 +224,9 @@ def main() -> None:
                    help="processes, one (target, seed) each (1 with device=cuda)")  # fmt: skip
     p.add_argument("--option", nargs="*", default=[], metavar="KEY=VALUE",
                    help="NETS options for every target (YAML values), over PRESETS")  # fmt: skip
+    p.add_argument("--resampled", type=float, default=0.5,
+                   help="the row 'nets + resampling': the trained drift again, resampling at "
+                   "ESS/N below this (0: no such row)")  # fmt: skip
     p.add_argument("--eps-sweep", help="a target: the ESS/N against eps table and plot")
     p.add_argument("--scales", type=float, nargs="+", default=[0, 0.1, 0.3, 1, 3, 10])
     args = p.parse_args()
@@ -218,9 +239,9 @@ def main() -> None:
         print(table)
         return
     extra = {k: yaml.safe_load(v) for k, v in (o.split("=", 1) for o in args.option)}
-    if str(extra.get("device", "cpu")).startswith("cuda") and args.jobs > 1:
-        p.error("device=cuda: use --jobs 1 (processes sharing one GPU time-slice it)")
-    m = bench(args.targets, args.seeds, args.n, out, args.jobs, extra)
+    if str(extra.get("device", "cpu")).startswith("cuda") and args.jobs > 5:
+        p.error("device=cuda: use --jobs 5 or fewer (more processes time-slice one GPU)")
+    m = bench(args.targets, args.seeds, args.n, out, args.jobs, extra, args.resampled)
     m["machine"] = {**machine_info(), "total_seconds": time.perf_counter() - start}
     (out / "metrics.json").write_text(json.dumps(m, indent=1, default=str))
     table = format_samplers(m) + "\n\n" + phi4_table(m)

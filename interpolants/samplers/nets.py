@@ -73,7 +73,7 @@ import torch
 from torch import Tensor, nn
 
 from ..distributions import DiagonalNormal
-from .ais import AnnealedDensity, _resolve_base, systematic_resample
+from .ais import AnnealedDensity, _gather, _resolve_base, systematic_resample
 from .diagnostics import ess_of_weights, log_mean_exp, log_Z_from_weights
 from .hmc import CountedDensity, State, check_int, make_generator, progress_bar, select
 from .mala import mala
@@ -352,6 +352,8 @@ class Trajectory(NamedTuple):
     records: list[tuple[float, Tensor, Tensor, Tensor, Tensor, Tensor]]
     acceptance: list[tuple[float, float]]
     bad_steps: int
+    log_z: Tensor | None = None
+    resamplings: int = 0
 
 
 def simulate(
@@ -366,13 +368,24 @@ def simulate(
     probes: int = 1,
     moves: int = 1,
     record: bool = False,
+    resample_threshold: float = 0.0,
+    groups: int = 1,
 ) -> Trajectory:
     r"""Move walkers x ~ p_0 along ``grid`` (0 = t_0 < ... < t_K = 1) by the three split steps
     of the module docstring (annealing, Heun transport by b, MALA at eps_t); b = 0 when
-    ``model`` is None (then this is AIS with MALA moves of step size sqrt(2 eps_t h))."""
+    ``model`` is None (then this is AIS with MALA moves of step size sqrt(2 eps_t h)).
+
+    With ``resample_threshold`` r > 0 the walkers form ``groups`` independent populations of
+    equal size (consecutive rows); whenever ESS/N of a population's weights falls below r after
+    the transport (before the MALA move), its log mean exp(A) is added to its ``log_z`` and it is
+    resampled (systematic) with A reset to 0, as in SMC (Del Moral et al.,
+    arXiv:cond-mat/0212648): exp(log_z) mean exp(A_1) per population is still an unbiased
+    estimate of Z."""
     state = path.state(x, 0.0)
     log_w = torch.zeros(x.shape[0], dtype=torch.float64, device=x.device)
     records, acceptance, bad = [], [], 0
+    log_z = torch.zeros(groups, dtype=torch.float64, device=x.device)
+    resamplings = 0
     b0 = 0.0
     if record:
         records.append(_record(0.0, state, log_w))
@@ -396,6 +409,11 @@ def simulate(
             state = select(ok, new, old)
         else:
             state = old
+        if resample_threshold > 0:
+            state, log_w, inc, k = _resample_groups(
+                state, log_w, groups, resample_threshold, generator
+            )
+            log_z, resamplings = log_z + inc, resamplings + k
         e = eps(t1)
         if e > 0 and moves > 0:
             kernel = mala(path.annealed.at(b1), math.sqrt(2 * e * h))
@@ -405,7 +423,26 @@ def simulate(
         if record:
             records.append(_record(t1, state, log_w))
         b0 = b1
-    return Trajectory(state, log_w, records, acceptance, bad)
+    return Trajectory(state, log_w, records, acceptance, bad, log_z, resamplings)
+
+
+def _resample_groups(
+    state: State, log_w: Tensor, groups: int, threshold: float, generator: torch.Generator
+) -> tuple[State, Tensor, Tensor, int]:
+    """Resample (systematic, within each of ``groups`` consecutive populations) those whose
+    ESS/N is below ``threshold``: new state, log weights (0 there), the log mean exp(A) of
+    every population (0 where it was not resampled) and how many were."""
+    lw = log_w.view(groups, -1)
+    low = ess_of_weights(lw, -1) < threshold
+    if not bool(low.any()):
+        return state, log_w, torch.zeros_like(lw[:, 0]), 0
+    m = lw.shape[1]
+    rows = torch.arange(groups * m, device=lw.device).view(groups, m)
+    idx = systematic_resample(lw.cpu(), generator).to(lw.device) + rows[:, :1]
+    idx = torch.where(low[:, None], idx, rows).flatten()
+    new_w = torch.where(low[:, None], torch.zeros_like(lw), lw).flatten()
+    inc = torch.where(low, log_mean_exp(lw, -1), 0.0)
+    return _gather(state, idx), new_w, inc, int(low.sum())
 
 
 def _record(t: float, state: State, log_w: Tensor):
@@ -683,6 +720,20 @@ def _update_var(model: NETSModel, t: Tensor, dldt: Tensor, rate: float = 0.05) -
 # --- the runner ----------------------------------------------------------------------------
 
 
+def _combine_batches(traj: Trajectory, batches: int) -> tuple[Tensor, float, float | None, Tensor]:
+    """R resampled populations of m walkers: log weights log Z_r + log m softmax(A_r) (so that
+    log mean exp is log Z_hat = log mean_r Z_r), log Z_hat, the delta-method error over the
+    populations (None when R = 1) and the population of every walker."""
+    lw = traj.log_w.cpu().view(batches, -1)
+    log_z = traj.log_z.cpu() + log_mean_exp(lw, -1)
+    m = lw.shape[1]
+    log_w = (log_z[:, None] + torch.log_softmax(lw, -1) + math.log(m)).flatten()
+    z = (log_z - log_z.max()).exp()
+    stderr = float(z.std() / (math.sqrt(batches) * z.mean())) if batches > 1 else None
+    groups = torch.arange(batches).repeat_interleave(m)
+    return log_w, float(log_mean_exp(log_z, 0)), stderr, groups
+
+
 def _check_positive(name: str, value: Any, allow_zero: bool = False) -> float:
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     if not ok or value < 0 or (value == 0 and not allow_zero):
@@ -714,6 +765,8 @@ def run_nets(
     eps_sweep: tuple[float, ...] = EPS_SWEEP,
     sweep_walkers: int = 500,
     resample: bool = False,
+    resample_threshold: float = 0.0,
+    batches: int | None = None,
     moves: int = 1,
     schedule: str = "power",
     schedule_power: float = 3.0,
@@ -763,6 +816,15 @@ def run_nets(
         eps_scale: multiplies eps_t.
         resample: return the walkers resampled (systematic) by their weights, with equal
             log weights log Z_hat; log Z_hat and its error come from the weights before.
+        resample_threshold: r in [0, 1]: during the sampling run, resample the walkers
+            (systematic) whenever their ESS/N falls below r, as SMC does, and carry the
+            normaliser (:func:`simulate`); 0 (default) never: the plain NETS estimator. Resampling
+            lets mass move between modes the drift does not connect, at the price of
+            correlated walkers.
+        batches: R independent populations of n / R walkers, each resampled on its own
+            (default 10 when resampling; moved together, as one batch of n, on the device);
+            log Z_hat = log mean_r Z_hat_r with the delta-method standard error over the R
+            populations (as ``run_smc``); ``groups`` labels them.
         moves: MALA moves per step.
         schedule, schedule_power: beta_t of the path (:func:`schedule`): "power" t^p
             (default p = 3), "linear" or "geometric".
@@ -817,6 +879,15 @@ def run_nets(
     checkpoint_every = check_int("checkpoint_every", checkpoint_every, 0)
     sweep_walkers = check_int("sweep_walkers", sweep_walkers, 2)
     lr, eps_scale = _check_positive("lr", lr), _check_positive("eps_scale", eps_scale, True)
+    if not (isinstance(resample_threshold, (int, float)) and 0 <= resample_threshold <= 1):
+        raise ValueError(f"resample_threshold must be in [0, 1], got {resample_threshold!r}")
+    batches = (
+        check_int("batches", batches)
+        if batches is not None
+        else (10 if resample_threshold > 0 else 1)
+    )
+    if n % batches or n // batches < 2:
+        raise ValueError(f"n={n} must be a multiple of batches={batches} with >= 2 per batch")
     if init is not None:
         raise ValueError("init: nets starts from the base distribution; pass base= instead")
     if schedule not in SCHEDULES:
@@ -843,6 +914,7 @@ def run_nets(
     if drift is None and (eps is None or eps == "sweep"):
         raise ValueError("drift=None (b = 0) has no trained eps_t: pass eps= a number")
 
+    start = time.perf_counter()
     density = CountedDensity(target)
     generator = make_generator(seed)
     device = None if device is None else torch.device(device)
@@ -895,14 +967,15 @@ def run_nets(
         if device is not None:
             model.to(device)
     logger.bar.close()
-    train_evals = density.evaluations
+    train_evals, train_seconds = density.evaluations, time.perf_counter() - start
     drift_model = model if drift is not None else None
 
-    def run(m: int, eps_fn: Callable[[float], float]) -> Trajectory:
+    def run(m: int, eps_fn: Callable[[float], float], threshold: float = 0.0) -> Trajectory:
         x0 = base.sample(m, generator)
         x0 = x0.to(dtype) if dtype is not None else x0
         return simulate(path, drift_model, x0, _grid(steps), eps_fn, generator,
-                        exact=exact_log_det, probes=probes, moves=moves)  # fmt: skip
+                        exact=exact_log_det, probes=probes, moves=moves,
+                        resample_threshold=threshold, groups=batches)  # fmt: skip
 
     sweep: list[dict[str, float]] = []
     if eps == "sweep":
@@ -916,17 +989,22 @@ def run_nets(
         eps_fn = _eps_fn(model, None, best * eps_scale)
     else:
         eps_fn = _eps_fn(model, eps, eps_scale)
-    traj = run(n, eps_fn)
-    log_w = traj.log_w
-    if traj.bad_steps:
+    traj = run(n, eps_fn, resample_threshold)
+    bad_steps = traj.bad_steps
+    if bad_steps:
         warnings.warn(
-            f"nets: the transport map was not invertible (or not finite) for {traj.bad_steps} "
+            f"nets: the transport map was not invertible (or not finite) for {bad_steps} "
             "walker-steps, whose weights were set to 0; use more steps",
             stacklevel=2,
         )
-    log_Z, stderr = log_Z_from_weights(log_w)
+    samples, groups = traj.state.position, None
+    if resample_threshold > 0:
+        log_w, log_Z, stderr, groups = _combine_batches(traj, batches)
+        groups = groups.to(samples.device)
+    else:
+        log_w = traj.log_w
+        log_Z, stderr = log_Z_from_weights(log_w)
     ess = float(ess_of_weights(log_w))
-    samples = traj.state.position
     if resample:
         idx = systematic_resample(log_w[None], generator)[0].to(samples.device)
         samples = samples[idx]
@@ -939,13 +1017,17 @@ def run_nets(
         "eps_profile": torch.tensor([eps_fn(float(t)) for t in _grid(steps)[1:]]),
         "eps_sweep": sweep,
         "training_evaluations": train_evals,
+        "training_seconds": train_seconds,
         "sampling_evaluations": density.evaluations - train_evals,
         "iterations": iterations if drift is not None else 0,
         "divergence": "exact" if exact else "hutchinson",
         "log_det": "exact" if exact_log_det else "hutchinson",
         "schedule": path.kind,
-        "non_invertible_steps": traj.bad_steps,
+        "non_invertible_steps": bad_steps,
         "resampled": bool(resample),
+        "resample_threshold": float(resample_threshold),
+        "batches": batches,
+        "resampling_steps": traj.resamplings,
         "history": history,
         "model": drift_model,
     }
@@ -962,5 +1044,6 @@ def run_nets(
         ess=ess,
         evaluations=density.evaluations,
         acceptance_rate=sum(acc) / len(acc) if acc else None,
+        groups=None if resample else groups,
         info=info,
     )
