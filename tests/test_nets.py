@@ -393,6 +393,10 @@ def test_sample_entry_point_and_cli_files(tmp_path):
     assert [x["iteration"] for x in lines] == [2, 4, 6]
     assert lines[-1]["evaluations"] > lines[1]["evaluations"]
     assert m2["training_evaluations"] == lines[-1]["evaluations"]
+    # the CLI's options reach the resampling (4 populations of 10)
+    opts |= {"resample_threshold": 0.9, "batches": 4}
+    m3 = run_sample_target("gmm-d2-k3", "nets", n=40, out=tmp_path, options=opts, progress=False)
+    assert m3["batches"] == 4 and m3["resampling_steps"] > 0
 
 
 @pytest.mark.parametrize(

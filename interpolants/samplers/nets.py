@@ -35,6 +35,11 @@ loss's gradient noisy). As h -> 0 the increments of 1 and 2 sum to the dA above.
 Cost: two target evaluations per step (one at T x, one for the MALA proposal), one when
 b = 0 or eps = 0.
 
+Resampling (optional, ``resample_threshold``). The walkers form R populations; one whose
+ESS/N drops below the threshold after a transport step is resampled and its mean weight
+carried, as in SMC (Del Moral, Doucet & Jasra, arXiv:cond-mat/0212648): Z_hat stays
+unbiased, and walkers follow mode weights that neither b nor the MALA moves carry.
+
 Learning b and F (off-policy, no back-propagation through the walkers). The PINN objective
 of NETS (eq. 21) over detached walkers (t, x) of short simulations on random time grids:
 
@@ -990,10 +995,9 @@ def run_nets(
     else:
         eps_fn = _eps_fn(model, eps, eps_scale)
     traj = run(n, eps_fn, resample_threshold)
-    bad_steps = traj.bad_steps
-    if bad_steps:
+    if traj.bad_steps:
         warnings.warn(
-            f"nets: the transport map was not invertible (or not finite) for {bad_steps} "
+            f"nets: the transport map was not invertible (or not finite) for {traj.bad_steps} "
             "walker-steps, whose weights were set to 0; use more steps",
             stacklevel=2,
         )
@@ -1023,7 +1027,7 @@ def run_nets(
         "divergence": "exact" if exact else "hutchinson",
         "log_det": "exact" if exact_log_det else "hutchinson",
         "schedule": path.kind,
-        "non_invertible_steps": bad_steps,
+        "non_invertible_steps": traj.bad_steps,
         "resampled": bool(resample),
         "resample_threshold": float(resample_threshold),
         "batches": batches,
