@@ -206,7 +206,9 @@ class TorchDistribution:
         if generator is None:
             return self.dist.sample((n,))
         seed = int(torch.randint(2**62, (1,), generator=generator))
-        with torch.random.fork_rng(devices=[]):
+        # manual_seed also seeds every CUDA device: fork theirs too once CUDA is in use
+        cuda = torch.cuda.is_available() and torch.cuda.is_initialized()
+        with torch.random.fork_rng(devices=list(range(torch.cuda.device_count())) if cuda else []):
             torch.manual_seed(seed)
             return self.dist.sample((n,))
 
