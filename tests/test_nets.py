@@ -40,6 +40,23 @@ def test_b_zero_without_moves_equals_ais_without_moves():
     assert nets.log_Z == pytest.approx(ais.log_Z, abs=1e-5)
 
 
+@pytest.mark.parametrize("mass_matrix", ["diag", "identity"])
+def test_b_zero_with_adapted_moves_is_the_ais_run(mass_matrix):
+    """eps="adapt" makes the moves of run_ais (step found at t = 0, retuned after every move,
+    the same preconditioner): with b = 0 and beta = t the two runs draw and weigh alike."""
+    target = si.targets.get("funnel")
+    ais = run_ais(target, n=200, seed=3, steps=20, mass_matrix=mass_matrix)
+    nets = run_nets(target, n=200, seed=3, steps=20, drift=None, eps="adapt",
+                    mass_matrix=mass_matrix, schedule="linear")  # fmt: skip
+    torch.testing.assert_close(nets.samples, ais.samples)
+    torch.testing.assert_close(nets.log_weights, ais.log_weights, rtol=0, atol=1e-5)
+    assert nets.evaluations == ais.evaluations
+    assert nets.acceptance_rate == pytest.approx(ais.acceptance_rate)
+    steps = nets.info["step_size_per_move"]
+    torch.testing.assert_close(steps, ais.info["step_size_per_move"].double())
+    assert float(steps.max() / steps.min()) > 1.5  # followed the acceptance (1.9 diag)
+
+
 def test_b_zero_weights_are_the_ais_sum_along_the_path():
     """log w = sum_k (beta_{k+1} - beta_k) (log rho* - log p_0)(x_k) over the recorded walkers
     (Neal's AIS weight), with MALA moves in between."""
@@ -415,6 +432,9 @@ def test_sample_entry_point_and_cli_files(tmp_path):
         ({"init": torch.zeros(3, 2)}, "init"),
         ({"resample_threshold": 1.5}, "resample_threshold"),
         ({"resample_threshold": 0.5, "batches": 7}, "batches"),
+        ({"mass_matrix": "dense"}, "mass_matrix"),
+        ({"mass_matrix": "diag"}, "mass_matrix"),
+        ({"eps": "adapt", "eps_scale": 2.0}, "eps_scale"),
     ],
 )
 def test_bad_input_names_the_argument(options, word):

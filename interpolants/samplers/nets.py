@@ -20,7 +20,8 @@ Time stepping (t_k -> t_{k+1}, h = t_{k+1} - t_k). The three terms of the SDE ar
 2. transport by the Heun step T of dx/dt = b_t(x) from t_k to t_{k+1}:
    A += log pi_{k+1}(T x) - log pi_{k+1}(x) + log |det grad T(x)|, pi = exp(-U);
 3. Langevin at t_{k+1}: MALA with step size sqrt(2 eps h), which leaves pi_{k+1} invariant
-   and so changes no weight.
+   and so changes no weight (``eps="adapt"``, ``mass_matrix="diag"``: the self-tuned,
+   preconditioned MALA moves of run_ais instead, equally invariant).
 
 Steps 1 and 3 are exact importance-sampling and invariant moves, step 2 too when the log
 determinant is exact (``log_det="exact"``, by default up to d = 50: full Jacobians by d
@@ -78,7 +79,8 @@ import torch
 from torch import Tensor, nn
 
 from ..distributions import DiagonalNormal
-from .ais import AnnealedDensity, _gather, _resolve_base, systematic_resample
+from .adaptation import find_reasonable_step_size
+from .ais import ADAPT_RATE, AnnealedDensity, _gather, _metric, _resolve_base, systematic_resample
 from .diagnostics import ess_of_weights, log_mean_exp, log_Z_from_weights
 from .hmc import CountedDensity, State, check_int, make_generator, progress_bar, select
 from .mala import mala
@@ -359,6 +361,7 @@ class Trajectory(NamedTuple):
     bad_steps: int
     log_z: Tensor | None = None
     resamplings: int = 0
+    step_sizes: tuple[float, ...] = ()
 
 
 def simulate(
@@ -375,6 +378,8 @@ def simulate(
     record: bool = False,
     resample_threshold: float = 0.0,
     groups: int = 1,
+    mass_matrix: str = "identity",
+    adapt: bool = False,
 ) -> Trajectory:
     r"""Move walkers x ~ p_0 along ``grid`` (0 = t_0 < ... < t_K = 1) by the three split steps
     of the module docstring (annealing, Heun transport by b, MALA at eps_t); b = 0 when
@@ -385,8 +390,20 @@ def simulate(
     the transport (before the MALA move), its log mean exp(A) is added to its ``log_z`` and it is
     resampled (systematic) with A reset to 0, as in SMC (Del Moral et al.,
     arXiv:cond-mat/0212648): exp(log_z) mean exp(A_1) per population is still an unbiased
-    estimate of Z."""
+    estimate of Z.
+
+    ``mass_matrix="diag"`` preconditions the MALA moves by the walkers' (unweighted) variance
+    at each step, ``adapt=True`` replaces the step size sqrt(2 eps_t h) by one found at t = 0
+    (doubling until the acceptance crosses 1/2) and then retuned after every move,
+    step <- step exp(2 (acceptance - 0.574)): the moves of :func:`~.ais.run_ais`, so that with
+    b = 0 and the linear schedule this is that AIS run. Either keeps every move exact for
+    pi_t, so the weights are unchanged; eps only has to be > 0 where moves are made."""
     state = path.state(x, 0.0)
+    size = None
+    if adapt and moves > 0:
+        metric = _metric(state.position, None, mass_matrix)
+        size = find_reasonable_step_size(path.annealed.at(0.0), state, generator, 1.0, metric)
+    used: list[float] = []
     log_w = torch.zeros(x.shape[0], dtype=torch.float64, device=x.device)
     records, acceptance, bad = [], [], 0
     log_z = torch.zeros(groups, dtype=torch.float64, device=x.device)
@@ -421,14 +438,19 @@ def simulate(
             log_z, resamplings = log_z + inc, resamplings + k
         e = eps(t1)
         if e > 0 and moves > 0:
-            kernel = mala(path.annealed.at(b1), math.sqrt(2 * e * h))
+            metric = _metric(state.position, None, mass_matrix)
             for _ in range(moves):
-                state, info = kernel.step(generator, state)
-                acceptance.append((t1, float(info.acceptance_rate.mean())))
+                step = math.sqrt(2 * e * h) if size is None else size
+                state, info = mala(path.annealed.at(b1), step, metric).step(generator, state)
+                a = float(info.acceptance_rate.mean())
+                acceptance.append((t1, a))
+                used.append(step)
+                if size is not None:
+                    size *= math.exp(ADAPT_RATE * (a - TARGET_ACCEPT))
         if record:
             records.append(_record(t1, state, log_w))
         b0 = b1
-    return Trajectory(state, log_w, records, acceptance, bad, log_z, resamplings)
+    return Trajectory(state, log_w, records, acceptance, bad, log_z, resamplings, tuple(used))
 
 
 def _resample_groups(
@@ -767,6 +789,7 @@ def run_nets(
     steps: int = 100,
     eps: float | str | Callable[[float], float] | None = None,
     eps_scale: float = 1.0,
+    mass_matrix: str = "identity",
     eps_sweep: tuple[float, ...] = EPS_SWEEP,
     sweep_walkers: int = 500,
     resample: bool = False,
@@ -817,8 +840,13 @@ def run_nets(
         eps: the diffusion eps_t of the sampling run: None (default) the eps_t tuned to
             MALA acceptance 0.574 during training; a number or a function of t; "sweep":
             try ``eps_sweep`` multiples of the tuned eps_t on ``sweep_walkers`` walkers each
-            and keep the one of largest ESS (its evaluations are counted).
+            and keep the one of largest ESS (its evaluations are counted); "adapt": MALA
+            steps found at t = 0 and retuned to acceptance 0.574 after every move, as
+            :func:`~.ais.run_ais` does (:func:`simulate`).
         eps_scale: multiplies eps_t.
+        mass_matrix: the MALA preconditioner of the sampling run: "identity" (default) or
+            "diag", the walkers' variance at every step (as run_ais); with "diag", eps is
+            in units of that variance, so pass eps="adapt" or a number.
         resample: return the walkers resampled (systematic) by their weights, with equal
             log weights log Z_hat; log Z_hat and its error come from the weights before.
         resample_threshold: r in [0, 1]: during the sampling run, resample the walkers
@@ -908,8 +936,19 @@ def run_nets(
         raise ValueError(f"drift must be 'learned' or None (b = 0), got {drift!r}")
     if model is not None and not isinstance(model, NETSModel):
         raise ValueError(f"model must be a NETSModel, got {type(model).__name__}")
-    if isinstance(eps, str) and eps != "sweep":
-        raise ValueError(f"eps must be None, a number, a function of t or 'sweep', got {eps!r}")
+    if isinstance(eps, str) and eps not in ("sweep", "adapt"):
+        raise ValueError(
+            f"eps must be None, a number, a function of t, 'sweep' or 'adapt', got {eps!r}"
+        )
+    if mass_matrix not in ("identity", "diag"):
+        raise ValueError(f"mass_matrix must be 'identity' or 'diag', got {mass_matrix!r}")
+    if mass_matrix == "diag" and (eps is None or eps == "sweep"):
+        raise ValueError(
+            "mass_matrix='diag' measures eps in units of the walkers' variance, not the trained "
+            "eps_t: pass eps='adapt' or a number"
+        )
+    if eps == "adapt" and eps_scale != 1:
+        raise ValueError(f"eps='adapt' tunes the step itself; eps_scale must be 1, got {eps_scale}")
     if (
         eps_sweep is not None and not all(isinstance(e, (int, float)) and e >= 0 for e in eps_sweep)
     ) or not eps_sweep:
@@ -917,7 +956,7 @@ def run_nets(
     if isinstance(eps, (int, float)):
         _check_positive("eps", eps, allow_zero=True)
     if drift is None and (eps is None or eps == "sweep"):
-        raise ValueError("drift=None (b = 0) has no trained eps_t: pass eps= a number")
+        raise ValueError("drift=None (b = 0) has no trained eps_t: pass eps= a number or 'adapt'")
 
     start = time.perf_counter()
     density = CountedDensity(target)
@@ -980,7 +1019,8 @@ def run_nets(
         x0 = x0.to(dtype) if dtype is not None else x0
         return simulate(path, drift_model, x0, _grid(steps), eps_fn, generator,
                         exact=exact_log_det, probes=probes, moves=moves,
-                        resample_threshold=threshold, groups=batches)  # fmt: skip
+                        resample_threshold=threshold, groups=batches,
+                        mass_matrix=mass_matrix, adapt=eps == "adapt")  # fmt: skip
 
     sweep: list[dict[str, float]] = []
     if eps == "sweep":
@@ -992,6 +1032,8 @@ def run_nets(
             if ess > best_ess:
                 best, best_ess = s, ess
         eps_fn = _eps_fn(model, None, best * eps_scale)
+    elif eps == "adapt":
+        eps_fn = _eps_fn(None, 1.0, 1.0)  # only its sign matters: moves everywhere
     else:
         eps_fn = _eps_fn(model, eps, eps_scale)
     traj = run(n, eps_fn, resample_threshold)
@@ -1018,7 +1060,11 @@ def run_nets(
         "target": density.name,
         "steps": steps,
         "eps_scale": eps_scale if eps != "sweep" else best * eps_scale,
-        "eps_profile": torch.tensor([eps_fn(float(t)) for t in _grid(steps)[1:]]),
+        "eps_profile": torch.tensor([eps_fn(float(t)) for t in _grid(steps)[1:]])
+        if eps != "adapt"
+        else None,
+        "mass_matrix": mass_matrix,
+        "step_size_per_move": torch.tensor(traj.step_sizes, dtype=torch.float64),
         "eps_sweep": sweep,
         "training_evaluations": train_evals,
         "training_seconds": train_seconds,
