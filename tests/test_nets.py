@@ -411,9 +411,11 @@ def test_sample_entry_point_and_cli_files(tmp_path):
     assert lines[-1]["evaluations"] > lines[1]["evaluations"]
     assert m2["training_evaluations"] == lines[-1]["evaluations"]
     # the CLI's options reach the resampling (4 populations of 10)
-    opts |= {"resample_threshold": 0.9, "batches": 4}
+    # ... and the self-tuned preconditioned moves
+    opts |= {"resample_threshold": 0.9, "batches": 4, "eps": "adapt", "mass_matrix": "diag"}
     m3 = run_sample_target("gmm-d2-k3", "nets", n=40, out=tmp_path, options=opts, progress=False)
     assert m3["batches"] == 4 and m3["resampling_steps"] > 0
+    assert m3["mass_matrix"] == "diag" and 0.3 < m3["acceptance_rate"] < 0.8
 
 
 @pytest.mark.parametrize(
