@@ -84,7 +84,7 @@ from .ais import ADAPT_RATE, AnnealedDensity, _gather, _metric, _resolve_base, s
 from .diagnostics import ess_of_weights, log_mean_exp, log_Z_from_weights
 from .hmc import CountedDensity, State, check_int, make_generator, progress_bar, select
 from .mala import mala
-from .nets_nn import DriftMLP, FreeEnergyRate, LatticeDrift
+from .nets_nn import BlockDrift, DriftMLP, FreeEnergyRate, LatticeDrift
 from .result import SampleResult
 
 __all__ = [
@@ -222,6 +222,7 @@ def _build_drift(
     depth: int | None,
     features: int,
     feature_scale: float,
+    block: int = 2,
 ) -> nn.Module:
     dim = target.dim
     if isinstance(net, nn.Module):
@@ -236,7 +237,10 @@ def _build_drift(
     if net == "mlp":
         return DriftMLP(dim, scale, width or 128, depth or 3, features=features,
                         feature_scale=feature_scale)  # fmt: skip
-    raise ValueError(f"net must be 'mlp', 'conv', None or an nn.Module, got {net!r}")
+    if net == "blocks":
+        return BlockDrift(dim, block, scale, width or 128, depth or 3, features=features,
+                          feature_scale=feature_scale)  # fmt: skip
+    raise ValueError(f"net must be 'mlp', 'conv', 'blocks', None or an nn.Module, got {net!r}")
 
 
 # --- divergence, Jacobians and the Heun transport ------------------------------------------
@@ -806,6 +810,7 @@ def run_nets(
     net: str | nn.Module | None = None,
     width: int | None = None,
     depth: int | None = None,
+    block: int = 2,
     features: int = 64,
     feature_scale: float = 8.0,
     iterations: int = 200,
@@ -867,8 +872,11 @@ def run_nets(
         drift: "learned" (default), or None for b = 0 (annealed importance sampling with
             MALA moves of step sqrt(2 eps_t h); then give eps).
         net, width, depth: the drift network: "mlp" (vectors, width 128, depth 3), "conv"
-            (the periodic convolutional network, default for L x L lattice targets), or a
-            module net(t, x) -> (n, dim).
+            (the periodic convolutional network, default for L x L lattice targets),
+            "blocks" (one MLP shared by the blocks of ``block`` coordinates: targets built of
+            independent blocks, e.g. many_well with block=2), or a module
+            net(t, x) -> (n, dim).
+        block: coordinates per block of net="blocks".
         features, feature_scale: random Fourier features of x / s for the MLP (64 at
             scale 8 by default; on gmm40 they take the PINN loss from 0.5 to 0.1).
         iterations: training rounds; each simulates ``train_walkers`` walkers on a random
@@ -978,7 +986,7 @@ def run_nets(
                   "dim": target.dim}  # fmt: skip
         with torch.random.fork_rng():  # initial weights from the seed, global stream untouched
             torch.manual_seed(seed)
-            raw = _build_drift(target, net, scale, width, depth, features, feature_scale)
+            raw = _build_drift(target, net, scale, width, depth, features, feature_scale, block)
             if objective == "action":
                 raw = _Potential(raw, scale)
             mean_scale = float(scale.mean())

@@ -2,6 +2,8 @@ r"""The networks of NETS (arXiv:2410.02711): a drift b_t(x) and a free-energy ra
 
 - :class:`DriftMLP`: b_t(x) = s * MLP([x / s, embed(t)]) for vectors, s the base's scale per
   coordinate, so that the network sees inputs and returns outputs of order one.
+- :class:`BlockDrift`: one MLP shared by the d / k blocks of k coordinates, for targets
+  made of independent (or weakly coupled) blocks such as many_well's pairs.
 - :class:`LatticeDrift`: a periodic (circular-padding) convolutional network for fields on an
   L x L torus such as phi^4; translation-equivariant, and its cost grows like L^2, so that
   L = 16 trains on a CPU.
@@ -18,7 +20,7 @@ from torch import Tensor, nn
 
 from ..nn import TimeEmbedding
 
-__all__ = ["DriftMLP", "FreeEnergyRate", "LatticeDrift"]
+__all__ = ["BlockDrift", "DriftMLP", "FreeEnergyRate", "LatticeDrift"]
 
 
 def _mlp(n_in: int, width: int, depth: int, n_out: int) -> nn.Sequential:
@@ -74,6 +76,67 @@ class DriftMLP(nn.Module):
             arg = z @ self.freqs.to(x.dtype)
             z = torch.cat([z, arg.sin(), arg.cos()], dim=1)
         return s * self.net(torch.cat([z, emb], dim=1))
+
+
+class BlockDrift(nn.Module):
+    r"""b_t(x)_j = s_j * MLP([x_j / s_j, features, e_j, embed(t)]) for the blocks x_j of k
+    consecutive coordinates, one MLP shared by all d / k blocks, e_j a learned embedding of
+    the block's index (so blocks may differ).
+
+    Each block's drift sees only its own block: the right inductive bias for a product of
+    independent factors, whose transport is the product of the factors' transports. On
+    many_well one pair is learned to ESS/N 0.91 while the plain MLP's ESS/N falls from
+    0.91 (1 pair) to 0.22 (4 pairs) and 0.002 (16) (benchmarks/RESULTS_nets.md).
+
+    Arguments:
+        dim: d, a multiple of ``block``.
+        block: k, coordinates per block.
+        scale: s, (d,) or a float.
+        width, depth, time_features, features, feature_scale: as :class:`DriftMLP`, per
+            block.
+        block_features: size of the block-index embedding e_j (0: none).
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        block: int = 2,
+        scale: Tensor | float = 1.0,
+        width: int = 128,
+        depth: int = 3,
+        time_features: int = 16,
+        features: int = 0,
+        feature_scale: float = 8.0,
+        block_features: int = 8,
+    ):
+        super().__init__()
+        if block < 1 or dim % block:
+            raise ValueError(f"block must divide dim={dim}, got {block}")
+        self.config = {"kind": "blocks", "dim": dim, "block": block, "width": width,
+                       "depth": depth, "features": features,
+                       "feature_scale": feature_scale}  # fmt: skip
+        self.k, self.blocks = block, dim // block
+        self.embed = TimeEmbedding(time_features, scale=2.0)
+        self.register_buffer("scale", torch.as_tensor(scale, dtype=torch.float32).expand(dim))
+        g = torch.Generator().manual_seed(4321)
+        self.register_buffer("freqs", torch.randn(block, features, generator=g) * feature_scale)
+        self.index = nn.Parameter(0.1 * torch.randn(self.blocks, block_features, generator=g))
+        n_in = block + 2 * features + block_features + self.embed.dim
+        self.net = _mlp(n_in, width, depth, block)
+
+    def forward(self, t: Tensor, x: Tensor) -> Tensor:
+        n, s = x.shape[0], self.scale.to(x.dtype)
+        z = (x / s).reshape(n, self.blocks, self.k)
+        parts = [z]
+        if self.freqs.shape[1]:
+            arg = z @ self.freqs.to(x.dtype)
+            parts += [arg.sin(), arg.cos()]
+        emb = self.embed(t.to(x.dtype).expand(n))
+        parts += [
+            self.index.to(x.dtype).expand(n, -1, -1),
+            emb[:, None].expand(-1, self.blocks, -1),
+        ]
+        return s * self.net(torch.cat(parts, dim=2)).reshape(x.shape)
 
 
 class _FiLMConv(nn.Module):
