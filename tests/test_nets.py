@@ -14,7 +14,7 @@ from interpolants.distributions import DiagonalNormal
 from interpolants.samplers import NETSModel, run_ais, run_nets, sample
 from interpolants.samplers.ais import AnnealedDensity
 from interpolants.samplers.hmc import CountedDensity, make_generator
-from interpolants.samplers.nets import _grid, _Path, schedule, simulate
+from interpolants.samplers.nets import _grid, _jacobian, _Path, schedule, simulate
 from interpolants.samplers.nets_nn import BlockDrift
 from interpolants.samplers.run import run_sample_target
 from interpolants.targets import GaussianMixture, Target
@@ -366,6 +366,15 @@ def test_block_network_couples_no_two_blocks():
     jac = jac.abs().sum(1)  # (6, 6): |d b_i / d x_j| summed over walkers
     mask = torch.block_diag(*[torch.ones(2, 2)] * 3).bool()
     assert float(jac[mask].min()) > 0 and float(jac[~mask].max()) == 0
+    # the Jacobian from 2 VJPs (block rows) is the full one
+    fast = _jacobian(result.info["model"], torch.tensor(0.5), x)[1]
+    full = torch.stack(
+        [
+            torch.autograd.functional.jacobian(lambda y: drift(torch.tensor(0.5), y[None])[0], xi)
+            for xi in x
+        ]
+    )
+    torch.testing.assert_close(fast, full)
     with pytest.raises(ValueError, match="block"):
         run_nets(target, n=8, iterations=1, train_walkers=4, updates=1, net="blocks", block=4)
 

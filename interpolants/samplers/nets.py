@@ -167,6 +167,13 @@ class NETSModel(nn.Module):
         self.register_buffer("log_eps", torch.full((BINS,), math.log(eps0), dtype=torch.float64))
         self.register_buffer("loss_var", torch.ones(BINS, dtype=torch.float64))
 
+    @property
+    def jacobian_block(self) -> int | None:
+        """k when grad b is block diagonal in blocks of k coordinates (net="blocks")."""
+        if isinstance(self.drift, BlockDrift) and self.config.get("objective") != "action":
+            return self.drift.k
+        return None
+
     def forward(self, t: Tensor, x: Tensor) -> Tensor:
         if self.config.get("objective") == "action":
             return _grad_phi(self.drift, t, x, create_graph=torch.is_grad_enabled())
@@ -247,15 +254,23 @@ def _build_drift(
 
 
 def _jacobian(model: nn.Module, t: Tensor, x: Tensor, create_graph: bool = False):
-    """b_t(x) (n, d) and its Jacobian J[n, i, j] = d b_i / d x_j by batched VJPs."""
+    """b_t(x) (n, d) and its Jacobian J[n, i, j] = d b_i / d x_j by batched VJPs: d of them,
+    or k when the drift is block diagonal in blocks of k (``model.jacobian_block``): the VJP
+    with e_c in every block gives row c of every block at once."""
+    n, d = x.shape
+    k = getattr(model, "jacobian_block", None) or d
     with torch.enable_grad():
         xg = x if (create_graph and x.requires_grad) else x.detach().requires_grad_(True)
         out = model(t, xg)
-        eye = torch.eye(x.shape[1], dtype=x.dtype, device=x.device)
-        grads = eye[:, None, :].expand(x.shape[1], x.shape[0], x.shape[1])
+        idx = torch.arange(d, device=x.device)
+        probe = (idx[None] % k == torch.arange(k, device=x.device)[:, None]).to(x.dtype)
+        grads = probe[:, None, :].expand(k, n, d)
         (rows,) = torch.autograd.grad(
             out, xg, grads, is_grads_batched=True, create_graph=create_graph
         )
+    if k < d:  # row i of J is row i % k of the VJPs, kept within i's block
+        same = (idx[:, None] // k == idx[None] // k).to(x.dtype)
+        rows = rows[idx % k] * same[:, None, :]
     jac = rows.permute(1, 0, 2)
     return (out, jac) if create_graph else (out.detach(), jac.detach())
 
