@@ -47,6 +47,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "gmm40-steps200": {"target": "gmm40", "steps": 200},
     "funnel": {},
     "many_well": {"iterations": 100},  # shortened for time (d = 32, exact Jacobians)
+    # the drift as one MLP shared by the 16 pairs of coordinates (net="blocks", block=2)
+    "many_well-blocks": {"target": "many_well", "iterations": 100, "net": "blocks"},
     "gmm-d50-k10": {},
     "phi4": {},
     "phi4-L16": {"target": "phi4", "target_options": {"L": 16}},
@@ -119,9 +121,11 @@ def bench(
     jobs: int = 1,
     extra: dict[str, Any] | None = None,
     resampled: float = 0.5,
+    first_seed: int = 0,
 ) -> dict[str, Any]:
     """Every (target, seed) of :func:`_seed_jobs`, in ``jobs`` processes (one thread each)."""
-    keys = [(name, seed) for name in targets for seed in range(seeds)]
+    seed_list = range(first_seed, first_seed + seeds)
+    keys = [(name, seed) for name in targets for seed in seed_list]
     done: dict[tuple[str, int], dict[str, dict[str, Any]]] = {}
 
     def save() -> None:
@@ -143,7 +147,7 @@ def bench(
     runs: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for name in targets:
         per: dict[str, list[dict[str, Any]]] = {}
-        for seed in range(seeds):
+        for seed in seed_list:
             for label, row in done[(name, seed)].items():
                 per.setdefault(label, []).append(row)
         runs[name] = per
@@ -218,6 +222,7 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--targets", nargs="*", default=["gmm40", "funnel", "many_well"])
     p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--first-seed", type=int, default=0, help="seeds first-seed, ...")
     p.add_argument("-n", "--n", type=int, default=2000)
     p.add_argument("--out", default="runs/bench/nets")
     p.add_argument("--jobs", type=int, default=1,
@@ -241,7 +246,9 @@ def main() -> None:
     extra = {k: yaml.safe_load(v) for k, v in (o.split("=", 1) for o in args.option)}
     if str(extra.get("device", "cpu")).startswith("cuda") and args.jobs > 5:
         p.error("device=cuda: use --jobs 5 or fewer (more processes time-slice one GPU)")
-    m = bench(args.targets, args.seeds, args.n, out, args.jobs, extra, args.resampled)
+    m = bench(
+        args.targets, args.seeds, args.n, out, args.jobs, extra, args.resampled, args.first_seed
+    )
     m["machine"] = {**machine_info(), "total_seconds": time.perf_counter() - start}
     (out / "metrics.json").write_text(json.dumps(m, indent=1, default=str))
     table = format_samplers(m) + "\n\n" + phi4_table(m)
