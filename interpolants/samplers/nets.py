@@ -25,14 +25,15 @@ Time stepping (t_k -> t_{k+1}, h = t_{k+1} - t_k). The three terms of the SDE ar
 
 Steps 1 and 3 are exact importance-sampling and invariant moves, step 2 too when the log
 determinant is exact (``log_det="exact"``, by default up to d = 50: full Jacobians by d
-VJPs, |det| of the Heun map): the estimator is then unbiased at any number of steps, as long
-as T is invertible (h |grad b| < 1). ``log_det="hutchinson"`` (d times cheaper; the default
-above d = 50, where the exact Jacobians of phi4's L = 8 lattice network took about 100 s per
-step for 2000 walkers on our CPU; pass "exact" on a GPU) takes the trapezoid
-h/2 (div b(x) + div b(x~)) with Hutchinson probes instead: an O(h) error and, since
-exp of a noisy log-determinant is not its mean, a bias of the weights that grows with d.
-Training uses the Hutchinson divergence above ``exact_max_dim`` (there it only makes the
-loss's gradient noisy). As h -> 0 the increments of 1 and 2 sum to the dA above.
+VJPs, k for ``net="blocks"``; |det| of the Heun map): the estimator is then unbiased at any
+number of steps, as long as T is invertible (h |grad b| < 1). ``log_det="hutchinson"`` (d
+times cheaper; the default above d = 50, where the exact Jacobians of phi4's L = 8 lattice
+network took about 100 s per step for 2000 walkers on our CPU; pass "exact" on a GPU) takes
+the trapezoid h/2 (div b(x) + div b(x~)) with Hutchinson probes instead: an O(h) error and,
+since exp of a noisy log-determinant is not its mean, a bias of the weights that grows with
+d. Training uses the Hutchinson divergence above ``exact_max_dim`` (there it only makes the
+loss's gradient noisy).
+As h -> 0 the increments of 1 and 2 sum to the dA above.
 Cost: two target evaluations per step (one at T x, one for the MALA proposal), one when
 b = 0 or eps = 0.
 
