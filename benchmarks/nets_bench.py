@@ -143,14 +143,21 @@ def bench(
         for key in keys:
             done[key] = _seed_jobs(*key, n, extra, resampled)
             save()
-    rows: dict[str, dict[str, Any]] = {}
     runs: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for name in targets:
         per: dict[str, list[dict[str, Any]]] = {}
         for seed in seed_list:
             for label, row in done[(name, seed)].items():
-                per.setdefault(label, []).append(row)
+                per.setdefault(label, []).append(row | {"seed": seed})
         runs[name] = per
+    return {"n": n, "seeds": seeds, "targets": targets, "options": extra or {},
+            "rows": _rows(runs), "runs": runs}  # fmt: skip
+
+
+def _rows(runs: dict[str, dict[str, list[dict[str, Any]]]]) -> dict[str, dict[str, Any]]:
+    """Per target and row label: the summary over seeds (mean, se, ...) of the per-seed runs."""
+    rows: dict[str, dict[str, Any]] = {}
+    for name, per in runs.items():
         rows[name] = {}
         for label, rs in per.items():
             s = _summarise(rs)
@@ -159,8 +166,33 @@ def bench(
             else:
                 s["steps"] = statistics.median(r["steps"] for r in rs)
             rows[name][label] = s
-    return {"n": n, "seeds": seeds, "targets": targets, "options": extra or {}, "rows": rows,
-            "runs": runs}  # fmt: skip
+    return rows
+
+
+def merge(files: list[Path], rename: dict[str, str] | None = None) -> dict[str, Any]:
+    """One set of rows from metrics.json files of the same rows on other seeds (``--first-seed``
+    runs made apart); ``rename`` maps a file's target name to the merged one. Refuses files of
+    different n, different options for a target, or a seed twice."""
+    rename = rename or {}
+    runs: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    seen: dict[str, set[Any]] = {}
+    n = None
+    for f in files:
+        m = json.loads(Path(f).read_text())
+        if n is not None and m["n"] != n:
+            raise ValueError(f"merge: {f} has n={m['n']}, the others n={n}")
+        n = m["n"]
+        for name, per in m["runs"].items():
+            new = rename.get(name, name)
+            for label, rs in per.items():
+                runs.setdefault(new, {}).setdefault(label, []).extend(rs)
+            seeds = [r.get("seed") for r in per["nets"]]
+            if None not in seeds and seen.setdefault(new, set()) & set(seeds):
+                raise ValueError(f"merge: {f} repeats seeds {sorted(seen[new] & set(seeds))}")
+            seen.setdefault(new, set()).update(s for s in seeds if s is not None)
+    seeds = {len(per["nets"]) for per in runs.values()}
+    return {"n": n, "seeds": max(seeds), "targets": list(runs),
+            "merged_from": [str(f) for f in files], "rows": _rows(runs), "runs": runs}  # fmt: skip
 
 
 def phi4_table(m: dict[str, Any]) -> str:
@@ -234,10 +266,21 @@ def main() -> None:
                    "ESS/N below this (0: no such row)")  # fmt: skip
     p.add_argument("--eps-sweep", help="a target: the ESS/N against eps table and plot")
     p.add_argument("--scales", type=float, nargs="+", default=[0, 0.1, 0.3, 1, 3, 10])
+    p.add_argument("--merge", nargs="+", metavar="METRICS_JSON",
+                   help="no runs: one table from the metrics.json of runs made apart")  # fmt: skip
+    p.add_argument("--rename", nargs="*", default=[], metavar="OLD=NEW",
+                   help="with --merge: a file's target name to the merged one")  # fmt: skip
     args = p.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
+    if args.merge:
+        m = merge([Path(f) for f in args.merge], dict(r.split("=", 1) for r in args.rename))
+        (out / "metrics.json").write_text(json.dumps(m, indent=1, default=str))
+        table = format_samplers(m) + "\n\n" + phi4_table(m)
+        (out / "table.md").write_text(table + "\n")
+        print(table)
+        return
     if args.eps_sweep:
         table = eps_sweep(args.eps_sweep, args.n, 0, args.scales, out)
         (out / f"eps_sweep_{args.eps_sweep}.md").write_text(table + "\n")

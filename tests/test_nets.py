@@ -75,7 +75,7 @@ def test_b_zero_weights_are_the_ais_sum_along_the_path():
     assert traj.acceptance and all(0 < a <= 1 for _, a in traj.acceptance)
 
 
-@pytest.mark.parametrize("kind", ["linear", "power", "geometric"])
+@pytest.mark.parametrize("kind", ["linear", "power", "geometric", "reverse_power"])
 def test_schedules_run_from_0_to_1_with_their_derivative(kind):
     t = torch.linspace(0.01, 0.99, 50, dtype=torch.float64)
     beta, dbeta = schedule(t, kind, 2.5)

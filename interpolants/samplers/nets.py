@@ -98,7 +98,7 @@ __all__ = [
     "simulate",
 ]
 
-SCHEDULES = ("linear", "power", "geometric")
+SCHEDULES = ("linear", "power", "geometric", "reverse_power")
 OBJECTIVES = ("pinn", "action")
 DIVERGENCES = ("auto", "exact", "hutchinson")
 TARGET_ACCEPT = 0.574  # MALA (Roberts & Rosenthal 1998)
@@ -119,6 +119,13 @@ def schedule(t: Tensor, kind: str = "power", power: float = 3.0) -> tuple[Tensor
     precision (1 - beta) / s_0^2 + beta / s_1^2 grows like e^{p t} when e^p ~ s_0^2 / s_1^2.
     A broad base (s_0 >> s_1) makes the linear path stiff near t = 0 (the walkers contract at
     a rate ~ s_0^2 / s_1^2 there); t^p spreads that over a time ~ (s_1 / s_0)^{2 / p}.
+
+    reverse_power: beta = 1 - (1 - t)^p, the mirror image, slow near t = 1, for targets whose
+    tails are broader than the base's: there pi_beta keeps a cut-off at the scale where
+    (1 - beta) / s_0^2 ~ 1 / s_1^2, which moves to the tails only as beta -> 1 (Neal's funnel:
+    at x_0 ~ log(1 / (1 - beta))); 1 - beta = (1 - t)^p opens it at a pace ~ p / (1 - t)
+    instead of the ~ 1 / (1 - t) of t^p, whose last step of a uniform grid jumps from
+    x_0 ~ log(1 / (p h)) to the whole tail.
     """
     if kind == "linear":
         return t, torch.ones_like(t)
@@ -127,6 +134,8 @@ def schedule(t: Tensor, kind: str = "power", power: float = 3.0) -> tuple[Tensor
     if kind == "geometric":
         e = math.expm1(power)
         return torch.expm1(power * t) / e, power * torch.exp(power * t) / e
+    if kind == "reverse_power":
+        return -torch.expm1(power * torch.log1p(-t)), power * (1 - t).pow(power - 1)
     raise ValueError(f"schedule must be one of {SCHEDULES}, got {kind!r}")
 
 
@@ -881,7 +890,8 @@ def run_nets(
             populations (as ``run_smc``); ``groups`` labels them.
         moves: MALA moves per step.
         schedule, schedule_power: beta_t of the path (:func:`schedule`): "power" t^p
-            (default p = 3), "linear" or "geometric".
+            (default p = 3), "linear", "geometric" or "reverse_power" 1 - (1 - t)^p (for
+            targets with broad tails, e.g. the funnel).
         base, base_scale: the base p_0 (default ``target.base``) or N(0, base_scale^2 I).
         objective: "pinn" (default) or "action" (action matching, b = grad phi).
         model: a trained :class:`NETSModel` (e.g. ``result.info["model"]``): no training.
