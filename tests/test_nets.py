@@ -14,10 +14,11 @@ from interpolants.distributions import DiagonalNormal
 from interpolants.samplers import NETSModel, run_ais, run_nets, sample
 from interpolants.samplers.ais import AnnealedDensity
 from interpolants.samplers.hmc import CountedDensity, make_generator
-from interpolants.samplers.nets import _grid, _jacobian, _Path, schedule, simulate
+from interpolants.samplers.nets import _build_drift, _grid, _jacobian, _Path, schedule, simulate
 from interpolants.samplers.nets_nn import BlockDrift
 from interpolants.samplers.run import run_sample_target
 from interpolants.targets import GaussianMixture, Target
+from interpolants.targets.funnel import Funnel
 from interpolants.targets.many_well import ManyWell
 
 torch.set_num_threads(1)
@@ -377,6 +378,22 @@ def test_block_network_couples_no_two_blocks():
     torch.testing.assert_close(fast, full)
     with pytest.raises(ValueError, match="block"):
         run_nets(target, n=8, iterations=1, train_walkers=4, updates=1, net="blocks", block=4)
+
+
+def test_default_network_follows_the_target_structure():
+    """net=None: blocks of the target's block_size (many_well: pairs), else the MLP; an
+    explicit net or block wins."""
+    scale = torch.ones(6)
+
+    def build(target, net=None, block=None):
+        return _build_drift(target, net, scale, 16, 2, 0, 8.0, block)
+
+    wells = ManyWell(n_wells=3)
+    assert isinstance(build(wells), BlockDrift) and build(wells).k == 2
+    assert build(wells, block=6).k == 6
+    assert type(build(wells, net="mlp")).__name__ == "DriftMLP"
+    assert type(build(Funnel(dim=6))).__name__ == "DriftMLP"
+    assert Funnel(dim=6).block_size is None
 
 
 def test_eps_sweep_and_resample():

@@ -239,14 +239,18 @@ def _build_drift(
     depth: int | None,
     features: int,
     feature_scale: float,
-    block: int = 2,
+    block: int | None = None,
 ) -> nn.Module:
+    """net=None picks by the target's structure: "conv" on an L x L lattice, "blocks" when
+    the target declares ``block_size`` (independent blocks), else "mlp"."""
     dim = target.dim
     if isinstance(net, nn.Module):
         return net
     side = _lattice_side(target)
+    target_block = getattr(target, "block_size", None)
     if net is None:
-        net = "conv" if side is not None else "mlp"
+        net = "conv" if side is not None else "blocks" if target_block else "mlp"
+    block = block or target_block or 2
     if net == "conv":
         if side is None:
             raise ValueError(f"net='conv' needs a target on an L x L lattice, dim={dim}")
@@ -835,7 +839,7 @@ def run_nets(
     net: str | nn.Module | None = None,
     width: int | None = None,
     depth: int | None = None,
-    block: int = 2,
+    block: int | None = None,
     features: int = 64,
     feature_scale: float = 8.0,
     iterations: int = 200,
@@ -897,12 +901,13 @@ def run_nets(
         model: a trained :class:`NETSModel` (e.g. ``result.info["model"]``): no training.
         drift: "learned" (default), or None for b = 0 (annealed importance sampling with
             MALA moves of step sqrt(2 eps_t h); then give eps).
-        net, width, depth: the drift network: "mlp" (vectors, width 128, depth 3), "conv"
-            (the periodic convolutional network, default for L x L lattice targets),
-            "blocks" (one MLP shared by the blocks of ``block`` coordinates: targets built of
-            independent blocks, e.g. many_well with block=2), or a module
-            net(t, x) -> (n, dim).
-        block: coordinates per block of net="blocks".
+        net, width, depth: the drift network: "mlp" (vectors, width 128, depth 3; the
+            default), "conv" (the periodic convolutional network, default for L x L lattice
+            targets), "blocks" (one MLP shared by the blocks of ``block`` coordinates, default
+            for targets that declare ``block_size``, e.g. many_well: independent blocks), or a
+            module net(t, x) -> (n, dim).
+        block: coordinates per block of net="blocks" (default the target's ``block_size``,
+            else 2).
         features, feature_scale: random Fourier features of x / s for the MLP (64 at
             scale 8 by default; on gmm40 they take the PINN loss from 0.5 to 0.1).
         iterations: training rounds; each simulates ``train_walkers`` walkers on a random

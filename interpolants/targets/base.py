@@ -28,11 +28,17 @@ class Target:
         name: a label for plots and metrics.
         references: reference values (observables, how they were obtained) for benchmarks.
 
+    Subclasses may set ``block_size`` = k when the density is a product of independent
+    factors over consecutive blocks of k coordinates (many_well: k = 2); learned samplers use
+    it to pick a network with that structure (NETS: ``net="blocks"``). None: no such claim.
+
     Example:
         >>> t = Target(lambda x: -0.5 * x.square().sum(1), dim=2, log_Z=math.log(2 * math.pi))
         >>> t.log_prob(torch.zeros(3, 2)).shape
         torch.Size([3])
     """
+
+    block_size: int | None = None
 
     def __init__(
         self,

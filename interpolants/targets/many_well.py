@@ -110,6 +110,8 @@ class ManyWell(Target):
         dtype: float32 or float64, the dtype of the samples and of the base.
     """
 
+    block_size = 2  # independent (a, b) pairs
+
     def __init__(self, n_wells: int = 16, dtype: torch.dtype = torch.float32):
         self.n_wells = _int_at_least("n_wells", n_wells, 1)
         self.dtype = _float_dtype(dtype)
