@@ -52,6 +52,13 @@ PRESETS: dict[str, dict[str, Any]] = {
     # the drift as one MLP shared by the 16 pairs of coordinates (net="blocks", block=2; the
     # library's default for many_well since it declares block_size = 2)
     "many_well-blocks": {"target": "many_well", "iterations": 100, "net": "blocks"},
+    # the same with 200 sampling steps: no non-invertible Heun steps (475-721 per seed at 100)
+    "many_well-blocks-steps200": {
+        "target": "many_well",
+        "iterations": 100,
+        "net": "blocks",
+        "steps": 200,
+    },
     "gmm-d50-k10": {},
     "phi4": {},
     "phi4-L16": {"target": "phi4", "target_options": {"L": 16}},
