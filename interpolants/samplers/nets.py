@@ -26,7 +26,13 @@ Time stepping (t_k -> t_{k+1}, h = t_{k+1} - t_k). The three terms of the SDE ar
 Steps 1 and 3 are exact importance-sampling and invariant moves, step 2 too when the log
 determinant is exact (``log_det="exact"``, by default up to d = 50: full Jacobians by d
 VJPs, k for ``net="blocks"``; |det| of the Heun map): the estimator is then unbiased at any
-number of steps, as long as T is invertible (h |grad b| < 1). ``log_det="hutchinson"`` (d
+number of steps, as long as T is invertible (h |grad b| < 1). Where T folds (det grad T <= 0
+at some walkers) the weights of those walkers are set to 0, but the fold's image still has
+two preimages with det > 0, so E exp(A_1) exceeds Z by about the target mass of that image:
+non-invertible steps bias log Z upwards and call for more steps. (many_well with the block
+drift, K = 100: 475-721 such walker-steps of 200,000 per seed and log Z errors of mean +0.05
+over 5 seeds; K = 200: none, errors +0.02 to +0.07; K = 400: none, -0.01 and 0.00;
+benchmarks/RESULTS_nets.md.) ``log_det="hutchinson"`` (d
 times cheaper; the default above d = 50, where the exact Jacobians of phi4's L = 8 lattice
 network took about 100 s per step for 2000 walkers on our CPU; pass "exact" on a GPU) takes
 the trapezoid h/2 (div b(x) + div b(x~)) with Hutchinson probes instead: an O(h) error and,
@@ -1079,7 +1085,8 @@ def run_nets(
     if traj.bad_steps:
         warnings.warn(
             f"nets: the transport map was not invertible (or not finite) for {traj.bad_steps} "
-            "walker-steps, whose weights were set to 0; use more steps",
+            "walker-steps, whose weights were set to 0; where the Heun map folds, log Z is "
+            "biased upwards (the fold's image is counted twice): use more steps",
             stacklevel=2,
         )
     samples, groups = traj.state.position, None
