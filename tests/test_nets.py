@@ -198,6 +198,34 @@ def test_exact_drift_gives_equal_weights_and_exact_log_Z(log_det, eps):
     assert float(ais.log_weights.std()) > 20 * spread
 
 
+class FoldingDrift(nn.Module):
+    """b(x) = -4 x exp(-x^2): one Heun step of h = 1 folds the line near x = 0."""
+
+    def forward(self, t: Tensor, x: Tensor) -> Tensor:
+        return -4.0 * x * torch.exp(-x.square())
+
+
+def test_a_folding_transport_step_overcounts_as_the_docstring_says():
+    """Target = base = N(0, 1), one transport step T that folds: walkers with T' <= 0 get
+    weight 0, and E exp(A) = int pi(T x) T'(x) 1[T' > 0] dx (quadrature) is well above
+    Z = 1, the fold's image being counted twice; the run warns."""
+    gauss = DiagonalNormal(torch.zeros(1, dtype=torch.float64), 1.0)
+    target = Target(gauss.log_prob, dim=1, log_Z=0.0, base=gauss)
+    config = {"schedule": "linear", "schedule_power": 1.0, "objective": "pinn", "dim": 1}
+    model = NETSModel(FoldingDrift(), config)
+    with pytest.warns(UserWarning, match="biased upwards"):
+        result = run_nets(target, n=100_000, seed=0, model=model, steps=1, eps=0.0)
+    assert result.info["non_invertible_steps"] > 10_000
+    w = result.log_weights.exp()
+    x = torch.linspace(-8, 8, 400_001, dtype=torch.float64)
+    b = FoldingDrift()(torch.tensor(0.0), x)
+    tx = x + 0.5 * (b + FoldingDrift()(torch.tensor(1.0), x + b))
+    slope = torch.gradient(tx, spacing=(x,))[0].clamp(min=0)
+    expected = float(torch.trapezoid(gauss.log_prob(tx[:, None]).exp() * slope, x))
+    assert expected > 1.5
+    assert abs(float(w.mean()) - expected) < 4 * float(w.std()) / math.sqrt(len(w))
+
+
 class RotatedDrift(nn.Module):
     """GaussianDrift per axis (vector c) in the basis Q: b(x) = Q b~(Q^T x), a Jacobian with
     off-diagonal entries, on which Hutchinson's estimate of the divergence is noisy."""
