@@ -224,6 +224,13 @@ def test_a_folding_transport_step_overcounts_as_the_docstring_says():
     expected = float(torch.trapezoid(gauss.log_prob(tx[:, None]).exp() * slope, x))
     assert expected > 1.5
     assert abs(float(w.mean()) - expected) < 4 * float(w.std()) / math.sqrt(len(w))
+    # refine: pilots halve the folding steps until none folds; then E exp(A) = Z = 1
+    refined = run_nets(target, n=100_000, seed=0, model=model, steps=1, eps=0.0, refine=8)
+    assert refined.info["non_invertible_steps"] == 0 and refined.info["refinements"] >= 2
+    assert 2 <= refined.info["grid_steps"] <= 2 ** refined.info["refinements"]
+    w = refined.log_weights.exp()
+    assert abs(float(w.mean()) - 1.0) < 4 * float(w.std()) / math.sqrt(len(w))
+    assert refined.evaluations > result.evaluations  # the pilots are counted
 
 
 class RotatedDrift(nn.Module):

@@ -401,6 +401,7 @@ class Trajectory(NamedTuple):
     log_z: Tensor | None = None
     resamplings: int = 0
     step_sizes: tuple[float, ...] = ()
+    folded: tuple[int, ...] = ()  # indices k of the steps with a non-invertible walker
 
 
 def simulate(
@@ -444,7 +445,7 @@ def simulate(
         size = find_reasonable_step_size(path.annealed.at(0.0), state, generator, 1.0, metric)
     used: list[float] = []
     log_w = torch.zeros(x.shape[0], dtype=torch.float64, device=x.device)
-    records, acceptance, bad = [], [], 0
+    records, acceptance, bad, folded = [], [], 0, []
     log_z = torch.zeros(groups, dtype=torch.float64, device=x.device)
     resamplings = 0
     b0 = 0.0
@@ -466,6 +467,8 @@ def simulate(
             dw = (new.log_prob - old.log_prob).double() + logdet
             ok &= torch.isfinite(dw)
             bad += int((~ok).sum())
+            if not bool(ok.all()):
+                folded.append(k)
             log_w = torch.where(ok, log_w + torch.where(ok, dw, 0.0), -math.inf)
             state = select(ok, new, old)
         else:
@@ -489,7 +492,14 @@ def simulate(
         if record:
             records.append(_record(t1, state, log_w))
         b0 = b1
-    return Trajectory(state, log_w, records, acceptance, bad, log_z, resamplings, tuple(used))
+    return Trajectory(state, log_w, records, acceptance, bad, log_z, resamplings, tuple(used),
+                      tuple(folded))  # fmt: skip
+
+
+def refine_grid(grid: Tensor, steps: list[int] | tuple[int, ...]) -> Tensor:
+    """``grid`` with the midpoint of each interval [t_k, t_{k+1}], k in ``steps``, added."""
+    mids = [0.5 * (grid[k] + grid[k + 1]) for k in sorted(set(steps))]
+    return torch.sort(torch.cat([grid, torch.stack(mids)]))[0] if mids else grid
 
 
 def _resample_groups(
@@ -826,6 +836,7 @@ def run_nets(
     init: None = None,
     *,
     steps: int = 100,
+    refine: int = 0,
     eps: float | str | Callable[[float], float] | None = None,
     eps_scale: float = 1.0,
     mass_matrix: str = "identity",
@@ -877,6 +888,11 @@ def run_nets(
         seed: seeds the run's one torch.Generator (training and sampling).
         init: must be None (walkers start from the base).
         steps: K, time steps of the sampling run (uniform grid on [0, 1]).
+        refine: before the sampling run, up to this many pilot runs of ``sweep_walkers``
+            walkers (evaluations counted), each halving every step where a pilot walker's
+            Heun map was not invertible; the main run then uses that grid, fixed before
+            its walkers are drawn, so its estimator is unaffected by the pilot (0: none).
+            A fold biases log Z upwards (module docstring).
         eps: the diffusion eps_t of the sampling run: None (default) the eps_t tuned to
             MALA acceptance 0.574 during training; a number or a function of t; "sweep":
             try ``eps_sweep`` multiples of the tuned eps_t on ``sweep_walkers`` walkers each
@@ -946,6 +962,7 @@ def run_nets(
         sampling apart, and the ESS of every eps of a sweep.
     """
     n, steps = check_int("n", n, 2), check_int("steps", steps, 1)
+    refine = check_int("refine", refine, 0)
     iterations, moves = check_int("iterations", iterations, 0), check_int("moves", moves, 0)
     train_walkers = check_int("train_walkers", train_walkers, 2)
     train_steps = check_int("train_steps", train_steps, 2)
@@ -1059,10 +1076,13 @@ def run_nets(
     train_evals, train_seconds = density.evaluations, time.perf_counter() - start
     drift_model = model if drift is not None else None
 
-    def run(m: int, eps_fn: Callable[[float], float], threshold: float = 0.0) -> Trajectory:
+    def run(
+        m: int, eps_fn: Callable[[float], float], threshold: float = 0.0, grid: Tensor | None = None
+    ) -> Trajectory:
         x0 = base.sample(m, generator)
         x0 = x0.to(dtype) if dtype is not None else x0
-        return simulate(path, drift_model, x0, _grid(steps), eps_fn, generator,
+        grid = _grid(steps) if grid is None else grid
+        return simulate(path, drift_model, x0, grid, eps_fn, generator,
                         exact=exact_log_det, probes=probes, moves=moves,
                         resample_threshold=threshold, groups=batches,
                         mass_matrix=mass_matrix, adapt=eps == "adapt")  # fmt: skip
@@ -1081,12 +1101,18 @@ def run_nets(
         eps_fn = _eps_fn(None, 1.0, 1.0)  # only its sign matters: moves everywhere
     else:
         eps_fn = _eps_fn(model, eps, eps_scale)
-    traj = run(n, eps_fn, resample_threshold)
+    grid, refinements = _grid(steps), 0
+    while drift_model is not None and refinements < refine:
+        folded = run(sweep_walkers, eps_fn, grid=grid).folded
+        if not folded:
+            break
+        grid, refinements = refine_grid(grid, folded), refinements + 1
+    traj = run(n, eps_fn, resample_threshold, grid)
     if traj.bad_steps:
         warnings.warn(
             f"nets: the transport map was not invertible (or not finite) for {traj.bad_steps} "
             "walker-steps, whose weights were set to 0; where the Heun map folds, log Z is "
-            "biased upwards (the fold's image is counted twice): use more steps",
+            "biased upwards (the fold's image is counted twice): use more steps or refine=",
             stacklevel=2,
         )
     samples, groups = traj.state.position, None
@@ -1105,6 +1131,8 @@ def run_nets(
     info: dict[str, Any] = {
         "target": density.name,
         "steps": steps,
+        "grid_steps": len(grid) - 1,
+        "refinements": refinements,
         "eps_scale": eps_scale if eps != "sweep" else best * eps_scale,
         "eps_profile": torch.tensor([eps_fn(float(t)) for t in _grid(steps)[1:]])
         if eps != "adapt"
