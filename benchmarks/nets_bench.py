@@ -182,10 +182,9 @@ def _rows(runs: dict[str, dict[str, list[dict[str, Any]]]]) -> dict[str, dict[st
 def merge(files: list[Path], rename: dict[str, str] | None = None) -> dict[str, Any]:
     """One set of rows from metrics.json files of the same rows on other seeds (``--first-seed``
     runs made apart); ``rename`` maps a file's target name to the merged one. Refuses files of
-    different n, different options for a target, or a seed twice."""
+    different n, or a seed twice (where the runs record their seed)."""
     rename = rename or {}
     runs: dict[str, dict[str, list[dict[str, Any]]]] = {}
-    seen: dict[str, set[Any]] = {}
     n = None
     for f in files:
         m = json.loads(Path(f).read_text())
@@ -193,15 +192,15 @@ def merge(files: list[Path], rename: dict[str, str] | None = None) -> dict[str, 
             raise ValueError(f"merge: {f} has n={m['n']}, the others n={n}")
         n = m["n"]
         for name, per in m["runs"].items():
-            new = rename.get(name, name)
+            merged = runs.setdefault(rename.get(name, name), {})
+            old = {r.get("seed") for r in merged.get("nets", [])} - {None}
+            repeated = old & {r.get("seed") for r in per["nets"]}
+            if repeated:
+                raise ValueError(f"merge: {f} repeats seeds {sorted(repeated)}")
             for label, rs in per.items():
-                runs.setdefault(new, {}).setdefault(label, []).extend(rs)
-            seeds = [r.get("seed") for r in per["nets"]]
-            if None not in seeds and seen.setdefault(new, set()) & set(seeds):
-                raise ValueError(f"merge: {f} repeats seeds {sorted(seen[new] & set(seeds))}")
-            seen.setdefault(new, set()).update(s for s in seeds if s is not None)
-    seeds = {len(per["nets"]) for per in runs.values()}
-    return {"n": n, "seeds": max(seeds), "targets": list(runs),
+                merged.setdefault(label, []).extend(rs)
+    seeds = max(len(per["nets"]) for per in runs.values())
+    return {"n": n, "seeds": seeds, "targets": list(runs),
             "merged_from": [str(f) for f in files], "rows": _rows(runs), "runs": runs}  # fmt: skip
 
 

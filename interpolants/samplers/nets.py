@@ -466,8 +466,9 @@ def simulate(
             new = path.state(y, b1)
             dw = (new.log_prob - old.log_prob).double() + logdet
             ok &= torch.isfinite(dw)
-            bad += int((~ok).sum())
-            if not bool(ok.all()):
+            n_bad = int((~ok).sum())
+            bad += n_bad
+            if n_bad:
                 folded.append(k)
             log_w = torch.where(ok, log_w + torch.where(ok, dw, 0.0), -math.inf)
             state = select(ok, new, old)
@@ -1134,7 +1135,7 @@ def run_nets(
         "grid_steps": len(grid) - 1,
         "refinements": refinements,
         "eps_scale": eps_scale if eps != "sweep" else best * eps_scale,
-        "eps_profile": torch.tensor([eps_fn(float(t)) for t in _grid(steps)[1:]])
+        "eps_profile": torch.tensor([eps_fn(float(t)) for t in grid[1:]])
         if eps != "adapt"
         else None,
         "mass_matrix": mass_matrix,
