@@ -25,11 +25,12 @@ def test_two_cpu_processes_match_one_with_the_same_global_batch(tmp_path):
     torch.save(data, tmp_path / "data.pt")
     script = tmp_path / "train.py"
     script.write_text(SCRIPT)
-    runner = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2"]
+    # --standalone: a rendezvous on a free local port (a fixed --master_port can be taken)
+    runner = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
     args = [str(tmp_path / name) for name in ("data.pt", "run", "ddp.pt")]
-    cmd = [*runner, "--master_port=29533", str(script), *args]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
-    assert done.returncode == 0, done.stderr[-2000:]
+    done = subprocess.run([*runner, str(script), *args], capture_output=True, text=True,
+                          timeout=240)  # fmt: skip
+    assert done.returncode == 0, (done.stdout[-2000:], done.stderr[-3000:])
     ddp = torch.load(tmp_path / "ddp.pt")
     single = si.fit(data, steps=12, batch_size=64, seed=5, lr=3e-3, warmup=2, log_every=3,
                     net_options={"width": 16, "depth": 2})  # fmt: skip
