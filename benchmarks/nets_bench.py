@@ -4,10 +4,12 @@ Run: ``OMP_NUM_THREADS=1 python benchmarks/nets_bench.py --targets gmm40 funnel 
 --seeds 5 --out runs/bench/nets`` (``--eps-sweep gmm40`` for the ESS/N-against-eps table).
 
 On a GPU: ``--option device=cuda log_det=exact --jobs 5`` (NETS on the GPU, its AIS/SMC
-baselines on the CPU). NETS training is bound by kernel launches, so a few processes share
-one GPU well: on an H200, 10 training rounds of phi4 L = 8 took 26 s alone and 29-31 s each
-for 4 processes at once; but 18 processes (some with the GPU-bound exact log-det of L = 16)
-finished no seed in 16 minutes, so ``--jobs`` stops at 5 with device=cuda.
+baselines on the CPU). ``--resume`` lets a run longer than one time-limited command go on
+in the next: finished seeds are kept and trainings continue from their checkpoints. NETS
+training is bound by kernel launches, so a few processes share one GPU well: on an H200, 10
+training rounds of phi4 L = 8 took 26 s alone and 29-31 s each for 4 processes at once; but
+18 processes (some with the GPU-bound exact log-det of L = 16) finished no seed in 16
+minutes, so ``--jobs`` stops at 5 with device=cuda.
 
 Per target and seed: ``si.sample(target, "nets", n=N, seed=s, **PRESETS[target])``, then
 the row "nets + resampling": the same trained drift sampled again with ``resample_threshold``
@@ -62,6 +64,13 @@ PRESETS: dict[str, dict[str, Any]] = {
     "gmm-d50-k10": {},
     "phi4": {},
     "phi4-L16": {"target": "phi4", "target_options": {"L": 16}},
+    # the conv drift without the hop input channel: receptive field 3, so the exact
+    # log-det's Jacobians take 64 VJPs instead of 256 (6.7x less time per step on our CPU)
+    "phi4-L16-local": {
+        "target": "phi4",
+        "target_options": {"L": 16},
+        "net_options": {"hop": False},
+    },
 }
 _TARGET_KEYS = ("target", "target_options")
 #: run_nets options that act on the sampling run (the resampled row reuses the trained drift)
@@ -82,16 +91,23 @@ def _run(target: Any, method: str, n: int, seed: int, **options: Any) -> dict[st
 
 
 def _seed_jobs(
-    name: str, seed: int, n: int, extra: dict[str, Any] | None = None, resampled: float = 0.5
+    name: str,
+    seed: int,
+    n: int,
+    extra: dict[str, Any] | None = None,
+    resampled: float = 0.5,
+    run_dir: Path | None = None,
 ) -> dict[str, dict[str, Any]]:
     """NETS on one target and seed (``PRESETS`` updated by ``extra``); the same trained drift
     again with resampling at ESS/N < ``resampled`` (10 batches; 0: no such row); then the AIS
-    and SMC baselines at equal evaluations."""
+    and SMC baselines at equal evaluations. With ``run_dir`` the training checkpoints there
+    every 10 rounds and resumes from the checkpoint it finds."""
     torch.set_num_threads(1)
     target = _target(name)
     preset = PRESETS.get(name, {})
     options = {k: v for k, v in preset.items() if k not in _TARGET_KEYS} | (extra or {})
-    m = _run(target, "nets", n, seed, **options)
+    files = {} if run_dir is None else {"log_dir": run_dir, "resume": True, "checkpoint_every": 10}
+    m = _run(target, "nets", n, seed, **options, **files)
     model = m.pop("model")
     total, sampling = m["evaluations"], m["sampling_evaluations"]
     k_total, k_sampling = max(1, round(total / n)), max(1, round(sampling / n))
@@ -132,26 +148,42 @@ def bench(
     extra: dict[str, Any] | None = None,
     resampled: float = 0.5,
     first_seed: int = 0,
+    resume: bool = False,
 ) -> dict[str, Any]:
-    """Every (target, seed) of :func:`_seed_jobs`, in ``jobs`` processes (one thread each)."""
+    """Every (target, seed) of :func:`_seed_jobs`, in ``jobs`` processes (one thread each).
+    Finished seeds go to ``out/partial.json`` as they end. ``resume``: seeds found there are
+    not run again, and each training checkpoints in ``out/runs/TARGET/seedS`` and resumes
+    from it, so that a run cut short (a time limit) goes on where it stopped."""
     seed_list = range(first_seed, first_seed + seeds)
     keys = [(name, seed) for name in targets for seed in seed_list]
     done: dict[tuple[str, int], dict[str, dict[str, Any]]] = {}
+    partial_file = out / "partial.json"
+    if resume and partial_file.exists():
+        for key, rows in json.loads(partial_file.read_text()).items():
+            name, seed = key.rsplit("/", 1)
+            done[(name, int(seed))] = rows
+    todo = [k for k in keys if k not in done]
 
     def save() -> None:
         partial = {f"{k[0]}/{k[1]}": v for k, v in done.items()}
-        (out / "partial.json").write_text(json.dumps(partial, indent=1, default=str))
+        tmp = partial_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(partial, indent=1, default=str))
+        tmp.replace(partial_file)
+
+    def job(key: tuple[str, int]) -> tuple[Any, ...]:
+        run_dir = out / "runs" / key[0] / f"seed{key[1]}" if resume else None
+        return (*key, n, extra, resampled, run_dir)
 
     if jobs > 1:
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
-            futures = {pool.submit(_seed_jobs, *key, n, extra, resampled): key for key in keys}
+            futures = {pool.submit(_seed_jobs, *job(key)): key for key in todo}
             for f in as_completed(futures):
                 done[futures[f]] = f.result()
                 save()
     else:
-        for key in keys:
-            done[key] = _seed_jobs(*key, n, extra, resampled)
+        for key in todo:
+            done[key] = _seed_jobs(*job(key))
             save()
     runs: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for name in targets:
@@ -275,6 +307,9 @@ def main() -> None:
                    "ESS/N below this (0: no such row)")  # fmt: skip
     p.add_argument("--eps-sweep", help="a target: the ESS/N against eps table and plot")
     p.add_argument("--scales", type=float, nargs="+", default=[0, 0.1, 0.3, 1, 3, 10])
+    p.add_argument("--resume", action="store_true",
+                   help="keep the seeds in OUT/partial.json; trainings checkpoint in OUT/runs "
+                   "and go on from there (for time-limited sessions)")  # fmt: skip
     p.add_argument("--merge", nargs="+", metavar="METRICS_JSON",
                    help="no runs: one table from the metrics.json of runs made apart")  # fmt: skip
     p.add_argument("--rename", nargs="*", default=[], metavar="OLD=NEW",
@@ -298,9 +333,8 @@ def main() -> None:
     extra = {k: yaml.safe_load(v) for k, v in (o.split("=", 1) for o in args.option)}
     if str(extra.get("device", "cpu")).startswith("cuda") and args.jobs > 5:
         p.error("device=cuda: use --jobs 5 or fewer (more processes time-slice one GPU)")
-    m = bench(
-        args.targets, args.seeds, args.n, out, args.jobs, extra, args.resampled, args.first_seed
-    )
+    m = bench(args.targets, args.seeds, args.n, out, args.jobs, extra, args.resampled,
+              args.first_seed, args.resume)  # fmt: skip
     m["machine"] = {**machine_info(), "total_seconds": time.perf_counter() - start}
     (out / "metrics.json").write_text(json.dumps(m, indent=1, default=str))
     table = format_samplers(m) + "\n\n" + phi4_table(m)

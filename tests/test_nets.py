@@ -10,12 +10,20 @@ import torch
 from torch import Tensor, nn
 
 import interpolants as si
+import interpolants.samplers.nets as nets_module
 from interpolants.distributions import DiagonalNormal
 from interpolants.samplers import NETSModel, run_ais, run_nets, sample
 from interpolants.samplers.ais import AnnealedDensity
 from interpolants.samplers.hmc import CountedDensity, make_generator
-from interpolants.samplers.nets import _build_drift, _grid, _jacobian, _Path, schedule, simulate
-from interpolants.samplers.nets_nn import BlockDrift
+from interpolants.samplers.nets import (
+    _build_drift,
+    _grid,
+    _jacobian,
+    _Path,
+    schedule,
+    simulate,
+)
+from interpolants.samplers.nets_nn import BlockDrift, LatticeDrift, lattice_coloring
 from interpolants.samplers.run import run_sample_target
 from interpolants.targets import GaussianMixture, Target
 from interpolants.targets.funnel import Funnel
@@ -415,6 +423,37 @@ def test_block_network_couples_no_two_blocks():
         run_nets(target, n=8, iterations=1, train_walkers=4, updates=1, net="blocks", block=4)
 
 
+@pytest.mark.parametrize(
+    ("L", "depth", "hop", "colours"),
+    [(8, 1, False, 16), (6, 1, False, 9), (8, 2, True, 64), (12, 2, False, 36)],
+)
+def test_lattice_jacobian_from_one_vjp_per_colour(L, depth, hop, colours):
+    """The conv drift is local (grad b vanishes beyond R = depth + hop; without the hop
+    channel it vanishes nowhere within), and the Jacobian from one VJP per colour equals the
+    full one."""
+    torch.manual_seed(0)
+    drift = LatticeDrift(L, scale=0.7, width=6, depth=depth, hop=hop)
+    torch.nn.init.normal_(drift.out.weight)  # the zero last layer would make J = 0
+    model = NETSModel(drift, {"objective": "pinn"})
+    colour, pattern = model.jacobian_sparsity()
+    assert int(colour.max()) + 1 == colours
+    same = (colour[:, None] == colour[None]) & ~torch.eye(L * L, dtype=torch.bool)
+    assert not (pattern.double() @ pattern.double())[same].any()  # no shared column
+    x = torch.randn(3, L * L, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    drift.double()
+    t = torch.tensor(0.3, dtype=torch.float64)
+    full = torch.stack(
+        [torch.autograd.functional.jacobian(lambda y: drift(t, y[None])[0], xi) for xi in x]
+    )
+    support = full.abs().sum(0) > 0
+    assert not support[~pattern].any()
+    if not hop:  # the hop channel's cross leaves the corners of the square at 0
+        assert torch.equal(support, pattern)
+    torch.testing.assert_close(_jacobian(model, t, x)[1], full)
+    with pytest.raises(ValueError, match="radius"):
+        lattice_coloring(L, -1)
+
+
 def test_default_network_follows_the_target_structure():
     """net=None: blocks of the target's block_size (many_well: pairs), else the MLP; an
     explicit net or block wins."""
@@ -429,6 +468,11 @@ def test_default_network_follows_the_target_structure():
     assert type(build(wells, net="mlp")).__name__ == "DriftMLP"
     assert type(build(Funnel(dim=6))).__name__ == "DriftMLP"
     assert Funnel(dim=6).block_size is None
+    lattice = _build_drift(si.targets.get("phi4", L=4), None, scale, 8, 2, 0, 8.0, None,
+                           {"hop": False})  # fmt: skip
+    assert isinstance(lattice, LatticeDrift) and lattice.radius == 2
+    with pytest.raises(TypeError, match="hop"):
+        _build_drift(wells, "mlp", scale, 8, 2, 0, 8.0, None, {"hop": False})
 
 
 def test_eps_sweep_and_resample():
@@ -496,6 +540,34 @@ def test_sample_entry_point_and_cli_files(tmp_path):
     m3 = run_sample_target("gmm-d2-k3", "nets", n=40, out=tmp_path, options=opts, progress=False)
     assert m3["batches"] == 4 and m3["resampling_steps"] > 0
     assert m3["mass_matrix"] == "diag" and 0.3 < m3["acceptance_rate"] < 0.8
+
+
+def test_a_training_cut_short_resumes_to_the_unbroken_run(tmp_path, monkeypatch):
+    """A crash after the round-3 checkpoint, then resume=True: the same drift, eps table,
+    log Z and evaluations as 6 rounds without a break (the walker buffer is checkpointed)."""
+    target = _mixture()
+    opts = {"n": 40, "seed": 3, "steps": 5, "train_steps": 5, "iterations": 6,
+            "train_walkers": 8, "updates": 2, "buffer": 3, "checkpoint_every": 3,
+            "log_every": 2, "features": 0}  # fmt: skip
+    unbroken = run_nets(target, **opts, log_dir=tmp_path / "a")
+    adapt, calls = nets_module._adapt_eps, []
+
+    def crash_in_round_5(*args):
+        calls.append(1)
+        if len(calls) == 5:
+            raise KeyboardInterrupt
+        adapt(*args)
+
+    monkeypatch.setattr(nets_module, "_adapt_eps", crash_in_round_5)
+    with pytest.raises(KeyboardInterrupt):
+        run_nets(target, **opts, log_dir=tmp_path / "b")
+    monkeypatch.setattr(nets_module, "_adapt_eps", adapt)
+    resumed = run_nets(target, **opts, log_dir=tmp_path / "b", resume=True)
+    assert resumed.log_Z == unbroken.log_Z and resumed.evaluations == unbroken.evaluations
+    a, b = unbroken.info["model"].state_dict(), resumed.info["model"].state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    lines = (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(x)["iteration"] for x in lines] == [2, 4, 6]
 
 
 @pytest.mark.parametrize(

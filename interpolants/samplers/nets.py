@@ -91,7 +91,7 @@ from .ais import ADAPT_RATE, AnnealedDensity, _gather, _metric, _resolve_base, s
 from .diagnostics import ess_of_weights, log_mean_exp, log_Z_from_weights
 from .hmc import CountedDensity, State, check_int, make_generator, progress_bar, select
 from .mala import mala
-from .nets_nn import BlockDrift, DriftMLP, FreeEnergyRate, LatticeDrift
+from .nets_nn import BlockDrift, DriftMLP, FreeEnergyRate, LatticeDrift, Sparsity
 from .result import SampleResult
 
 __all__ = [
@@ -183,12 +183,12 @@ class NETSModel(nn.Module):
         self.register_buffer("log_eps", torch.full((BINS,), math.log(eps0), dtype=torch.float64))
         self.register_buffer("loss_var", torch.ones(BINS, dtype=torch.float64))
 
-    @property
-    def jacobian_block(self) -> int | None:
-        """k when grad b is block diagonal in blocks of k coordinates (net="blocks")."""
-        if isinstance(self.drift, BlockDrift) and self.config.get("objective") != "action":
-            return self.drift.k
-        return None
+    def jacobian_sparsity(self) -> Sparsity | None:
+        """The drift's colouring and Jacobian pattern (block or lattice drifts), else None."""
+        sparsity = getattr(self.drift, "jacobian_sparsity", None)
+        if sparsity is None or self.config.get("objective") == "action":
+            return None
+        return sparsity()
 
     def forward(self, t: Tensor, x: Tensor) -> Tensor:
         if self.config.get("objective") == "action":
@@ -246,9 +246,11 @@ def _build_drift(
     features: int,
     feature_scale: float,
     block: int | None = None,
+    net_options: dict[str, Any] | None = None,
 ) -> nn.Module:
     """net=None picks by the target's structure: "conv" on an L x L lattice, "blocks" when
-    the target declares ``block_size`` (independent blocks), else "mlp"."""
+    the target declares ``block_size`` (independent blocks), else "mlp". ``net_options``:
+    further keyword arguments of the network's class."""
     dim = target.dim
     if isinstance(net, nn.Module):
         return net
@@ -257,16 +259,17 @@ def _build_drift(
     if net is None:
         net = "conv" if side is not None else "blocks" if target_block else "mlp"
     block = block or target_block or 2
+    extra = dict(net_options or {})
     if net == "conv":
         if side is None:
             raise ValueError(f"net='conv' needs a target on an L x L lattice, dim={dim}")
-        return LatticeDrift(side, float(scale.mean()), width or 32, depth or 3)
+        return LatticeDrift(side, float(scale.mean()), width or 32, depth or 3, **extra)
     if net == "mlp":
         return DriftMLP(dim, scale, width or 128, depth or 3, features=features,
-                        feature_scale=feature_scale)  # fmt: skip
+                        feature_scale=feature_scale, **extra)  # fmt: skip
     if net == "blocks":
         return BlockDrift(dim, block, scale, width or 128, depth or 3, features=features,
-                          feature_scale=feature_scale)  # fmt: skip
+                          feature_scale=feature_scale, **extra)  # fmt: skip
     raise ValueError(f"net must be 'mlp', 'conv', 'blocks', None or an nn.Module, got {net!r}")
 
 
@@ -275,22 +278,27 @@ def _build_drift(
 
 def _jacobian(model: nn.Module, t: Tensor, x: Tensor, create_graph: bool = False):
     """b_t(x) (n, d) and its Jacobian J[n, i, j] = d b_i / d x_j by batched VJPs: d of them,
-    or k when the drift is block diagonal in blocks of k (``model.jacobian_block``): the VJP
-    with e_c in every block gives row c of every block at once."""
+    or one per colour when the drift declares a sparse Jacobian (``model.jacobian_sparsity``,
+    e.g. block diagonal, or local on a lattice): the VJP with the indicator of colour c holds
+    at (i, j) the entry of the one row i of colour c that may be non-zero in column j."""
     n, d = x.shape
-    k = getattr(model, "jacobian_block", None) or d
+    sparsity_of = getattr(model, "jacobian_sparsity", None)
+    sparsity = None if sparsity_of is None else sparsity_of()
+    if sparsity is None:
+        colours = torch.arange(d, device=x.device)
+    else:
+        colours, pattern = (s.to(x.device) for s in sparsity)
+    k = int(colours.max()) + 1
     with torch.enable_grad():
         xg = x if (create_graph and x.requires_grad) else x.detach().requires_grad_(True)
         out = model(t, xg)
-        idx = torch.arange(d, device=x.device)
-        probe = (idx[None] % k == torch.arange(k, device=x.device)[:, None]).to(x.dtype)
+        probe = (colours[None] == torch.arange(k, device=x.device)[:, None]).to(x.dtype)
         grads = probe[:, None, :].expand(k, n, d)
         (rows,) = torch.autograd.grad(
             out, xg, grads, is_grads_batched=True, create_graph=create_graph
         )
-    if k < d:  # row i of J is row i % k of the VJPs, kept within i's block
-        same = (idx[:, None] // k == idx[None] // k).to(x.dtype)
-        rows = rows[idx % k] * same[:, None, :]
+    if sparsity is not None and k < d:  # row i of J: the VJP of i's colour, on i's pattern
+        rows = rows[colours] * pattern.to(x.dtype)[:, None, :]
     jac = rows.permute(1, 0, 2)
     return (out, jac) if create_graph else (out.detach(), jac.detach())
 
@@ -638,11 +646,22 @@ class _Logger:
             save_checkpoint(self.dir / "checkpoint.pt", state)
 
     def load(self) -> dict[str, Any] | None:
+        """The checkpoint, if any; metrics.jsonl loses the lines logged after it (a crash
+        between checkpoints), which the resumed rounds write again."""
         if self.dir is None or not (self.dir / "checkpoint.pt").exists():
             return None
         from ..train import load_checkpoint
 
-        return load_checkpoint(self.dir / "checkpoint.pt")
+        state = load_checkpoint(self.dir / "checkpoint.pt")
+        metrics = self.dir / "metrics.jsonl"
+        if metrics.exists():
+            lines = metrics.read_text().splitlines()
+            kept = [x for x in lines if json.loads(x)["iteration"] <= state["iteration"]]
+            if len(kept) < len(lines):
+                tmp = metrics.with_suffix(".tmp")
+                tmp.write_text("".join(x + "\n" for x in kept))
+                tmp.replace(metrics)
+        return state
 
 
 @dataclass
@@ -686,6 +705,11 @@ def _train(
         logger.bar.update(start)
     counter = path.annealed.target
     clock, acc_loss, acc_n, buffer = time.perf_counter(), 0.0, 0, []
+    if resume_state is not None and "buffer" in resume_state:  # the same rounds as unbroken
+        device = model.log_eps.device
+        buffer = [_Batch(**{k: v.to(device) if isinstance(v, Tensor) else v
+                            for k, v in b.items()}) for b in resume_state["buffer"]]  # fmt: skip
+        acc_loss, acc_n = resume_state["accumulated"]
     for it in range(start, o.iterations):
         x0 = base.sample(o.walkers, generator)
         x0 = x0.to(dtype) if dtype is not None else x0
@@ -750,6 +774,8 @@ def _train(
                 "generator": generator.get_state(),
                 "evaluations": counter.evaluations,
                 "history": history,
+                "buffer": [dict(vars(b)) for b in buffer],
+                "accumulated": (acc_loss, acc_n),
             })  # fmt: skip
     return history
 
@@ -858,6 +884,7 @@ def run_nets(
     width: int | None = None,
     depth: int | None = None,
     block: int | None = None,
+    net_options: dict[str, Any] | None = None,
     features: int = 64,
     feature_scale: float = 8.0,
     iterations: int = 200,
@@ -931,6 +958,10 @@ def run_nets(
             module net(t, x) -> (n, dim).
         block: coordinates per block of net="blocks" (default the target's ``block_size``,
             else 2).
+        net_options: further keyword arguments of the network's class, e.g.
+            ``{"hop": False}`` for net="conv" (a receptive field one site smaller, whose
+            exact Jacobians take 64 VJPs instead of 256 at L = 16; see
+            :class:`~interpolants.samplers.nets_nn.LatticeDrift`).
         features, feature_scale: random Fourier features of x / s for the MLP (64 at
             scale 8 by default; on gmm40 they take the PINN loss from 0.5 to 0.1).
         iterations: training rounds; each simulates ``train_walkers`` walkers on a random
@@ -1041,7 +1072,8 @@ def run_nets(
                   "dim": target.dim}  # fmt: skip
         with torch.random.fork_rng():  # initial weights from the seed, global stream untouched
             torch.manual_seed(seed)
-            raw = _build_drift(target, net, scale, width, depth, features, feature_scale, block)
+            raw = _build_drift(target, net, scale, width, depth, features, feature_scale, block,
+                               net_options)  # fmt: skip
             if objective == "action":
                 raw = _Potential(raw, scale)
             mean_scale = float(scale.mean())

@@ -9,6 +9,11 @@ r"""The networks of NETS (arXiv:2410.02711): a drift b_t(x) and a free-energy ra
   L = 16 trains on a CPU.
 - :class:`FreeEnergyRate`: dF_t/dt as a small MLP of t (F_0 = 0, F_1 = -log Z_1 + log Z_0).
 
+The drifts whose Jacobian is sparse say so by ``jacobian_sparsity()``: a colouring of the
+coordinates and the pattern of possible non-zeros, so that the exact Jacobians of the
+sampling run's log-determinant take one VJP per colour instead of one per coordinate
+(:func:`lattice_coloring`).
+
 The last layer of each drift is zero at initialisation: training starts from b = 0, where
 NETS is annealed importance sampling.
 """
@@ -20,7 +25,43 @@ from torch import Tensor, nn
 
 from ..nn import TimeEmbedding
 
-__all__ = ["BlockDrift", "DriftMLP", "FreeEnergyRate", "LatticeDrift"]
+__all__ = ["BlockDrift", "DriftMLP", "FreeEnergyRate", "LatticeDrift", "lattice_coloring"]
+
+#: (colours (d,), pattern (d, d)): grad b may be non-zero only where pattern is True, and no
+#: two coordinates of one colour share a column of the pattern
+Sparsity = tuple[Tensor, Tensor]
+
+
+def lattice_coloring(L: int, radius: int) -> Sparsity:
+    r"""Colours and Jacobian pattern of a map of fields on the L x L torus whose output at a
+    site depends on the input within Chebyshev distance ``radius`` (a stack of r 3x3
+    convolutions has radius r).
+
+    d b_i / d x_j = 0 unless dist(i, j) <= R, so two sites at distance > 2R never have a
+    non-zero in the same column. Colouring site (a, b) by (a mod m, b mod m), m the smallest
+    divisor of L with m >= 2R + 1, puts same-coloured sites at least m apart on the torus; the
+    VJP with the indicator of colour c then holds, at column j, the one entry d b_i / d x_j
+    with i of colour c near j. So m^2 VJPs give the whole Jacobian (the column grouping of
+    Curtis, Powell and Reid, J. Inst. Math. Appl. 13, 117, 1974): 64 instead of 256 at
+    L = 16 for R = 3. When no such m < L exists every site has its own colour.
+
+    Returns:
+        colours (L * L,) int64 in [0, m^2) and the pattern (L * L, L * L) bool, both in the
+        row-major order of the flattened field.
+    """
+    if L < 1 or radius < 0:
+        raise ValueError(f"L must be >= 1 and radius >= 0, got {L}, {radius}")
+    m = next((k for k in range(2 * radius + 1, L) if L % k == 0), L)
+    a, b = torch.meshgrid(torch.arange(L), torch.arange(L), indexing="ij")
+    a, b = a.flatten(), b.flatten()
+    colours = (a % m) * m + b % m
+
+    def torus(u: Tensor) -> Tensor:
+        gap = (u[:, None] - u[None]).abs()
+        return torch.minimum(gap, L - gap)
+
+    pattern = torch.maximum(torus(a), torus(b)) <= radius
+    return colours, pattern
 
 
 def _mlp(n_in: int, width: int, depth: int, n_out: int) -> nn.Sequential:
@@ -124,6 +165,11 @@ class BlockDrift(nn.Module):
         n_in = block + 2 * features + block_features + self.embed.dim
         self.net = _mlp(n_in, width, depth, block)
 
+    def jacobian_sparsity(self) -> Sparsity:
+        """grad b is block diagonal: colour i mod k, one VJP per position within a block."""
+        idx = torch.arange(self.k * self.blocks)
+        return idx % self.k, idx[:, None] // self.k == idx[None] // self.k
+
     def forward(self, t: Tensor, x: Tensor) -> Tensor:
         n, s = x.shape[0], self.scale.to(x.dtype)
         z = (x / s).reshape(n, self.blocks, self.k)
@@ -155,39 +201,56 @@ class _FiLMConv(nn.Module):
 class LatticeDrift(nn.Module):
     r"""b_t(phi) for fields phi on an L x L periodic lattice, flattened to (batch, L * L).
 
-    Input channels phi / s, phi^3 / s^3 (the quartic force) and the nearest-neighbour sum
-    / s; ``depth`` circular 3x3 convolutions of ``width`` channels with time FiLM; a zero
-    1x1 output convolution. Equivariant under lattice translations.
+    Input channels phi / s, phi^3 / s^3 (the quartic force) and (``hop``) the
+    nearest-neighbour sum / s; ``depth`` circular 3x3 convolutions of ``width`` channels with
+    time FiLM; a zero 1x1 output convolution. Equivariant under lattice translations, and
+    local: b at a site depends on the field within distance R = depth + hop, which
+    :meth:`jacobian_sparsity` passes on to the exact Jacobians (at L = 16, depth 3 and
+    hop=False: 64 VJPs instead of 256; with the hop channel R = 4 and no saving below L = 18).
 
     Arguments:
         L: the lattice side.
         scale: s, the typical field value.
         width, depth: channels and number of convolutions.
         time_features: Fourier frequencies of the time embedding.
+        hop: feed the nearest-neighbour sum as an input channel (the first convolution can
+            form it too; it widens the receptive field by one site).
     """
 
     def __init__(
-        self, L: int, scale: float = 1.0, width: int = 32, depth: int = 3, time_features: int = 8
+        self,
+        L: int,
+        scale: float = 1.0,
+        width: int = 32,
+        depth: int = 3,
+        time_features: int = 8,
+        hop: bool = True,
     ):
         super().__init__()
         if L < 2 or width < 1 or depth < 1:
             raise ValueError(f"L, width and depth must be >= 2, 1, 1, got {L}, {width}, {depth}")
-        self.config = {"kind": "conv", "L": L, "width": width, "depth": depth}
-        self.L, self.s = L, float(scale)
+        self.config = {"kind": "conv", "L": L, "width": width, "depth": depth, "hop": hop}
+        self.L, self.s, self.hop, self.radius = L, float(scale), hop, depth + int(hop)
         self.embed = TimeEmbedding(time_features, scale=2.0)
         t_dim = 2 * width
         self.t_mlp = nn.Sequential(nn.Linear(self.embed.dim, t_dim), nn.SiLU())
         self.layers = nn.ModuleList(
-            [_FiLMConv(3 if i == 0 else width, width, t_dim) for i in range(depth)]
+            [_FiLMConv((3 if hop else 2) if i == 0 else width, width, t_dim) for i in range(depth)]
         )
         self.out = nn.Conv2d(width, 1, 1)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 
+    def jacobian_sparsity(self) -> Sparsity:
+        """:func:`lattice_coloring` for the receptive field R = depth + hop."""
+        return lattice_coloring(self.L, self.radius)
+
     def forward(self, t: Tensor, x: Tensor) -> Tensor:
         phi = x.reshape(-1, 1, self.L, self.L) / self.s
-        hop = sum(phi.roll(k, d) for k in (1, -1) for d in (2, 3))
-        h = torch.cat([phi, phi.pow(3), hop], dim=1)
+        channels = [phi, phi.pow(3)]
+        if self.hop:
+            channels.append(sum(phi.roll(k, d) for k in (1, -1) for d in (2, 3)))
+        h = torch.cat(channels, dim=1)
         emb = self.t_mlp(self.embed(t.to(x.dtype).expand(x.shape[0])))
         for layer in self.layers:
             h = layer(h, emb)
