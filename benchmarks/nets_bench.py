@@ -61,6 +61,13 @@ PRESETS: dict[str, dict[str, Any]] = {
         "net": "blocks",
         "steps": 200,
     },
+    # 100 sampling steps, halved by pilot runs where the Heun map folds (refine=3)
+    "many_well-blocks-refine3": {
+        "target": "many_well",
+        "iterations": 100,
+        "net": "blocks",
+        "refine": 3,
+    },
     "gmm-d50-k10": {},
     "phi4": {},
     "phi4-L16": {"target": "phi4", "target_options": {"L": 16}},
@@ -74,7 +81,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 _TARGET_KEYS = ("target", "target_options")
 #: run_nets options that act on the sampling run (the resampled row reuses the trained drift)
-_SAMPLING_KEYS = ("steps", "eps", "eps_scale", "moves", "log_det", "probes", "device", "dtype")
+_SAMPLING_KEYS = ("steps", "eps", "eps_scale", "moves", "log_det", "probes", "device", "dtype",
+                  "refine", "sweep_walkers")  # fmt: skip
 
 
 def _target(name: str) -> Any:
