@@ -473,6 +473,8 @@ def test_default_network_follows_the_target_structure():
     assert isinstance(lattice, LatticeDrift) and lattice.radius == 2
     with pytest.raises(TypeError, match="hop"):
         _build_drift(wells, "mlp", scale, 8, 2, 0, 8.0, None, {"hop": False})
+    with pytest.raises(ValueError, match="net_options"):
+        _build_drift(wells, lattice, scale, 8, 2, 0, 8.0, None, {"hop": False})
 
 
 def test_eps_sweep_and_resample():

@@ -253,6 +253,8 @@ def _build_drift(
     further keyword arguments of the network's class."""
     dim = target.dim
     if isinstance(net, nn.Module):
+        if net_options:
+            raise ValueError("net_options is for a named net; an nn.Module is used as given")
         return net
     side = _lattice_side(target)
     target_block = getattr(target, "block_size", None)
@@ -297,7 +299,7 @@ def _jacobian(model: nn.Module, t: Tensor, x: Tensor, create_graph: bool = False
         (rows,) = torch.autograd.grad(
             out, xg, grads, is_grads_batched=True, create_graph=create_graph
         )
-    if sparsity is not None and k < d:  # row i of J: the VJP of i's colour, on i's pattern
+    if sparsity is not None:  # row i of J: the VJP of i's colour, on i's pattern
         rows = rows[colours] * pattern.to(x.dtype)[:, None, :]
     jac = rows.permute(1, 0, 2)
     return (out, jac) if create_graph else (out.detach(), jac.detach())
