@@ -648,22 +648,24 @@ class _Logger:
             save_checkpoint(self.dir / "checkpoint.pt", state)
 
     def load(self) -> dict[str, Any] | None:
-        """The checkpoint, if any; metrics.jsonl loses the lines logged after it (a crash
-        between checkpoints), which the resumed rounds write again."""
         if self.dir is None or not (self.dir / "checkpoint.pt").exists():
             return None
         from ..train import load_checkpoint
 
-        state = load_checkpoint(self.dir / "checkpoint.pt")
-        metrics = self.dir / "metrics.jsonl"
-        if metrics.exists():
-            lines = metrics.read_text().splitlines()
-            kept = [x for x in lines if json.loads(x)["iteration"] <= state["iteration"]]
-            if len(kept) < len(lines):
-                tmp = metrics.with_suffix(".tmp")
-                tmp.write_text("".join(x + "\n" for x in kept))
-                tmp.replace(metrics)
-        return state
+        return load_checkpoint(self.dir / "checkpoint.pt")
+
+    def rewind(self, iteration: int) -> None:
+        """Drop the metrics.jsonl lines logged after round ``iteration`` (a crash between
+        checkpoints): the resumed rounds write them again."""
+        metrics = None if self.dir is None else self.dir / "metrics.jsonl"
+        if metrics is None or not metrics.exists():
+            return
+        lines = metrics.read_text().splitlines()
+        kept = [x for x in lines if json.loads(x)["iteration"] <= iteration]
+        if len(kept) < len(lines):
+            tmp = metrics.with_suffix(".tmp")
+            tmp.write_text("".join(x + "\n" for x in kept))
+            tmp.replace(metrics)
 
 
 @dataclass
@@ -1092,6 +1094,7 @@ def run_nets(
             generator.set_state(resume_state["generator"])
             density.evaluations = resume_state["evaluations"]
             history = resume_state["history"]
+            logger.rewind(resume_state["iteration"])
         elif resume and log_dir is None:
             raise ValueError("resume=True needs log_dir (where checkpoint.pt is)")
         opts = _TrainOptions(iterations, train_walkers, train_steps, updates, batch_size, lr,
