@@ -115,6 +115,8 @@ def _seed_jobs(
     preset = PRESETS.get(name, {})
     options = {k: v for k, v in preset.items() if k not in _TARGET_KEYS} | (extra or {})
     files = {} if run_dir is None else {"log_dir": run_dir, "resume": True, "checkpoint_every": 10}
+    if set(files) & set(options):
+        raise ValueError(f"--resume sets {sorted(files)} itself; drop them from --option")
     m = _run(target, "nets", n, seed, **options, **files)
     model = m.pop("model")
     total, sampling = m["evaluations"], m["sampling_evaluations"]
@@ -166,6 +168,14 @@ def bench(
     keys = [(name, seed) for name in targets for seed in seed_list]
     done: dict[tuple[str, int], dict[str, dict[str, Any]]] = {}
     partial_file = out / "partial.json"
+    if resume:  # the seeds and checkpoints kept must come from the same settings
+        settings = json.loads(json.dumps({"n": n, "options": extra or {}, "resampled": resampled},
+                                         default=str))  # fmt: skip
+        settings_file = out / "resume.json"
+        if settings_file.exists() and json.loads(settings_file.read_text()) != settings:
+            raise ValueError(f"--resume: {out} holds a run made with "
+                             f"{settings_file.read_text().strip()}, not {settings}")  # fmt: skip
+        settings_file.write_text(json.dumps(settings))
     if resume and partial_file.exists():
         for key, rows in json.loads(partial_file.read_text()).items():
             name, seed = key.rsplit("/", 1)

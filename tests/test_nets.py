@@ -425,7 +425,7 @@ def test_block_network_couples_no_two_blocks():
 
 @pytest.mark.parametrize(
     ("L", "depth", "hop", "colours"),
-    [(8, 1, False, 16), (6, 1, False, 9), (8, 2, True, 64), (12, 2, False, 36)],
+    [(8, 1, False, 16), (6, 1, False, 9), (8, 2, True, 64), (12, 2, False, 36), (12, 1, True, 36)],
 )
 def test_lattice_jacobian_from_one_vjp_per_colour(L, depth, hop, colours):
     """The conv drift is local (grad b vanishes beyond R = depth + hop; without the hop
@@ -564,12 +564,25 @@ def test_a_training_cut_short_resumes_to_the_unbroken_run(tmp_path, monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         run_nets(target, **opts, log_dir=tmp_path / "b")
     monkeypatch.setattr(nets_module, "_adapt_eps", adapt)
+    with open(tmp_path / "b" / "metrics.jsonl", "a") as f:
+        f.write('{"iteration": 6, "lo')  # a line cut by the crash
+    state = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)
+    assert state["iteration"] == 3
+    state["seconds"] = 1000.0  # training time before the crash: counted on after the resume
+    torch.save(state, tmp_path / "b" / "checkpoint.pt")
+    with pytest.raises(ValueError, match="resume"):  # another drift: refused, log untouched
+        run_nets(target, **opts | {"width": 16}, log_dir=tmp_path / "b", resume=True)
     resumed = run_nets(target, **opts, log_dir=tmp_path / "b", resume=True)
     assert resumed.log_Z == unbroken.log_Z and resumed.evaluations == unbroken.evaluations
     a, b = unbroken.info["model"].state_dict(), resumed.info["model"].state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
-    lines = (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()
-    assert [json.loads(x)["iteration"] for x in lines] == [2, 4, 6]
+    logs = [(tmp_path / d / "metrics.jsonl").read_text().splitlines() for d in "ab"]
+    rows = [[json.loads(x) for x in lines] for lines in logs]
+    assert [r["iteration"] for r in rows[1]] == [2, 4, 6]
+    assert [r["loss"] for r in rows[1]] == [r["loss"] for r in rows[0]]  # accumulators too
+    assert (
+        resumed.info["training_seconds"] >= rows[1][-1]["seconds"] >= 1000 > rows[1][0]["seconds"]
+    )
 
 
 @pytest.mark.parametrize(

@@ -286,11 +286,9 @@ def _jacobian(model: nn.Module, t: Tensor, x: Tensor, create_graph: bool = False
     n, d = x.shape
     sparsity_of = getattr(model, "jacobian_sparsity", None)
     sparsity = None if sparsity_of is None else sparsity_of()
-    if sparsity is None:
-        colours = torch.arange(d, device=x.device)
-    else:
-        colours, pattern = (s.to(x.device) for s in sparsity)
-    k = int(colours.max()) + 1
+    colours = torch.arange(d) if sparsity is None else sparsity[0]
+    k = int(colours.max()) + 1  # on the CPU: no device sync
+    colours = colours.to(x.device)
     with torch.enable_grad():
         xg = x if (create_graph and x.requires_grad) else x.detach().requires_grad_(True)
         out = model(t, xg)
@@ -300,7 +298,8 @@ def _jacobian(model: nn.Module, t: Tensor, x: Tensor, create_graph: bool = False
             out, xg, grads, is_grads_batched=True, create_graph=create_graph
         )
     if sparsity is not None:  # row i of J: the VJP of i's colour, on i's pattern
-        rows = rows[colours] * pattern.to(x.dtype)[:, None, :]
+        mask = sparsity[1].to(device=x.device, dtype=x.dtype)[:, None, :]
+        rows = rows[colours] * mask if create_graph else rows[colours].mul_(mask)
     jac = rows.permute(1, 0, 2)
     return (out, jac) if create_graph else (out.detach(), jac.detach())
 
@@ -624,6 +623,14 @@ def _action_loss(model: NETSModel, path: _Path, batch: _Batch, base_x: Tensor, f
     return e0 - e1 + inner.sum() / n_per_time
 
 
+def _logged_round(line: str) -> int | None:
+    """The round of a metrics.jsonl line; None for a blank or cut line (a crash mid-write)."""
+    try:
+        return int(json.loads(line)["iteration"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
 class _Logger:
     """metrics.jsonl lines, checkpoint.pt (atomic) in ``log_dir``; a progress bar."""
 
@@ -661,7 +668,7 @@ class _Logger:
         if metrics is None or not metrics.exists():
             return
         lines = metrics.read_text().splitlines()
-        kept = [x for x in lines if json.loads(x)["iteration"] <= iteration]
+        kept = [x for x in lines if (_logged_round(x) or iteration + 1) <= iteration]
         if len(kept) < len(lines):
             tmp = metrics.with_suffix(".tmp")
             tmp.write_text("".join(x + "\n" for x in kept))
@@ -708,7 +715,8 @@ def _train(
         start = resume_state["iteration"]
         logger.bar.update(start)
     counter = path.annealed.target
-    clock, acc_loss, acc_n, buffer = time.perf_counter(), 0.0, 0, []
+    earlier = 0.0 if resume_state is None else resume_state.get("seconds", 0.0)
+    clock, acc_loss, acc_n, buffer = time.perf_counter() - earlier, 0.0, 0, []
     if resume_state is not None and "buffer" in resume_state:  # the same rounds as unbroken
         device = model.log_eps.device
         buffer = [_Batch(**{k: v.to(device) if isinstance(v, Tensor) else v
@@ -772,6 +780,8 @@ def _train(
             logger.save({
                 "model": model.state_dict(),
                 "config": model.config,
+                "drift_config": getattr(model.drift, "config", None),
+                "seconds": time.perf_counter() - clock,
                 "optimizer": opt.state_dict(),
                 "scheduler": sched.state_dict(),
                 "iteration": it + 1,
@@ -1071,6 +1081,7 @@ def run_nets(
     path = _Path(AnnealedDensity(density, base), schedule, schedule_power)
     history: list[dict[str, Any]] = []
     logger = _Logger(log_dir, iterations if model is None and drift else 0, progress)
+    earlier_seconds = 0.0  # training seconds before a resumed checkpoint
     if drift is not None and model is None:
         config = {"schedule": schedule, "schedule_power": schedule_power, "objective": objective,
                   "dim": target.dim}  # fmt: skip
@@ -1085,18 +1096,23 @@ def run_nets(
         model.to(device or scale.device)
         resume_state = logger.load() if resume else None
         if resume_state is not None:
-            if resume_state["config"] != model.config:
+            drift_config = getattr(model.drift, "config", None)
+            saved = (resume_state["config"], resume_state.get("drift_config", drift_config))
+            if saved != (model.config, drift_config):
                 raise ValueError(
-                    f"resume: the checkpoint in {log_dir} was made with {resume_state['config']}, "
-                    f"now {model.config}"
+                    f"resume: the checkpoint in {log_dir} was made with {saved}, "
+                    f"now {(model.config, drift_config)}"
                 )
             model.load_state_dict(resume_state["model"])
             generator.set_state(resume_state["generator"])
             density.evaluations = resume_state["evaluations"]
             history = resume_state["history"]
             logger.rewind(resume_state["iteration"])
+            earlier_seconds = resume_state.get("seconds", 0.0)
         elif resume and log_dir is None:
             raise ValueError("resume=True needs log_dir (where checkpoint.pt is)")
+        elif resume:  # no checkpoint yet: start again, and so does the log
+            logger.rewind(0)
         opts = _TrainOptions(iterations, train_walkers, train_steps, updates, batch_size, lr,
                              objective, exact, probes, moves, log_every, checkpoint_every,
                              buffer if objective == "pinn" else 1, time_weighted,
@@ -1111,7 +1127,8 @@ def run_nets(
         if device is not None:
             model.to(device)
     logger.bar.close()
-    train_evals, train_seconds = density.evaluations, time.perf_counter() - start
+    train_evals = density.evaluations
+    train_seconds = time.perf_counter() - start + earlier_seconds  # with a resumed run's past
     drift_model = model if drift is not None else None
 
     def run(
