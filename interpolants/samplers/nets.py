@@ -261,7 +261,7 @@ def _build_drift(
     if net is None:
         net = "conv" if side is not None else "blocks" if target_block else "mlp"
     block = block or target_block or 2
-    extra = dict(net_options or {})
+    extra = net_options or {}
     if net == "conv":
         if side is None:
             raise ValueError(f"net='conv' needs a target on an L x L lattice, dim={dim}")
@@ -668,7 +668,7 @@ class _Logger:
         if metrics is None or not metrics.exists():
             return
         lines = metrics.read_text().splitlines()
-        kept = [x for x in lines if (_logged_round(x) or iteration + 1) <= iteration]
+        kept = [x for x in lines if (r := _logged_round(x)) is not None and r <= iteration]
         if len(kept) < len(lines):
             tmp = metrics.with_suffix(".tmp")
             tmp.write_text("".join(x + "\n" for x in kept))

@@ -164,11 +164,12 @@ class BlockDrift(nn.Module):
         self.index = nn.Parameter(0.1 * torch.randn(self.blocks, block_features, generator=g))
         n_in = block + 2 * features + block_features + self.embed.dim
         self.net = _mlp(n_in, width, depth, block)
+        idx = torch.arange(dim)  # CPU tensors, built once: read at every exact Jacobian
+        self._sparsity = idx % block, idx[:, None] // block == idx[None] // block
 
     def jacobian_sparsity(self) -> Sparsity:
         """grad b is block diagonal: colour i mod k, one VJP per position within a block."""
-        idx = torch.arange(self.k * self.blocks)
-        return idx % self.k, idx[:, None] // self.k == idx[None] // self.k
+        return self._sparsity
 
     def forward(self, t: Tensor, x: Tensor) -> Tensor:
         n, s = x.shape[0], self.scale.to(x.dtype)
@@ -240,10 +241,11 @@ class LatticeDrift(nn.Module):
         self.out = nn.Conv2d(width, 1, 1)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
+        self._sparsity = lattice_coloring(L, self.radius)  # CPU tensors, built once
 
     def jacobian_sparsity(self) -> Sparsity:
         """:func:`lattice_coloring` for the receptive field R = depth + hop."""
-        return lattice_coloring(self.L, self.radius)
+        return self._sparsity
 
     def forward(self, t: Tensor, x: Tensor) -> Tensor:
         phi = x.reshape(-1, 1, self.L, self.L) / self.s
