@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/interpolants demo
+	$(BIN)/interpolants demo --overwrite
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -16,7 +16,7 @@ from .losses import denoiser_loss, score_loss, velocity_loss
 from .samplers import SampleResult, sample
 from .train import fit
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "GaussianMixture",

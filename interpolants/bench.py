@@ -1,4 +1,4 @@
-"""The benchmark suite behind ``interpolants bench NAME`` (definitions in BENCHMARKS.md).
+"""The benchmark suite behind ``interpolants bench NAME`` (definitions: docs/benchmarks.md).
 
 Each benchmark prints a markdown table and writes ``metrics.json`` to its output folder.
 Timings interleave the compared variants and report medians, since machines are shared.
@@ -7,7 +7,6 @@ Timings interleave the compared variants and report medians, since machines are 
 from __future__ import annotations
 
 import copy
-import json
 import math
 import os
 import platform
@@ -26,6 +25,7 @@ from .demo import demo_problem
 from .generative import GenerativeModel
 from .integrate import odeint
 from .interpolant import Interpolant
+from .run_folder import METRICS, RunFolder
 
 __all__ = ["BENCHMARKS", "machine_info", "run_benchmark"]
 
@@ -264,7 +264,7 @@ def bench_checkerboard(
     bare: bool = False,
     **fit_options: Any,
 ) -> dict[str, Any]:
-    """Checkerboard (BENCHMARKS.md): train the linear interpolant's velocity (MLP 4x256, EMA,
+    """Checkerboard (docs/benchmarks.md): train the linear interpolant's velocity (MLP 4x256, EMA,
     warm-up + cosine), then test NLL against log 32 and sliced W2 against the noise floor,
     sampling with Heun (100 steps) and dopri5.
 
@@ -366,7 +366,7 @@ def bench_digits(
     peers: bool = True,
     **fit_options: Any,
 ) -> dict[str, Any]:
-    """Digits (BENCHMARKS.md): test bits/dim of the interpolant flow against zuko's NSF trained
+    """Digits (docs/benchmarks.md): test bits/dim of the interpolant flow against zuko's NSF trained
     for the same wall time as ``si.fit`` took for ``steps``, and against Gaussians fitted in
     the same logit space.
 
@@ -549,7 +549,7 @@ def bench_ml_vs_interpolant(
     """Wall-clock training time to a test NLL on checkerboard: the interpolant loss against
     maximum likelihood through the ODE (Heun ``ml_steps`` steps, exact divergence in 2D),
     same network (MLP 3x128), batch, AdamW at constant lr 1e-3, gradient clipping at 1
-    (MISSION.md's claim: the interpolant loss reaches the same NLL at a fraction of the
+    (the claim tested: the interpolant loss reaches the same NLL at a fraction of the
     cost). Test NLL at the training times ``times`` and at ``budget``."""
     from .data import load
     from .interpolant import Interpolant, sample_times
@@ -624,7 +624,7 @@ def _format_ml(m: dict[str, Any]) -> str:
 
 
 def _bench_samplers(out: Path) -> dict[str, Any]:
-    """AIS and SMC baselines on the targets of BENCHMARKS.md (``interpolants.samplers.bench``)."""
+    """AIS and SMC on the named targets of docs/benchmarks.md (``interpolants.samplers.bench``)."""
     from .samplers.bench import bench_samplers
 
     return bench_samplers(out)
@@ -657,14 +657,20 @@ def machine_info() -> dict[str, Any]:
     }
 
 
-def run_benchmark(name: str, out: str | Path = "runs/bench") -> tuple[dict[str, Any], str]:
-    """Run benchmark ``name``; write ``OUT/NAME/metrics.json``; return (metrics, table)."""
+def run_benchmark(
+    name: str, out: str | Path = "runs/bench", *, overwrite: bool = False
+) -> tuple[dict[str, Any], str]:
+    """Run benchmark ``name``; write ``OUT/NAME/metrics.json``; return (metrics, table).
+
+    ``OUT/NAME`` is a run folder (:mod:`interpolants.run_folder`): one that holds an earlier
+    result is refused unless ``overwrite``, and kept if the new run fails."""
     if name not in BENCHMARKS:
         raise ValueError(f"unknown benchmark {name!r}; known: {', '.join(sorted(BENCHMARKS))}")
     fn, fmt = BENCHMARKS[name]
-    folder = Path(out) / name
-    folder.mkdir(parents=True, exist_ok=True)
-    metrics = fn(folder)
-    metrics["machine"] = machine_info()
-    (folder / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    folder = RunFolder(Path(out) / name, overwrite=overwrite)
+    with folder.running():
+        folder.accept()
+        metrics = fn(folder.file(METRICS).parent)
+        metrics["machine"] = machine_info()
+        folder.write_json(METRICS, metrics)
     return metrics, fmt(metrics)

@@ -16,7 +16,6 @@ each solver in field evaluations.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
@@ -29,6 +28,7 @@ from .fields import GaussianMixtureFields
 from .generative import GenerativeModel
 from .interpolant import Interpolant
 from .plots import samples_over_density
+from .run_folder import CHECKPOINT, METRICS, RunFolder
 
 __all__ = ["DEMO_CONFIG", "demo_problem", "run_exact_demo", "run_training_demo"]
 
@@ -57,17 +57,20 @@ def run_training_demo(
     seed: int = 0,
     progress: bool = True,
     evaluation: dict[str, Any] | None = None,
+    *,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Train :data:`DEMO_CONFIG` (with ``steps`` training steps if given) into ``out``, then
     evaluate it (:func:`~interpolants.runs.evaluate_run`, ``evaluation`` overriding the
-    config's ``eval`` options); returns the metrics with the training seconds."""
+    config's ``eval`` options); returns the metrics with the training seconds. A folder that
+    already holds a run is refused unless ``overwrite``."""
     from .runs import evaluate_run, train_from_config
 
     config = {**DEMO_CONFIG, "seed": seed}
     if steps is not None:
         config["steps"] = steps
     start = time.perf_counter()
-    train_from_config(config, out, progress=progress)
+    train_from_config(config, out, progress=progress, overwrite=overwrite)
     train_seconds = time.perf_counter() - start
     metrics = evaluate_run(out, progress=progress, **(evaluation or {}))
     return {"train_seconds": train_seconds, "train_steps": config["steps"], **metrics}
@@ -85,9 +88,10 @@ def format_training_demo(metrics: dict[str, Any], out: str | Path) -> str:
             f"sliced W2     {metrics['sliced_w2']:.4f} "
             f"(noise floor {metrics['sliced_w2_floor']:.4f}, "
             f"{metrics['sliced_w2'] / metrics['sliced_w2_floor']:.2f}x)",
-            f"MMD^2         {metrics['mmd2']:.2e} (noise floor {metrics['mmd2_floor']:.2e})",
+            f"MMD^2 (V)     {metrics['mmd2']:.2e} (noise floor {metrics['mmd2_floor']:.2e}, "
+            f"{metrics['mmd2'] / metrics['mmd2_floor']:.2f}x)",
             "plots: " + ", ".join(metrics["plots"]),
-            f"metrics: {out}/metrics.json, checkpoint: {out}/checkpoint.pt",
+            f"metrics: {out}/metrics.json, checkpoint: {out}/{CHECKPOINT}",
         ]
     )
 
@@ -122,11 +126,28 @@ def _moment_errors(x: torch.Tensor, ref: torch.Tensor) -> dict[str, float]:
 
 
 def run_exact_demo(
-    out: str | Path = "runs/demo", n: int = 10_000, seed: int = 0, steps: int = 100
+    out: str | Path = "runs/demo-exact",
+    n: int = 10_000,
+    seed: int = 0,
+    steps: int = 100,
+    *,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
-    """Sample, score and plot the exact transport; write metrics.json and samples.png to ``out``."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    """Sample, score and plot the exact transport; write metrics.json and samples.png to ``out``
+    (a folder that already holds a run is refused unless ``overwrite``)."""
+    if not isinstance(n, int) or n < 2:
+        raise ValueError(f"n must be an integer >= 2, got {n!r}")
+    if not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be a positive integer, got {steps!r}")
+    folder = RunFolder(out, overwrite=overwrite)
+    with folder.running():
+        folder.accept()
+        metrics = _exact_demo(folder.file("samples.png").parent, n, seed, steps)
+        folder.write_json(METRICS, metrics)
+    return metrics
+
+
+def _exact_demo(out: Path, n: int, seed: int, steps: int) -> dict[str, Any]:
     gen = torch.Generator().manual_seed(seed)
     model, target, _ = demo_problem()
     truth = target.sample(n, gen)
@@ -166,7 +187,6 @@ def run_exact_demo(
     }
     png = samples_over_density(panels, out / "samples.png", log_prob=target64.log_prob)
     metrics["plots"] = [str(png)]
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return metrics
 
 

@@ -23,6 +23,8 @@ __all__ = [
     "StandardNormal",
     "TorchDistribution",
     "as_distribution",
+    "distribution_from_spec",
+    "distribution_spec",
     "is_standard_normal",
 ]
 
@@ -252,3 +254,75 @@ def is_standard_normal(dist: object) -> bool:
             eye = torch.eye(d.loc.shape[-1], dtype=d.loc.dtype, device=d.loc.device)
             return bool(torch.all(d.loc == 0) and torch.allclose(d.covariance_matrix, eye))
     return False
+
+
+# --- descriptions by data, for safe checkpoints ---------------------------------------------
+
+_TORCH_PARAMS = {"MultivariateNormal": ("loc", "scale_tril")}  # one of several parametrisations
+
+
+def _torch_spec(dist: torch.distributions.Distribution) -> dict[str, object]:
+    name = type(dist).__name__
+    if getattr(torch.distributions, name, None) is not type(dist):
+        raise TypeError(f"{name} is not a torch.distributions class")
+    if isinstance(dist, torch.distributions.Independent):
+        return {
+            "class": name,
+            "base_distribution": _torch_spec(dist.base_dist),
+            "reinterpreted_batch_ndims": dist.reinterpreted_batch_ndims,
+        }
+    keys = _TORCH_PARAMS.get(name) or [k for k in dist.arg_constraints if k in vars(dist)]
+    return {"class": name, **{k: getattr(dist, k) for k in keys}}
+
+
+def _torch_from_spec(spec: dict[str, object]) -> torch.distributions.Distribution:
+    options = dict(spec)
+    cls = getattr(torch.distributions, str(options.pop("class")), None)
+    if not (isinstance(cls, type) and issubclass(cls, torch.distributions.Distribution)):
+        raise ValueError(f"unknown torch distribution {spec.get('class')!r}")
+    if "base_distribution" in options:
+        options["base_distribution"] = _torch_from_spec(options["base_distribution"])  # type: ignore[arg-type]
+    return cls(**options)
+
+
+def distribution_spec(dist: object) -> dict[str, object]:
+    """A description of ``dist`` by tensors and plain data, rebuilt by
+    :func:`distribution_from_spec`; a TypeError for a distribution it cannot describe."""
+    if isinstance(dist, StandardNormal):
+        return {
+            "kind": "StandardNormal",
+            "event_shape": list(dist.event_shape),
+            "dtype": dist.dtype,
+        }
+    if isinstance(dist, DiagonalNormal):
+        return {"kind": "DiagonalNormal", "mean": dist.mean, "std": dist.std}
+    if isinstance(dist, GaussianMixture):
+        return {"kind": "GaussianMixture", "means": dist.means, "stds": dist.stds,
+                "weights": dist.weights}  # fmt: skip
+    if isinstance(dist, Empirical):
+        return {"kind": "Empirical", "samples": dist.samples}
+    if isinstance(dist, TorchDistribution):
+        try:
+            return {"kind": "torch", "distribution": _torch_spec(dist.dist)}
+        except TypeError as err:
+            raise TypeError(f"base {type(dist.dist).__name__} cannot be saved: {err}") from err
+    raise TypeError(
+        f"base {type(dist).__name__} cannot be saved (only StandardNormal, DiagonalNormal, "
+        "GaussianMixture, samples and torch.distributions can): pass it again to load(base=...)"
+    )
+
+
+def distribution_from_spec(spec: dict[str, object]) -> Distribution:
+    """The distribution that :func:`distribution_spec` described."""
+    kind = spec.get("kind")
+    if kind == "StandardNormal":
+        return StandardNormal(spec["event_shape"], dtype=spec["dtype"])  # type: ignore[arg-type]
+    if kind == "DiagonalNormal":
+        return DiagonalNormal(spec["mean"], spec["std"])  # type: ignore[arg-type]
+    if kind == "GaussianMixture":
+        return GaussianMixture(spec["means"], spec["stds"], spec["weights"])  # type: ignore[arg-type]
+    if kind == "Empirical":
+        return Empirical(spec["samples"])  # type: ignore[arg-type]
+    if kind == "torch":
+        return TorchDistribution(_torch_from_spec(spec["distribution"]))  # type: ignore[arg-type]
+    raise ValueError(f"unknown base distribution kind {kind!r}")

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -20,7 +21,7 @@ from .fields import _score_from_velocity, score_from_denoiser, score_from_veloci
 from .integrate import Diffusion, Solution, odeint, odeint_with_divergence, sdeint
 from .interpolant import Interpolant
 
-__all__ = ["GenerativeModel", "load"]
+__all__ = ["GenerativeModel", "from_state", "load"]
 
 Field = Callable[[Tensor, Tensor], Tensor]
 
@@ -236,23 +237,38 @@ class GenerativeModel:
     ) -> Tensor | Solution:
         """Carry points x at time t0 to time t1 along the ODE (or the forward/backward SDE)."""
         t0, t1 = _check_time("t0", t0), _check_time("t1", t1)
-        self._check_x(x)
+        dtype = x.dtype if isinstance(x, Tensor) else None
+        x = self._check_x(x)
         with torch.no_grad():
             sol = self._integrate(
                 x, t0, t1, steps, solver, diffusion, generator, atol, rtol, progress
             )
-        return sol if return_info else sol.x
+        if return_info:
+            return sol
+        return sol.x.to(dtype) if dtype is not None and dtype.is_floating_point else sol.x
 
-    def _check_x(self, x: Tensor) -> None:
+    def _check_x(self, x: Tensor) -> Tensor:
+        """x as the fields take it: a float tensor (batch, *event) with at least one row, in
+        the networks' dtype and device (float inputs are converted, integers refused)."""
+        if isinstance(x, np.ndarray):
+            x = torch.from_numpy(x)
         if not isinstance(x, Tensor):
             raise TypeError(f"x must be a Tensor, got {type(x).__name__}")
+        if x.ndim < 2:
+            raise ValueError(f"x must have shape (batch, *event), got {tuple(x.shape)}")
         if self.base is not None and tuple(x.shape[1:]) != tuple(self.base.event_shape):
             raise ValueError(
                 f"x has shape {tuple(x.shape)}; expected (batch, "
                 f"{', '.join(map(str, self.base.event_shape))})"
             )
-        if x.ndim < 2:
-            raise ValueError(f"x must have shape (batch, *event), got {tuple(x.shape)}")
+        if x.shape[0] == 0:
+            raise ValueError(f"x is empty (shape {tuple(x.shape)}): pass at least one point")
+        if not x.is_floating_point():
+            raise TypeError(
+                f"x has dtype {x.dtype}; the model takes floating-point points (e.g. x.float())"
+            )
+        found = _module_dtype_device(self.velocity, self._score, self.denoiser)
+        return x if found is None else x.to(dtype=found[0], device=found[1])
 
     # --- likelihood -----------------------------------------------------------------------
     def _base_for(self, x: Tensor) -> Distribution:
@@ -278,14 +294,16 @@ class GenerativeModel:
         The ODE is solved backward from X_1 = x. ``divergence``: "exact" or "hutchinson"
         (probe "rademacher" or "gaussian", drawn from ``generator``, unbiased).
         """
-        self._check_x(x)
+        dtype = x.dtype if isinstance(x, Tensor) and x.is_floating_point() else None
+        x = self._check_x(x)
         sol = odeint_with_divergence(
             self.velocity, x, 1.0, 0.0, steps=steps, solver=solver,
             divergence_method=divergence, probe=probe, generator=generator,
             create_graph=create_graph, atol=atol, rtol=rtol,
         )  # fmt: skip
         # int_1^0 div b dt = -int_0^1 div b dt
-        return self._base_for(x).log_prob(sol.x) + sol.divergence_integral
+        logp = self._base_for(x).log_prob(sol.x) + sol.divergence_integral
+        return logp if dtype is None else logp.to(dtype)
 
     def sample_with_log_prob(
         self,
@@ -309,26 +327,54 @@ class GenerativeModel:
         return sol.x, base_lp - sol.divergence_integral
 
     def save(self, path: str | Path) -> None:
-        """Write the interpolant, the field modules and the base to ``path`` (atomically).
+        """Write the model to ``path`` atomically, in the safe format of
+        :mod:`interpolants.checkpoints` (no pickle: loading it runs no code).
 
-        The fields must be ``nn.Module`` objects (learned networks or modules of a user's).
+        The fields must be ``nn.Module`` objects. Networks of a registered class
+        (:func:`interpolants.nn.register`, e.g. the default ones) are rebuilt by :func:`load`;
+        for any other class only the weights are stored and ``load(path, net=...)`` needs the
+        module. The base must be describable by data (Gaussians, mixtures, samples,
+        ``torch.distributions``); the interpolant must be a named one.
         """
-        modules = {"velocity": self.velocity, "score": self._score, "denoiser": self.denoiser}
-        for name, fn in modules.items():
-            if fn is not None and not isinstance(fn, nn.Module):
-                raise TypeError(f"{name} is a plain callable; only nn.Module fields can be saved")
-        from .train import save_checkpoint
+        from . import checkpoints
 
-        save_checkpoint(
-            path,
-            {
-                "format": "interpolants.GenerativeModel/1",
-                "interpolant": self.interpolant.spec(),
-                "fields": modules,
-                "base": self.base if self._base_given else None,
-                "event_shape": tuple(self.base.event_shape) if self.base is not None else None,
-            },
-        )
+        checkpoints.save(path, {"model": self.state()}, kind="model")
+
+    def state(self) -> dict[str, Any]:
+        """The model as tensors and plain data: interpolant spec, base spec, each field's
+        network description (or None) and state dict. :func:`from_state` inverts it."""
+        from .distributions import distribution_spec
+        from .nn import describe
+
+        modules = {"velocity": self.velocity, "score": self._score, "denoiser": self.denoiser}
+        fields: dict[str, Any] = {}
+        for name, fn in modules.items():
+            if fn is None:
+                continue
+            if not isinstance(fn, nn.Module):
+                raise TypeError(f"{name} is a plain callable; only nn.Module fields can be saved")
+            cls = type(fn)
+            fields[name] = {
+                "network": describe(fn),
+                "class": f"{cls.__module__}.{cls.__qualname__}",
+                "weights": fn.state_dict(),
+            }
+        try:
+            interpolant: dict[str, Any] | None = self.interpolant.spec()
+        except ValueError:  # built from callables: load(interpolant=...) supplies it
+            interpolant = None
+        base: dict[str, Any] | None = None
+        if self._base_given:
+            try:
+                base = distribution_spec(self.base)
+            except TypeError:  # load(base=...) supplies it
+                base = {"kind": "unsaved", "class": type(self.base).__name__}
+        return {
+            "interpolant": interpolant,
+            "base": base,
+            "event_shape": list(self.base.event_shape) if self.base is not None else None,
+            "fields": fields,
+        }
 
     def __repr__(self) -> str:
         fields: list[Any] = ["velocity"]
@@ -340,31 +386,115 @@ class GenerativeModel:
         return f"GenerativeModel({self.interpolant!r}, fields={fields}, base={base})"
 
 
-def load(path: str | Path) -> GenerativeModel:
-    """Read a model written by :meth:`GenerativeModel.save` or a training run's checkpoint.
+def _restore(name: str, saved: dict[str, Any], given: nn.Module | None) -> nn.Module:
+    from .nn import build
 
-    ``path`` may be a run folder (its ``checkpoint.pt`` is read, with the EMA fields).
+    if given is None:
+        if saved["network"] is None:
+            raise ValueError(
+                f"the saved {name} is a network of the user's class {saved['class']}, which a "
+                f"file cannot rebuild: construct it and pass load(path, net=...) (a module, or "
+                "a dict {field: module}), or register the class with interpolants.nn.register"
+            )
+        given = build(saved["network"])
+        floats = [w for w in saved["weights"].values() if w.is_floating_point()]
+        if floats:
+            given = given.to(floats[0].dtype)
+    try:
+        given.load_state_dict(saved["weights"])
+    except RuntimeError as err:
+        first = str(err).splitlines()[1:2] or [str(err)]
+        raise ValueError(
+            f"the {name} network given does not match the saved weights: {first[0].strip()}"
+        ) from err
+    return given.eval()
+
+
+def from_state(
+    state: dict[str, Any],
+    net: nn.Module | dict[str, nn.Module] | None = None,
+    base: object = None,
+    interpolant: Interpolant | None = None,
+) -> GenerativeModel:
+    """The model :meth:`GenerativeModel.state` described; ``net``, ``base`` and
+    ``interpolant`` supply what the state could not hold (see :func:`load`)."""
+    from .distributions import distribution_from_spec
+
+    saved = state["fields"]
+    if isinstance(net, nn.Module):
+        if len(saved) != 1:
+            raise ValueError(
+                f"the model has fields {sorted(saved)}: pass net={{field: module}} for each"
+            )
+        net = {next(iter(saved)): net}
+    net = net or {}
+    if not isinstance(net, dict) or not all(isinstance(m, nn.Module) for m in net.values()):
+        raise TypeError("net must be an nn.Module or a dict {field: nn.Module}")
+    unknown = sorted(set(net) - set(saved))
+    if unknown:
+        raise ValueError(f"net names fields {unknown} the model does not have ({sorted(saved)})")
+    fields = {k: _restore(k, v, net.get(k)) for k, v in saved.items()}
+    if "velocity" not in fields:
+        raise ValueError("the saved model holds no velocity field")
+    if base is None and state["base"] is not None:
+        if state["base"]["kind"] == "unsaved":
+            raise ValueError(
+                f"the model's base ({state['base']['class']}) could not be saved as data: pass "
+                "it again, load(path, base=...)"
+            )
+        base = distribution_from_spec(state["base"])
+    if interpolant is None:
+        if state["interpolant"] is None:
+            raise ValueError(
+                "the model's interpolant was built from callables and could not be saved: "
+                "pass it again, load(path, interpolant=...)"
+            )
+        interpolant = Interpolant(**state["interpolant"])
+    return GenerativeModel(
+        interpolant, fields["velocity"], score=fields.get("score"), base=base,
+        denoiser=fields.get("denoiser"), event_shape=state["event_shape"],
+    )  # fmt: skip
+
+
+def load(
+    path: str | Path,
+    net: nn.Module | dict[str, nn.Module] | None = None,
+    *,
+    base: object = None,
+    interpolant: Interpolant | None = None,
+) -> GenerativeModel:
+    """Read a model written by :meth:`GenerativeModel.save`, or a training run's model.
+
+    Arguments:
+        path: a file of :meth:`GenerativeModel.save`, a run folder of :func:`~.train.fit`
+            (its ``checkpoint.safetensors``, with the EMA fields) or such a checkpoint.
+        net: the network(s) for fields of a class that is not registered
+            (:func:`interpolants.nn.register`): a module for a one-field model or a dict
+            {field: module}; their weights are loaded from the file.
+        base: the base, if the saved model's base could not be described by data.
+        interpolant: the interpolant, for one built from callables.
+
+    Files are read without unpickling (:mod:`interpolants.checkpoints`): a pickle, such as a
+    file of interpolants 0.1, is refused with a message and never executed.
     """
-    from .train import load_checkpoint
+    from . import checkpoints
 
     path = Path(path)
     if path.is_dir():
-        path = path / "checkpoint.pt"
-    state = load_checkpoint(path)
-    if not isinstance(state, dict):
-        raise ValueError(f"{path} is not an interpolants model file")
-    if state.get("format") == "interpolants.GenerativeModel/1":
-        f = state["fields"]
-        return GenerativeModel(
-            Interpolant(**state["interpolant"]), f["velocity"], score=f["score"],
-            base=state["base"], denoiser=f["denoiser"], event_shape=state["event_shape"],
-        )  # fmt: skip
-    if "modules" in state and "interpolant" in state:
-        m = state["modules"]
-        if "velocity" not in m:
-            raise ValueError(f"{path} holds no velocity field")
-        return GenerativeModel(
-            Interpolant(**state["interpolant"]), m["velocity"], score=m.get("score"),
-            base=state["base"], denoiser=m.get("denoiser"),
-        )  # fmt: skip
-    raise ValueError(f"{path} is not an interpolants model file or checkpoint")
+        path = _run_checkpoint(path)
+    tree = checkpoints.load(path, kind=("model", "training"))
+    if not isinstance(tree.get("model"), dict):
+        raise checkpoints.CheckpointError(f"{path} holds no model")
+    return from_state(tree["model"], net, base=base, interpolant=interpolant)
+
+
+def _run_checkpoint(folder: Path) -> Path:
+    from .run_folder import CHECKPOINT
+
+    path = folder / CHECKPOINT
+    if not path.exists():
+        old = folder / "checkpoint.pt"
+        if old.exists():
+            return old  # refused by checkpoints.load with the reason
+        raise FileNotFoundError(f"{folder} is not a training run (no {CHECKPOINT})")
+    return path

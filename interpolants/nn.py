@@ -2,17 +2,78 @@
 
 Every network is called as ``net(t, x)`` with t of shape (batch,) and returns a tensor shaped
 like x, the signature of a velocity, score or denoiser.
+
+Saved models describe their networks by data, not by pickled code: a registered class
+(:func:`register`) with a ``config`` dict of its keyword arguments is written as
+``{"class": name, "options": config}`` beside its state dict and rebuilt by :func:`build`.
+A network of any other class is saved as its state dict only; the user rebuilds it
+(``si.load(path, net=MyNet(...))``).
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Sequence
+from typing import Any, TypeVar
 
 import torch
 from torch import Tensor, nn
 
-__all__ = ["MLPField", "TimeEmbedding", "UNetField", "default_net"]
+__all__ = [
+    "NETWORKS",
+    "MLPField",
+    "TimeEmbedding",
+    "UNetField",
+    "build",
+    "default_net",
+    "describe",
+    "register",
+]
+
+NETWORKS: dict[str, type[nn.Module]] = {}
+"""Network classes a saved model may name, by class name (see :func:`register`)."""
+
+M = TypeVar("M", bound=type[nn.Module])
+
+
+def register(cls: M) -> M:
+    """Let saved models name ``cls``: its instances must keep their constructor's keyword
+    arguments in a ``config`` dict, so that ``cls(**config)`` rebuilds the architecture.
+
+    Example:
+        >>> @register
+        ... class Zero(nn.Module):
+        ...     def __init__(self, dim: int):
+        ...         super().__init__()
+        ...         self.config = {"dim": dim}
+        ...     def forward(self, t, x):
+        ...         return torch.zeros_like(x)
+    """
+    if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+        raise TypeError(f"register takes an nn.Module class, got {cls!r}")
+    NETWORKS[cls.__name__] = cls
+    return cls
+
+
+def describe(module: nn.Module) -> dict[str, Any] | None:
+    """``{"class": name, "options": config}`` for a registered network, None for any other."""
+    cls = NETWORKS.get(type(module).__name__)
+    config = getattr(module, "config", None)
+    if cls is not type(module) or not isinstance(config, dict):
+        return None
+    return {"class": cls.__name__, "options": dict(config)}
+
+
+def build(description: dict[str, Any]) -> nn.Module:
+    """The network that :func:`describe` described (fresh weights: load the state dict next)."""
+    name = description.get("class")
+    if name not in NETWORKS:
+        raise ValueError(
+            f"network class {name!r} is not registered (known: {', '.join(sorted(NETWORKS))}); "
+            "register it with interpolants.nn.register, or pass the network to load"
+        )
+    return NETWORKS[name](**description.get("options", {}))
 
 
 class TimeEmbedding(nn.Module):
@@ -34,6 +95,7 @@ class TimeEmbedding(nn.Module):
         return torch.cat([t[:, None], arg.sin(), arg.cos()], dim=1)
 
 
+@register
 class MLPField(nn.Module):
     """net(t, x) = MLP([x, embed(t)]) for x of shape (batch, dim), SiLU activations.
 
@@ -79,6 +141,7 @@ class _ResBlock(nn.Module):
         return self.skip(x) + self.conv2(torch.nn.functional.silu(h))
 
 
+@register
 class UNetField(nn.Module):
     """A small convolutional U-Net for (batch, C, H, W) images with H, W divisible by 2.
 
@@ -122,10 +185,22 @@ class UNetField(nn.Module):
 
 
 def default_net(event_shape: Sequence[int], **options: int) -> nn.Module:
-    """An MLP for vectors (d,), a U-Net for images (C, H, W)."""
+    """An MLP for vectors (d,), a U-Net for images (C, H, W).
+
+    ``options`` are the class's keyword arguments (MLPField: width, depth, time_features;
+    UNetField: width, time_features); any other name is a TypeError listing the valid ones.
+    """
     shape = tuple(event_shape)
     if len(shape) == 1:
-        return MLPField(shape[0], **options)
-    if len(shape) == 3:
-        return UNetField(shape[0], **options)
-    raise ValueError(f"no default network for events of shape {shape}: pass net=")
+        cls, size = MLPField, "dim"
+    elif len(shape) == 3:
+        cls, size = UNetField, "channels"
+    else:
+        raise ValueError(f"no default network for events of shape {shape}: pass net=")
+    valid = [p for p in inspect.signature(cls).parameters if p != size]
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise TypeError(
+            f"unknown network option(s) {unknown} for {cls.__name__}; valid: {', '.join(valid)}"
+        )
+    return cls(shape[0], **options)

@@ -1,22 +1,28 @@
 """Training runs from YAML configs, and their evaluation: what the command line calls.
 
-A config names a data set (BENCHMARKS.md), an optional base, the interpolant, the fields and
-any :class:`~interpolants.train.TrainConfig` option::
+A config names the data (a built-in data set, see docs/benchmarks.md, or the user's file), an
+optional base, the interpolant, the fields and any :class:`~interpolants.train.TrainConfig`
+option::
 
-    data: checkerboard          # or {name: checkerboard, n: 100000}
-    base: null                  # null: N(0, I); or a data set name (two-sided)
+    data: checkerboard          # or {name: checkerboard, n: 100000, seed: 0}
+                                # or {path: my.npz, array: x, labels: y, holdout: 0.1}
+                                #    (.npy, .npz, .pt or .csv with label_column: NAME)
+    base: null                  # null: N(0, I); or a data set name or file (two-sided)
     interpolant: {path: linear, gamma: zero}
     fields: [velocity]
     steps: 4000
     batch_size: 4096
     lr: 0.001
     net: {width: 256, depth: 4}
-    eval: {n: 20000, steps: 100, solver: heun}
+    eval: {n: 20000, steps: 100, solver: heun, nll_points: 2000, grid: 80}
+
+Every key is checked, nested ones included: an unknown key or a value of the wrong type is a
+ValueError naming it. File paths are read relative to the config file's folder.
 """
 
 from __future__ import annotations
 
-import json
+import inspect
 import math
 import time
 from pathlib import Path
@@ -24,21 +30,31 @@ from typing import Any
 
 import torch
 import yaml
+from torch import Tensor
+from torch.utils.data import TensorDataset
 
+from . import checkpoints
 from . import data as datasets
+from .distributions import Empirical
 from .generative import GenerativeModel, load
+from .integrate import SOLVERS
 from .interpolant import Interpolant
 from .metrics import bits_per_dim, mmd2, sliced_w2
-from .train import TrainConfig, fit
+from .run_folder import CHECKPOINT, CONFIG, METRICS, METRICS_LOG, write_atomic
+from .train import HELDOUT, TrainConfig, fit
 
-__all__ = ["evaluate_run", "generate", "read_config", "train_from_config"]
+__all__ = ["check_config", "evaluate_run", "generate", "read_config", "train_from_config"]
 
 _RUN_KEYS = {"data", "base", "interpolant", "eval"}
 _EVAL_DEFAULTS = {"n": 20_000, "steps": 100, "solver": "heun", "nll_points": 2000, "grid": 80}
+_NAMED_KEYS = ("name", "n", "seed")
+_FILE_KEYS = ("path", "array", "labels", "label_column", "holdout")
+_INTERPOLANT_KEYS = tuple(p for p in inspect.signature(Interpolant).parameters)
 
 
 def read_config(path: str | Path) -> dict[str, Any]:
-    """Parse and check a YAML config; ValueError naming the file and the key on bad input."""
+    """Parse and check a YAML config; ValueError naming the file and the key on bad input.
+    Data file paths are made absolute, relative to the config's folder."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"config file {path} does not exist")
@@ -51,97 +67,177 @@ def read_config(path: str | Path) -> dict[str, Any]:
     if not isinstance(config, dict):
         raise ValueError(f"{path}: a config must be a mapping of options")
     check_config(config, str(path))
+    for role in ("data", "base"):
+        spec = config.get(role)
+        if isinstance(spec, dict) and "path" in spec:
+            config[role] = {**spec, "path": str((path.parent / spec["path"]).resolve())}
     return config
 
 
-def check_config(config: dict[str, Any], where: str = "config") -> None:
-    known = _RUN_KEYS | {"net"} | set(TrainConfig.__dataclass_fields__) - {"net_options"}
-    unknown = sorted(set(config) - known)
+def _unknown(given: dict[str, Any], known: Any, where: str) -> None:
+    unknown = sorted(set(given) - set(known))
     if unknown:
         raise ValueError(f"{where}: unknown key(s) {unknown}; known: {sorted(known)}")
+
+
+def check_config(config: dict[str, Any], where: str = "config") -> None:
+    """Every key known (nested sections too) and the run's own values well typed; the
+    training options are checked by :class:`~interpolants.train.TrainConfig`."""
+    known = _RUN_KEYS | {"net"} | set(TrainConfig.__dataclass_fields__) - {"net_options"}
+    _unknown(config, known, where)
     if "data" not in config:
         raise ValueError(f"{where}: 'data' is required (one of {', '.join(datasets.DATASETS)})")
-    _data_spec(config["data"], where)
+    _data_spec(config["data"], f"{where}: data")
+    if config.get("base") is not None:
+        _data_spec(config["base"], f"{where}: base")
+    for section, keys in (("interpolant", _INTERPOLANT_KEYS), ("net", None), ("eval", None)):
+        value = config.get(section)
+        if value is not None and not isinstance(value, dict):
+            raise ValueError(f"{where}: {section} must be a mapping, got {value!r}")
+        if value and keys is not None:
+            _unknown(value, keys, f"{where}: {section}")
+    _eval_settings(config.get("eval") or {}, f"{where}: eval")
 
 
 def _data_spec(spec: Any, where: str) -> dict[str, Any]:
-    spec = {"name": spec} if isinstance(spec, str) else dict(spec)
+    """{name, n, seed} for a built-in data set, {path, ...} for a file."""
+    if isinstance(spec, str):
+        spec = {"path": spec} if Path(spec).suffix in datasets.FILE_FORMATS else {"name": spec}
+    if not isinstance(spec, dict):
+        raise ValueError(f"{where}: expected a data set name, a file or a mapping, got {spec!r}")
+    if "path" in spec:
+        _unknown(spec, _FILE_KEYS, where)
+        holdout = spec.get("holdout", 0.1)
+        if holdout is not None and not (isinstance(holdout, float) and 0 < holdout < 1):
+            raise ValueError(f"{where}: holdout must be a fraction in (0, 1) or null")
+        return dict(spec)
+    _unknown(spec, _NAMED_KEYS, where)
     if spec.get("name") not in datasets.DATASETS:
         raise ValueError(
-            f"{where}: data: unknown data set {spec.get('name')!r}; "
-            f"known: {', '.join(datasets.DATASETS)}"
+            f"{where}: unknown data set {spec.get('name')!r}; known: "
+            f"{', '.join(datasets.DATASETS)}, or a file ({', '.join(datasets.FILE_FORMATS)})"
         )
-    return spec
+    for key in ("n", "seed"):
+        value = spec.get(key)
+        if value is not None and not (isinstance(value, int) and value >= (key == "n")):
+            raise ValueError(f"{where}: {key} must be a {'positive' * (key == 'n')} integer")
+    return dict(spec)
+
+
+def _eval_settings(ev: dict[str, Any], where: str) -> dict[str, Any]:
+    _unknown(ev, _EVAL_DEFAULTS, where)
+    ev = {**_EVAL_DEFAULTS, **ev}
+    for key in ("n", "steps", "nll_points", "grid"):
+        value = ev[key]
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{where}: {key} must be a positive integer, got {value!r}")
+    if ev["solver"] not in SOLVERS:
+        raise ValueError(f"{where}: solver must be one of {sorted(SOLVERS)}, got {ev['solver']!r}")
+    return ev
+
+
+def _load_data(spec: dict[str, Any], n: int | None = None, seed: int | None = None) -> Any:
+    """A tensor (or (x, labels) dataset) of the training split."""
+    if "path" in spec:
+        x, labels = datasets.read_file(
+            spec["path"], spec.get("array"), spec.get("labels"), spec.get("label_column")
+        )
+        return x if labels is None else TensorDataset(x, labels)
+    size = spec.get("n", n if n is not None else 100_000)
+    return datasets.load(spec["name"], n=size, split="train", seed=spec.get("seed", seed))
 
 
 def train_from_config(
-    config: dict[str, Any], out: str | Path, resume: bool = False, progress: bool = True
+    config: dict[str, Any],
+    out: str | Path,
+    resume: bool = False,
+    progress: bool = True,
+    *,
+    overwrite: bool = False,
 ) -> GenerativeModel:
-    """Train the run of ``config`` into folder ``out`` (resumable), then evaluate it."""
+    """Train the run of ``config`` into folder ``out`` (resumable), then return the model.
+
+    A user's data file keeps ``holdout`` (default 0.1) of its rows out of training, for
+    :func:`evaluate_run`; a built-in data set is evaluated on its own test split.
+    """
     check_config(config)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    spec = _data_spec(config["data"], "config")
-    x1 = datasets.load(spec["name"], n=spec.get("n", 100_000), split="train")
+    spec = _data_spec(config["data"], "data")
+    x1 = _load_data(spec)
     base = config.get("base")
+    base_spec = None
     if base is not None:
-        base = datasets.load(
-            _data_spec(base, "config base")["name"], n=len(x1), split="train", seed=7
-        )
+        base_spec = _data_spec(base, "base")
+        base = _load_data(base_spec, n=len(x1), seed=7)
+        base = base.tensors[0] if isinstance(base, TensorDataset) else base
     interpolant = Interpolant(**(config.get("interpolant") or {}))
     options = {k: v for k, v in config.items() if k not in _RUN_KEYS | {"net"}}
     options["net_options"] = config.get("net") or {}
-    (out / "run.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    model = fit(
-        x1, base=base, interpolant=interpolant, out=out, resume=resume, progress=progress, **options
-    )
-    return model
+    record = {"data": spec, "base": base_spec, "eval": config.get("eval") or {}}
+    return fit(
+        x1, base=base, interpolant=interpolant, out=out, resume=resume, overwrite=overwrite,
+        holdout=spec.get("holdout", 0.1) if "path" in spec else None, progress=progress,
+        record=record, **options,
+    )  # fmt: skip
 
 
-def _loss_plot(folder: Path) -> Path | None:
-    rows = [json.loads(r) for r in (folder / "metrics.jsonl").read_text().splitlines() if r.strip()]
-    if not rows:
-        return None
-    from .plots import curves
-
-    return curves(
-        {"loss": ([r["step"] for r in rows], [r["loss"] for r in rows])},
-        folder / "loss.png",
-        xlabel="step",
-    )
+def _reference_sets(folder: Path, record: dict[str, Any] | None, n: int) -> tuple[Tensor, Tensor]:
+    """(test points, an independent reference set of the same law) for the run's data."""
+    spec = (record or {}).get("data") or {}
+    if "name" in spec:
+        test = datasets.load(spec["name"], n=n, split="test")
+        return test, datasets.load(spec["name"], n=n, split="train", seed=11)
+    if not (folder / HELDOUT).exists():
+        raise ValueError(
+            f"{folder} has no held-out data to evaluate on: it was trained on the user's data "
+            "without a held-out split; train with si.fit(..., holdout=0.1) (or a data file in "
+            "a config, which keeps one), or evaluate the model in Python on your own test set"
+        )
+    held = checkpoints.load(folder / HELDOUT, kind="data")["x"]
+    half = min(len(held) // 2, n)
+    if half < 2:
+        raise ValueError(f"{folder}: {len(held)} held-out points are too few to evaluate on")
+    return held[:half], held[half : 2 * half]
 
 
 def evaluate_run(folder: str | Path, progress: bool = True, **overrides: Any) -> dict[str, Any]:
-    """Metrics and plots of a trained run: test NLL, sliced W2 and MMD^2 against held-out data
-    beside their noise floors; writes ``metrics.json`` and PNGs into the run folder."""
+    """Metrics and plots of a trained run: test NLL, sliced W2 and MMD^2 against the run's
+    held-out data beside their noise floors; writes ``metrics.json`` and PNGs into the run
+    folder once everything is computed (a failure leaves earlier results as they were).
+
+    Built-in data sets are evaluated on their test split; a run on the user's data on its
+    held-out split (``heldout.safetensors``), halved into test and reference points; a run
+    with neither is refused."""
     folder = Path(folder)
-    config = (
-        yaml.safe_load((folder / "run.yaml").read_text()) if (folder / "run.yaml").exists() else {}
-    )
-    ev = {**_EVAL_DEFAULTS, **(config.get("eval") or {}), **overrides}
+    if not (folder / CHECKPOINT).exists():
+        raise FileNotFoundError(f"{folder} is not a training run (no {CHECKPOINT})")
+    config = yaml.safe_load((folder / CONFIG).read_text()) if (folder / CONFIG).exists() else {}
+    record = (config or {}).get("run")
+    ev = _eval_settings({**((record or {}).get("eval") or {}), **overrides}, "evaluate")
     model = load(folder)
-    name = _data_spec(config.get("data", "checkerboard"), "run")["name"]
-    test = datasets.load(name, n=ev["n"], split="test")
-    reference = datasets.load(name, n=ev["n"], split="train", seed=11)
+    test, reference = _reference_sets(folder, record, ev["n"])
+    if tuple(test.shape[1:]) != tuple(model.base.event_shape):  # type: ignore[union-attr]
+        raise ValueError(
+            f"{folder}: the model's events differ from the data's {tuple(test.shape[1:])}"
+        )
     gen = torch.Generator().manual_seed(0)
     start = time.perf_counter()
     sol = model.sample(
         len(test), steps=ev["steps"], solver=ev["solver"], generator=gen, return_info=True
     )
-    sample_seconds = time.perf_counter() - start
-    x = sol.x
-    dims = test[0].numel()
+    name = (record or {}).get("data", {}).get("name", "held-out data")
+    result: dict[str, Any] = {"data": name, "nfe": sol.nfe,
+                              "sample_seconds": time.perf_counter() - start}  # fmt: skip
+    x, dims = sol.x, test[0].numel()
     pts = test[: ev["nll_points"]]
-    divergence = "exact" if dims <= 64 else "hutchinson"
-    nll = -model.log_prob(
-        pts, divergence=divergence, steps=ev["steps"], solver=ev["solver"], generator=gen
-    )
-    result: dict[str, Any] = {
-        "data": name,
-        "nfe": sol.nfe,
-        "sample_seconds": sample_seconds,
-        "test_nll": float(nll.mean()),
-        "test_nll_stderr": float(nll.std() / math.sqrt(len(nll))),
+    has_density = not isinstance(model.base, Empirical)
+    if has_density:
+        divergence = "exact" if dims <= 64 else "hutchinson"
+        nll = -model.log_prob(
+            pts, divergence=divergence, steps=ev["steps"], solver=ev["solver"], generator=gen
+        )
+        result["test_nll"] = float(nll.mean())
+        result["test_nll_stderr"] = float(nll.std() / math.sqrt(len(nll)))
+    result |= {
         "sliced_w2": sliced_w2(x, test),
         "sliced_w2_floor": sliced_w2(reference, test),
         "mmd2": mmd2(x, test),
@@ -149,27 +245,50 @@ def evaluate_run(folder: str | Path, progress: bool = True, **overrides: Any) ->
         "solver": ev["solver"],
         "steps": ev["steps"],
     }
-    truth = datasets.true_nll(name, pts)
+    truth = datasets.true_nll(name, pts) if has_density else None
     if truth is not None:
         result["true_nll"] = truth
         result["nll_gap"] = result["test_nll"] - truth
     if name == "digits":
         result["bits_per_dim"] = bits_per_dim(nll, dims, levels=17)
-    plots = [p for p in (_loss_plot(folder),) if p is not None]
-    if dims == 2:
-        from .plots import density_heatmap, samples_over_density
-
-        plots.append(
-            samples_over_density({"data (test)": test, "model samples": x}, folder / "samples.png")
-        )
-
-        def grid_log_prob(pts: torch.Tensor) -> torch.Tensor:
-            return model.log_prob(pts, steps=min(ev["steps"], 50), solver=ev["solver"])
-
-        plots.append(density_heatmap(grid_log_prob, folder / "density.png", resolution=ev["grid"]))
+    objective = (config or {}).get("objective", "interpolant")
+    plots = _evaluation_plots(folder, model, test, x, ev, has_density, objective)
     result["plots"] = [str(p) for p in plots]
-    (folder / "metrics.json").write_text(json.dumps(result, indent=2))
+    write_atomic(folder / METRICS, _json(result))
     return result
+
+
+def _json(value: dict[str, Any]) -> str:
+    import json
+
+    return json.dumps(value, indent=2)
+
+
+def _evaluation_plots(
+    folder: Path,
+    model: GenerativeModel,
+    test: Tensor,
+    x: Tensor,
+    ev: dict[str, Any],
+    has_density: bool,
+    objective: str,
+) -> list[Path]:
+    from .plots import density_heatmap, loss_plot, samples_over_density
+
+    loss = loss_plot(folder / METRICS_LOG, folder / "loss.png", objective)
+    plots = [] if loss is None else [loss]
+    if test[0].numel() == 2:
+        pair = {"data (held out)": test, "model samples": x}
+        plots.append(samples_over_density(pair, folder / "samples.png"))
+        if has_density:
+
+            def grid_log_prob(pts: Tensor) -> Tensor:
+                return model.log_prob(pts, steps=min(ev["steps"], 50), solver=ev["solver"])
+
+            plots.append(
+                density_heatmap(grid_log_prob, folder / "density.png", resolution=ev["grid"])
+            )
+    return plots
 
 
 def generate(
@@ -180,9 +299,22 @@ def generate(
     diffusion: float = 0.0,
     seed: int = 0,
     out: str | Path | None = None,
+    *,
+    overwrite: bool = False,
 ) -> Path:
-    """n samples of a trained run, saved as a tensor file (and a PNG for 2D data)."""
+    """n samples of a trained run, saved as a tensor file (and a PNG for 2D data).
+
+    The output is checked before sampling: its folder must exist, and an existing file is
+    replaced only with ``overwrite``."""
+    for key, value in (("n", n), ("steps", steps)):
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{key} must be a positive integer, got {value!r}")
     folder = Path(folder)
+    path = Path(out) if out is not None else folder / "samples.pt"
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"--out: folder {path.parent} does not exist")
+    if path.exists() and not overwrite:
+        raise ValueError(f"{path} exists; pass --overwrite to replace it, or another --out")
     model = load(folder)
     x = model.sample(
         n,
@@ -192,8 +324,9 @@ def generate(
         generator=torch.Generator().manual_seed(seed),
         progress=True,
     )
-    path = Path(out) if out is not None else folder / "samples.pt"
-    torch.save(x, path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(x, tmp)
+    tmp.replace(path)
     if x[0].numel() == 2:
         from .plots import samples_over_density
 

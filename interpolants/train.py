@@ -11,29 +11,39 @@ same batches as an uninterrupted one.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import copy
 import dataclasses
 import gc
+import hashlib
 import json
 import math
 import os
-import tempfile
+import signal
+import sys
+import threading
 import time
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+import yaml
 from torch import Tensor, nn
+from torch.utils.data import TensorDataset
 
+from . import checkpoints
 from .distributions import StandardNormal, as_distribution
 from .generative import GenerativeModel
 from .interpolant import TIME_DISTRIBUTIONS, Interpolant, InterpolantSample, sample_times
 from .losses import denoiser_loss, score_loss, velocity_loss
 from .nn import default_net
+from .run_folder import METRICS_LOG, RunFolder
 
-__all__ = ["EMA", "TrainConfig", "fit", "init_distributed", "load_checkpoint", "save_checkpoint"]
+__all__ = ["EMA", "TrainConfig", "TrainingInterrupted", "fingerprint", "fit", "init_distributed"]
 
 FIELDS = ("velocity", "score", "denoiser")
 
@@ -64,12 +74,26 @@ class TrainConfig:
     ml_divergence: str = "hutchinson"  # or "exact" (max_likelihood only)
 
     def check(self) -> None:
-        for name in ("steps", "batch_size", "log_every", "checkpoint_every"):
+        """ValueError naming the option for any value of the wrong type or range."""
+        for name in ("steps", "batch_size", "log_every", "checkpoint_every", "ml_ode_steps"):
             value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
+            if not _is_int(value) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        for name in ("seed", "warmup"):
+            if not _is_int(getattr(self, name)) or getattr(self, name) < 0:
+                raise ValueError(
+                    f"{name} must be a non-negative integer, got {getattr(self, name)!r}"
+                )
+        for name in ("lr", "weight_decay", "grad_clip", "ema", "trim"):
+            value = getattr(self, name)
+            if not (value is None and name == "trim") and not _is_number(value):
+                raise ValueError(f"{name} must be a number, got {value!r}")
         if not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr!r}")
+        if self.trim is not None and not 0 <= self.trim < 0.5:
+            raise ValueError(f"trim must lie in [0, 0.5), got {self.trim!r}")
+        if not isinstance(self.net_options, dict):
+            raise ValueError(f"net options must be a mapping, got {self.net_options!r}")
         if not 0 <= self.ema < 1:
             raise ValueError(f"ema must lie in [0, 1), got {self.ema!r}")
         if self.objective not in ("interpolant", "max_likelihood"):
@@ -92,6 +116,14 @@ class TrainConfig:
             raise ValueError(f"fields must be a non-empty subset of {FIELDS}, got {self.fields!r}")
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 class EMA:
     """theta_ema <- d_n theta_ema + (1 - d_n) theta after step n, on a frozen copy of a module.
 
@@ -112,45 +144,133 @@ class EMA:
             avg.copy_(b)
 
 
-def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
-    """torch.save to a temporary file in the same folder, then rename: never a half file."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+def fingerprint(value: Any) -> Any:
+    """What identifies a data set, base or tensor in a run's config: shape, dtype and the
+    SHA-256 of the bytes of every tensor (a Dataset's items, a sampler's tensor attributes);
+    plain values as they are. Two runs whose fingerprints agree saw the same data."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, Tensor):
+        raw = value.detach().cpu().contiguous()
+        digest = hashlib.sha256(raw.view(torch.uint8).numpy().tobytes() if raw.numel() else b"")
+        return {"shape": list(raw.shape), "dtype": str(raw.dtype).removeprefix("torch."),
+                "sha256": digest.hexdigest()}  # fmt: skip
+    if isinstance(value, (list, tuple)):
+        return [fingerprint(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): fingerprint(v) for k, v in value.items()}
+    if isinstance(value, TensorDataset):
+        return {"class": "TensorDataset", "tensors": fingerprint(list(value.tensors))}
+    if hasattr(value, "__getitem__") and hasattr(value, "__len__") and not hasattr(value, "sample"):
+        h = hashlib.sha256()
+        n = len(value)  # up to DATASET_ITEMS_HASHED items, evenly spread, with the length
+        for i in sorted({k * n // DATASET_ITEMS_HASHED for k in range(DATASET_ITEMS_HASHED)}):
+            item = value[i]
+            for part in item if isinstance(item, (tuple, list)) else (item,):
+                h.update(json.dumps(fingerprint(torch.as_tensor(part))).encode())
+        return {"class": type(value).__name__, "len": len(value), "sha256": h.hexdigest()}
+    attrs = {k: fingerprint(v) for k, v in sorted(vars(value).items()) if _plain(v)}
+    return {"class": type(value).__name__, **attrs}
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Read a checkpoint; a clear ValueError if it is missing or unreadable."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"no checkpoint at {path}")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:
-        raise ValueError(f"checkpoint {path} is corrupt or not a checkpoint ({err})") from err
+DATASET_ITEMS_HASHED = 1000
+"""A Dataset (read item by item, maybe from disk) is fingerprinted by its length and this many
+evenly spread items; tensors and TensorDatasets by all of their bytes."""
 
 
-def _config_dict(config: TrainConfig, interpolant: Interpolant) -> dict[str, Any]:
+def _plain(value: Any) -> bool:
+    return value is None or isinstance(value, (bool, int, float, str, Tensor, torch.Size))
+
+
+def _config_dict(
+    config: TrainConfig, interpolant: Interpolant, data: Any, base: Any, nets: dict[str, nn.Module]
+) -> dict[str, Any]:
+    """config.yaml: the options, the interpolant, what the data and base were, the networks."""
     out = asdict(config)
     out["fields"] = list(config.fields)
-    out["interpolant"] = interpolant.spec()
+    try:
+        out["interpolant"] = interpolant.spec()
+    except ValueError:
+        out["interpolant"] = repr(interpolant)
+    out["data"] = fingerprint(data)
+    out["base"] = fingerprint(base)
+    out["networks"] = {k: f"{type(m).__module__}.{type(m).__qualname__}" for k, m in nets.items()}
     return out
 
 
 def _differences(saved: dict[str, Any], now: dict[str, Any]) -> list[str]:
-    ignored = {"log_every", "checkpoint_every", "device"}
+    ignored = {"log_every", "checkpoint_every", "device", "run"}
     keys = (set(saved) | set(now)) - ignored
     return [
-        f"{k}: checkpoint {saved.get(k)!r}, now {now.get(k)!r}"
+        f"{k}: checkpoint {_short(saved.get(k))}, now {_short(now.get(k))}"
         for k in sorted(keys)
         if saved.get(k) != now.get(k)
     ]
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def as_data(data: Any, name: str = "data") -> Any:
+    """Check and convert training data: a numpy array becomes a tensor, integers become
+    float32; an empty set, a scalar per row, or NaN / inf values are a ValueError naming
+    ``name``. A Dataset or a sampler (``sample(n, generator)``) passes unchanged."""
+    if isinstance(data, np.ndarray):
+        data = torch.from_numpy(np.ascontiguousarray(data))
+    if isinstance(data, TensorDataset) and data.tensors:
+        return TensorDataset(as_data(data.tensors[0], name), *data.tensors[1:])
+    if isinstance(data, Tensor):
+        if data.ndim < 2:
+            raise ValueError(
+                f"{name} must have shape (n, *event), got {tuple(data.shape)} (one point a row)"
+            )
+        if data.shape[0] == 0 or data[0].numel() == 0:
+            raise ValueError(f"{name} is empty (shape {tuple(data.shape)})")
+        if not data.is_floating_point():
+            if data.is_complex():
+                raise ValueError(f"{name} has complex dtype {data.dtype}; pass real numbers")
+            data = data.float()
+        bad = ~torch.isfinite(data.flatten(1)).all(1)
+        if bool(bad.any()):
+            rows = bad.nonzero().flatten()
+            kinds = " or ".join(
+                k for k, f in (("NaN", torch.isnan), ("inf", torch.isinf)) if bool(f(data).any())
+            )
+            raise ValueError(
+                f"{name} has {kinds} in {len(rows)} row(s) (first: row {int(rows[0])}); "
+                "remove or impute them"
+            )
+        return data
+    if hasattr(data, "__len__") and not callable(getattr(data, "sample", None)) and len(data) == 0:
+        raise ValueError(f"{name} is empty")
+    return data
+
+
+def split_holdout(
+    data: Tensor, holdout: float | Tensor | None, seed: int
+) -> tuple[Tensor, Tensor | None]:
+    """(training rows, held-out rows): a fraction of the rows drawn by a generator seeded by
+    ``seed`` (apart from the training stream), given held-out points, or none."""
+    if holdout is None:
+        return data, None
+    if isinstance(holdout, (Tensor, np.ndarray)):
+        held = as_data(torch.as_tensor(holdout), "holdout")
+        if held.shape[1:] != data.shape[1:]:
+            raise ValueError(
+                f"holdout has events {tuple(held.shape[1:])}, data {tuple(data.shape[1:])}"
+            )
+        return data, held.to(data.dtype)
+    if not isinstance(data, Tensor):
+        raise ValueError("holdout as a fraction needs data as a tensor; pass held-out points")
+    if not _is_number(holdout) or not 0 < holdout < 1:
+        raise ValueError(f"holdout must be a fraction in (0, 1) or a tensor, got {holdout!r}")
+    k = round(holdout * len(data))
+    if not 1 <= k < len(data):
+        raise ValueError(f"holdout={holdout} of {len(data)} rows leaves no training or test rows")
+    perm = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))
+    return data[perm[k:]], data[perm[:k]]
 
 
 def _batches(data: Any) -> Callable[[int, torch.Generator], Tensor]:
@@ -158,6 +278,8 @@ def _batches(data: Any) -> Callable[[int, torch.Generator], Tensor]:
     fresh draws ``data.sample(n, generator)`` from a sampler (e.g. :class:`~.data.Dequantized`)."""
     if callable(getattr(data, "sample", None)):
         return lambda n, g: data.sample(n, g)
+    if isinstance(data, TensorDataset):
+        data = data.tensors[0]  # labels: read, not used yet
     if isinstance(data, Tensor):
         if data.ndim < 2:
             raise ValueError(f"data must have shape (n, *event), got {tuple(data.shape)}")
@@ -234,7 +356,7 @@ def _max_likelihood_loss(
     g: torch.Generator,
 ) -> Tensor:
     r"""-E log rho_1(x1) of the continuous flow dX = b dt, differentiated through the ODE solver
-    (the maximum-likelihood baseline: FFJORD, arXiv 1810.01367; "max entropy" in MISSION.md)."""
+    (the maximum-likelihood baseline: FFJORD, arXiv 1810.01367)."""
     model = GenerativeModel(I, velocity, base=base)
     logp = model.log_prob(
         x1,
@@ -259,15 +381,19 @@ def fit(
     out: str | Path | None = None,
     *,
     resume: bool = False,
-    progress: bool = False,
+    overwrite: bool = False,
+    holdout: float | Tensor | None = None,
+    progress: bool | None = None,
+    record: dict[str, Any] | None = None,
     **options: Any,
 ) -> GenerativeModel:
     r"""Learn the fields of a stochastic interpolant from samples of rho_1 (arXiv 2303.08797).
 
     Arguments:
-        data: a Tensor (n, *event) of x1 samples, a Dataset of x1 or (x1, label), or a sampler
-            with ``sample(n, generator)`` drawn afresh for every batch. Labels are read and
-            not used yet: conditioning on them is API.md section 4.
+        data: a Tensor or numpy array (n, *event) of x1 samples, a Dataset of x1 or
+            (x1, label), or a sampler with ``sample(n, generator)`` drawn afresh for every
+            batch. Integers are converted to float32; NaN or inf values are refused. Labels
+            are read and not used yet.
         base: None for N(0, I); a Tensor/Dataset of x0 samples or a distribution.
         interpolant: the interpolant (default: linear, gamma = 0).
         fields: any of "velocity", "score", "denoiser".
@@ -275,13 +401,27 @@ def fit(
             generator seeded by ``seed``.
         net: None for a default network per field, a module ``net(t, x)`` (one field) or a
             dict {field: module}.
-        out: a run folder for config.yaml, metrics.jsonl, checkpoint.pt; None keeps nothing.
-        resume: continue from ``out/checkpoint.pt`` (same config required).
-        progress: show a progress bar.
+        out: a run folder: config.yaml (the options and a fingerprint of the data),
+            metrics.jsonl, checkpoint.safetensors (every ``checkpoint_every`` steps and at
+            the end), loss.png (and samples.png for 2-D data). None keeps nothing. A folder
+            that already holds something is refused unless ``resume`` or ``overwrite``.
+        resume: continue from ``out``'s checkpoint; refused (before anything is written)
+            unless every setting that changes the result, the data included, is the same.
+        overwrite: replace what ``out`` holds; the old files are put back if this run fails.
+        holdout: a fraction of the rows of a tensor ``data`` kept out of training (drawn with
+            ``seed``), or held-out points; written to ``out/heldout.safetensors``, where
+            ``interpolants evaluate`` finds them. None: no held-out split.
+        progress: a progress bar; None shows one when standard error is a terminal.
+        record: plain data kept in config.yaml under ``run`` (the command line records the
+            data set's description and the evaluation settings there); not compared on resume.
         options: any other :class:`TrainConfig` field (warmup, schedule, grad_clip, ema, ...).
 
     Returns:
         A :class:`GenerativeModel` whose fields are the EMA networks.
+
+    Raises:
+        TrainingInterrupted: on Ctrl-C, after a checkpoint of the last finished step (with
+            ``out``); the message says how to resume.
     """
     names = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = set(options) - names
@@ -296,103 +436,240 @@ def fit(
         config.trim = 0.0 if I.is_deterministic and config.fields == ("velocity",) else 1e-3
     if config.antithetic is None:
         config.antithetic = not I.is_deterministic
-    draw_x1 = _batches(data)
-    device = torch.device(config.device)
-    gen = torch.Generator().manual_seed(seed)
-    sample_x1 = draw_x1(2, gen)
-    event_shape, dtype = sample_x1.shape[1:], sample_x1.dtype
-    base_dist = StandardNormal(event_shape, dtype=dtype) if base is None else as_distribution(base)
-    if tuple(base_dist.event_shape) != tuple(event_shape):
-        raise ValueError(
-            f"base events {tuple(base_dist.event_shape)} differ from "
-            f"data events {tuple(event_shape)}"
-        )
-    nets = _make_nets(net, config, event_shape, dtype, device)
     world = _world()
-    if config.batch_size % world[0]:
-        raise ValueError(f"batch_size {config.batch_size} must divide by the {world[0]} processes")
-    train_nets = _distributed(nets, device) if world[0] > 1 else nets
-    emas = {k: EMA(m, config.ema) for k, m in nets.items()}
-    params = [p for m in nets.values() for p in m.parameters()]
-    opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(config))
-    run = _Run(out, _config_dict(config, I), writer=world[1] == 0)
-    start = 0
-    if resume:
-        state = run.load()
-        for k, m in nets.items():
-            m.load_state_dict(state["nets"][k])
-            emas[k].module.load_state_dict(state["ema"][k])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        gen.set_state(state["generator"])
-        start = state["step"]
-    else:
-        gen.manual_seed(seed)
+    folder = RunFolder(out, resume=resume, overwrite=overwrite, writer=world[1] == 0)
+    data = as_data(data)
+    data, held = split_holdout(data, holdout, seed)
+    if base is not None and not isinstance(base, torch.distributions.Distribution):
+        base = as_data(base, "base") if isinstance(base, (Tensor, np.ndarray)) else base
+    job = _Job.build(data, base, I, config, net, world)
+    job.config_dict = _config_dict(config, I, data, base, job.nets)
+    if held is not None:
+        job.config_dict["holdout"] = fingerprint(held)
+    if record is not None:
+        job.config_dict["run"] = record
+    start = job.restore(folder, resume)
+    folder.accept(yaml.safe_dump(_yaml_safe(job.config_dict), sort_keys=False))
+    folder.rewind("step", start)  # resumed: the lines logged after the checkpoint go
+    if held is not None and folder and folder.writer:
+        checkpoints.save(folder.file(HELDOUT), {"x": held}, kind="data")
+    if progress is None:
+        progress = sys.stderr.isatty()
+    with folder.running():
+        job.train(folder, start, bool(progress) and world[1] == 0)
+        model = job.model()
+        if folder and folder.writer:
+            _run_plots(folder, model, config.objective)
+    return model
 
-    def checkpoint(step: int) -> None:
-        run.save(
-            {
-                "step": step,
-                "config": run.config,
-                "nets": {k: m.state_dict() for k, m in nets.items()},
-                "ema": {k: e.module.state_dict() for k, e in emas.items()},
-                "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict(),
-                "generator": gen.get_state(),
-                "modules": {k: e.module for k, e in emas.items()},
-                "interpolant": I.spec(),
-                "base": base_dist,
-            }
+
+HELDOUT = "heldout.safetensors"
+
+
+def _yaml_safe(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _yaml_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_yaml_safe(v) for v in value]
+    return value
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped :func:`fit`; a checkpoint of the last finished step was written first."""
+
+
+@dataclass
+class _Job:
+    """What one training run holds: the networks, their averages, the optimiser and stream."""
+
+    data: Any
+    draw_x1: Callable[[int, torch.Generator], Tensor]
+    base: Any
+    I: Interpolant
+    config: TrainConfig
+    nets: dict[str, nn.Module]
+    train_nets: dict[str, nn.Module]
+    emas: dict[str, EMA]
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LRScheduler
+    gen: torch.Generator
+    world: tuple[int, int]
+    device: torch.device
+    config_dict: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0  # training seconds of the run before a resume
+
+    @classmethod
+    def build(
+        cls, data: Any, base: Any, I: Interpolant, config: TrainConfig, net: Any,
+        world: tuple[int, int],
+    ) -> _Job:  # fmt: skip
+        draw_x1 = _batches(data)
+        device = torch.device(config.device)
+        gen = torch.Generator().manual_seed(config.seed)
+        sample_x1 = draw_x1(2, gen)
+        event_shape, dtype = sample_x1.shape[1:], sample_x1.dtype
+        base_dist = (
+            StandardNormal(event_shape, dtype=dtype) if base is None else as_distribution(base)
         )
+        if tuple(base_dist.event_shape) != tuple(event_shape):
+            raise ValueError(
+                f"base events {tuple(base_dist.event_shape)} differ from "
+                f"data events {tuple(event_shape)}"
+            )
+        nets = _make_nets(net, config, event_shape, dtype, device)
+        if config.batch_size % world[0]:
+            raise ValueError(
+                f"batch_size {config.batch_size} must divide by the {world[0]} processes"
+            )
+        train_nets = _distributed(nets, device) if world[0] > 1 else nets
+        emas = {k: EMA(m, config.ema) for k, m in nets.items()}
+        params = [p for m in nets.values() for p in m.parameters()]
+        opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(config))
+        gen.manual_seed(config.seed)
+        return cls(data, draw_x1, base_dist, I, config, nets, train_nets, emas, opt, sched, gen,
+                   world, device)  # fmt: skip
 
-    bar = _progress(progress and world[1] == 0, start, config.steps)
-    window: list[float] = []
-    clock = time.perf_counter()
-    for step in range(start, config.steps):
-        x1 = draw_x1(config.batch_size, gen).to(device)
-        x0 = base_dist.sample(config.batch_size, gen).to(device)
-        loss = _loss(train_nets, I, x0, x1, config, gen, world, base_dist)
+    def restore(self, folder: RunFolder, resume: bool) -> int:
+        """The step to start from: 0, or the checkpoint's once it matches this run."""
+        if not resume:
+            return 0
+        if not folder:
+            raise ValueError("resume=True needs out= (the run folder to resume)")
+        state = folder.checkpoint()
+        if state is None:
+            raise FileNotFoundError(f"no checkpoint to resume in {folder.path}")
+        diff = _differences(state["config"], self.config_dict)
+        if diff:
+            raise ValueError(
+                f"resume refused: {folder.path} was trained with other settings: " + "; ".join(diff)
+            )
+        for k, m in self.nets.items():
+            m.load_state_dict(state["nets"][k])
+            self.emas[k].module.load_state_dict(state["ema"][k])
+        self.opt.load_state_dict(state["optimizer"])
+        self.sched.load_state_dict(state["scheduler"])
+        self.gen.set_state(state["generator"])
+        self.seconds = state.get("seconds", 0.0)
+        return int(state["step"])
+
+    def checkpoint(self, folder: RunFolder, step: int, seconds: float) -> None:
+        if not folder:
+            return
+        folder.save_checkpoint({
+            "step": step,
+            "seconds": seconds,
+            "config": self.config_dict,
+            "nets": {k: m.state_dict() for k, m in self.nets.items()},
+            "ema": {k: e.module.state_dict() for k, e in self.emas.items()},
+            "optimizer": self.opt.state_dict(),
+            "scheduler": self.sched.state_dict(),
+            "generator": self.gen.get_state(),
+            "model": self.model().state(),
+        })  # fmt: skip
+
+    def model(self) -> GenerativeModel:
+        modules = {
+            k: e.module if self.config.ema > 0 else self.nets[k] for k, e in self.emas.items()
+        }
+        return _model(self.I, modules, self.base)
+
+    def step(self, step: int) -> tuple[float, float]:
+        """One optimiser step: (loss averaged over processes, gradient norm)."""
+        config, gen = self.config, self.gen
+        x1 = self.draw_x1(config.batch_size, gen).to(self.device)
+        x0 = self.base.sample(config.batch_size, gen).to(self.device)
+        loss = _loss(self.train_nets, self.I, x0, x1, config, gen, self.world, self.base)
         if not torch.isfinite(loss):
             raise FloatingPointError(
-                f"loss is {float(loss.detach())} at step {step}; "
-                "stopped, keeping the last good checkpoint"
-                + (f" in {run.folder}" if run.folder else "")
+                f"loss is {float(loss.detach())} at step {step}; stopped, keeping the last good "
+                "checkpoint (try a smaller lr or more warmup)"
             )
-        opt.zero_grad(set_to_none=True)
+        self.opt.zero_grad(set_to_none=True)
         loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(
-            params, config.grad_clip if config.grad_clip > 0 else math.inf
-        )
-        opt.step()
-        sched.step()
-        for k, m in nets.items():
-            emas[k].update(m, step)
-        window.append(_mean_over_processes(loss.detach(), world[0]))
-        done = step + 1
-        if done % config.log_every == 0 or done == config.steps:
-            now = time.perf_counter()
-            run.log(
-                {
-                    "step": done,
-                    "loss": sum(window) / len(window),
-                    "lr": sched.get_last_lr()[0],
-                    "grad_norm": float(grad_norm),
-                    "steps_per_s": len(window) / (now - clock),
-                }
-            )
-            if bar is not None:
-                bar.set_postfix(loss=f"{sum(window) / len(window):.4f}")
-            window, clock = [], now
-        if done % config.checkpoint_every == 0 or done == config.steps:
-            checkpoint(done)
+        params = [p for m in self.nets.values() for p in m.parameters()]
+        clip = config.grad_clip if config.grad_clip > 0 else math.inf
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, clip)
+        self.opt.step()
+        self.sched.step()
+        for k, m in self.nets.items():
+            self.emas[k].update(m, step)
+        return _mean_over_processes(loss.detach(), self.world[0]), float(grad_norm)
+
+    def train(self, folder: RunFolder, start: int, progress: bool) -> None:
+        config = self.config
+        bar = _progress(progress, start, config.steps)
+        window: list[float] = []
+        began = clock = time.perf_counter()
+        with _deferred_interrupt() as interrupt:
+            for step in range(start, config.steps):
+                loss, grad_norm = self.step(step)
+                window.append(loss)
+                done = step + 1
+                if done % config.log_every == 0 or done == config.steps:
+                    now = time.perf_counter()
+                    mean = sum(window) / len(window)
+                    lr = self.sched.get_last_lr()[0]
+                    folder.log({"step": done, "loss": mean, "lr": lr, "grad_norm": grad_norm,
+                                "steps_per_s": len(window) / (now - clock)})  # fmt: skip
+                    if bar is not None:
+                        bar.set_postfix(loss=f"{mean:.4f}")
+                    window, clock = [], now
+                seconds = self.seconds + time.perf_counter() - began
+                if done % config.checkpoint_every == 0 or done == config.steps:
+                    self.checkpoint(folder, done, seconds)
+                if bar is not None:
+                    bar.update(1)
+                if interrupt.requested and done < config.steps:
+                    self.checkpoint(folder, done, seconds)
+                    if bar is not None:
+                        bar.close()
+                    where = f"checkpoint of step {done} in {folder.path}" if folder else "no out="
+                    raise TrainingInterrupted(
+                        f"interrupted at step {done} of {config.steps}; {where}"
+                        + ("; resume with resume=True (interpolants train ... --resume)"
+                           if folder else "")
+                    )  # fmt: skip
         if bar is not None:
-            bar.update(1)
-    if bar is not None:
-        bar.close()
-    return _model(
-        I, {k: e.module if config.ema > 0 else nets[k] for k, e in emas.items()}, base_dist
-    )
+            bar.close()
+
+
+class _Interrupt:
+    requested = False
+
+
+@contextlib.contextmanager
+def _deferred_interrupt() -> Iterator[_Interrupt]:
+    """Ctrl-C sets a flag that the loop reads after a whole step (a second one stops at once),
+    so the checkpoint written on the way out is a consistent state."""
+    flag = _Interrupt()
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if flag.requested:
+            raise KeyboardInterrupt
+        flag.requested = True
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _run_plots(folder: RunFolder, model: GenerativeModel, objective: str) -> None:
+    """loss.png from metrics.jsonl, samples.png for 2-D data; a failed plot costs no run."""
+    from .plots import loss_plot, samples_over_density
+
+    try:
+        loss_plot(folder.file(METRICS_LOG), folder.file("loss.png"), objective)
+        if model.base is not None and tuple(model.base.event_shape) == (2,):
+            x = model.sample(2000, steps=50, generator=torch.Generator().manual_seed(0))
+            samples_over_density({"model samples (2000)": x}, folder.file("samples.png"))
+    except Exception as err:  # the run is saved; say why a plot is missing
+        warnings.warn(f"plots of {folder.path} not written: {err}", stacklevel=3)
 
 
 def _world() -> tuple[int, int]:
@@ -481,41 +758,3 @@ def _progress(enabled: bool, start: int, total: int) -> Any:
     from tqdm.auto import tqdm
 
     return tqdm(total=total, initial=start, desc="training", unit="step")
-
-
-class _Run:
-    """The run folder: config.yaml, metrics.jsonl and checkpoint.pt (or nothing when out=None)."""
-
-    def __init__(self, out: str | Path | None, config: dict[str, Any], writer: bool = True):
-        self.folder = Path(out) if out is not None else None
-        self.config = config
-        self.writer = writer  # only one process of a distributed run writes
-        if self.folder is not None and writer:
-            import yaml
-
-            self.folder.mkdir(parents=True, exist_ok=True)
-            (self.folder / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-
-    def load(self) -> dict[str, Any]:
-        """The last checkpoint, checked against this config; metrics past it are dropped."""
-        if self.folder is None:
-            raise ValueError("resume=True needs out= (the run folder to resume)")
-        state = load_checkpoint(self.folder / "checkpoint.pt")
-        diff = _differences(state["config"], self.config)
-        if diff:
-            raise ValueError("checkpoint does not match this config: " + "; ".join(diff))
-        metrics = self.folder / "metrics.jsonl"
-        if metrics.exists() and self.writer:
-            rows = [r for r in metrics.read_text().splitlines() if r.strip()]
-            kept = [r for r in rows if json.loads(r)["step"] <= state["step"]]
-            metrics.write_text("".join(r + "\n" for r in kept))
-        return state
-
-    def save(self, state: dict[str, Any]) -> None:
-        if self.folder is not None and self.writer:
-            save_checkpoint(self.folder / "checkpoint.pt", state)
-
-    def log(self, row: dict[str, Any]) -> None:
-        if self.folder is not None and self.writer:
-            with open(self.folder / "metrics.jsonl", "a") as f:
-                f.write(json.dumps(row) + "\n")

@@ -33,7 +33,13 @@ def test_training_demo_trains_evaluates_and_prints(tmp_path):
     # 40 steps learn something: far better than the base N(0, I) (NLL ~ 5.4 on this square)
     assert 3.4 < metrics["test_nll"] < 5.0
     assert metrics["sliced_w2"] > metrics["sliced_w2_floor"]
-    for name in ("loss.png", "samples.png", "density.png", "checkpoint.pt", "metrics.json"):
+    for name in (
+        "loss.png",
+        "samples.png",
+        "density.png",
+        "checkpoint.safetensors",
+        "metrics.json",
+    ):
         assert (out / name).stat().st_size > 0
     text = format_training_demo(metrics, out)
     assert "gap" in text and "samples.png" in text and "noise floor" in text
@@ -43,8 +49,8 @@ def test_training_demo_trains_evaluates_and_prints(tmp_path):
     "argv,message",
     [
         (["bench", "nonsense"], "unknown benchmark 'nonsense'"),
-        (["demo", "--exact", "-n", "0", "--out", "{tmp}"], "n must be a positive integer"),
-        (["demo", "--steps", "0", "--out", "{tmp}"], "steps must be a positive integer"),
+        (["demo", "--exact", "-n", "0", "--out", "{tmp}"], "n must be an integer >= 2"),
+        (["demo", "--steps", "0", "--out", "{tmp}"], "--steps: expected a positive integer"),
     ],
 )
 def test_bad_input_is_one_line_and_nonzero(argv, message, tmp_path, capsys):

@@ -10,6 +10,7 @@ import torch
 from torch import Tensor, nn
 
 import interpolants as si
+from interpolants import checkpoints
 import interpolants.samplers.nets as nets_module
 from interpolants.distributions import DiagonalNormal
 from interpolants.samplers import NETSModel, run_ais, run_nets, sample
@@ -528,7 +529,7 @@ def test_sample_entry_point_and_cli_files(tmp_path):
     assert m["status"] == "ok" and m["training_evaluations"] > 0
     lines = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [x["iteration"] for x in lines] == [2, 4]
-    assert (tmp_path / "checkpoint.pt").exists()
+    assert (tmp_path / "checkpoint.safetensors").exists()
     # resume to 6 rounds: two more lines, the evaluations keep counting
     opts |= {"iterations": 6, "resume": True}
     m2 = run_sample_target("gmm-d2-k3", "nets", n=40, out=tmp_path, options=opts, progress=False)
@@ -566,10 +567,10 @@ def test_a_training_cut_short_resumes_to_the_unbroken_run(tmp_path, monkeypatch)
     monkeypatch.setattr(nets_module, "_adapt_eps", adapt)
     with open(tmp_path / "b" / "metrics.jsonl", "a") as f:
         f.write('{"iteration": 6, "lo')  # a line cut by the crash
-    state = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)
+    state = checkpoints.load(tmp_path / "b" / "checkpoint.safetensors")
     assert state["iteration"] == 3
     state["seconds"] = 1000.0  # training time before the crash: counted on after the resume
-    torch.save(state, tmp_path / "b" / "checkpoint.pt")
+    checkpoints.save(tmp_path / "b" / "checkpoint.safetensors", state, kind="training")
     with pytest.raises(ValueError, match="resume"):  # another drift: refused, log untouched
         run_nets(target, **opts | {"width": 16}, log_dir=tmp_path / "b", resume=True)
     resumed = run_nets(target, **opts, log_dir=tmp_path / "b", resume=True)

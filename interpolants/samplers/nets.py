@@ -73,7 +73,6 @@ References:
 
 from __future__ import annotations
 
-import json
 import math
 import time
 import warnings
@@ -86,6 +85,7 @@ import torch
 from torch import Tensor, nn
 
 from ..distributions import DiagonalNormal
+from ..run_folder import CHECKPOINT, RunFolder
 from .adaptation import find_reasonable_step_size
 from .ais import ADAPT_RATE, AnnealedDensity, _gather, _metric, _resolve_base, systematic_resample
 from .diagnostics import ess_of_weights, log_mean_exp, log_Z_from_weights
@@ -623,56 +623,40 @@ def _action_loss(model: NETSModel, path: _Path, batch: _Batch, base_x: Tensor, f
     return e0 - e1 + inner.sum() / n_per_time
 
 
-def _logged_round(line: str) -> int | None:
-    """The round of a metrics.jsonl line; None for a blank or cut line (a crash mid-write)."""
-    try:
-        return int(json.loads(line)["iteration"])
-    except (ValueError, KeyError, TypeError):
-        return None
-
-
 class _Logger:
-    """metrics.jsonl lines, checkpoint.pt (atomic) in ``log_dir``; a progress bar."""
+    """metrics.jsonl lines and the checkpoint in a :class:`~..run_folder.RunFolder`; a
+    progress bar. ``log_dir`` may be a folder the caller opened (the command line's)."""
 
-    def __init__(self, log_dir: str | Path | None, total: int, progress: bool):
-        self.dir = None if log_dir is None else Path(log_dir)
-        if self.dir is not None:
-            self.dir.mkdir(parents=True, exist_ok=True)
+    def __init__(
+        self, log_dir: str | Path | RunFolder | None, total: int, progress: bool, resume: bool
+    ):
+        self.folder = (
+            log_dir if isinstance(log_dir, RunFolder) else RunFolder(log_dir, resume=resume)
+        )
         self.bar = progress_bar(total, progress, "nets")
+
+    @property
+    def dir(self) -> Path | None:
+        return self.folder.path
 
     def log(self, row: dict[str, Any]) -> None:
         self.bar.set_postfix(
             loss=f"{row['loss']:.3g}", ess=f"{row['ess']:.3f}", logZ=f"{row['log_Z']:.3f}"
         )
-        if self.dir is not None:
-            with open(self.dir / "metrics.jsonl", "a") as f:
-                f.write(json.dumps(row) + "\n")
+        self.folder.log(row)
 
     def save(self, state: dict[str, Any]) -> None:
-        if self.dir is not None:
-            from ..train import save_checkpoint
-
-            save_checkpoint(self.dir / "checkpoint.pt", state)
+        self.folder.save_checkpoint(state)
 
     def load(self) -> dict[str, Any] | None:
-        if self.dir is None or not (self.dir / "checkpoint.pt").exists():
-            return None
-        from ..train import load_checkpoint
+        return self.folder.checkpoint()
 
-        return load_checkpoint(self.dir / "checkpoint.pt")
-
-    def rewind(self, iteration: int) -> None:
-        """Drop the metrics.jsonl lines logged after round ``iteration`` (a crash between
-        checkpoints): the resumed rounds write them again."""
-        metrics = None if self.dir is None else self.dir / "metrics.jsonl"
-        if metrics is None or not metrics.exists():
-            return
-        lines = metrics.read_text().splitlines()
-        kept = [x for x in lines if (r := _logged_round(x)) is not None and r <= iteration]
-        if len(kept) < len(lines):
-            tmp = metrics.with_suffix(".tmp")
-            tmp.write_text("".join(x + "\n" for x in kept))
-            tmp.replace(metrics)
+    def accept(self, iteration: int | None) -> None:
+        """Start writing; drop the metrics.jsonl lines logged after round ``iteration`` (a
+        crash between checkpoints; all of them when None): the resumed rounds write them
+        again."""
+        self.folder.accept()
+        self.folder.rewind("iteration", iteration)
 
 
 @dataclass
@@ -747,7 +731,7 @@ def _train(
                 final = _Batch.from_records(traj.records[-1:])
                 loss = _action_loss(model, path, batch, x0, final)
             if not torch.isfinite(loss):
-                saved = logger.dir is not None and (logger.dir / "checkpoint.pt").exists()
+                saved = logger.dir is not None and (logger.dir / CHECKPOINT).exists()
                 kept = f"the checkpoint in {logger.dir} is kept" if saved else "no checkpoint"
                 raise FloatingPointError(
                     f"nets: the {o.objective} loss is {float(loss.detach())} in training round "
@@ -913,7 +897,7 @@ def run_nets(
     exact_max_dim: int = 32,
     log_det: str = "auto",
     probes: int = 1,
-    log_dir: str | Path | None = None,
+    log_dir: str | Path | RunFolder | None = None,
     resume: bool = False,
     log_every: int = 10,
     checkpoint_every: int = 50,
@@ -992,9 +976,11 @@ def run_nets(
         log_det: of the sampling run's transport steps: "exact" (the weights are unbiased),
             "hutchinson" (the trapezoid of Hutchinson divergences: d times cheaper, biased;
             see the module docstring) or "auto" (default): exact when dim <= 50.
-        log_dir: where to write metrics.jsonl (loss, ESS, log Z every ``log_every``
-            rounds) and checkpoint.pt (every ``checkpoint_every`` rounds).
-        resume: continue the training from log_dir/checkpoint.pt.
+        log_dir: a run folder for metrics.jsonl (loss, ESS, log Z every ``log_every``
+            rounds) and checkpoint.safetensors (every ``checkpoint_every`` rounds); one that
+            already holds something is refused unless ``resume``.
+        resume: continue the training from log_dir's checkpoint (refused, before anything
+            is written, when the drift's settings differ).
         dtype: walker dtype (default the base's).
         device: where the walkers, the drift and the target evaluations live (e.g. "cuda";
             default: where the base samples). Random numbers come from one CPU generator,
@@ -1080,7 +1066,7 @@ def run_nets(
     )
     path = _Path(AnnealedDensity(density, base), schedule, schedule_power)
     history: list[dict[str, Any]] = []
-    logger = _Logger(log_dir, iterations if model is None and drift else 0, progress)
+    logger = _Logger(log_dir, iterations if model is None and drift else 0, progress, resume)
     earlier_seconds = 0.0  # training seconds before a resumed checkpoint
     if drift is not None and model is None:
         config = {"schedule": schedule, "schedule_power": schedule_power, "objective": objective,
@@ -1094,6 +1080,8 @@ def run_nets(
             mean_scale = float(scale.mean())
             model = NETSModel(raw, config, eps0=(0.5 * mean_scale) ** 2 * train_steps / 2)
         model.to(device or scale.device)
+        if resume and log_dir is None:
+            raise ValueError("resume=True needs log_dir (where the checkpoint is)")
         resume_state = logger.load() if resume else None
         if resume_state is not None:
             drift_config = getattr(model.drift, "config", None)
@@ -1107,12 +1095,9 @@ def run_nets(
             generator.set_state(resume_state["generator"])
             density.evaluations = resume_state["evaluations"]
             history = resume_state["history"]
-            logger.rewind(resume_state["iteration"])
             earlier_seconds = resume_state.get("seconds", 0.0)
-        elif resume and log_dir is None:
-            raise ValueError("resume=True needs log_dir (where checkpoint.pt is)")
-        elif resume:  # no checkpoint yet: start again, and so does the log
-            logger.rewind(0)
+        # resumed: lines past the checkpoint go; no checkpoint yet: start again, so does the log
+        logger.accept(None if resume_state is None else resume_state["iteration"])
         opts = _TrainOptions(iterations, train_walkers, train_steps, updates, batch_size, lr,
                              objective, exact, probes, moves, log_every, checkpoint_every,
                              buffer if objective == "pinn" else 1, time_weighted,
