@@ -1,4 +1,6 @@
-"""Sample and density metrics of BENCHMARKS.md: sliced W2, RBF MMD^2, NLL in nats or bits/dim.
+"""Sample and density metrics: sliced W2, RBF MMD^2, NLL in nats or bits/dim.
+
+Definitions and protocol: ``docs/benchmarks.md``.
 
 Sample metrics are always reported beside the same metric between two independent reference
 sets (the noise floor), which says how small the number can be at this sample size.
@@ -23,21 +25,56 @@ def sliced_w2(x: Tensor, y: Tensor, projections: int = 500, seed: int = 0) -> fl
     return float(ot.sliced_wasserstein_distance(a, b, n_projections=projections, seed=seed))
 
 
-def mmd2(x: Tensor, y: Tensor, max_points: int = 2000) -> float:
-    r"""Unbiased RBF-kernel MMD^2 with the median-heuristic bandwidth (Gretton et al. 2012).
+def mmd2(
+    x: Tensor,
+    y: Tensor,
+    max_points: int = 2000,
+    *,
+    bandwidth: float | None = None,
+    unbiased: bool = False,
+) -> float:
+    r"""Squared maximum mean discrepancy MMD^2 between the samples x and y, RBF kernel.
 
-    k(a, b) = exp(-|a - b|^2 / (2 h^2)), h^2 = median of pairwise squared distances / 2.
+    k(a, b) = exp(-|a - b|^2 / (2 h^2)), with h^2 = (median of the pairwise squared distances
+    of the pooled samples) / 2 unless ``bandwidth`` gives h (Gretton et al., JMLR 2012).
+
+    By default this is the biased V-statistic, the squared RKHS distance between the two
+    empirical kernel mean embeddings:
+
+        MMD_b^2 = mean_{i,i'} k(x_i, x_i') + mean_{j,j'} k(y_j, y_j') - 2 mean_{i,j} k(x_i, y_j)
+
+    (diagonal terms k(x_i, x_i) = 1 included). It is never negative, and 0 only when the two
+    sample sets are the same set of points. For two independent sets from one distribution it
+    is about (1 - E k(x, x')) (1/n + 1/m) > 0: the noise floor that ``mmd2(reference, test)``
+    measures at the same sample sizes. A model whose value is near that floor cannot be told
+    from the data at this sample size; the V-statistic's bias is the same for both numbers.
+
+    ``unbiased=True`` gives the U-statistic instead (diagonal terms left out): an unbiased
+    estimate of the population MMD^2 which, for two samples of one distribution, scatters
+    around 0 and is negative about half the time; use it for two-sample tests, not for
+    reporting beside a floor. The two differ by exactly
+    (1 - mean_{i != i'} k(x_i, x_i')) / n + (1 - mean_{j != j'} k(y_j, y_j')) / m.
+
+    Arguments:
+        x, y: (n, ...) and (m, ...) samples, flattened per sample; at most ``max_points`` of
+            each (the first ones) are used.
+        max_points: the subsample size (the cost is quadratic).
+        bandwidth: the kernel width h; None for the median heuristic.
+        unbiased: return the U-statistic (can be negative) instead of the V-statistic.
     """
     x = x.detach().flatten(1).double()[:max_points]
     y = y.detach().flatten(1).double()[:max_points]
     z = torch.cat([x, y])
     d2 = torch.cdist(z, z).square()
-    h2 = d2[d2 > 0].median() / 2
+    h2 = d2[d2 > 0].median() / 2 if bandwidth is None else torch.tensor(float(bandwidth) ** 2)
     k = torch.exp(-d2 / (2 * h2))
     n, m = len(x), len(y)
-    kxx = (k[:n, :n].sum() - k[:n, :n].diagonal().sum()) / (n * (n - 1))
-    kyy = (k[n:, n:].sum() - k[n:, n:].diagonal().sum()) / (m * (m - 1))
-    return float(kxx + kyy - 2 * k[:n, n:].mean())
+    kxx, kyy, kxy = k[:n, :n], k[n:, n:], k[:n, n:]
+    if unbiased:
+        xx = (kxx.sum() - kxx.diagonal().sum()) / (n * (n - 1))
+        yy = (kyy.sum() - kyy.diagonal().sum()) / (m * (m - 1))
+        return float(xx + yy - 2 * kxy.mean())
+    return max(float(kxx.mean() + kyy.mean() - 2 * kxy.mean()), 0.0)
 
 
 def bits_per_dim(nll_nats: Tensor | float, dims: int, levels: int = 256) -> float:

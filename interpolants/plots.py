@@ -1,14 +1,34 @@
-"""PNG plots (matplotlib, headless): samples over a density, curves."""
+"""PNG plots (matplotlib, headless): samples over a density, a density heat map, curves.
+
+Every plot names what it draws: axis labels with the coordinates shown (``x[0]``, ``x[1]``
+of d, or names the caller passes) and ticks, a labelled colour bar wherever colour encodes a
+value, and a title.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import textwrap
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
 
-__all__ = ["curves", "density_heatmap", "samples_over_density"]
+__all__ = [
+    "INTERPOLANT_LOSS_NOTE",
+    "curves",
+    "density_heatmap",
+    "loss_plot",
+    "samples_over_density",
+]
+
+INTERPOLANT_LOSS_NOTE = (
+    "Why the loss is negative: E|b|² − 2 dx_t/dt·b = E|b − dx_t/dt|² − E|dx_t/dt|², the "
+    "regression error less a constant, so its minimum (−E|E[dx_t/dt | x_t]|²) is below 0; "
+    "only its decrease means anything (score/denoiser terms likewise)."
+)
+"""The note under an interpolant loss curve (see :func:`curves`)."""
 
 
 def _pyplot():
@@ -20,43 +40,94 @@ def _pyplot():
     return plt
 
 
+def _save(fig: Any, path: str | Path) -> Path:
+    """Write ``fig`` to the PNG ``path`` (parents created) and close it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    _pyplot().close(fig)
+    return path
+
+
+def _coordinate_names(coords: tuple[int, int], labels: Sequence[str] | None) -> tuple[str, str]:
+    """The names of coordinates ``coords``: the caller's (the two drawn, or one per coordinate),
+    else ``x[i]``."""
+    if labels is None:
+        return f"x[{coords[0]}]", f"x[{coords[1]}]"
+    if len(labels) == 2:
+        return str(labels[0]), str(labels[1])
+    return str(labels[coords[0]]), str(labels[coords[1]])
+
+
 def samples_over_density(
     panels: dict[str, Tensor],
     path: str | Path,
     log_prob: Callable[[Tensor], Tensor] | None = None,
     limits: tuple[float, float] = (-6.0, 6.0),
     max_points: int = 5000,
+    *,
+    coords: tuple[int, int] = (0, 1),
+    labels: Sequence[str] | None = None,
+    density_label: str = "density exp(log_prob)",
+    title: str | None = None,
 ) -> Path:
-    """Scatter 2D sample sets side by side, over the contours of ``log_prob`` when given.
+    """Scatter sample sets side by side in the plane of two coordinates, over ``log_prob``.
+
+    Each panel is titled by its key and the number of points drawn; the figure title says
+    which coordinates are shown ("x[0] vs x[1] of 32" for 32-dimensional samples). With
+    ``log_prob`` the density exp(log_prob) is drawn as filled contours with a colour bar.
 
     Arguments:
-        panels: title -> (n, 2) samples.
+        panels: title -> (n, d) samples, d >= 2 (coordinates ``coords`` are drawn).
         path: where to write the PNG (parents are created).
-        log_prob: a callable (m, 2) -> (m,), drawn as filled contours of the density.
+        log_prob: a callable (m, 2) -> (m,) on the plane drawn, shown as filled contours of
+            exp(log_prob) (only meaningful when d = 2).
+        limits: the square window (low, high) of both axes.
+        max_points: at most this many points per panel.
+        coords: the two coordinates drawn.
+        labels: names of the coordinates, either the two drawn or one per coordinate; the
+            default is ``x[i]``.
+        density_label: the colour bar's label (what exp(log_prob) is, with its units).
+        title: the figure title; by default "samples: x[i] vs x[j] (of d)".
     """
     plt = _pyplot()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 4.3), squeeze=False)
-    grid = None
+    dims = {int(x.shape[1]) for x in panels.values()}
+    dim = max(dims) if dims else 2
+    xlabel, ylabel = _coordinate_names(coords, labels)
+    if title is None:
+        of = f" of {dim} coordinates" if dim > 2 else ""
+        over = ", over the density contours" if log_prob is not None else ""
+        title = f"samples: {xlabel} vs {ylabel}{of}{over}"
+    n = len(panels)
+    fig, axes = plt.subplots(
+        1,
+        n,
+        figsize=(4 * n + (1.0 if log_prob is not None else 0.0), 4.6),
+        squeeze=False,
+        layout="constrained",
+    )
+    contours = None
     if log_prob is not None:
         u = torch.linspace(*limits, 200, dtype=torch.float64)
         gx, gy = torch.meshgrid(u, u, indexing="xy")
         with torch.no_grad():
             dens = log_prob(torch.stack([gx.flatten(), gy.flatten()], 1)).exp().reshape(200, 200)
-        grid = (gx.numpy(), gy.numpy(), dens.numpy())
-    for ax, (title, x) in zip(axes[0], panels.items(), strict=True):
-        if grid is not None:
-            ax.contourf(*grid, levels=20, cmap="Blues")
+        grid = (gx.numpy(), gy.numpy(), dens.double().cpu().numpy())
+    for ax, (name, x) in zip(axes[0], panels.items(), strict=True):
+        if log_prob is not None:
+            contours = ax.contourf(*grid, levels=20, cmap="Blues")
         pts = x[:max_points].detach().cpu().double().numpy()
-        ax.scatter(pts[:, 0], pts[:, 1], s=1.5, c="crimson", alpha=0.5, linewidths=0)
-        ax.set(xlim=limits, ylim=limits, title=title, aspect="equal")
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+        ax.scatter(
+            pts[:, coords[0]], pts[:, coords[1]], s=1.5, c="crimson", alpha=0.5, linewidths=0
+        )
+        shown = f"{len(pts)} of {len(x)}" if len(pts) < len(x) else f"{len(pts)}"
+        ax.set(xlim=limits, ylim=limits, aspect="equal", xlabel=xlabel, ylabel=ylabel)
+        ax.set_title(f"{name} ({shown} points)", fontsize=10)
+    if contours is not None:
+        bar = fig.colorbar(contours, ax=list(axes[0]), shrink=0.85)
+        bar.set_label(density_label)
+    fig.suptitle(title)
+    return _save(fig, path)
 
 
 def curves(
@@ -64,22 +135,45 @@ def curves(
     path: str | Path,
     xlabel: str = "step",
     log_y: bool = False,
+    *,
+    ylabel: str | None = None,
+    title: str | None = None,
+    note: str | None = None,
 ) -> Path:
-    """Line plot of named (x, y) series, e.g. the loss against the training step."""
+    """Line plot of named (x, y) series, e.g. the training loss against the step.
+
+    Arguments:
+        series: legend name -> (x values, y values).
+        path: the PNG to write (parents are created).
+        xlabel: the x-axis label.
+        log_y: a logarithmic y axis (positive values only).
+        ylabel: the y-axis label (what y is, with its units); by default the name of the one
+            series, or "value" for several.
+        title: the plot title; by default "<ylabel> against <xlabel>".
+        note: a short text shown under the title, e.g. how to read the values.
+
+    The interpolant's velocity loss (:func:`interpolants.losses.velocity_loss`) is
+    E|b|² − 2 dx_t/dt·b = E|b − dx_t/dt|² − E|dx_t/dt|²: the regression error less a constant
+    that does not depend on b, so its minimum, −E|E[dx_t/dt | x_t]|², is negative and only its
+    decrease is meaningful, not its sign or level (the score and denoiser losses likewise).
+    :data:`INTERPOLANT_LOSS_NOTE` says this in a line to pass as ``note``.
+    """
     plt = _pyplot()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(6, 4))
+    if ylabel is None:
+        ylabel = next(iter(series)) if len(series) == 1 else "value"
+    fig, ax = plt.subplots(figsize=(7, 4.6 if note else 4.2), layout="constrained")
     for name, (x, y) in series.items():
         ax.plot(x, y, label=name)
-    ax.set(xlabel=xlabel)
+    ax.set(xlabel=xlabel, ylabel=ylabel)
     if log_y:
         ax.set_yscale("log")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    ax.grid(alpha=0.3)
+    if len(series) > 1:
+        ax.legend()
+    fig.suptitle(title if title is not None else f"{ylabel} against {xlabel}")
+    if note:
+        ax.set_title(textwrap.fill(note, 100), fontsize=8, loc="left", color="0.3")
+    return _save(fig, path)
 
 
 def density_heatmap(
@@ -87,20 +181,72 @@ def density_heatmap(
     path: str | Path,
     limits: tuple[float, float] = (-5.0, 5.0),
     resolution: int = 80,
+    *,
+    log: bool = False,
+    labels: Sequence[str] = ("x[0]", "x[1]"),
+    label: str | None = None,
+    title: str | None = None,
 ) -> Path:
-    """Heat map of exp(log_prob) on a 2D grid (the model's density)."""
+    """Heat map of the model's density exp(log_prob) (or log_prob) on a 2D grid.
+
+    Arguments:
+        log_prob: a callable (m, 2) -> (m,), the model's log density in nats.
+        path: the PNG to write (parents are created).
+        limits: the square window (low, high) of both axes.
+        resolution: grid points per axis.
+        log: draw log_prob (nats; shows the tails) instead of the density.
+        labels: the names of the two coordinates.
+        label: the colour bar's label; by default "model density p(x)" or
+            "model log density (nats)".
+        title: the plot title; by default says what is drawn and on which grid.
+    """
     plt = _pyplot()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     u = torch.linspace(*limits, resolution)
     gx, gy = torch.meshgrid(u, u, indexing="xy")
-    dens = (
-        log_prob(torch.stack([gx.flatten(), gy.flatten()], 1)).exp().reshape(resolution, resolution)
+    lp = log_prob(torch.stack([gx.flatten(), gy.flatten()], 1)).reshape(resolution, resolution)
+    lp = lp.detach().double().cpu()
+    values = lp if log else lp.exp()
+    if label is None:
+        label = "model log density log p(x) (nats)" if log else "model density p(x)"
+    if title is None:
+        what = "log density" if log else "density"
+        title = f"model {what} on a {resolution}x{resolution} grid"
+    fig, ax = plt.subplots(figsize=(5.4, 4.6), layout="constrained")
+    image = ax.imshow(
+        values.numpy(), origin="lower", extent=(*limits, *limits), cmap="magma", aspect="equal"
     )
-    fig, ax = plt.subplots(figsize=(4.5, 4.5))
-    ax.imshow(dens.detach().numpy(), origin="lower", extent=(*limits, *limits), cmap="magma")
-    ax.set(title="model density", xticks=[], yticks=[])
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    ax.set(xlabel=labels[0], ylabel=labels[1], title=title)
+    bar = fig.colorbar(image, ax=ax, shrink=0.85)
+    bar.set_label(label)
+    return _save(fig, path)
+
+
+def loss_plot(
+    metrics_log: str | Path, path: str | Path, objective: str = "interpolant"
+) -> Path | None:
+    """The training loss of a run's metrics.jsonl against the step (None when it is empty).
+
+    ``objective``: "interpolant" (the quadratic objectives, whose level is negative: see
+    :data:`INTERPOLANT_LOSS_NOTE`) or "max_likelihood" (the training NLL in nats).
+    """
+    import json
+
+    lines = Path(metrics_log).read_text().splitlines() if Path(metrics_log).exists() else []
+    rows = []
+    for line in lines:
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:  # a line cut by a crash
+            continue
+    rows = [r for r in rows if isinstance(r, dict) and "step" in r and "loss" in r]
+    if not rows:
+        return None
+    nll = objective == "max_likelihood"
+    return curves(
+        {"loss": ([r["step"] for r in rows], [r["loss"] for r in rows])},
+        path,
+        xlabel="training step",
+        ylabel="training NLL (nats)" if nll else "interpolant loss (sum over fields)",
+        title="training loss (mean over each logging window)",
+        note=None if nll else INTERPOLANT_LOSS_NOTE,
+    )

@@ -66,6 +66,7 @@ def plot_samples(
     path: str | Path,
     max_points: int = 5000,
     seed: int = 0,
+    labels: list[str] | None = None,
 ) -> Path:
     """Samples in the (x_0, x_1) plane; over the target's density contours when dim = 2.
 
@@ -79,11 +80,20 @@ def plot_samples(
         path: the PNG to write (parent folders are created).
         max_points: at most this many points per panel.
         seed: seeds the resampling and the exact draws (the picture is reproducible).
+        labels: names of the coordinates (one per coordinate, or the two drawn); by default
+            the target's ``coordinate_names`` when it has them, else ``x[0]``, ``x[1]``.
+
+    The title says which coordinates are drawn and of how many ("x[0] vs x[1] of 32
+    coordinates"); the colour bar of the contours (dim = 2) is rho*(x) / max rho* on the grid,
+    so the unknown normalising constant does not matter.
 
     Returns:
         ``path`` as a :class:`~pathlib.Path`.
     """
     samples = result.samples.detach().cpu()
+    dim = samples.shape[1]
+    if labels is None:
+        labels = getattr(target, "coordinate_names", None)
     panels: dict[str, Tensor] = {f"{result.method} samples": samples}
     if result.log_weights is not None:
         panels[f"{result.method} resampled by weight"] = _resample(
@@ -96,15 +106,29 @@ def plot_samples(
         panels["exact samples"] = exact.detach().cpu()
     except (NotImplementedError, AttributeError, TypeError):
         pass
-    if samples.shape[1] == 1:
+    if dim == 1:
         panels = {k: torch.cat([v, torch.zeros_like(v)], 1) for k, v in panels.items()}
+        labels = [labels[0] if labels else "x[0]", "0 (the target is 1D)"]
     log_prob = None
-    if samples.shape[1] == 2:
+    if dim == 2:
         log_prob = _normalised_density(
             lambda x: target.log_prob(x.to(samples.dtype)).detach().cpu()
         )
     limits = _limits(*panels.values())
-    return samples_over_density(panels, path, log_prob, limits=limits, max_points=max_points)
+    first, second = labels[:2] if labels is not None else ("x[0]", "x[1]")
+    of = f" of {dim} coordinates" if dim > 2 else ""
+    over = ", over target density contours" if log_prob is not None else ""
+    shown = f"{first} (1D target, drawn on the line 0)" if dim == 1 else f"{first} vs {second}"
+    return samples_over_density(
+        panels,
+        path,
+        log_prob,
+        limits=limits,
+        max_points=max_points,
+        labels=labels,
+        density_label="target density / its max on the grid (no units)",
+        title=f"{result.method}: {shown}{of}{over}",
+    )
 
 
 def plot_log_weights(result: SampleResult, path: str | Path, bins: int = 50) -> Path:
@@ -133,8 +157,8 @@ def plot_log_weights(result: SampleResult, path: str | Path, bins: int = 50) -> 
     dropped = lw.numel() - finite.numel()
     extra = f" ({dropped} non-finite left out)" if dropped else ""
     ax.set(
-        xlabel="log w - log mean w",
-        ylabel="walkers",
+        xlabel="normalised log weight log w - log mean w (nats)",
+        ylabel="walkers (count)",
         title=f"{result.method}: normalised log weights{ess}{extra}",
     )
     ax.legend()
@@ -170,12 +194,22 @@ def plot_traces(result: SampleResult, path: str | Path, coordinates: int = 2) ->
     if 0 < warmup < trace.shape[0]:
         ax.axvspan(0, warmup, color="0.9", zorder=0, label="warm-up")
         ax.legend(loc="lower right")
-    ax.set(ylabel="log_prob", title=f"{result.method}: {trace.shape[1]} chain(s)")
+    total = result.log_prob_trace.shape[1]
+    drawn = f"{trace.shape[1]} of {total} chains" if total > trace.shape[1] else f"{total} chain(s)"
+    ax.set(
+        xlabel="iteration (warm-up included)",
+        ylabel="log rho*(x) (unnormalised)",
+        title=f"{result.method}: target log density per chain, {drawn} (one colour each)",
+    )
+    dim = 0 if chains is None else chains.shape[2]
     for j in range(k):
         ax = axes[1 + j, 0]
         ax.plot(chains[:, :MAX_CHAINS, j].detach().double().cpu().numpy(), lw=0.6)
-        ax.set(ylabel=f"x[{j}]")
-    axes[-1, 0].set_xlabel("iteration (traces of x after warm-up and thinning)")
+        ax.set(
+            xlabel="draw after warm-up and thinning",
+            ylabel=f"x[{j}]",
+            title=f"coordinate x[{j}] of {dim} per chain",
+        )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -205,13 +239,22 @@ def plot_flow_mcmc(result: SampleResult, path: str | Path) -> Path:
     if prod is not None and len(prod):
         x = range(len(train), len(train) + len(prod))
         ax.plot(x, prod.double().cpu().numpy(), lw=0.8, label="production (frozen map)")
-    ax.set(xlabel="round / iteration", ylabel="global acceptance", ylim=(0, 1))
-    ax.set_title(f"stopped by {info.get('stopped_by')} after {info.get('training_rounds')} rounds")
+    ax.set(xlabel="training round, then production iteration", ylim=(0, 1))
+    ax.set_ylabel("global-move acceptance (fraction)")
+    ax.set_title(
+        f"{result.method}: global acceptance; training stopped by {info.get('stopped_by')} "
+        f"after {info.get('training_rounds')} rounds",
+        fontsize=10,
+    )
     ax.legend(loc="upper right")
     accepted = info.get("global_accepted")
     if accepted is not None:
         axes[1].hist(accepted.double().sum(0).cpu().numpy(), bins=20)
-        axes[1].set(xlabel="accepted global moves per chain (production)", ylabel="chains")
+        axes[1].set(
+            xlabel="accepted global moves per chain (production)",
+            ylabel="chains (count)",
+            title="global moves accepted per chain",
+        )
     else:
         axes[1].axis("off")
     fig.tight_layout()
