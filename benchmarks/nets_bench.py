@@ -1,4 +1,4 @@
-"""NETS against AIS and SMC at equal target evaluations (BENCHMARKS.md "Samplers").
+"""NETS against AIS and SMC at equal target evaluations (docs/benchmarks.md, "Metrics").
 
 Run: ``OMP_NUM_THREADS=1 python benchmarks/nets_bench.py --targets gmm40 funnel many_well
 --seeds 5 --out runs/bench/nets`` (``--eps-sweep gmm40`` for the ESS/N-against-eps table).

@@ -1,4 +1,4 @@
-"""Tests of the named targets (BENCHMARKS.md): formulas re-implemented independently here,
+"""Tests of the named targets (docs/benchmarks.md): formulas re-implemented independently here,
 closed-form gradients against autograd, log Z by quadrature, exact samplers against log_prob
 by z-tests with Monte-Carlo standard errors."""
 

@@ -1,4 +1,4 @@
-r"""The sampler benchmark of BENCHMARKS.md: AIS and SMC on gmm40, funnel, many_well, phi4.
+r"""The sampler benchmark of docs/benchmarks.md: AIS and SMC on gmm40, funnel, many_well, phi4.
 
 Rows, each run with ``seeds`` seeds and ``n`` walkers, interleaved (every seed runs all the
 methods of a target in turn, so a busy machine slows them alike):
@@ -11,7 +11,7 @@ methods of a target in turn, so a busy machine slows them alike):
   a pilot run, 5 MALA moves per level, 10 batches);
 - on phi4 (log Z unknown) also ``hmc``: the reference observables from Markov chains.
 
-Scores (BENCHMARKS.md "Samplers"): the log Z error e = log Z_hat - log Z as mean and
+Scores (docs/benchmarks.md, "Metrics"): the log Z error e = log Z_hat - log Z as mean and
 standard error over seeds, |e| likewise, the method's own standard error (mean over seeds),
 how many seeds land within 2 of their own standard errors, and z = mean(e) / se_pooled with
 se_pooled = sqrt(mean(se^2) / seeds) the error bar of the mean of the seeds' estimates if the

@@ -1,4 +1,4 @@
-"""Unnormalised target densities (BENCHMARKS.md) for the samplers.
+"""Unnormalised target densities (docs/benchmarks.md) for the samplers.
 
 ``get(name, **options)`` builds a named target; ``names()`` lists them. Every target is a
 :class:`Target` with ``log_prob``, ``grad_log_prob``, ``log_Z`` (None where unknown),

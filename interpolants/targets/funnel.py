@@ -1,4 +1,4 @@
-r"""Neal's funnel: x_0 ~ N(0, 3^2), x_{1..d-1} | x_0 ~ N(0, e^{x_0} I) (BENCHMARKS.md)."""
+r"""Neal's funnel: x_0 ~ N(0, 3^2), x_{1..d-1} | x_0 ~ N(0, e^{x_0} I) (docs/benchmarks.md)."""
 
 from __future__ import annotations
 

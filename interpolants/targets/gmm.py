@@ -1,4 +1,4 @@
-r"""Gaussian mixtures as targets: ``gmm40`` and the ``gmm-d{d}-k{k}`` family (BENCHMARKS.md).
+r"""Gaussian mixtures as targets: ``gmm40`` and the ``gmm-d{d}-k{k}`` family (docs/benchmarks.md).
 
 rho(x) = sum_k w_k N(x; m_k, diag(s_k^2)) is normalised (log Z = 0) and has an exact
 sampler, so samplers can be scored on log Z, on sample metrics and on mode coverage.

@@ -1,4 +1,4 @@
-r"""The many-well target of FAB: 16 independent copies of a 2D double well (BENCHMARKS.md)."""
+r"""The many-well target of FAB: 16 independent copies of a 2D double well (docs/benchmarks.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-r"""Soft attractive particles in the periodic unit box: the ``particles`` target (BENCHMARKS.md)."""
+r"""Soft attractive particles in the periodic unit box: ``particles`` (docs/benchmarks.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-r"""phi^4 fields: the 2D lattice theory ``phi4`` and the 1D chain ``phi4_1d`` (BENCHMARKS.md)."""
+r"""phi^4 fields: the 2D lattice ``phi4`` and the 1D chain ``phi4_1d`` (docs/benchmarks.md)."""
 
 from __future__ import annotations
 

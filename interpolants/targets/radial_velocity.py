@@ -284,7 +284,7 @@ def _normal_log_pdf(x: Tensor, mean: float, std: float) -> Tensor:
 
 
 class RadialVelocity(Target):
-    r"""Posterior of one planet's Keplerian orbit given radial velocities (BENCHMARKS.md).
+    r"""Posterior of one planet's Keplerian orbit given radial velocities (docs/benchmarks.md).
 
     log rho(x) = log L(theta(x)) + log pi(x): the Gaussian log-likelihood, with
     var_j = sigma_j^2 + s^2,

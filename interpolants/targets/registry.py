@@ -1,4 +1,4 @@
-"""The named targets of BENCHMARKS.md: ``get(name, **options)`` and ``names()``."""
+"""The named targets of docs/benchmarks.md: ``get(name, **options)`` and ``names()``."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ def _check_options(name: str, factory: Callable[..., Target], options: dict[str,
 
 
 def get(name: str, **options: Any) -> Target:
-    """The target called ``name`` (BENCHMARKS.md), built with ``options``.
+    """The target called ``name`` (docs/benchmarks.md), built with ``options``.
 
     Arguments:
         name: one of :func:`names`, or ``gmm-d{d}-k{k}`` for the Gaussian-mixture family.
