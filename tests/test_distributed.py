@@ -36,5 +36,5 @@ def test_two_cpu_processes_match_one_with_the_same_global_batch(tmp_path):
                     net_options={"width": 16, "depth": 2})  # fmt: skip
     for a, b in zip(single.velocity.parameters(), ddp, strict=True):
         torch.testing.assert_close(a.detach(), b, atol=1e-5, rtol=1e-4)
-    assert (tmp_path / "run/checkpoint.pt").exists()
+    assert (tmp_path / "run/checkpoint.safetensors").exists()
     assert len((tmp_path / "run/metrics.jsonl").read_text().splitlines()) == 4
