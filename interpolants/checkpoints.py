@@ -30,7 +30,12 @@ FORMAT = "interpolants"
 FORMAT_VERSION = 2
 """Version 1 (interpolants 0.1) was a pickle written by ``torch.save``; it is refused on load."""
 
-_PICKLE_OR_ZIP = (b"PK\x03\x04", b"\x80")
+
+def _looks_pickled(path: Path) -> bool:
+    """A torch.save zip archive, or a raw pickle (protocol 2 to 5): only read as bytes."""
+    with open(path, "rb") as f:
+        head = f.read(2)
+    return head == b"PK" or (len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5)
 
 
 class CheckpointError(ValueError):
@@ -131,14 +136,6 @@ def load(path: str | Path, kind: str | tuple[str, ...] | None = None) -> dict[st
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
-    with open(path, "rb") as f:
-        head = f.read(8)
-    if head.startswith(_PICKLE_OR_ZIP):
-        raise CheckpointError(
-            f"{path} is a pickle (torch.save), not a checkpoint of interpolants >= 0.2; it was "
-            "not read, since loading a pickle can run arbitrary code (files of interpolants "
-            "0.1 were pickles: retrain the run with this version)"
-        )
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
             meta = f.metadata() or {}
@@ -154,6 +151,12 @@ def load(path: str | Path, kind: str | tuple[str, ...] | None = None) -> dict[st
     except CheckpointError:
         raise
     except (SafetensorError, OSError, ValueError, KeyError, TypeError) as err:
+        if _looks_pickled(path):
+            raise CheckpointError(
+                f"{path} is a pickle (as torch.save writes), not a checkpoint of interpolants "
+                ">= 0.2; it was not unpickled, since that can run arbitrary code (files of "
+                "interpolants 0.1 were pickles: retrain the run with this version)"
+            ) from None
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise CheckpointError(f"{path} is corrupt or not a checkpoint ({reason})") from err
     wanted = (kind,) if isinstance(kind, str) else kind

@@ -22,14 +22,27 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from . import checkpoints
 
-__all__ = ["CHECKPOINT", "CONFIG", "ERROR", "METRICS", "METRICS_LOG", "RunFolder", "write_atomic"]
+__all__ = [
+    "CHECKPOINT",
+    "CONFIG",
+    "ERROR",
+    "METRICS",
+    "METRICS_LOG",
+    "Interrupt",
+    "RunFolder",
+    "TrainingInterrupted",
+    "deferred_interrupt",
+    "write_atomic",
+]
 
 CHECKPOINT = "checkpoint.safetensors"
 CONFIG = "config.yaml"
@@ -229,3 +242,35 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path)
     elif path.exists() or path.is_symlink():
         path.unlink()
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a training loop after a whole step; a checkpoint of it was written first
+    (when the run has a folder) and the message says how to resume."""
+
+
+class Interrupt:
+    """Set by :func:`deferred_interrupt` when Ctrl-C was pressed."""
+
+    requested = False
+
+
+@contextlib.contextmanager
+def deferred_interrupt() -> Iterator[Interrupt]:
+    """Ctrl-C sets a flag that the loop reads after a whole step (a second one stops at once),
+    so the checkpoint written on the way out is a consistent state."""
+    flag = Interrupt()
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if flag.requested:
+            raise KeyboardInterrupt
+        flag.requested = True
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -11,7 +11,6 @@ same batches as an uninterrupted one.
 from __future__ import annotations
 
 import atexit
-import contextlib
 import copy
 import dataclasses
 import gc
@@ -19,12 +18,10 @@ import hashlib
 import json
 import math
 import os
-import signal
 import sys
-import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,7 +38,7 @@ from .generative import GenerativeModel
 from .interpolant import TIME_DISTRIBUTIONS, Interpolant, InterpolantSample, sample_times
 from .losses import denoiser_loss, score_loss, velocity_loss
 from .nn import default_net
-from .run_folder import METRICS_LOG, RunFolder
+from .run_folder import METRICS_LOG, RunFolder, TrainingInterrupted, deferred_interrupt
 
 __all__ = ["EMA", "TrainConfig", "TrainingInterrupted", "fingerprint", "fit", "init_distributed"]
 
@@ -474,10 +471,6 @@ def _yaml_safe(value: Any) -> Any:
     return value
 
 
-class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C stopped :func:`fit`; a checkpoint of the last finished step was written first."""
-
-
 @dataclass
 class _Job:
     """What one training run holds: the networks, their averages, the optimiser and stream."""
@@ -601,7 +594,7 @@ class _Job:
         bar = _progress(progress, start, config.steps)
         window: list[float] = []
         began = clock = time.perf_counter()
-        with _deferred_interrupt() as interrupt:
+        with deferred_interrupt() as interrupt:
             for step in range(start, config.steps):
                 loss, grad_norm = self.step(step)
                 window.append(loss)
@@ -632,31 +625,6 @@ class _Job:
                     )  # fmt: skip
         if bar is not None:
             bar.close()
-
-
-class _Interrupt:
-    requested = False
-
-
-@contextlib.contextmanager
-def _deferred_interrupt() -> Iterator[_Interrupt]:
-    """Ctrl-C sets a flag that the loop reads after a whole step (a second one stops at once),
-    so the checkpoint written on the way out is a consistent state."""
-    flag = _Interrupt()
-    if threading.current_thread() is not threading.main_thread():
-        yield flag
-        return
-
-    def handler(signum: int, frame: Any) -> None:
-        if flag.requested:
-            raise KeyboardInterrupt
-        flag.requested = True
-
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield flag
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def _run_plots(folder: RunFolder, model: GenerativeModel, objective: str) -> None:

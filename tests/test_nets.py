@@ -586,6 +586,34 @@ def test_a_training_cut_short_resumes_to_the_unbroken_run(tmp_path, monkeypatch)
     )
 
 
+def test_ctrl_c_in_training_checkpoints_the_round_and_resumes_exactly(tmp_path, monkeypatch):
+    """SIGINT during round 4 (checkpoints every 3): the round ends, a checkpoint of it is
+    written, the message says how to resume, and the resumed run equals the unbroken one."""
+    import os
+    import signal
+
+    target = _mixture()
+    opts = {"n": 40, "seed": 3, "steps": 5, "train_steps": 5, "iterations": 6,
+            "train_walkers": 8, "updates": 2, "buffer": 3, "checkpoint_every": 3,
+            "log_every": 2, "features": 0}  # fmt: skip
+    unbroken = run_nets(target, **opts, log_dir=tmp_path / "a")
+    adapt, calls = nets_module._adapt_eps, []
+
+    def interrupt_in_round_4(*args):
+        calls.append(1)
+        if len(calls) == 4:
+            os.kill(os.getpid(), signal.SIGINT)
+        adapt(*args)
+
+    monkeypatch.setattr(nets_module, "_adapt_eps", interrupt_in_round_4)
+    with pytest.raises(KeyboardInterrupt, match=r"round 4 of 6.*resume=True"):
+        run_nets(target, **opts, log_dir=tmp_path / "b")
+    monkeypatch.setattr(nets_module, "_adapt_eps", adapt)
+    assert checkpoints.load(tmp_path / "b" / "checkpoint.safetensors")["iteration"] == 4
+    resumed = run_nets(target, **opts, log_dir=tmp_path / "b", resume=True)
+    assert resumed.log_Z == unbroken.log_Z and resumed.evaluations == unbroken.evaluations
+
+
 @pytest.mark.parametrize(
     "options, word",
     [

@@ -85,7 +85,7 @@ import torch
 from torch import Tensor, nn
 
 from ..distributions import DiagonalNormal
-from ..run_folder import CHECKPOINT, RunFolder
+from ..run_folder import CHECKPOINT, RunFolder, TrainingInterrupted, deferred_interrupt
 from .adaptation import find_reasonable_step_size
 from .ais import ADAPT_RATE, AnnealedDensity, _gather, _metric, _resolve_base, systematic_resample
 from .diagnostics import ess_of_weights, log_mean_exp, log_Z_from_weights
@@ -706,75 +706,90 @@ def _train(
         buffer = [_Batch(**{k: v.to(device) if isinstance(v, Tensor) else v
                             for k, v in b.items()}) for b in resume_state["buffer"]]  # fmt: skip
         acc_loss, acc_n = resume_state["accumulated"]
-    for it in range(start, o.iterations):
-        x0 = base.sample(o.walkers, generator)
-        x0 = x0.to(dtype) if dtype is not None else x0
-        traj = simulate(path, model, x0, _grid(o.steps, generator), model.eps, generator,
-                        exact=o.exact, probes=o.probes, moves=o.moves, record=True)  # fmt: skip
-        _adapt_eps(model, traj.acceptance)
-        buffer = (
-            [*buffer[-(o.buffer - 1) :], _Batch.from_records(traj.records)]
-            if o.buffer > 1
-            else [_Batch.from_records(traj.records)]
-        )
-        data = _Batch.cat(buffer)
-        if it == start and resume_state is None:
-            _init_scales(model, path, data)
-        for _ in range(o.updates):
-            idx = torch.randint(0, data.t.shape[0], (o.batch_size,), generator=generator)
-            batch = data.take(idx.to(data.t.device))
-            if o.objective == "pinn":
-                loss, _, dldt = _pinn_loss(model, path, batch, o.exact, o.probes, generator,
-                                           o.time_weighted)  # fmt: skip
-                _update_var(model, batch.t, dldt)
-            else:
-                final = _Batch.from_records(traj.records[-1:])
-                loss = _action_loss(model, path, batch, x0, final)
-            if not torch.isfinite(loss):
-                saved = logger.dir is not None and (logger.dir / CHECKPOINT).exists()
-                kept = f"the checkpoint in {logger.dir} is kept" if saved else "no checkpoint"
-                raise FloatingPointError(
-                    f"nets: the {o.objective} loss is {float(loss.detach())} in training round "
-                    f"{it + 1}; stopped ({kept}; try a smaller lr or more train_steps)"
+
+    def save(done: int) -> None:
+        logger.save({
+            "model": model.state_dict(),
+            "config": model.config,
+            "drift_config": getattr(model.drift, "config", None),
+            "seconds": time.perf_counter() - clock,
+            "optimizer": opt.state_dict(),
+            "scheduler": sched.state_dict(),
+            "iteration": done,
+            "generator": generator.get_state(),
+            "evaluations": counter.evaluations,
+            "history": history,
+            "buffer": [dict(vars(b)) for b in buffer],
+            "accumulated": (acc_loss, acc_n),
+        })  # fmt: skip
+
+    with deferred_interrupt() as interrupt:
+        for it in range(start, o.iterations):
+            x0 = base.sample(o.walkers, generator)
+            x0 = x0.to(dtype) if dtype is not None else x0
+            traj = simulate(path, model, x0, _grid(o.steps, generator), model.eps, generator,
+                            exact=o.exact, probes=o.probes, moves=o.moves, record=True)  # fmt: skip
+            _adapt_eps(model, traj.acceptance)
+            buffer = (
+                [*buffer[-(o.buffer - 1) :], _Batch.from_records(traj.records)]
+                if o.buffer > 1
+                else [_Batch.from_records(traj.records)]
+            )
+            data = _Batch.cat(buffer)
+            if it == start and resume_state is None:
+                _init_scales(model, path, data)
+            for _ in range(o.updates):
+                idx = torch.randint(0, data.t.shape[0], (o.batch_size,), generator=generator)
+                batch = data.take(idx.to(data.t.device))
+                if o.objective == "pinn":
+                    loss, _, dldt = _pinn_loss(model, path, batch, o.exact, o.probes, generator,
+                                               o.time_weighted)  # fmt: skip
+                    _update_var(model, batch.t, dldt)
+                else:
+                    final = _Batch.from_records(traj.records[-1:])
+                    loss = _action_loss(model, path, batch, x0, final)
+                if not torch.isfinite(loss):
+                    saved = logger.dir is not None and (logger.dir / CHECKPOINT).exists()
+                    kept = f"the checkpoint in {logger.dir} is kept" if saved else "no checkpoint"
+                    raise FloatingPointError(
+                        f"nets: the {o.objective} loss is {float(loss.detach())} in training round "
+                        f"{it + 1}; stopped ({kept}; try a smaller lr or more train_steps)"
+                    )
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+                opt.step()
+                acc_loss, acc_n = acc_loss + float(loss.detach()), acc_n + 1
+            sched.step()
+            logger.bar.update(1)
+            if (it + 1) % o.log_every == 0 or it + 1 == o.iterations:
+                log_z, se = log_Z_from_weights(traj.log_w)
+                row = {
+                    "iteration": it + 1,
+                    "loss": acc_loss / max(acc_n, 1),
+                    "ess": float(ess_of_weights(traj.log_w)),
+                    "log_Z": log_z,
+                    "log_Z_stderr": se,
+                    "log_Z_F": model.log_Z_from_F(),
+                    "evaluations": counter.evaluations,
+                    "seconds": time.perf_counter() - clock,
+                    "lr": sched.get_last_lr()[0],
+                }
+                history.append(row)
+                logger.log(row)
+                acc_loss, acc_n = 0.0, 0
+            last = it + 1 == o.iterations
+            if o.checkpoint_every and ((it + 1) % o.checkpoint_every == 0 or last):
+                save(it + 1)
+            if interrupt.requested and not last:
+                save(it + 1)
+                kept = (
+                    f"checkpoint of round {it + 1} in {logger.dir}" if logger.dir else "no log_dir"
                 )
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
-            opt.step()
-            acc_loss, acc_n = acc_loss + float(loss.detach()), acc_n + 1
-        sched.step()
-        logger.bar.update(1)
-        if (it + 1) % o.log_every == 0 or it + 1 == o.iterations:
-            log_z, se = log_Z_from_weights(traj.log_w)
-            row = {
-                "iteration": it + 1,
-                "loss": acc_loss / max(acc_n, 1),
-                "ess": float(ess_of_weights(traj.log_w)),
-                "log_Z": log_z,
-                "log_Z_stderr": se,
-                "log_Z_F": model.log_Z_from_F(),
-                "evaluations": counter.evaluations,
-                "seconds": time.perf_counter() - clock,
-                "lr": sched.get_last_lr()[0],
-            }
-            history.append(row)
-            logger.log(row)
-            acc_loss, acc_n = 0.0, 0
-        if o.checkpoint_every and ((it + 1) % o.checkpoint_every == 0 or it + 1 == o.iterations):
-            logger.save({
-                "model": model.state_dict(),
-                "config": model.config,
-                "drift_config": getattr(model.drift, "config", None),
-                "seconds": time.perf_counter() - clock,
-                "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict(),
-                "iteration": it + 1,
-                "generator": generator.get_state(),
-                "evaluations": counter.evaluations,
-                "history": history,
-                "buffer": [dict(vars(b)) for b in buffer],
-                "accumulated": (acc_loss, acc_n),
-            })  # fmt: skip
+                raise TrainingInterrupted(
+                    f"nets: interrupted in training round {it + 1} of {o.iterations}; {kept}"
+                    + ("; resume with resume=True (--option resume=true)" if logger.dir else "")
+                )
     return history
 
 
