@@ -10,8 +10,8 @@ import torch
 from torch import Tensor, nn
 
 import interpolants as si
-from interpolants import checkpoints
 import interpolants.samplers.nets as nets_module
+from interpolants import checkpoints
 from interpolants.distributions import DiagonalNormal
 from interpolants.samplers import NETSModel, run_ais, run_nets, sample
 from interpolants.samplers.ais import AnnealedDensity

@@ -87,7 +87,7 @@ def test_checkpoints_hold_plain_data_only(tmp_path):
     back = checkpoints.load(tmp_path / "c", kind="test")
     assert torch.equal(back["w"], tree["w"]) and back["w"].dtype == torch.float64
     assert back["opt"] == {0: {"step": torch.tensor(2.0)}} and back["cfg"] == tree["cfg"]
-    with pytest.raises(TypeError, match="cannot save Evil at .x"):
+    with pytest.raises(TypeError, match=r"cannot save Evil at \.x"):
         checkpoints.save(tmp_path / "d", {"x": Evil("nowhere")}, kind="test")
     assert not (tmp_path / "d").exists()
     with pytest.raises(ValueError, match="holds a 'test' checkpoint"):
@@ -135,7 +135,9 @@ def test_a_users_network_is_rebuilt_by_the_user(tmp_path):
         None,
         si.distributions.DiagonalNormal(torch.tensor([0.5, -1.0]), torch.tensor([1.0, 2.0])),
         torch.distributions.Independent(torch.distributions.Normal(torch.ones(2), 2.0), 1),
-        torch.distributions.MultivariateNormal(torch.zeros(2), torch.tensor([[2.0, 0.3], [0.3, 1.0]])),
+        torch.distributions.MultivariateNormal(
+            torch.zeros(2), torch.tensor([[2.0, 0.3], [0.3, 1.0]])
+        ),
     ],
 )  # fmt: skip
 def test_models_round_trip_with_their_base(tmp_path, base):
@@ -251,7 +253,9 @@ def write_formats(tmp_path, x, y):
     np.save(tmp_path / "x.npy", x.numpy())
     np.savez(tmp_path / "x.npz", points=x.numpy(), y=y.numpy())
     torch.save({"x": x, "labels": y}, tmp_path / "x.pt")
-    rows = ["a,b,c,label"] + [f"{r[0]},{r[1]},{r[2]},{int(k)}" for r, k in zip(x.tolist(), y)]
+    rows = ["a,b,c,label"] + [
+        f"{r[0]},{r[1]},{r[2]},{int(k)}" for r, k in zip(x.tolist(), y, strict=True)
+    ]
     (tmp_path / "x.csv").write_text("\n".join(rows) + "\n")
 
 
@@ -281,8 +285,10 @@ def test_cli_trains_and_evaluates_on_the_users_file(tmp_path, capsys):
     x = data(600, d=3)
     np.save(tmp_path / "mine.npy", x.numpy())
     cfg = tmp_path / "mine.yaml"
-    cfg.write_text("data: {path: mine.npy, holdout: 0.2}\nsteps: 8\nbatch_size: 32\n"
-                   "net: {width: 16, depth: 2}\neval: {n: 200, steps: 4, nll_points: 40}\n")  # fmt: skip
+    cfg.write_text(
+        "data: {path: mine.npy, holdout: 0.2}\nsteps: 8\nbatch_size: 32\n"
+        "net: {width: 16, depth: 2}\neval: {n: 200, steps: 4, nll_points: 40}\n"
+    )
     out = tmp_path / "run"
     assert main(["train", str(cfg), "--out", str(out), "--quiet"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
@@ -313,7 +319,7 @@ def test_fit_input_errors_name_the_argument():
     bad[3, 0] = float("nan")
     with pytest.raises(ValueError, match=r"data has NaN in 1 row\(s\) \(first: row 3\)"):
         si.fit(bad, steps=1)
-    with pytest.raises(TypeError, match="unknown network option.*widht.*valid: width, depth"):
+    with pytest.raises(TypeError, match=r"unknown network option.*widht.*valid: width, depth"):
         si.fit(data(), steps=1, net_options={"widht": 8})
     model = tiny_fit(data().numpy(), steps=2)  # numpy arrays are accepted
     assert isinstance(model, si.GenerativeModel)
@@ -326,7 +332,7 @@ def test_model_inputs_are_converted_or_refused():
     lp64 = model.log_prob(x.double(), steps=3)
     assert lp64.dtype == torch.float64 and torch.allclose(lp64.float(), lp)
     assert model.transport(x.double(), steps=2).dtype == torch.float64
-    with pytest.raises(TypeError, match="x has dtype torch.int64"):
+    with pytest.raises(TypeError, match=r"x has dtype torch\.int64"):
         model.log_prob(torch.ones(3, 2, dtype=torch.long))
     with pytest.raises(ValueError, match=r"x is empty \(shape \(0, 2\)\)"):
         model.log_prob(torch.zeros(0, 2))

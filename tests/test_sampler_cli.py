@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import warnings
 
 import pytest
 import torch
 
+from interpolants.samplers import ConvergenceWarning
 from interpolants.samplers.bench import bench_samplers, format_samplers
 from interpolants.samplers.run import (
     add_sample_target_parser,
@@ -47,8 +49,12 @@ def test_weighted_run_writes_metrics_samples_and_plots(tmp_path):
 
 def test_mcmc_run_writes_trace_plot(tmp_path):
     options = {"chains": 4, "warmup": 20}
-    m = run_sample_target("funnel", "mala", n=40, out=tmp_path, options=options, progress=False)
-    assert m["status"] == "ok" and m["log_Z"] is None and "log_Z_error" not in m
+    with warnings.catch_warnings():  # the run records its warnings instead of raising them
+        warnings.simplefilter("error", ConvergenceWarning)
+        m = run_sample_target("funnel", "mala", n=40, out=tmp_path, options=options, progress=False)
+    # 10 draws per chain: a warning, not "ok"
+    assert m["status"] == "warning" and m["log_Z"] is None and "log_Z_error" not in m
+    assert any("draws per chain" in w for w in m["warnings"])
     assert set(m["plots"]) == {"samples.png", "traces.png"}
     assert (tmp_path / "traces.png").stat().st_size > 0
 
@@ -74,9 +80,10 @@ def test_nan_target_names_the_walkers_and_keeps_a_record(tmp_path):
     init[[0, 2, 5], 0] = 3.0
     with pytest.raises(ValueError, match=r"mine.*not finite.*3 initial walker.*\[0, 2, 5\]"):
         run_sample_target(target, "mala", n=12, out=tmp_path, options={"init": init})
-    record = json.loads((tmp_path / "metrics.json").read_text())
+    record = json.loads((tmp_path / "error.json").read_text())
     assert record["status"] == "failed" and "[0, 2, 5]" in record["error"]
-    # walkers drawn from the base: the message still names them
+    assert not (tmp_path / "metrics.json").exists()
+    # walkers drawn from the base: the message still names them (error.json alone: no run)
     with pytest.raises(ValueError, match=r"initial walker\(s\), indices \[\d"):
         run_sample_target(target, "ais", n=50, out=tmp_path, options={"steps": 2})
 
@@ -116,3 +123,28 @@ def test_benchmark_smoke(tmp_path):
     assert rows["ais K=3"]["evaluations"] > 0 and rows["smc K=3"]["modes_total"] == 40
     table = format_samplers(m)
     assert "### gmm40" in table and table.count("\n| ") == 4
+
+
+def test_unconverged_chains_give_status_warning(tmp_path):
+    with warnings.catch_warnings():  # recorded and printed once, not raised as well
+        warnings.simplefilter("error", ConvergenceWarning)
+        m = run_sample_target("funnel", "mala", n=1000, seed=0, out=tmp_path, progress=False)
+    on_disk = json.loads((tmp_path / "metrics.json").read_text())
+    assert on_disk["status"] == "warning" and on_disk["warnings"] == m["warnings"]
+    assert m["warnings"][0].startswith("split R-hat") and m["rank_rhat_max"] > 1.01
+    text = format_metrics(m)
+    assert text.startswith("funnel with mala: warning\n  warning: split R-hat ")
+    assert text.count("\n  warning: ") == len(m["warnings"])
+    assert "min bulk ESS" in text and "max rank-normalised R-hat" in text
+
+
+def test_malformed_init_option_names_init(tmp_path):
+    options = parse_options(["init=[[1,2]"])
+    assert options == {"init": "[[1,2]"}  # not a literal: stays text
+    for method in ("mala", "smc"):
+        with pytest.raises(ValueError, match=rf"funnel \({method}\): init must be"):
+            run_sample_target("funnel", method, out=tmp_path / method, options=options)
+    with pytest.raises(ValueError, match=r"init has NaN"):
+        run_sample_target(
+            "funnel", "hmc", out=tmp_path / "nan", options={"init": [[math.nan] * 10]}
+        )

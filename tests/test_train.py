@@ -93,7 +93,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     data = gaussian_data(200)
     small_fit(data, tmp_path / "run")
     before = (tmp_path / "run/checkpoint.safetensors").read_bytes()
-    with pytest.raises(FloatingPointError, match="loss is (nan|inf) at step 0"):
+    with pytest.raises(FloatingPointError, match=r"loss is (nan|inf) at step 0"):
         small_fit(data * 1e30, tmp_path / "run", overwrite=True)
     assert (tmp_path / "run/checkpoint.safetensors").read_bytes() == before
     assert "at step 0" in json.loads((tmp_path / "run/error.json").read_text())["error"]

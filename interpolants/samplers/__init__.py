@@ -25,6 +25,7 @@ from .ais import (
     temperature_schedule,
 )
 from .api import METHODS, register_method, run_hmc, run_mala, sample
+from .diagnostics import ConvergenceWarning, convergence_warnings
 from .flow_mcmc import run_flow_mcmc, run_is  # registers "flow-mcmc" and "is"
 from .hmc import CountedDensity, Evaluation, GaussianMetric, Info, Kernel, State, hmc, leapfrog
 from .mala import mala
@@ -34,6 +35,7 @@ from .result import SampleResult
 __all__ = [
     "METHODS",
     "AnnealedDensity",
+    "ConvergenceWarning",
     "CountedDensity",
     "Evaluation",
     "GaussianMetric",
@@ -42,6 +44,7 @@ __all__ = [
     "NETSModel",
     "SampleResult",
     "State",
+    "convergence_warnings",
     "diagnostics",
     "dual_averaging_init",
     "dual_averaging_update",

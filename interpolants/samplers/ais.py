@@ -55,7 +55,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
-from ..distributions import DiagonalNormal
+from ..distributions import DiagonalNormal, TorchDistribution
 from .adaptation import find_reasonable_step_size
 from .diagnostics import ess_of_weights, log_mean_exp, log_Z_from_weights
 from .hmc import (
@@ -209,7 +209,31 @@ def _gather(state: State, idx: Tensor) -> State:
     )
 
 
+class _TorchBase(TorchDistribution):
+    """A ``torch.distributions`` base with log p_0 = -inf outside its support (where torch
+    would raise with ``validate_args``), so that moves may propose there and be rejected."""
+
+    def log_prob(self, x: Tensor) -> Tensor:
+        try:
+            inside = self.dist.support.check(x).reshape(x.shape[0], -1).all(1)
+        except NotImplementedError:  # a support torch cannot check: leave it to torch
+            return super().log_prob(x)
+        lp = torch.full(x.shape[:1], -math.inf, dtype=x.dtype, device=x.device)
+        if bool(inside.any()):
+            lp = lp.index_put((inside,), super().log_prob(x[inside]).to(x.dtype))
+        return lp
+
+
 def _resolve_base(target: Any, base: Any, base_scale: float | None, dtype: Any) -> Any:
+    """The annealing path's p_0: ``base`` (anything with sample(n, generator) and log_prob,
+    or a torch.distributions.Distribution), N(0, base_scale^2 I), or ``target.base``."""
+    if isinstance(base, Tensor):
+        raise ValueError(
+            "base must be a distribution with a density (sample(n, generator) and log_prob), "
+            "not a tensor of samples: e.g. interpolants.distributions.DiagonalNormal(mean, std)"
+        )
+    if isinstance(base, torch.distributions.Distribution):
+        base = _TorchBase(base)
     if base is not None and base_scale is not None:
         raise ValueError("give base or base_scale, not both")
     if base_scale is not None:
@@ -344,7 +368,12 @@ def _anneal(
     n, moves = check_int("n", n, 2), check_int("moves", moves, 0)
     num_steps, batches = check_int("num_steps", num_steps), check_int("batches", batches)
     if init is not None:
-        raise ValueError(f"init: {method} starts from the base distribution; pass base= instead")
+        raise ValueError(
+            f"init: {method} cannot start from given walkers, it needs draws of a normalised "
+            "base density p_0 (log Z is a ratio to it); pass base= a distribution on the "
+            "target's support instead, e.g. interpolants.distributions.DiagonalNormal(mean, "
+            "std) or torch.distributions.Independent(torch.distributions.Uniform(lo, hi), 1)"
+        )
     if kernel not in KERNELS:
         raise ValueError(f"kernel must be one of {tuple(KERNELS)}, got {kernel!r}")
     if n % batches or n // batches < 2:
@@ -456,7 +485,10 @@ def run_ais(
         target: a :class:`~interpolants.targets.Target`.
         n: walkers (samples returned).
         seed: seeds the run's torch.Generator.
-        init: must be None (walkers start from the base).
+        init: must be None: a ValueError says to pass ``base`` instead. Walkers given as
+            a tensor are no valid start, AIS needs draws of a normalised p_0 whose density
+            enters every weight (and a Gaussian fitted to given rows would still put walkers
+            outside a bounded support).
         steps: K, the number of temperatures after beta = 0.
         schedule: "linear", "geometric" or "sigmoid" (:func:`temperature_schedule`).
         kernel: "mala" or "hmc" moves.
@@ -467,7 +499,12 @@ def run_ais(
         target_accept: default 0.574 (MALA) or 0.8 (HMC).
         mass_matrix: "diag" (default; the walkers' variance at each level), "dense",
             "identity" or a fixed Sigma.
-        base: the base density p_0 (sample(n, generator), log_prob); default ``target.base``.
+        base: the base density p_0, the beta = 0 end of the path: anything with
+            sample(n, generator) and log_prob(x) (e.g. a
+            :class:`~interpolants.distributions.DiagonalNormal`), or a
+            ``torch.distributions.Distribution`` with a vector event (log p_0 = -inf outside
+            its support, e.g. ``Independent(Uniform(lo, hi), 1)`` for a target on a box);
+            default ``target.base``. Its support must cover the target's.
         base_scale: instead of base, N(0, base_scale^2 I).
         dtype: walker dtype (default the base's).
         progress: show a progress bar.

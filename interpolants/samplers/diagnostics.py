@@ -12,6 +12,14 @@ tau = -1 + 2 sum_k P_k over Geyer's initial positive, monotone sequence of pair 
 P_k = rho_{2k} + rho_{2k+1}, ESS = N M / tau, and the Monte Carlo standard error of a mean
 is sqrt(var / ESS). Split R-hat = sqrt(var_plus / W) over chains cut in halves.
 
+Rank-normalised diagnostics (Vehtari et al. 2021, arXiv:1903.08008; the definitions of ArviZ
+0.23 and of Stan's ``posterior``): the split chains' draws are replaced, per coordinate, by
+the normal scores z = Phi^{-1}((r - 3/8) / (S + 1/4)) of their pooled ranks r (eq. 14);
+bulk R-hat and bulk ESS are split R-hat and ESS of z, tail (folded) R-hat is split R-hat of
+the ranks of |x - median x|, and R-hat = max(bulk, tail); tail ESS is the smaller ESS of
+the indicators I(x <= q_0.05) and I(x <= q_0.95). :func:`convergence_warnings` turns them
+into one-line warnings (R-hat > 1.01, ESS < 400, divergences, < 100 draws per chain).
+
 References:
     A. Kong, A note on importance sampling using standardized weights, U. Chicago TR 348 (1992).
     C. J. Geyer, Practical Markov chain Monte Carlo, Statistical Science 7 (1992) 473-483.
@@ -28,13 +36,22 @@ import torch
 from torch import Tensor
 
 __all__ = [
+    "ConvergenceWarning",
     "autocorrelation",
+    "convergence_warnings",
     "effective_sample_size",
+    "ess_bulk",
     "ess_of_weights",
+    "ess_tail",
     "integrated_autocorr_time",
     "log_Z_from_weights",
     "log_mean_exp",
     "mcse_mean",
+    "rank_normalize",
+    "rank_rhat",
+    "rhat_bulk",
+    "rhat_tail",
+    "split_chains",
     "split_rhat",
     "weighted_mean_and_stderr",
 ]
@@ -172,3 +189,214 @@ def mcse_mean(x: Tensor) -> tuple[Tensor, Tensor]:
     flat = x.reshape(-1, x.shape[2])
     se = (flat.var(0, unbiased=True) / effective_sample_size(x)).sqrt()
     return flat.mean(0), se
+
+
+# --- rank-normalised R-hat and ESS (Vehtari et al. 2021, arXiv:1903.08008) -----------------
+
+RHAT_THRESHOLD = 1.01  # Vehtari et al. 2021, section 4.3
+ESS_THRESHOLD = 400  # bulk and tail ESS, in draws (their "100 per chain" with 4 chains)
+MIN_DRAWS_PER_CHAIN = 100
+
+
+class ConvergenceWarning(RuntimeWarning):
+    """Markov chains that fail a convergence check (:func:`convergence_warnings`)."""
+
+
+def split_chains(x: Tensor) -> Tensor:
+    """Draws (N, M[, k]) -> (N // 2, 2 M, k): each chain's first and last N // 2 draws as two
+    chains (the middle draw of an odd N is dropped), as in arXiv:1903.08008, section 3.1."""
+    x = _as_chains(x)
+    half = x.shape[0] // 2
+    return torch.cat([x[:half], x[x.shape[0] - half :]], dim=1)
+
+
+def _quantile(x: Tensor, q: float) -> Tensor:
+    """Type-7 (linear) quantile over all draws, per coordinate: (N, M, k) -> (k,)."""
+    s = x.reshape(-1, x.shape[2]).sort(0).values
+    h = (s.shape[0] - 1) * q
+    lo = math.floor(h)
+    hi = min(lo + 1, s.shape[0] - 1)
+    return s[lo] + (h - lo) * (s[hi] - s[lo])
+
+
+def _median(x: Tensor) -> Tensor:
+    """Median over all draws, per coordinate (the mean of the two middle ones for even S)."""
+    s = x.reshape(-1, x.shape[2]).sort(0).values
+    return 0.5 * (s[(s.shape[0] - 1) // 2] + s[s.shape[0] // 2])
+
+
+def rank_normalize(x: Tensor) -> Tensor:
+    """z = Phi^{-1}((r - 3/8) / (S + 1/4)) per coordinate, r the rank of a draw among all S
+    draws of all chains (ties get their average rank); arXiv:1903.08008, eq. 14.
+    Draws (N, M[, k]) -> (N, M, k) float64."""
+    x = _as_chains(x)
+    n, m, k = x.shape
+    flat = x.reshape(n * m, k).T.contiguous()  # (k, S)
+    s = flat.sort(-1).values
+    lo = torch.searchsorted(s, flat, right=False)
+    hi = torch.searchsorted(s, flat, right=True)
+    rank = 0.5 * (lo + hi + 1).double()
+    z = torch.special.ndtri((rank - 0.375) / (n * m + 0.25))
+    return z.T.reshape(n, m, k)
+
+
+def _rhat_of_chains(x: Tensor) -> Tensor:
+    """R-hat = sqrt(((N - 1) / N W + B / N) / W) of the chains as given (no split), per
+    coordinate: W the mean within-chain variance, B / N the variance of the chain means
+    (arXiv:1903.08008, eqs. 1-4). (N, M, k) -> (k,)."""
+    n = x.shape[0]
+    w = x.var(0, unbiased=True).mean(0)
+    b_over_n = x.mean(0).var(0, unbiased=True) if x.shape[1] > 1 else torch.zeros_like(w)
+    return (((n - 1) / n * w + b_over_n) / w).sqrt()
+
+
+def _valid(x: Tensor) -> Tensor:
+    """Coordinates (k,) with no NaN and at least 4 draws."""
+    ok = ~torch.isnan(x).any(0).any(0)
+    return ok & (x.shape[0] >= 4)
+
+
+def rhat_bulk(x: Tensor) -> Tensor:
+    """Bulk R-hat: split R-hat of the rank-normalised split chains (arXiv:1903.08008,
+    section 3.2). Draws (N, M[, k]) -> (k,); NaN where a coordinate has a NaN or N < 4."""
+    x = _as_chains(x)
+    if x.shape[0] < 4:
+        return torch.full((x.shape[2],), math.nan, dtype=torch.float64)
+    r = _rhat_of_chains(rank_normalize(split_chains(x)))
+    return torch.where(_valid(x), r, math.nan)
+
+
+def rhat_tail(x: Tensor) -> Tensor:
+    """Folded (tail) R-hat: split R-hat of the rank-normalised |x - median x| of the split
+    chains, the median over all their draws (arXiv:1903.08008, section 3.2, eq. 15).
+    Draws (N, M[, k]) -> (k,)."""
+    x = _as_chains(x)
+    if x.shape[0] < 4:
+        return torch.full((x.shape[2],), math.nan, dtype=torch.float64)
+    s = split_chains(x)
+    r = _rhat_of_chains(rank_normalize((s - _median(s)).abs()))
+    return torch.where(_valid(x), r, math.nan)
+
+
+def rank_rhat(x: Tensor) -> Tensor:
+    """R-hat = max(bulk R-hat, folded R-hat) per coordinate (arXiv:1903.08008, section 3.2;
+    ArviZ's default ``rhat``; unlike ArviZ one chain is allowed, cut in two). Values above
+    1.01 flag chains that have not mixed. Draws (N, M[, k]) -> (k,)."""
+    return torch.maximum(rhat_bulk(x), rhat_tail(x))
+
+
+def _ess_of_chains(x: Tensor) -> Tensor:
+    r"""ESS = N M / tau of the chains as given, per coordinate, exactly as ArviZ's ``_ess``:
+    rho_t = 1 - (W - mean_m acov_m(t)) / var_plus (eq. 10) with rho_0 = 1; Geyer's initial
+    positive sequence of pair sums P_j = rho_2j + rho_2j+1 (j from 1 while 2j - 1 < N - 3
+    and P_{j-1} > 0), made monotone by P_j <- min(P_j, P_{j-1}), and
+    tau = -1 + 2 sum_{j < c} P_j + rho_2c (the even half of the first pair left out, when
+    it is positive or its pair is not negative), floored at 1 / log10(N M)
+    (arXiv:1903.08008, eqs. 10-13). Constant draws: ESS = N M. (N, M, k) -> (k,)."""
+    n, m, _ = x.shape
+    size = n * m
+    d = x - x.mean(0)
+    fft_len = 1 << (2 * n - 1).bit_length()
+    spec = torch.fft.rfft(d, n=fft_len, dim=0)
+    acov = torch.fft.irfft(spec.real.square() + spec.imag.square(), n=fft_len, dim=0)[:n] / n
+    w = acov[0].mean(0) * n / (n - 1)
+    var_plus = w * (n - 1) / n
+    if m > 1:
+        var_plus = var_plus + x.mean(0).var(0, unbiased=True)
+    rho = 1.0 - (w - acov.mean(1)) / var_plus  # (n, k)
+    rho[0] = 1.0
+    last = max(0, (n - 3) // 2)  # the last pair the positive sequence may reach
+    pairs = rho[0 : 2 * last + 2 : 2] + rho[1 : 2 * last + 2 : 2]  # P_0..P_last
+    c = torch.cumprod((pairs[:last] > 0).long(), 0).sum(0)  # pairs kept, (k,)
+    monotone = torch.cummin(pairs, 0).values
+    kept = torch.arange(last + 1)[:, None] < c[None, :]
+    even = rho.gather(0, 2 * c[None, :])[0]
+    p_c = pairs.gather(0, c[None, :])[0]
+    extra = torch.where((even > 0) | (p_c >= 0), even, torch.zeros_like(even))
+    extra = torch.where(c == 0, torch.ones_like(even), extra)
+    tau = -1.0 + 2.0 * torch.where(kept, monotone, 0.0).sum(0) + extra
+    tau = torch.clamp(tau, min=1.0 / math.log10(size))
+    ess = size / tau
+    constant = (x.amax((0, 1)) - x.amin((0, 1))) < 1e-15
+    return torch.where(constant, float(size), ess)
+
+
+def ess_bulk(x: Tensor) -> Tensor:
+    """Bulk ESS: the ESS of the rank-normalised split chains, in draws (arXiv:1903.08008,
+    section 3.2). Draws (N, M[, k]) -> (k,); NaN where a coordinate has a NaN or N < 4."""
+    x = _as_chains(x)
+    if x.shape[0] < 4:
+        return torch.full((x.shape[2],), math.nan, dtype=torch.float64)
+    e = _ess_of_chains(rank_normalize(split_chains(x)))
+    return torch.where(_valid(x), e, math.nan)
+
+
+def ess_tail(x: Tensor) -> Tensor:
+    """Tail ESS: min of the ESS of the split chains of I(x <= q_0.05) and I(x <= q_0.95),
+    q the type-7 quantiles over all draws (arXiv:1903.08008, section 4.3), in draws.
+    Draws (N, M[, k]) -> (k,)."""
+    x = _as_chains(x)
+    if x.shape[0] < 4:
+        return torch.full((x.shape[2],), math.nan, dtype=torch.float64)
+    low = _ess_of_chains(split_chains((x <= _quantile(x, 0.05)).double()))
+    high = _ess_of_chains(split_chains((x <= _quantile(x, 0.95)).double()))
+    return torch.where(_valid(x), torch.minimum(low, high), math.nan)
+
+
+def _worst(values: Tensor, bad: Tensor, largest: bool, threshold: float) -> str:
+    """'v > t (x[i]; j of k coordinates)' for the worst flagged coordinate i."""
+    key = torch.nan_to_num(values, nan=math.inf if largest else -math.inf)
+    key = torch.where(bad, key, -math.inf if largest else math.inf)
+    i = int(key.argmax() if largest else key.argmin())
+    count = f"; {int(bad.sum())} of {values.numel()} coordinates" if values.numel() > 1 else ""
+    sign = ">" if largest else "<"
+    return f"{float(values[i]):.4g} {sign} {threshold:g} (x[{i}]{count})"
+
+
+def convergence_warnings(
+    rhat: Tensor,
+    ess_bulk: Tensor,
+    ess_tail: Tensor,
+    draws_per_chain: int | None = None,
+    divergences: int = 0,
+) -> list[str]:
+    """One line per failed check of a multi-chain MCMC run, [] when all pass.
+
+    Checks (Vehtari et al. 2021, arXiv:1903.08008, section 4.3): rank-normalised split
+    R-hat (:func:`rank_rhat`) <= 1.01 in every coordinate; bulk and tail ESS >= 400 draws in
+    every coordinate (the paper's 100 per chain for its four chains, kept as a total: with
+    chains growing with n, 100 per chain would ask for ESS = n); at least 100 draws per
+    chain (below, R-hat and ESS are themselves unreliable); no divergent transitions (HMC).
+    A NaN statistic fails its check.
+
+    Arguments:
+        rhat, ess_bulk, ess_tail: (dim,) per coordinate.
+        draws_per_chain: post-warm-up draws per chain (None: not checked).
+        divergences: divergent transitions after warm-up.
+    """
+    rhat, ess_bulk, ess_tail = (torch.as_tensor(t).double().flatten().cpu()
+                                for t in (rhat, ess_bulk, ess_tail))  # fmt: skip
+    out = []
+    bad = ~(rhat <= RHAT_THRESHOLD)
+    if bad.any():
+        out.append(
+            f"split R-hat {_worst(rhat, bad, True, RHAT_THRESHOLD)}: the chains have not mixed"
+        )
+    for name, ess, what in (("bulk", ess_bulk, "means"), ("tail", ess_tail, "tail quantiles")):
+        bad = ~(ess >= ESS_THRESHOLD)
+        if bad.any():
+            out.append(
+                f"{name} ESS {_worst(ess, bad, False, ESS_THRESHOLD)}: "
+                f"too few effective draws for reliable {what}"
+            )
+    if draws_per_chain is not None and draws_per_chain < MIN_DRAWS_PER_CHAIN:
+        out.append(
+            f"{draws_per_chain} draws per chain < {MIN_DRAWS_PER_CHAIN}: R-hat and ESS are "
+            "unreliable (raise n or lower chains)"
+        )
+    if divergences > 0:
+        out.append(
+            f"{divergences} divergent transition(s) after warm-up: the draws may be biased "
+            "(lower the step size with a higher target_accept, or reparametrise)"
+        )
+    return out

@@ -352,7 +352,8 @@ def check_initial(state: State, name: str, values: tuple[Tensor, ...] = ()) -> N
         shown = ", ".join(map(str, bad[:20])) + (", ..." if len(bad) > 20 else "")
         raise ValueError(
             f"{name}: log_prob or its gradient is not finite at {len(bad)} initial walker(s), "
-            f"indices [{shown}]; start the walkers inside the support (init or base)"
+            f"indices [{shown}]; start the walkers inside the support (init= for MCMC, base= "
+            "for AIS/SMC)"
         )
 
 

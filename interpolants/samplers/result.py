@@ -32,7 +32,7 @@ def _scalar(v: Any) -> Any:
 
 @dataclass
 class SampleResult:
-    r"""What :func:`interpolants.samplers.sample` returns (API.md section 6).
+    r"""What :func:`interpolants.samplers.sample` returns.
 
     Attributes:
         samples: (n, dim) draws; pooled post-warm-up chain draws for MCMC (draw-major:
@@ -50,7 +50,13 @@ class SampleResult:
         acceptance_rate: mean Metropolis acceptance probability after warm-up (MCMC) or over
             all moves (AIS/SMC).
         iat: (dim,) integrated autocorrelation times per dimension (MCMC).
-        rhat: (dim,) split R-hat per dimension (MCMC).
+        rhat: (dim,) split R-hat per dimension (MCMC; BDA3, on the raw draws).
+        rank_rhat: (dim,) rank-normalised split R-hat, max of bulk and folded (Vehtari et al.
+            2021, :func:`~.diagnostics.rank_rhat`) per dimension (MCMC).
+        ess_bulk, ess_tail: (dim,) bulk and tail ESS in draws per dimension (MCMC;
+            :func:`~.diagnostics.ess_bulk`, :func:`~.diagnostics.ess_tail`).
+        warnings: one line per failed convergence check
+            (:func:`~.diagnostics.convergence_warnings`; filled by the MALA and HMC runners).
         log_prob_trace: (iterations, chains) target log density of every chain at every
             iteration, warm-up included (``info["warmup"]`` iterations first), for trace plots.
         chain_samples: (draws, chains, dim) the post-warm-up draws per chain (MCMC).
@@ -69,10 +75,14 @@ class SampleResult:
     acceptance_rate: float | None = None
     iat: Tensor | None = None
     rhat: Tensor | None = None
+    rank_rhat: Tensor | None = None
+    ess_bulk: Tensor | None = None
+    ess_tail: Tensor | None = None
     log_prob_trace: Tensor | None = None
     chain_samples: Tensor | None = None
     groups: Tensor | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def n(self) -> int:
@@ -111,7 +121,9 @@ class SampleResult:
         return v.mean(0), v.std(0) / math.sqrt(v.shape[0])
 
     def to_dict(self) -> dict[str, Any]:
-        """Scalar metrics for metrics.json (NaN and inf become None)."""
+        """Scalar metrics for metrics.json (NaN and inf become None): ``rhat_max``,
+        ``rank_rhat_max``, ``ess_bulk_min``, ``ess_tail_min`` for chains, ``warnings`` when
+        there are any."""
         out: dict[str, Any] = {
             "method": self.method,
             "n": self.n,
@@ -124,6 +136,11 @@ class SampleResult:
         }
         if self.rhat is not None:
             out["rhat_max"] = _scalar(torch.nan_to_num(self.rhat, nan=math.inf).max())
+        if self.rank_rhat is not None:
+            out["rank_rhat_max"] = _scalar(torch.nan_to_num(self.rank_rhat, nan=math.inf).max())
+        for key, ess in (("ess_bulk_min", self.ess_bulk), ("ess_tail_min", self.ess_tail)):
+            if ess is not None:
+                out[key] = _scalar(torch.nan_to_num(ess, nan=-math.inf).min())
         if self.iat is not None:
             out["iat_mean"] = _scalar(self.iat.mean())
             out["iat_max"] = _scalar(torch.nan_to_num(self.iat, nan=math.inf).max())
@@ -131,6 +148,8 @@ class SampleResult:
             s = _scalar(value)
             if s is not None and key not in out:
                 out[key] = s
+        if self.warnings:
+            out["warnings"] = list(self.warnings)
         return out
 
     def __repr__(self) -> str:

@@ -8,12 +8,14 @@ where the method has one), and writes into its output folder
   known, the modes covered for Gaussian mixtures and the observables <|m|>, chi for phi^4;
 - ``samples.pt``: the samples and log weights;
 - for a method that trains (``nets``, through its ``log_dir`` option): ``metrics.jsonl``
-  (loss, ESS and log Z per logging interval) and ``checkpoint.pt`` (``--option resume=true``
-  continues from it);
+  (loss, ESS and log Z per logging interval) and ``checkpoint.safetensors``
+  (``--option resume=true`` continues from it);
 - the PNGs of :func:`~.plots.plot_result`.
 
-When the sampler fails, ``metrics.json`` still records the run (``status: "failed"`` and the
-reason) before the error is raised again as a one-line ``ValueError``.
+The folder follows :mod:`interpolants.run_folder`: one that holds something is refused unless
+the run resumes or overwrites it. When the sampler fails, ``error.json`` records the reason
+(status "failed", or "interrupted" after Ctrl-C) beside any earlier results, which are left
+as they were, and the error is raised again as a one-line ``ValueError``.
 """
 
 from __future__ import annotations
@@ -21,16 +23,21 @@ from __future__ import annotations
 import argparse
 import ast
 import inspect
-import json
 import math
+import os
+import tempfile
+import textwrap
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from .. import targets as _targets
+from ..run_folder import METRICS, RunFolder
 from .api import METHODS, sample
+from .diagnostics import ConvergenceWarning
 from .plots import plot_result
 from .result import SampleResult
 
@@ -168,10 +175,6 @@ def _one_line(err: BaseException, label: str) -> str:
     return line
 
 
-def _write(out: Path, metrics: dict[str, Any]) -> None:
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-
-
 def run_sample_target(
     name: str | _targets.Target,
     method: str,
@@ -181,6 +184,7 @@ def run_sample_target(
     options: dict[str, Any] | None = None,
     *,
     progress: bool = True,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     r"""Sample the target ``name`` with ``method``; write metrics.json, samples.pt and PNGs.
 
@@ -194,6 +198,9 @@ def run_sample_target(
         options: the method's options (see :func:`~.api.sample`); keys ``target.KEY`` go
             to the target's constructor instead (e.g. ``{"target.L": 16}`` for phi4).
         progress: show a progress bar where the method has one (unless ``options`` says).
+        overwrite: replace the run that ``out`` holds (put back if this one fails); without
+            it a folder that holds something is refused, unless ``options`` has
+            ``resume=True`` (NETS: continue its training).
 
     Returns:
         The metrics written to ``out/metrics.json``: ``result.to_dict()``, ``target``,
@@ -203,7 +210,7 @@ def run_sample_target(
     Raises:
         ValueError: unknown target or method (the known ones are listed), bad options, or a
             target whose log_prob is not finite at the starting walkers (their indices are
-            named) or has the wrong shape. A failed run still writes metrics.json.
+            named) or has the wrong shape. A failed run writes error.json.
 
     Example:
         >>> m = run_sample_target("gmm40", "smc", n=1000, out="runs/gmm40-smc")
@@ -227,54 +234,71 @@ def run_sample_target(
     if progress and "progress" not in options and _has_progress(method):
         options["progress"] = True
     out = Path(out)
+    folder = RunFolder(out, resume=bool(options.get("resume")), overwrite=overwrite)
     if "log_dir" in inspect.signature(METHODS[method]).parameters:
-        options.setdefault("log_dir", str(out))  # nets: metrics.jsonl and checkpoint.pt
-    out.mkdir(parents=True, exist_ok=True)
+        options.setdefault("log_dir", folder)  # nets: metrics.jsonl and its checkpoint
     metrics: dict[str, Any] = {
         "target": label,
         "method": method,
         "n": n,
         "seed": seed,
-        "options": _jsonable({k: v for k, v in options.items() if k != "progress"}),
+        "options": _jsonable(
+            {k: str(out) if v is folder else v for k, v in options.items() if k != "progress"}
+        ),
         "target_options": _jsonable(target_options),
-        "status": "running",
     }
     start = time.perf_counter()
-    try:
-        result = sample(target, method, n=n, seed=seed, **options)
-    except (ValueError, TypeError, RuntimeError, KeyboardInterrupt) as err:
-        reason = _one_line(err, label)
-        status = "interrupted" if isinstance(err, KeyboardInterrupt) else "failed"
-        metrics |= {"status": status, "error": reason}
-        metrics["wall_seconds"] = time.perf_counter() - start
-        _write(out, metrics)
-        if isinstance(err, KeyboardInterrupt):
-            raise
-        raise ValueError(f"{label} ({method}): {reason}") from err
-    wall = time.perf_counter() - start
-    metrics = {**result.to_dict(), **metrics, "status": "ok", "wall_seconds": wall}
+    with folder.running():
+        try:
+            with warnings.catch_warnings():  # printed once, by format_metrics, and recorded
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                result = sample(target, method, n=n, seed=seed, **options)
+        except (ValueError, TypeError, RuntimeError) as err:
+            raise ValueError(f"{label} ({method}): {_one_line(err, label)}") from err
+        folder.accept()
+        _write_results(folder, target, result, metrics, time.perf_counter() - start, label)
+    return metrics
+
+
+def _write_results(
+    folder: RunFolder,
+    target: Any,
+    result: SampleResult,
+    metrics: dict[str, Any],
+    wall: float,
+    label: str,
+) -> None:
+    """metrics.json, samples.pt and the plots of a finished run (``metrics`` is completed)."""
+    out = folder.file(".").parent if folder.path is None else folder.path
+    given = dict(metrics)
+    metrics.clear()
+    metrics.update({**result.to_dict(), **given, "status": "ok", "wall_seconds": wall})
+    if result.warnings:  # failed convergence checks (MCMC): not "ok"
+        metrics |= {"status": "warning", "warnings": list(result.warnings)}
     metrics |= target_metrics(target, result)
-    torch.save(
-        {
-            "samples": result.samples.detach().cpu(),
-            "log_weights": None if result.log_weights is None else result.log_weights.cpu(),
-        },
-        out / "samples.pt",
-    )
-    _write(out, metrics)  # the numbers are safe before the plots are tried
+    samples = {
+        "samples": result.samples.detach().cpu(),
+        "log_weights": None if result.log_weights is None else result.log_weights.cpu(),
+    }
+    fd, tmp = tempfile.mkstemp(dir=out, prefix=".samples.", suffix=".tmp")
+    os.close(fd)
+    torch.save(samples, tmp)
+    os.replace(tmp, out / "samples.pt")
+    folder.write_json(METRICS, metrics)  # the numbers are safe before the plots are tried
     try:
         metrics["plots"] = [p.name for p in plot_result(result, target, out)]
     except Exception as err:  # a plot must not cost the run: record why it is missing
         metrics["plots"], metrics["plot_error"] = [], _one_line(err, label)
-    _write(out, metrics)
-    return metrics
+    folder.write_json(METRICS, metrics)
 
 
 def format_metrics(metrics: dict[str, Any]) -> str:
-    """A few readable lines: log Z with its error and the truth, ESS, cost, coverage, plots."""
+    """A few readable lines: status and warnings, log Z with its error and the truth, ESS,
+    R-hat, cost, coverage, plots."""
     lines = [f"{metrics.get('target')} with {metrics.get('method')}: {metrics.get('status')}"]
     if metrics.get("error"):
         lines.append(f"  error: {metrics['error']}")
+    lines += [f"  warning: {w}" for w in metrics.get("warnings") or []]
     if metrics.get("log_Z") is not None:
         se = metrics.get("log_Z_stderr")
         text = f"  log Z = {metrics['log_Z']:.4f}" + (f" ± {se:.4f}" if se is not None else "")
@@ -290,6 +314,9 @@ def format_metrics(metrics: dict[str, Any]) -> str:
         ("ess", "ESS/N = {:.3f}"),
         ("acceptance_rate", "acceptance = {:.3f}"),
         ("rhat_max", "max split R-hat = {:.3f}"),
+        ("rank_rhat_max", "max rank-normalised R-hat = {:.3f}"),
+        ("ess_bulk_min", "min bulk ESS = {:.0f}"),
+        ("ess_tail_min", "min tail ESS = {:.0f}"),
         ("iat_max", "max IAT = {:.1f}"),
         ("divergences", "divergences = {}"),
         ("levels", "levels = {:g}"),
@@ -325,26 +352,75 @@ def _command(args: argparse.Namespace) -> None:
         out=out,
         options=parse_options(args.option),
         progress=not args.quiet,
+        overwrite=args.overwrite,
     )
     print(format_metrics(metrics))
     print(f"metrics: {out}/metrics.json")
 
 
+def method_options(method: str) -> list[str]:
+    """The options ``sample(target, method, **options)`` takes for ``method``, with defaults."""
+    params = inspect.signature(METHODS[method]).parameters
+    fixed = ("target", "n", "seed", "init")
+    shown = []
+    for name, p in params.items():
+        if name in fixed or p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
+            continue
+        default = "" if p.default is inspect.Parameter.empty else f"={p.default!r}"
+        shown.append(f"{name}{default}")
+    return ["init", *shown]
+
+
+def _epilog() -> str:
+    lines = [
+        "targets: " + ", ".join([*_targets.names(), "gmm-d{d}-k{k}"]),
+        "  (target.KEY=VALUE options go to the target, e.g. --option target.L=16 for phi4)",
+        "",
+        "methods and their --option keys (KEY=VALUE, values read as Python literals):",
+    ]
+    for method in sorted(METHODS):
+        lines.append(textwrap.fill(
+            ", ".join(method_options(method)), width=100, initial_indent=f"  {method}: ",
+            subsequent_indent="      ",
+        ))  # fmt: skip
+    lines += [
+        "",
+        "writes OUT/metrics.json (status ok, warning or failed), samples.pt and PNGs;",
+        "a folder that already holds a run is refused unless --overwrite (or, for nets,",
+        "--option resume=true).",
+    ]
+    return "\n".join(lines)
+
+
 def add_sample_target_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``interpolants sample-target NAME --method M [...]`` on an argparse
     sub-parser collection; its handler is ``args.func``."""
-    p = subparsers.add_parser("sample-target", help="sample an unnormalised target")
-    p.add_argument("name", help="target name (e.g. gmm40, funnel, many_well, phi4)")
+    p = subparsers.add_parser(
+        "sample-target",
+        help="sample an unnormalised target: log Z, ESS, diagnostics, plots",
+        description="Sample a named target with one method; print log Z with its error bar, "
+        "the ESS and diagnostics, and write them to OUT/metrics.json.",
+        epilog=_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("name", help="target name (listed below)")
     p.add_argument("--method", required=True, help="sampler: " + ", ".join(sorted(METHODS)))
-    p.add_argument("-n", "--n", type=int, default=1000, help="number of samples (walkers)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "-n", "--n", type=int, default=1000,
+        help="samples: walkers for AIS/SMC/NETS/IS, pooled draws for MCMC (default 1000)",
+    )  # fmt: skip
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--out", help="output folder (default runs/sample-target/NAME-METHOD)")
     p.add_argument(
         "--option",
         action="append",
         metavar="KEY=VALUE",
-        help="a method option, e.g. steps=1000, kernel=hmc; target.KEY=VALUE for the target",
+        help="a method option (repeat it), e.g. steps=1000, kernel=hmc; see the list below",
     )
+    p.add_argument(
+        "--overwrite", action="store_true",
+        help="replace the run in OUT (kept until this one succeeds)",
+    )  # fmt: skip
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_command)
     return p
