@@ -77,6 +77,7 @@ class RunFolder:
         resume: continue the run that is there.
         overwrite: replace what is there (kept aside until the new run finishes).
         writer: False on every process of a distributed run but the first (they read only).
+        hint: what the refusal tells the user to do (default: name resume and overwrite).
 
     Raises:
         ValueError: the folder holds something and neither ``resume`` nor ``overwrite`` is
@@ -90,6 +91,7 @@ class RunFolder:
         resume: bool = False,
         overwrite: bool = False,
         writer: bool = True,
+        hint: str | None = None,
     ):
         if resume and overwrite:
             raise ValueError("resume and overwrite exclude each other: choose one")
@@ -103,10 +105,11 @@ class RunFolder:
         held = [name for name in _entries(self.path) if name != ERROR]  # a failure alone: empty
         if held and not (resume or overwrite):
             shown = ", ".join(held[:4]) + (", ..." if len(held) > 4 else "")
-            raise ValueError(
-                f"{self.path} already holds a run ({shown}); pass --resume (resume=True) to "
-                "continue it, --overwrite (overwrite=True) to replace it, or choose another folder"
+            hint = hint or (
+                "pass --resume (resume=True) to continue it, --overwrite (overwrite=True) to "
+                "replace it, or choose another folder"
             )
+            raise ValueError(f"{self.path} already holds a run ({shown}); {hint}")
 
     def __bool__(self) -> bool:
         return self.path is not None

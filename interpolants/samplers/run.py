@@ -234,7 +234,11 @@ def run_sample_target(
     if progress and "progress" not in options and _has_progress(method):
         options["progress"] = True
     out = Path(out)
-    folder = RunFolder(out, resume=bool(options.get("resume")), overwrite=overwrite)
+    folder = RunFolder(
+        out, resume=bool(options.get("resume")), overwrite=overwrite,
+        hint="pass --overwrite (overwrite=True) to replace it or choose another --out; a NETS "
+        "run continues its training with --option resume=true",
+    )  # fmt: skip
     if "log_dir" in inspect.signature(METHODS[method]).parameters:
         options.setdefault("log_dir", folder)  # nets: metrics.jsonl and its checkpoint
     metrics: dict[str, Any] = {
