@@ -31,6 +31,7 @@ References:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -256,26 +257,30 @@ def _valid(x: Tensor) -> Tensor:
     return ok & (x.shape[0] >= 4)
 
 
-def rhat_bulk(x: Tensor) -> Tensor:
-    """Bulk R-hat: split R-hat of the rank-normalised split chains (arXiv:1903.08008,
-    section 3.2). Draws (N, M[, k]) -> (k,); NaN where a coordinate has a NaN or N < 4."""
+def _per_coordinate(x: Tensor, statistic: Callable[[Tensor], Tensor]) -> Tensor:
+    """statistic(draws (N, M, k)) -> (k,), NaN where a coordinate has a NaN or N < 4."""
     x = _as_chains(x)
     if x.shape[0] < 4:
         return torch.full((x.shape[2],), math.nan, dtype=torch.float64)
-    r = _rhat_of_chains(rank_normalize(split_chains(x)))
-    return torch.where(_valid(x), r, math.nan)
+    return torch.where(_valid(x), statistic(x), math.nan)
+
+
+def rhat_bulk(x: Tensor) -> Tensor:
+    """Bulk R-hat: split R-hat of the rank-normalised split chains (arXiv:1903.08008,
+    section 3.2). Draws (N, M[, k]) -> (k,); NaN where a coordinate has a NaN or N < 4."""
+    return _per_coordinate(x, lambda c: _rhat_of_chains(rank_normalize(split_chains(c))))
 
 
 def rhat_tail(x: Tensor) -> Tensor:
     """Folded (tail) R-hat: split R-hat of the rank-normalised |x - median x| of the split
     chains, the median over all their draws (arXiv:1903.08008, section 3.2, eq. 15).
     Draws (N, M[, k]) -> (k,)."""
-    x = _as_chains(x)
-    if x.shape[0] < 4:
-        return torch.full((x.shape[2],), math.nan, dtype=torch.float64)
-    s = split_chains(x)
-    r = _rhat_of_chains(rank_normalize((s - _median(s)).abs()))
-    return torch.where(_valid(x), r, math.nan)
+
+    def folded(c: Tensor) -> Tensor:
+        s = split_chains(c)
+        return _rhat_of_chains(rank_normalize((s - _median(s)).abs()))
+
+    return _per_coordinate(x, folded)
 
 
 def rank_rhat(x: Tensor) -> Tensor:
@@ -324,23 +329,19 @@ def _ess_of_chains(x: Tensor) -> Tensor:
 def ess_bulk(x: Tensor) -> Tensor:
     """Bulk ESS: the ESS of the rank-normalised split chains, in draws (arXiv:1903.08008,
     section 3.2). Draws (N, M[, k]) -> (k,); NaN where a coordinate has a NaN or N < 4."""
-    x = _as_chains(x)
-    if x.shape[0] < 4:
-        return torch.full((x.shape[2],), math.nan, dtype=torch.float64)
-    e = _ess_of_chains(rank_normalize(split_chains(x)))
-    return torch.where(_valid(x), e, math.nan)
+    return _per_coordinate(x, lambda c: _ess_of_chains(rank_normalize(split_chains(c))))
 
 
 def ess_tail(x: Tensor) -> Tensor:
     """Tail ESS: min of the ESS of the split chains of I(x <= q_0.05) and I(x <= q_0.95),
     q the type-7 quantiles over all draws (arXiv:1903.08008, section 4.3), in draws.
     Draws (N, M[, k]) -> (k,)."""
-    x = _as_chains(x)
-    if x.shape[0] < 4:
-        return torch.full((x.shape[2],), math.nan, dtype=torch.float64)
-    low = _ess_of_chains(split_chains((x <= _quantile(x, 0.05)).double()))
-    high = _ess_of_chains(split_chains((x <= _quantile(x, 0.95)).double()))
-    return torch.where(_valid(x), torch.minimum(low, high), math.nan)
+
+    def tails(c: Tensor) -> Tensor:
+        low = _ess_of_chains(split_chains((c <= _quantile(c, 0.05)).double()))
+        return torch.minimum(low, _ess_of_chains(split_chains((c <= _quantile(c, 0.95)).double())))
+
+    return _per_coordinate(x, tails)
 
 
 def _worst(values: Tensor, bad: Tensor, largest: bool, threshold: float) -> str:
