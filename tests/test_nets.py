@@ -545,13 +545,15 @@ def test_sample_entry_point_and_cli_files(tmp_path):
     assert m3["mass_matrix"] == "diag" and 0.3 < m3["acceptance_rate"] < 0.8
 
 
+SHORT_RESUMABLE = {"n": 40, "seed": 3, "steps": 5, "train_steps": 5, "iterations": 6,
+                   "train_walkers": 8, "updates": 2, "buffer": 3, "checkpoint_every": 3,
+                   "log_every": 2, "features": 0}  # fmt: skip
+
+
 def test_a_training_cut_short_resumes_to_the_unbroken_run(tmp_path, monkeypatch):
     """A crash after the round-3 checkpoint, then resume=True: the same drift, eps table,
     log Z and evaluations as 6 rounds without a break (the walker buffer is checkpointed)."""
-    target = _mixture()
-    opts = {"n": 40, "seed": 3, "steps": 5, "train_steps": 5, "iterations": 6,
-            "train_walkers": 8, "updates": 2, "buffer": 3, "checkpoint_every": 3,
-            "log_every": 2, "features": 0}  # fmt: skip
+    target, opts = _mixture(), SHORT_RESUMABLE
     unbroken = run_nets(target, **opts, log_dir=tmp_path / "a")
     adapt, calls = nets_module._adapt_eps, []
 
@@ -592,10 +594,7 @@ def test_ctrl_c_in_training_checkpoints_the_round_and_resumes_exactly(tmp_path, 
     import os
     import signal
 
-    target = _mixture()
-    opts = {"n": 40, "seed": 3, "steps": 5, "train_steps": 5, "iterations": 6,
-            "train_walkers": 8, "updates": 2, "buffer": 3, "checkpoint_every": 3,
-            "log_every": 2, "features": 0}  # fmt: skip
+    target, opts = _mixture(), SHORT_RESUMABLE
     unbroken = run_nets(target, **opts, log_dir=tmp_path / "a")
     adapt, calls = nets_module._adapt_eps, []
 
