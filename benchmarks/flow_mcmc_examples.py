@@ -49,12 +49,12 @@ import torch
 from torch import Tensor
 
 from interpolants import targets
-from interpolants.plots import _pyplot
+from interpolants.app.plots import pyplot
+from interpolants.app.sampler_plots import plot_flow_mcmc
 from interpolants.samplers import sample
 from interpolants.samplers.coupling import CouplingFlow
 from interpolants.samplers.diagnostics import integrated_autocorr_time, mcse_mean
 from interpolants.samplers.flow_mcmc import mode_switches
-from interpolants.samplers.plots import plot_flow_mcmc
 
 F64 = torch.float64
 
@@ -201,7 +201,7 @@ def phi4_1d(args: argparse.Namespace, out: Path, cmd: str) -> dict[str, Any]:
 
 
 def _phi4_plot(target, fm, mala, path: Path) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.4))
     for ax, res, name in ((axes[0], fm, "flow-MCMC"), (axes[1], mala, "MALA")):
         x = res.chain_samples[-1]
@@ -332,7 +332,7 @@ def particles(args: argparse.Namespace, out: Path, cmd: str) -> dict[str, Any]:
     rows["smc"] = _smc_row(target, args, drop_of, "drop_fraction")
     rows["smc"]["free_energy"] = -args.kT * rows["smc"]["log_Z"]
     plot_flow_mcmc(fm, out / "flow_mcmc.png")
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
     for res, name in ((fm, "flow-MCMC"), (mala, "MALA")):
         op = target.order_parameter(res.chain_samples[:, :4].reshape(-1, target.dim))
@@ -434,7 +434,7 @@ def radial_velocity(args: argparse.Namespace, out: Path, cmd: str) -> dict[str, 
     }
     rows["smc"] = _smc_row(target, args)
     plot_flow_mcmc(fm, out / "flow_mcmc.png")
-    plt = _pyplot()
+    plt = pyplot()
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 3.4))
     bins = torch.linspace(0, math.log10(30), 300).numpy()
     for res, name in ((fm, "flow-MCMC"), (mala, "MALA")):

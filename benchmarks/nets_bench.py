@@ -18,7 +18,7 @@ plain run's evaluations E_total (training + sampling) and E_sampling set the bas
 ``ais K`` with K = round(E / N) linear temperatures and one MALA move per level (N K
 evaluations) for E = E_total and E = E_sampling, and ``smc K`` (10 batches plus the pilot run,
 1.1 N K evaluations) at E_total. The tables are those of
-:func:`interpolants.samplers.bench.format_samplers`; on phi4 a second table compares <|m|>
+:func:`interpolants.app.sampler_bench.format_samplers`; on phi4 a second table compares <|m|>
 and chi with the HMC references of ``targets/phi4.py`` in units of the combined standard error.
 """
 
@@ -38,9 +38,9 @@ import torch
 import yaml
 
 import interpolants as si
-from interpolants.bench import machine_info
-from interpolants.samplers.bench import _summarise, format_samplers
-from interpolants.samplers.run import target_metrics
+from interpolants.app.machine import machine_info
+from interpolants.app.sample_target import target_metrics
+from interpolants.app.sampler_bench import format_samplers, summarise
 
 #: NETS options per row name (the defaults elsewhere); "target" names the registered target
 #: (default: the row name) and "target_options" its targets.get options.
@@ -220,7 +220,7 @@ def _rows(runs: dict[str, dict[str, list[dict[str, Any]]]]) -> dict[str, dict[st
     for name, per in runs.items():
         rows[name] = {}
         for label, rs in per.items():
-            s = _summarise(rs)
+            s = summarise(rs)
             if label.startswith("nets"):
                 s["sampling_evaluations"] = statistics.median(r["sampling_evaluations"] for r in rs)
             else:
@@ -289,9 +289,9 @@ def eps_sweep(name: str, n: int, seed: int, scales: list[float], out: Path) -> s
                      "log_Z": r.log_Z, "log_Z_stderr": r.log_Z_stderr,
                      "acceptance": r.acceptance_rate})  # fmt: skip
     (out / f"eps_sweep_{name}.json").write_text(json.dumps(rows, indent=1))
-    from interpolants.plots import _pyplot
+    from interpolants.app.plots import pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(4.5, 3.2))
     xs = [max(r["eps_scale"], scales[1] / 4 if len(scales) > 1 else 1e-3) for r in rows]
     ax.semilogx(xs, [r["ess"] for r in rows], "o-")

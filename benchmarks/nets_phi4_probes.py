@@ -15,7 +15,7 @@ import json
 import time
 
 import interpolants as si
-from interpolants.samplers.run import target_metrics
+from interpolants.app.sample_target import target_metrics
 
 KEYS = ("log_Z", "log_Z_stderr", "ess", "abs_magnetization", "abs_magnetization_stderr",
         "susceptibility")  # fmt: skip

@@ -629,7 +629,7 @@ class _Job:
 
 def _run_plots(folder: RunFolder, model: GenerativeModel, objective: str) -> None:
     """loss.png from metrics.jsonl, samples.png for 2-D data; a failed plot costs no run."""
-    from .plots import loss_plot, samples_over_density
+    from .app.plots import loss_plot, samples_over_density
 
     try:
         loss_plot(folder.file(METRICS_LOG), folder.file("loss.png"), objective)

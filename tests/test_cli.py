@@ -3,7 +3,7 @@ import math
 
 import pytest
 
-from interpolants.cli import main
+from interpolants.app.cli import main
 
 
 def test_exact_demo_writes_metrics_and_plot(tmp_path, capsys):
@@ -19,7 +19,7 @@ def test_exact_demo_writes_metrics_and_plot(tmp_path, capsys):
 
 
 def test_training_demo_trains_evaluates_and_prints(tmp_path):
-    from interpolants.demo import format_training_demo, run_training_demo
+    from interpolants.app.demo import format_training_demo, run_training_demo
 
     out = tmp_path / "demo"
     metrics = run_training_demo(

@@ -12,6 +12,7 @@ import math
 import pytest
 import torch
 
+from interpolants.app.sample_target import run_sample_target
 from interpolants.distributions import DiagonalNormal, GaussianMixture
 from interpolants.samplers import sample
 from interpolants.samplers.coupling import CouplingFlow
@@ -22,7 +23,6 @@ from interpolants.samplers.flow_mcmc import (
     mode_weights,
     train_transport,
 )
-from interpolants.samplers.run import run_sample_target
 from interpolants.targets import Target
 
 F64 = torch.float64

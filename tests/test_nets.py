@@ -12,6 +12,7 @@ from torch import Tensor, nn
 import interpolants as si
 import interpolants.samplers.nets as nets_module
 from interpolants import checkpoints
+from interpolants.app.sample_target import run_sample_target
 from interpolants.distributions import DiagonalNormal
 from interpolants.samplers import NETSModel, run_ais, run_nets, sample
 from interpolants.samplers.ais import AnnealedDensity
@@ -25,7 +26,6 @@ from interpolants.samplers.nets import (
     simulate,
 )
 from interpolants.samplers.nets_nn import BlockDrift, LatticeDrift, lattice_coloring
-from interpolants.samplers.run import run_sample_target
 from interpolants.targets import GaussianMixture, Target
 from interpolants.targets.funnel import Funnel
 from interpolants.targets.many_well import ManyWell

@@ -1,5 +1,6 @@
-"""Tests of the PNG plots (interpolants.plots, interpolants.samplers.plots): every plot a reader
-gets has labelled axes with ticks, a title, and a labelled colour bar where colour shows values.
+"""Tests of the PNG plots (interpolants.app.plots, interpolants.app.sampler_plots): every plot a
+reader gets has labelled axes with ticks, a title, and a labelled colour bar where colour shows
+values.
 
 Each figure is inspected when it is saved (``Figure.savefig`` is wrapped), then written to a PNG.
 """
@@ -12,8 +13,7 @@ import matplotlib.figure
 import pytest
 import torch
 
-from interpolants import plots
-from interpolants.samplers import plots as sampler_plots
+from interpolants.app import plots, sampler_plots
 from interpolants.samplers.result import SampleResult
 
 

@@ -13,7 +13,7 @@ from torch import nn
 
 import interpolants as si
 from interpolants import checkpoints
-from interpolants.cli import main
+from interpolants.app.cli import main
 from interpolants.run_folder import CHECKPOINT, RunFolder
 
 TINY = {"steps": 12, "batch_size": 32, "log_every": 4, "checkpoint_every": 4}

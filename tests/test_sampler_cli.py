@@ -1,4 +1,5 @@
-"""Tests of interpolants.samplers.run and .plots: ``sample-target`` runs on disk, bad input."""
+"""Tests of interpolants.app.sample_target and .sampler_plots: ``sample-target`` runs on disk,
+bad input."""
 
 from __future__ import annotations
 
@@ -10,14 +11,14 @@ import warnings
 import pytest
 import torch
 
-from interpolants.samplers import ConvergenceWarning
-from interpolants.samplers.bench import bench_samplers, format_samplers
-from interpolants.samplers.run import (
+from interpolants.app.sample_target import (
     add_sample_target_parser,
     format_metrics,
     parse_options,
     run_sample_target,
 )
+from interpolants.app.sampler_bench import bench_samplers, format_samplers
+from interpolants.samplers import ConvergenceWarning
 from interpolants.targets import Target
 
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import interpolants as si
-from interpolants.cli import main
+from interpolants.app.cli import main
 from interpolants.nn import MLPField
 
 M = torch.tensor([1.0, -2.0])

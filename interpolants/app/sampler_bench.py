@@ -19,7 +19,7 @@ reported errors were right (|z| > 3: the method misses log Z beyond its error ba
 ESS / N, modes covered (gmm40, of 40), <|m|> and chi = V (<m^2> - <|m|>^2) on phi4, target
 evaluations and the median wall seconds per run.
 
-Run it with ``python -m interpolants.samplers.bench --out runs/bench/samplers``.
+Run it with ``python -m interpolants.app.sampler_bench --out runs/bench/samplers``.
 """
 
 from __future__ import annotations
@@ -34,12 +34,12 @@ from pathlib import Path
 from typing import Any
 
 from .. import targets as _targets
-from ..bench import machine_info
-from .api import sample
-from .plots import plot_log_weights, plot_samples
-from .run import target_metrics
+from ..samplers import sample
+from .machine import machine_info
+from .sample_target import target_metrics
+from .sampler_plots import plot_log_weights, plot_samples
 
-__all__ = ["bench_samplers", "format_samplers", "main"]
+__all__ = ["bench_samplers", "format_samplers", "main", "summarise"]
 
 HMC_REFERENCE = {"chains": 64, "draws_per_chain": 1000, "warmup": 500}
 
@@ -64,7 +64,7 @@ def _mean_se(values: list[float]) -> tuple[float | None, float | None]:
     return statistics.fmean(v), se
 
 
-def _summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
+def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Aggregate the per-seed metrics of one (target, row)."""
     s: dict[str, Any] = {"seeds": len(runs)}
     for key in ("log_Z", "log_Z_error", "log_Z_abs_error", "ess", "modes_covered"):
@@ -118,7 +118,7 @@ def bench_samplers(
 
     Returns:
         ``{"n", "seeds", "steps", "rows": {target: {row: summary}}, "runs": {...}}`` with the
-        per-seed metrics under ``runs`` and the aggregates of :func:`_summarise` under ``rows``.
+        per-seed metrics under ``runs`` and the aggregates of :func:`summarise` under ``rows``.
     """
     out = Path(out)
     configs = _configs(steps)
@@ -153,7 +153,7 @@ def bench_samplers(
                         f"({metrics['wall_seconds']:.1f} s)",
                         flush=True,
                     )
-        rows[name] = {label: _summarise(runs) for label, runs in per_seed[name].items()}
+        rows[name] = {label: summarise(runs) for label, runs in per_seed[name].items()}
     return {
         "n": n,
         "seeds": seeds,
@@ -240,8 +240,8 @@ def format_samplers(m: dict[str, Any]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m interpolants.samplers.bench``: run, write OUT/metrics.json, print the table."""
-    p = argparse.ArgumentParser(prog="python -m interpolants.samplers.bench")
+    """``python -m interpolants.app.sampler_bench``: run, write OUT/metrics.json, print it."""
+    p = argparse.ArgumentParser(prog="python -m interpolants.app.sampler_bench")
     p.add_argument("--out", default="runs/bench/samplers")
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--steps", type=int, nargs="+", default=[100, 1000])

@@ -8,12 +8,9 @@ from __future__ import annotations
 
 import copy
 import math
-import os
-import platform
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +18,12 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from ..generative import GenerativeModel
+from ..integrate import odeint
+from ..interpolant import Interpolant
+from ..run_folder import METRICS, RunFolder
 from .demo import demo_problem
-from .generative import GenerativeModel
-from .integrate import odeint
-from .interpolant import Interpolant
-from .run_folder import METRICS, RunFolder
+from .machine import machine_info
 
 __all__ = ["BENCHMARKS", "machine_info", "run_benchmark"]
 
@@ -202,9 +200,9 @@ def bench_train_cost(
     si.fit is timed as a whole call of ``steps`` steps, its set-up (EMA copy, run state)
     included; the others after 3 warm-up steps.
     """
-    from .data import load
-    from .nn import MLPField
-    from .train import fit
+    from ..data import load
+    from ..nn import MLPField
+    from ..train import fit
 
     torch.manual_seed(0)
     data = load("checkerboard", n=100_000)
@@ -271,9 +269,9 @@ def bench_checkerboard(
     ``bare=True`` trains instead the issue's anchor, a bare PyTorch loop (the MLP of
     ``[x, t]``, Adam at a constant lr 1e-3, uniform t, no EMA, no clipping), evaluated the same
     way so that the two are compared under one protocol."""
-    from .data import load
-    from .metrics import sliced_w2
-    from .train import fit
+    from ..data import load
+    from ..metrics import sliced_w2
+    from ..train import fit
 
     data = load("checkerboard", n=200_000)
     test = load("checkerboard", n=20_000, split="test")
@@ -330,7 +328,7 @@ def bench_checkerboard(
 
 def _digits_problem(alpha: float, whiten: bool = False) -> tuple[Any, Any, Tensor]:
     """(train sampler with fresh dequantisation in logit space, the transform, test images)."""
-    from .data import Dequantized, LogitTransform, digits, load
+    from ..data import Dequantized, LogitTransform, digits, load
 
     levels = (digits("train", dequantize=False) * 17 - 0.5).round().flatten(1)
     transform = LogitTransform(load("digits").flatten(1), alpha=alpha, whiten=whiten)
@@ -376,10 +374,10 @@ def bench_digits(
     with the divergence exact (``probes=0``) or by Hutchinson's unbiased estimator averaged
     over ``probes`` probes per image (Heun, ``eval_steps``). NSF: 5 transforms of 2 x 256
     hidden units, maximum likelihood, Adam."""
-    from .data import Dequantized
-    from .metrics import bits_per_dim
-    from .nn import MLPField
-    from .train import fit
+    from ..data import Dequantized
+    from ..metrics import bits_per_dim
+    from ..nn import MLPField
+    from ..train import fit
 
     train, transform, test = _digits_problem(alpha, whiten)
     y_test, log_det = transform(test), transform.log_det(test)
@@ -551,10 +549,10 @@ def bench_ml_vs_interpolant(
     same network (MLP 3x128), batch, AdamW at constant lr 1e-3, gradient clipping at 1
     (the claim tested: the interpolant loss reaches the same NLL at a fraction of the
     cost). Test NLL at the training times ``times`` and at ``budget``."""
-    from .data import load
-    from .interpolant import Interpolant, sample_times
-    from .losses import velocity_loss
-    from .nn import MLPField
+    from ..data import load
+    from ..interpolant import Interpolant, sample_times
+    from ..losses import velocity_loss
+    from ..nn import MLPField
 
     torch.manual_seed(seed)
     data = load("checkerboard", n=200_000)
@@ -624,14 +622,14 @@ def _format_ml(m: dict[str, Any]) -> str:
 
 
 def _bench_samplers(out: Path) -> dict[str, Any]:
-    """AIS and SMC on the named targets of docs/benchmarks.md (``interpolants.samplers.bench``)."""
-    from .samplers.bench import bench_samplers
+    """AIS and SMC on the named targets of docs/benchmarks.md (:mod:`.sampler_bench`)."""
+    from .sampler_bench import bench_samplers
 
     return bench_samplers(out)
 
 
 def _format_samplers_table(m: dict[str, Any]) -> str:
-    from .samplers.bench import format_samplers
+    from .sampler_bench import format_samplers
 
     return format_samplers(m)
 
@@ -644,17 +642,6 @@ BENCHMARKS: dict[str, tuple[Callable[..., dict[str, Any]], Callable[[dict[str, A
     "ml-vs-interpolant": (bench_ml_vs_interpolant, _format_ml),
     "samplers": (_bench_samplers, _format_samplers_table),
 }
-
-
-def machine_info() -> dict[str, Any]:
-    """What a benchmark ran on: cores, torch threads and version, Python, date."""
-    return {
-        "cores": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "date": date.today().isoformat(),
-    }
 
 
 def run_benchmark(

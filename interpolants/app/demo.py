@@ -23,12 +23,12 @@ from typing import Any
 
 import torch
 
-from .distributions import GaussianMixture
-from .fields import GaussianMixtureFields
-from .generative import GenerativeModel
-from .interpolant import Interpolant
+from ..distributions import GaussianMixture
+from ..fields import GaussianMixtureFields
+from ..generative import GenerativeModel
+from ..interpolant import Interpolant
+from ..run_folder import CHECKPOINT, METRICS, RunFolder
 from .plots import samples_over_density
-from .run_folder import CHECKPOINT, METRICS, RunFolder
 
 __all__ = ["DEMO_CONFIG", "demo_problem", "run_exact_demo", "run_training_demo"]
 
@@ -48,7 +48,7 @@ DEMO_CONFIG: dict[str, Any] = {
     "log_every": 50,
     "eval": {"n": 20000, "steps": 100, "solver": "heun", "nll_points": 2000},
 }
-"""The embedded default of ``interpolants demo``: a :mod:`~interpolants.runs` config."""
+"""The embedded default of ``interpolants demo``: a :mod:`.training_runs` config."""
 
 
 def run_training_demo(
@@ -61,10 +61,10 @@ def run_training_demo(
     overwrite: bool = False,
 ) -> dict[str, Any]:
     """Train :data:`DEMO_CONFIG` (with ``steps`` training steps if given) into ``out``, then
-    evaluate it (:func:`~interpolants.runs.evaluate_run`, ``evaluation`` overriding the
+    evaluate it (:func:`~interpolants.app.training_runs.evaluate_run`, ``evaluation`` overriding the
     config's ``eval`` options); returns the metrics with the training seconds. A folder that
     already holds a run is refused unless ``overwrite``."""
-    from .runs import evaluate_run, train_from_config
+    from .training_runs import evaluate_run, train_from_config
 
     config = {**DEMO_CONFIG, "seed": seed}
     if steps is not None:

@@ -20,6 +20,7 @@ __all__ = [
     "curves",
     "density_heatmap",
     "loss_plot",
+    "pyplot",
     "samples_over_density",
 ]
 
@@ -31,7 +32,8 @@ INTERPOLANT_LOSS_NOTE = (
 """The note under an interpolant loss curve (see :func:`curves`)."""
 
 
-def _pyplot():
+def pyplot() -> Any:
+    """matplotlib.pyplot on the headless Agg backend."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -45,7 +47,7 @@ def _save(fig: Any, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
-    _pyplot().close(fig)
+    pyplot().close(fig)
     return path
 
 
@@ -90,7 +92,7 @@ def samples_over_density(
         density_label: the colour bar's label (what exp(log_prob) is, with its units).
         title: the figure title; by default "samples: x[i] vs x[j] (of d)".
     """
-    plt = _pyplot()
+    plt = pyplot()
     dims = {int(x.shape[1]) for x in panels.values()}
     dim = max(dims) if dims else 2
     xlabel, ylabel = _coordinate_names(coords, labels)
@@ -158,7 +160,7 @@ def curves(
     decrease is meaningful, not its sign or level (the score and denoiser losses likewise).
     :data:`INTERPOLANT_LOSS_NOTE` says this in a line to pass as ``note``.
     """
-    plt = _pyplot()
+    plt = pyplot()
     if ylabel is None:
         ylabel = next(iter(series)) if len(series) == 1 else "value"
     fig, ax = plt.subplots(figsize=(7, 4.6 if note else 4.2), layout="constrained")
@@ -200,7 +202,7 @@ def density_heatmap(
             "model log density (nats)".
         title: the plot title; by default says what is drawn and on which grid.
     """
-    plt = _pyplot()
+    plt = pyplot()
     u = torch.linspace(*limits, resolution)
     gx, gy = torch.meshgrid(u, u, indexing="xy")
     lp = log_prob(torch.stack([gx.flatten(), gy.flatten()], 1)).reshape(resolution, resolution)

@@ -1,4 +1,4 @@
-r"""PNG plots of a :class:`~.result.SampleResult` (matplotlib, headless Agg backend).
+r"""PNG plots of a :class:`~interpolants.samplers.SampleResult` (matplotlib, headless Agg backend).
 
 - :func:`plot_samples`: the samples in the plane of the first two coordinates, over the
   contours of the target density rho*(x) ∝ exp(log_prob(x)) when dim = 2, beside exact draws
@@ -22,8 +22,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..plots import _pyplot, samples_over_density
-from .result import SampleResult
+from ..samplers import SampleResult
+from .plots import pyplot, samples_over_density
 
 __all__ = ["plot_flow_mcmc", "plot_log_weights", "plot_result", "plot_samples", "plot_traces"]
 
@@ -75,7 +75,7 @@ def plot_samples(
     ``sample`` exists. For dim > 2 the panels show the first two coordinates, without contours.
 
     Arguments:
-        result: a :class:`~.result.SampleResult`.
+        result: a :class:`~interpolants.samplers.SampleResult`.
         target: the target it sampled (``log_prob``, ``dim``, optionally ``sample``).
         path: the PNG to write (parent folders are created).
         max_points: at most this many points per panel.
@@ -135,7 +135,7 @@ def plot_log_weights(result: SampleResult, path: str | Path, bins: int = 50) -> 
     """Histogram of log W_i = log w_i - log mean exp(log w) for weighted samples.
 
     Arguments:
-        result: a weighted :class:`~.result.SampleResult` (``log_weights`` not None).
+        result: a weighted :class:`~interpolants.samplers.SampleResult` (``log_weights`` not None).
         path: the PNG to write.
         bins: histogram bins.
 
@@ -147,7 +147,7 @@ def plot_log_weights(result: SampleResult, path: str | Path, bins: int = 50) -> 
     lw = result.log_weights.detach().double().cpu().flatten()
     lw = lw - (torch.logsumexp(lw, 0) - math.log(lw.numel()))
     finite = lw[torch.isfinite(lw)]
-    plt = _pyplot()
+    plt = pyplot()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -172,7 +172,7 @@ def plot_traces(result: SampleResult, path: str | Path, coordinates: int = 2) ->
     """Per-chain traces: log rho*(x_t) with the warm-up shaded, then the first coordinates.
 
     Arguments:
-        result: an MCMC :class:`~.result.SampleResult` (``log_prob_trace`` not None).
+        result: an MCMC :class:`~interpolants.samplers.SampleResult` (``log_prob_trace`` not None).
         path: the PNG to write.
         coordinates: how many leading coordinates of ``chain_samples`` to trace.
 
@@ -184,7 +184,7 @@ def plot_traces(result: SampleResult, path: str | Path, coordinates: int = 2) ->
     trace = result.log_prob_trace.detach().double().cpu()[:, :MAX_CHAINS]
     chains = result.chain_samples
     k = 0 if chains is None else min(coordinates, chains.shape[2])
-    plt = _pyplot()
+    plt = pyplot()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig, axes = plt.subplots(1 + k, 1, figsize=(8, 2.4 * (1 + k)), squeeze=False)
@@ -222,7 +222,7 @@ def plot_flow_mcmc(result: SampleResult, path: str | Path) -> Path:
     accepted in production.
 
     Arguments:
-        result: a flow-MCMC :class:`~.result.SampleResult` (``info["training_acceptance"]``).
+        result: a flow-MCMC :class:`~interpolants.SampleResult` (``info["training_acceptance"]``).
         path: the PNG to write.
     """
     info = result.info
@@ -230,7 +230,7 @@ def plot_flow_mcmc(result: SampleResult, path: str | Path) -> Path:
         raise ValueError(f"result of method {result.method!r} has no flow-MCMC diagnostics")
     train = info["training_acceptance"].double().cpu()
     prod = info.get("global_acceptance_trace")
-    plt = _pyplot()
+    plt = pyplot()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))

@@ -1,6 +1,6 @@
 r"""``interpolants sample-target NAME --method M``: one sampler run on a target, on disk.
 
-:func:`run_sample_target` builds the target, runs :func:`~.api.sample` (with a progress bar
+:func:`run_sample_target` builds the target, runs :func:`~interpolants.sample` (with a progress bar
 where the method has one), and writes into its output folder
 
 - ``metrics.json``: ``SampleResult.to_dict()`` plus the target, method, seed, options, wall
@@ -10,7 +10,7 @@ where the method has one), and writes into its output folder
 - for a method that trains (``nets``, through its ``log_dir`` option): ``metrics.jsonl``
   (loss, ESS and log Z per logging interval) and ``checkpoint.safetensors``
   (``--option resume=true`` continues from it);
-- the PNGs of :func:`~.plots.plot_result`.
+- the PNGs of :func:`~.sampler_plots.plot_result`.
 
 The folder follows :mod:`interpolants.run_folder`: one that holds something is refused unless
 the run resumes or overwrites it. When the sampler fails, ``error.json`` records the reason
@@ -36,10 +36,8 @@ import torch
 
 from .. import targets as _targets
 from ..run_folder import METRICS, RunFolder
-from .api import METHODS, sample
-from .diagnostics import ConvergenceWarning
-from .plots import plot_result
-from .result import SampleResult
+from ..samplers import METHODS, ConvergenceWarning, SampleResult, sample
+from .sampler_plots import plot_result
 
 __all__ = [
     "add_sample_target_parser",
@@ -195,7 +193,7 @@ def run_sample_target(
         n: samples (walkers for AIS/SMC, pooled draws for MCMC).
         seed: seeds the run.
         out: the output folder (created).
-        options: the method's options (see :func:`~.api.sample`); keys ``target.KEY`` go
+        options: the method's options (see :func:`~interpolants.sample`); keys ``target.KEY`` go
             to the target's constructor instead (e.g. ``{"target.L": 16}`` for phi4).
         progress: show a progress bar where the method has one (unless ``options`` says).
         overwrite: replace the run that ``out`` holds (put back if this one fails); without

@@ -33,15 +33,15 @@ import yaml
 from torch import Tensor
 from torch.utils.data import TensorDataset
 
-from . import checkpoints
-from . import data as datasets
-from .distributions import Empirical
-from .generative import GenerativeModel, load
-from .integrate import SOLVERS
-from .interpolant import Interpolant
-from .metrics import bits_per_dim, mmd2, sliced_w2
-from .run_folder import CHECKPOINT, CONFIG, METRICS, METRICS_LOG, write_atomic
-from .train import HELDOUT, TrainConfig, fit
+from .. import checkpoints
+from .. import data as datasets
+from ..distributions import Empirical
+from ..generative import GenerativeModel, load
+from ..integrate import SOLVERS
+from ..interpolant import Interpolant
+from ..metrics import bits_per_dim, mmd2, sliced_w2
+from ..run_folder import CHECKPOINT, CONFIG, METRICS, METRICS_LOG, write_atomic
+from ..train import HELDOUT, TrainConfig, fit
 
 __all__ = ["check_config", "evaluate_run", "generate", "read_config", "train_from_config"]
 

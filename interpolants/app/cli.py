@@ -1,0 +1,268 @@
+"""The command line, thin over the API: train, generate, evaluate, sample-target, demo, bench.
+
+Every command exits 0 on success and 2 with a one-line reason on bad input; Ctrl-C during
+training writes a checkpoint first and says how to resume (exit 130).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from .. import __version__
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
+
+
+def _demo(args: argparse.Namespace) -> None:
+    from .demo import format_demo, format_training_demo, run_exact_demo, run_training_demo
+
+    if args.exact:
+        out = args.out or "runs/demo-exact"
+        metrics = run_exact_demo(
+            out=out, n=args.n, seed=args.seed, steps=args.steps or 100, overwrite=args.overwrite
+        )
+        print(format_demo(metrics))
+        print(f"metrics: {out}/metrics.json")
+    else:
+        out = args.out or "runs/demo"
+        metrics = run_training_demo(out, steps=args.steps, seed=args.seed, overwrite=args.overwrite)
+        print(format_training_demo(metrics, out))
+
+
+def _train(args: argparse.Namespace) -> None:
+    from ..train import TrainingInterrupted, init_distributed
+    from .training_runs import evaluate_run, read_config, train_from_config
+
+    config = read_config(args.config)
+    out = args.out or f"runs/{Path(args.config).stem}"
+    _, rank = init_distributed()  # under torchrun: DistributedDataParallel
+    try:
+        train_from_config(
+            config, out, resume=args.resume, progress=not args.quiet, overwrite=args.overwrite
+        )
+    except TrainingInterrupted as err:
+        raise KeyboardInterrupt(
+            f"{str(err).split('; resume')[0]}; resume with: interpolants train {args.config} "
+            f"--out {out} --resume"
+        ) from None
+    if rank == 0:
+        _print_metrics(evaluate_run(out), out)
+
+
+def _print_metrics(metrics: dict, out: str) -> None:
+    for key, value in metrics.items():
+        if key != "plots":
+            print(f"{key:>18}: {value:.4f}" if isinstance(value, float) else f"{key:>18}: {value}")
+    print("plots: " + ", ".join(metrics.get("plots", [])))
+    print(f"metrics: {out}/metrics.json")
+
+
+def _evaluate(args: argparse.Namespace) -> None:
+    from .training_runs import evaluate_run
+
+    overrides = {
+        k: v
+        for k, v in (("steps", args.steps), ("solver", args.solver), ("n", args.n))
+        if v is not None
+    }
+    _print_metrics(evaluate_run(args.run, **overrides), args.run)
+
+
+def _generate(args: argparse.Namespace) -> None:
+    from .training_runs import generate
+
+    path = generate(
+        args.run,
+        args.n,
+        steps=args.steps,
+        solver=args.solver,
+        diffusion=args.diffusion,
+        seed=args.seed,
+        out=args.out,
+        overwrite=args.overwrite,
+    )
+    print(f"{args.n} samples: {path}")
+
+
+def _bench(args: argparse.Namespace) -> None:
+    from .bench import BENCHMARKS, run_benchmark
+
+    names = args.names or sorted(BENCHMARKS)
+    unknown = [n for n in names if n not in BENCHMARKS]
+    if unknown:
+        raise ValueError(
+            f"unknown benchmark {unknown[0]!r}; known: {', '.join(sorted(BENCHMARKS))}"
+        )
+    for name in names:
+        _, table = run_benchmark(name, out=args.out, overwrite=args.overwrite)
+        print(f"## {name}\n\n{table}\n\nmetrics: {args.out}/{name}/metrics.json\n")
+
+
+def _overwrite(p: argparse.ArgumentParser, what: str = "the run in --out") -> None:
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help=f"replace {what} (the old files are kept until this run succeeds)",
+    )
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="fit a generative model from a YAML config, then evaluate it",
+        description="Train the run a YAML config describes (see examples/ and docs/cli.md: "
+        "data is a built-in data set or your .npy/.npz/.pt/.csv file), then evaluate it.",
+    )
+    p.add_argument("config", help="YAML config (see examples/checkerboard.yaml)")
+    p.add_argument("--out", help="run folder (default runs/CONFIG_NAME)")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out from its checkpoint (its settings and data must match)",
+    )
+    _overwrite(p)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_train)
+
+
+def _add_generate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("generate", help="samples from a trained run")
+    p.add_argument("run", help="run folder (made by train or demo)")
+    p.add_argument("-n", type=_positive_int, default=10_000, help="samples (default 10000)")
+    p.add_argument("--steps", type=_positive_int, default=100, help="time steps (default 100)")
+    p.add_argument(
+        "--solver",
+        default="heun",
+        choices=["euler", "heun", "rk4", "dopri5"],
+        help="ODE solver (SDE: euler or heun; default heun)",
+    )
+    p.add_argument(
+        "--diffusion",
+        type=_non_negative_float,
+        default=0.0,
+        help="eps of the SDE (default 0: the probability-flow ODE)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--out", help="output tensor file (default RUN/samples.pt)")
+    _overwrite(p, "an existing output file")
+    p.set_defaults(func=_generate)
+
+
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "evaluate",
+        help="metrics and plots of a trained run",
+        description="Test NLL, sliced W2 and MMD^2 beside their noise floors, on the run's "
+        "held-out data (a built-in data set's test split, or the split kept from your file).",
+    )
+    p.add_argument("run", help="run folder")
+    p.add_argument("-n", type=_positive_int, help="samples for the sample metrics")
+    p.add_argument("--steps", type=_positive_int, help="ODE steps (default: the run's eval.steps)")
+    p.add_argument("--solver", choices=["euler", "heun", "rk4", "dopri5"], help="ODE solver")
+    p.set_defaults(func=_evaluate)
+
+
+def _add_demo(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "demo", help="the main job on its embedded default: train and evaluate on checkerboard"
+    )
+    p.add_argument("--out", help="output folder (default runs/demo, runs/demo-exact)")
+    p.add_argument(
+        "--steps",
+        type=_positive_int,
+        help="training steps (default 2000); with --exact: solver steps (default 100)",
+    )
+    p.add_argument(
+        "--exact", action="store_true", help="the exact-field demo instead (closed-form fields)"
+    )
+    p.add_argument(
+        "-n", type=int, default=10_000, help="samples of the exact-field demo (default 10000)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    _overwrite(p)
+    p.set_defaults(func=_demo)
+
+
+def _add_bench(sub: argparse._SubParsersAction) -> None:
+    from .bench import BENCHMARKS
+
+    p = sub.add_parser(
+        "bench",
+        help="run benchmarks (docs/benchmarks.md)",
+        description="benchmarks: " + ", ".join(sorted(BENCHMARKS)),
+    )
+    p.add_argument("names", nargs="*", help="benchmarks to run (default: all)")
+    p.add_argument("--out", default="runs/bench", help="output folder (default runs/bench)")
+    _overwrite(p, "earlier results in OUT/NAME")
+    p.set_defaults(func=_bench)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors on one line (the usage is one --help away)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="interpolants",
+        description="Dynamical measure transport with stochastic interpolants: generative "
+        "models from data, and samplers of unnormalised densities with log Z.",
+        epilog="'interpolants COMMAND --help' shows a command's options; 'interpolants "
+        "sample-target --help' lists the targets and each method's options.",
+    )
+    parser.add_argument("--version", action="version", version=f"interpolants {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_train(sub)
+    _add_generate(sub)
+    _add_evaluate(sub)
+    from .sample_target import add_sample_target_parser
+
+    add_sample_target_parser(sub)
+    _add_demo(sub)
+    _add_bench(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as done:  # --help, --version, or a usage error (already printed)
+        return int(done.code or 0)
+    try:
+        args.func(args)
+    except KeyboardInterrupt as err:
+        reason = str(err) or "interrupted"
+        print(f"interpolants {args.command}: {reason}", file=sys.stderr)
+        return 130
+    except (ValueError, TypeError, FileNotFoundError, FloatingPointError) as err:
+        text = str(err).strip().splitlines()
+        print(f"interpolants {args.command}: error: {text[0] if text else err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
