@@ -1,7 +1,7 @@
 """interpolants: dynamical measure transport with stochastic interpolants."""
 
 from . import data, distributions, fields, integrate, losses, metrics, nn, samplers, targets
-from .distributions import GaussianMixture, StandardNormal
+from .distributions import GaussianMixture, MixtureOfGaussians, StandardNormal
 from .fields import (
     GaussianMixtureFields,
     denoiser_from_score,
@@ -24,6 +24,7 @@ __all__ = [
     "GenerativeModel",
     "Interpolant",
     "InterpolantSample",
+    "MixtureOfGaussians",
     "SampleResult",
     "StandardNormal",
     "data",

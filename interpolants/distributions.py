@@ -15,11 +15,14 @@ from typing import Protocol, runtime_checkable
 import torch
 from torch import Tensor
 
+from .checks import positive_int
+
 __all__ = [
     "DiagonalNormal",
     "Distribution",
     "Empirical",
     "GaussianMixture",
+    "MixtureOfGaussians",
     "StandardNormal",
     "TorchDistribution",
     "as_distribution",
@@ -50,11 +53,6 @@ def _check_event(x: Tensor, event_shape: torch.Size, name: str = "x") -> None:
         )
 
 
-def _check_n(n: int) -> None:
-    if not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a positive integer, got {n!r}")
-
-
 class StandardNormal:
     r"""N(0, I) on ``event_shape``: log p(x) = -|x|^2 / 2 - (d / 2) log 2 pi.
 
@@ -78,7 +76,7 @@ class StandardNormal:
         self.device = torch.device(device) if device is not None else torch.device("cpu")
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        _check_n(n)
+        positive_int("n", n)
         return torch.randn(
             (n, *self.event_shape), generator=generator, dtype=self.dtype, device=self.device
         )
@@ -103,7 +101,7 @@ class DiagonalNormal:
         self.event_shape = torch.Size(mean.shape)
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        _check_n(n)
+        positive_int("n", n)
         z = torch.randn((n, *self.event_shape), generator=generator, dtype=self.mean.dtype)
         return self.mean + self.std * z.to(self.mean.device)
 
@@ -113,8 +111,12 @@ class DiagonalNormal:
         return -0.5 * (u.square() + LOG_2PI).sum(1) - self.std.log().sum()
 
 
-class GaussianMixture:
-    r"""sum_k w_k N(m_k, diag(s_k^2)) on vectors.
+class MixtureOfGaussians:
+    r"""sum_k w_k N(m_k, diag(s_k^2)) on vectors: a normalised density with ``sample``.
+
+    Also ``interpolants.GaussianMixture`` (an alias kept for the README and older code); the
+    unnormalised *target* of the samplers is the other class,
+    :class:`interpolants.targets.GaussianMixture`, which holds one of these.
 
     Arguments:
         means: (k, d) component means.
@@ -160,12 +162,16 @@ class GaussianMixture:
         return torch.logsumexp(self.component_log_prob(x), dim=1)
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        _check_n(n)
+        positive_int("n", n)
         dev = self.means.device
         idx = torch.multinomial(self.weights.cpu(), n, replacement=True, generator=generator)
         z = torch.randn((n, *self.event_shape), generator=generator, dtype=self.means.dtype)
         idx, z = idx.to(dev), z.to(dev)
         return self.means[idx] + self.stds[idx] * z
+
+
+GaussianMixture = MixtureOfGaussians
+"""The former name of :class:`MixtureOfGaussians`, kept as an alias."""
 
 
 class Empirical:
@@ -180,7 +186,7 @@ class Empirical:
         self.event_shape = torch.Size(samples.shape[1:])
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        _check_n(n)
+        positive_int("n", n)
         idx = torch.randint(self.samples.shape[0], (n,), generator=generator)
         return self.samples[idx.to(self.samples.device)]
 
@@ -204,7 +210,7 @@ class TorchDistribution:
             raise ValueError("base distribution must have a non-scalar event (use Independent)")
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        _check_n(n)
+        positive_int("n", n)
         if generator is None:
             return self.dist.sample((n,))
         seed = int(torch.randint(2**62, (1,), generator=generator))
@@ -241,7 +247,7 @@ def is_standard_normal(dist: object) -> bool:
         return True
     if isinstance(dist, DiagonalNormal):
         return bool(torch.all(dist.mean == 0) and torch.all(dist.std == 1))
-    if isinstance(dist, GaussianMixture):
+    if isinstance(dist, MixtureOfGaussians):
         one = len(dist.weights) == 1
         return one and bool(torch.all(dist.means == 0) and torch.all(dist.stds == 1))
     if isinstance(dist, TorchDistribution):
@@ -296,7 +302,8 @@ def distribution_spec(dist: object) -> dict[str, object]:
         }
     if isinstance(dist, DiagonalNormal):
         return {"kind": "DiagonalNormal", "mean": dist.mean, "std": dist.std}
-    if isinstance(dist, GaussianMixture):
+    if isinstance(dist, MixtureOfGaussians):
+        # the kind keeps the class's former name: checkpoints stay readable both ways
         return {"kind": "GaussianMixture", "means": dist.means, "stds": dist.stds,
                 "weights": dist.weights}  # fmt: skip
     if isinstance(dist, Empirical):
@@ -308,7 +315,7 @@ def distribution_spec(dist: object) -> dict[str, object]:
             raise TypeError(f"base {type(dist.dist).__name__} cannot be saved: {err}") from err
     raise TypeError(
         f"base {type(dist).__name__} cannot be saved (only StandardNormal, DiagonalNormal, "
-        "GaussianMixture, samples and torch.distributions can): pass it again to load(base=...)"
+        "MixtureOfGaussians, samples and torch.distributions can): pass it again to load(base=...)"
     )
 
 
@@ -320,7 +327,7 @@ def distribution_from_spec(spec: dict[str, object]) -> Distribution:
     if kind == "DiagonalNormal":
         return DiagonalNormal(spec["mean"], spec["std"])  # type: ignore[arg-type]
     if kind == "GaussianMixture":
-        return GaussianMixture(spec["means"], spec["stds"], spec["weights"])  # type: ignore[arg-type]
+        return MixtureOfGaussians(spec["means"], spec["stds"], spec["weights"])  # type: ignore[arg-type]
     if kind == "Empirical":
         return Empirical(spec["samples"])  # type: ignore[arg-type]
     if kind == "torch":

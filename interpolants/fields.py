@@ -22,14 +22,15 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from .distributions import GaussianMixture
-from .interpolant import Interpolant, _as_time, _bcast
+from .distributions import MixtureOfGaussians
+from .interpolant import Interpolant, as_time, broadcast_like
 
 __all__ = [
     "GaussianMixtureFields",
     "denoiser_from_score",
     "score_from_denoiser",
     "score_from_velocity",
+    "score_from_velocity_unchecked",
     "velocity_from_score",
 ]
 
@@ -42,7 +43,7 @@ def _coefficients(interpolant: Interpolant, t: Tensor, x: Tensor) -> tuple[Tenso
     beta, dbeta = I._beta.value(t), I._beta.deriv(t)
     sigma2 = I._alpha.value(t).square() + I._gamma.value(t).square()
     sigma_dsigma = I._alpha.fdf(t) + I._gamma.fdf(t)
-    return tuple(_bcast(c, x) for c in (beta, dbeta, sigma2, sigma_dsigma))
+    return tuple(broadcast_like(c, x) for c in (beta, dbeta, sigma2, sigma_dsigma))
 
 
 def velocity_from_score(
@@ -52,7 +53,7 @@ def velocity_from_score(
 
     Singular at t = 0 (beta = 0), where the velocity is not determined by the score.
     """
-    beta, dbeta, sigma2, sds = _coefficients(interpolant, _as_time(t, x), x)
+    beta, dbeta, sigma2, sds = _coefficients(interpolant, as_time(t, x), x)
     return (dbeta * x + (dbeta * sigma2 - beta * sds) * score) / beta
 
 
@@ -63,10 +64,10 @@ def score_from_velocity(
 
     Singular at t = 1 where sigma = 0 (the data's score); finite at t = 0, where s = -x / sigma^2.
     """
-    return _score_from_velocity(interpolant, _as_time(t, x), x, velocity)
+    return score_from_velocity_unchecked(interpolant, as_time(t, x), x, velocity)
 
 
-def _score_from_velocity(
+def score_from_velocity_unchecked(
     interpolant: Interpolant, t: Tensor, x: Tensor, velocity: Tensor
 ) -> Tensor:
     """:func:`score_from_velocity` for a checked (batch,) tensor t: the sampling hot path."""
@@ -75,21 +76,21 @@ def _score_from_velocity(
 
 
 def _noise_scale(interpolant: Interpolant, t: Tensor, x: Tensor) -> Tensor:
-    return _bcast(interpolant.noise_scale(t), x)
+    return broadcast_like(interpolant.noise_scale(t), x)
 
 
 def score_from_denoiser(
     interpolant: Interpolant, t: Tensor | float, x: Tensor, denoiser: Tensor
 ) -> Tensor:
     """s = -eta / gamma, or -eta / alpha when gamma = 0 and x0 ~ N(0, I) (2303.08797)."""
-    return -denoiser / _noise_scale(interpolant, _as_time(t, x), x)
+    return -denoiser / _noise_scale(interpolant, as_time(t, x), x)
 
 
 def denoiser_from_score(
     interpolant: Interpolant, t: Tensor | float, x: Tensor, score: Tensor
 ) -> Tensor:
     """eta = -gamma s, or -alpha s when gamma = 0 and x0 ~ N(0, I)."""
-    return -_noise_scale(interpolant, _as_time(t, x), x) * score
+    return -_noise_scale(interpolant, as_time(t, x), x) * score
 
 
 class GaussianMixtureFields:
@@ -107,11 +108,13 @@ class GaussianMixtureFields:
 
     Arguments:
         interpolant: the interpolant.
-        base: the law of x0 (a :class:`GaussianMixture`).
+        base: the law of x0 (a :class:`MixtureOfGaussians`).
         target: the law of x1.
     """
 
-    def __init__(self, interpolant: Interpolant, base: GaussianMixture, target: GaussianMixture):
+    def __init__(
+        self, interpolant: Interpolant, base: MixtureOfGaussians, target: MixtureOfGaussians
+    ):
         if base.event_shape != target.event_shape:
             raise ValueError(
                 f"base and target must have the same event shape, got {tuple(base.event_shape)} "
@@ -122,7 +125,7 @@ class GaussianMixtureFields:
     def _pairs(self, t: Tensor, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """Per pair: log posterior weight (n, P), residual x - mu_t, C_t and K_t ((n, P, d))."""
         I, b0, b1 = self.interpolant, self.base, self.target
-        t = _as_time(t, x)[:, None, None]
+        t = as_time(t, x)[:, None, None]
         m0, s0 = b0.means.to(x)[:, None, :], b0.stds.to(x)[:, None, :]  # (J, 1, d)
         m1, s1 = b1.means.to(x)[None], b1.stds.to(x)[None]  # (1, K, d)
         a, b, g = I._alpha.value(t), I._beta.value(t), I._gamma.value(t)
@@ -139,11 +142,11 @@ class GaussianMixtureFields:
 
     def log_prob(self, t: Tensor | float, x: Tensor) -> Tensor:
         """log rho_t(x), shape (n,)."""
-        return torch.logsumexp(self._pairs(_as_time(t, x), x)[0], dim=1)
+        return torch.logsumexp(self._pairs(as_time(t, x), x)[0], dim=1)
 
     def velocity(self, t: Tensor | float, x: Tensor) -> Tensor:
         """b(t, x) = E[dx_t/dt | x_t = x]."""
-        t = _as_time(t, x)
+        t = as_time(t, x)
         logp, resid, var, cov = self._pairs(t, x)
         I = self.interpolant
         da, db = I._alpha.deriv(t)[:, None, None], I._beta.deriv(t)[:, None, None]
@@ -155,14 +158,14 @@ class GaussianMixtureFields:
 
     def score(self, t: Tensor | float, x: Tensor) -> Tensor:
         """s(t, x) = grad log rho_t(x)."""
-        logp, resid, var, _ = self._pairs(_as_time(t, x), x)
+        logp, resid, var, _ = self._pairs(as_time(t, x), x)
         return -(torch.softmax(logp, 1)[..., None] * resid / var).sum(1)
 
     def denoiser(self, t: Tensor | float, x: Tensor) -> Tensor:
         """eta(t, x) = E[z | x_t = x] = -gamma s (for gamma = 0: E[x0 | x_t = x])."""
-        t = _as_time(t, x)
+        t = as_time(t, x)
         if not self.interpolant.is_deterministic:
-            return -_bcast(self.interpolant._gamma.value(t), x) * self.score(t, x)
+            return -broadcast_like(self.interpolant._gamma.value(t), x) * self.score(t, x)
         logp, resid, var, _ = self._pairs(t, x)
         a = self.interpolant._alpha.value(t)[:, None, None]
         s0 = self.base.stds.to(x)[:, None, :]

@@ -16,8 +16,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from .checks import positive_int
 from .distributions import Distribution, StandardNormal, as_distribution, is_standard_normal
-from .fields import _score_from_velocity, score_from_denoiser, score_from_velocity
+from .fields import score_from_denoiser, score_from_velocity, score_from_velocity_unchecked
 from .integrate import Diffusion, Solution, odeint, odeint_with_divergence, sdeint
 from .interpolant import Interpolant
 
@@ -142,7 +143,9 @@ class GenerativeModel:
             e = eps(t[0]) if callable(eps) else eps
             b = self.velocity(t, x)  # one velocity evaluation serves both terms when derived
             if source == "velocity":  # singular at t = 1: evaluated at min(t, 1 - SCORE_T_GAP)
-                s = _score_from_velocity(self.interpolant, t.clamp(max=1 - SCORE_T_GAP), x, b)
+                s = score_from_velocity_unchecked(
+                    self.interpolant, t.clamp(max=1 - SCORE_T_GAP), x, b
+                )
             elif source == "score":
                 s = self._score(t, x)  # type: ignore[misc]
             else:  # -eta / gamma is singular where gamma = 0, at both ends
@@ -185,8 +188,7 @@ class GenerativeModel:
             return_info: return the :class:`Solution` (samples in ``.x``, ``nfe``) instead.
             progress: show a progress bar over the time steps.
         """
-        if not isinstance(n, int) or n < 1:
-            raise ValueError(f"n must be a positive integer, got {n!r}")
+        positive_int("n", n)
         x0 = self._draw_base(n, generator)
         with torch.no_grad():
             sol = self._integrate(

@@ -21,6 +21,9 @@ from itertools import pairwise
 import torch
 from torch import Tensor
 
+from .checks import positive_int
+from .progress import progress_bar
+
 __all__ = [
     "DOPRI5",
     "EULER",
@@ -159,25 +162,18 @@ def _check_output(k: Tensor, x: Tensor) -> None:
         raise ValueError(f"the field returned shape {shape} for x of shape {tuple(x.shape)}")
 
 
-def _check_steps(steps: int) -> None:
-    if not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be a positive integer, got {steps!r}")
-
-
 def time_grid(t0: float, t1: float, steps: int) -> list[float]:
     """steps + 1 uniform times from t0 to t1, both end points exact."""
-    _check_steps(steps)
+    positive_int("steps", steps)
     return [t0 + (t1 - t0) * i / steps for i in range(steps)] + [t1]
 
 
 def _steps(grid: list[float], progress: bool, desc: str) -> Iterable[tuple[float, float]]:
-    """Successive (t, t_next) pairs of the grid, behind a tqdm bar when asked."""
+    """Successive (t, t_next) pairs of the grid, behind a progress bar when asked."""
     pairs = pairwise(grid)
     if not progress:
         return pairs
-    from tqdm.auto import tqdm
-
-    return tqdm(pairs, total=len(grid) - 1, desc=desc, unit="step", leave=False)
+    return progress_bar(len(grid) - 1, desc=desc, iterable=pairs, unit="step")
 
 
 def _fixed(

@@ -26,6 +26,8 @@ __all__ = [
     "Interpolant",
     "InterpolantSample",
     "Schedule",
+    "as_time",
+    "broadcast_like",
     "sample_times",
 ]
 
@@ -254,7 +256,7 @@ class InterpolantSample:
     dxt: Tensor
 
 
-def _as_time(t: Tensor | float, x: Tensor, name: str = "t") -> Tensor:
+def as_time(t: Tensor | float, x: Tensor, name: str = "t") -> Tensor:
     """t as a (batch,) tensor in x's dtype/device; ValueError outside [0, 1] or wrong size."""
     if isinstance(t, Tensor):
         t = t.to(dtype=x.dtype, device=x.device)
@@ -271,7 +273,8 @@ def _as_time(t: Tensor | float, x: Tensor, name: str = "t") -> Tensor:
     return t
 
 
-def _bcast(c: Tensor, x: Tensor) -> Tensor:
+def broadcast_like(c: Tensor, x: Tensor) -> Tensor:
+    """c of shape (batch,) (a coefficient per sample) reshaped to broadcast against x."""
     return c.reshape(c.shape + (1,) * (x.ndim - c.ndim))
 
 
@@ -429,7 +432,7 @@ class Interpolant:
             )
         if x0.ndim < 2:
             raise ValueError(f"x0 must have shape (batch, *event), got {tuple(x0.shape)}")
-        t = _as_time(t, x0)
+        t = as_time(t, x0)
         if z is None:
             z = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
         elif z.shape != x0.shape:
@@ -441,11 +444,14 @@ class Interpolant:
                 torch.cat([t, t]),
                 torch.cat([z, -z]),
             )
-        a, b = _bcast(self._alpha.value(t), x0), _bcast(self._beta.value(t), x0)
-        da, db = _bcast(self._alpha.deriv(t), x0), _bcast(self._beta.deriv(t), x0)
+        a, b = broadcast_like(self._alpha.value(t), x0), broadcast_like(self._beta.value(t), x0)
+        da, db = broadcast_like(self._alpha.deriv(t), x0), broadcast_like(self._beta.deriv(t), x0)
         xt, dxt = a * x0 + b * x1, da * x0 + db * x1
         if not self.is_deterministic:
-            g, dg = _bcast(self._gamma.value(t), x0), _bcast(self._gamma.deriv(t), x0)
+            g, dg = (
+                broadcast_like(self._gamma.value(t), x0),
+                broadcast_like(self._gamma.deriv(t), x0),
+            )
             xt, dxt = xt + g * z, dxt + dg * z
         return InterpolantSample(t=t, x0=x0, x1=x1, z=z, xt=xt, dxt=dxt)
 

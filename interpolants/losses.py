@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from .interpolant import Interpolant, InterpolantSample, _bcast
+from .interpolant import Interpolant, InterpolantSample
+from .interpolant import broadcast_like as _bcast
 
 __all__ = ["denoiser_loss", "score_loss", "velocity_loss"]
 

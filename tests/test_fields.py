@@ -16,13 +16,13 @@ CASES = [
 
 
 def standard_base(d=2):
-    return si.GaussianMixture(torch.zeros(1, d, dtype=D), torch.ones(1, d, dtype=D))
+    return si.MixtureOfGaussians(torch.zeros(1, d, dtype=D), torch.ones(1, d, dtype=D))
 
 
 def mixture_target():
     means = torch.tensor([[1.5, -1.0], [-1.0, 1.0], [0.0, 2.0]], dtype=D)
     stds = torch.tensor([[0.5, 0.8], [0.3, 0.4], [1.0, 0.6]], dtype=D)
-    return si.GaussianMixture(means, stds, torch.tensor([0.2, 0.5, 0.3], dtype=D))
+    return si.MixtureOfGaussians(means, stds, torch.tensor([0.2, 0.5, 0.3], dtype=D))
 
 
 def points(n=50, seed=0):
@@ -37,7 +37,7 @@ def test_linear_one_sided_gaussian_velocity_closed_form():
     F = si.GaussianMixtureFields(
         I,
         standard_base(1),
-        si.GaussianMixture(torch.tensor([[m]], dtype=D), torch.tensor([[s]], dtype=D)),
+        si.MixtureOfGaussians(torch.tensor([[m]], dtype=D), torch.tensor([[s]], dtype=D)),
     )
     t = torch.linspace(0, 1, 11, dtype=D)
     x = torch.linspace(-2, 3, 11, dtype=D)[:, None]
@@ -62,7 +62,7 @@ def test_score_is_gradient_of_log_density(path, gamma):
 @pytest.mark.parametrize("path,gamma", CASES)
 def test_velocity_solves_the_continuity_equation(path, gamma):
     # d/dt log rho + div b + b . grad log rho = 0, with an independent finite difference in t
-    base = si.GaussianMixture(
+    base = si.MixtureOfGaussians(
         torch.tensor([[0.5, -0.5], [-1.0, 0.0]], dtype=D), torch.ones(2, 2, dtype=D)
     )
     F = si.GaussianMixtureFields(si.Interpolant(path, gamma=gamma), base, mixture_target())
@@ -98,7 +98,7 @@ def test_one_sided_denoiser_is_posterior_mean_of_x0():
     F = si.GaussianMixtureFields(
         I,
         standard_base(1),
-        si.GaussianMixture(torch.tensor([[m]], dtype=D), torch.tensor([[s]], dtype=D)),
+        si.MixtureOfGaussians(torch.tensor([[m]], dtype=D), torch.tensor([[s]], dtype=D)),
     )
     t = torch.tensor([0.2, 0.5, 0.8], dtype=D)
     x = torch.tensor([[0.3], [-1.0], [2.0]], dtype=D)

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from interpolants.app.sample_target import run_sample_target
-from interpolants.distributions import DiagonalNormal, GaussianMixture
+from interpolants.distributions import DiagonalNormal, MixtureOfGaussians
 from interpolants.samplers import sample
 from interpolants.samplers.coupling import CouplingFlow
 from interpolants.samplers.flow_mcmc import (
@@ -41,7 +41,7 @@ def two_modes(weight: float = 0.8, offset: float = 1.5):
     """exp(offset) times the mixture weight N((-3, 0), 0.5^2 I) + (1 - weight) N((3, 0), 0.5^2 I):
     log Z = offset; modes far beyond MALA's reach from each other."""
     means = torch.tensor([[-3.0, 0.0], [3.0, 0.0]], dtype=F64)
-    mix = GaussianMixture(
+    mix = MixtureOfGaussians(
         means, torch.tensor([0.5, 0.5], dtype=F64), torch.tensor([weight, 1 - weight], dtype=F64)
     )
     target = Target(

@@ -13,9 +13,9 @@ S = torch.tensor([0.5, 1.5, 1.0], dtype=D)
 def gaussian_model(path="linear", gamma="zero", with_score=False):
     I = si.Interpolant(path, gamma=gamma)
     base = si.StandardNormal(3, dtype=D)
-    target = si.GaussianMixture(M[None], S[None])
+    target = si.MixtureOfGaussians(M[None], S[None])
     F = si.GaussianMixtureFields(
-        I, si.GaussianMixture(torch.zeros(1, 3, dtype=D), torch.ones(1, 3, dtype=D)), target
+        I, si.MixtureOfGaussians(torch.zeros(1, 3, dtype=D), torch.ones(1, 3, dtype=D)), target
     )
     model = si.GenerativeModel(I, F.velocity, score=F.score if with_score else None, base=base)
     return model, target
@@ -50,8 +50,8 @@ def test_log_prob_matches_the_gaussian_density(path, gamma):
 def test_hutchinson_log_prob_is_unbiased():
     # a mixture target makes the Jacobian non-diagonal, so the probes really vary the estimate
     I = si.Interpolant("linear")
-    base = si.GaussianMixture(torch.zeros(1, 2, dtype=D), torch.ones(1, 2, dtype=D))
-    target = si.GaussianMixture(
+    base = si.MixtureOfGaussians(torch.zeros(1, 2, dtype=D), torch.ones(1, 2, dtype=D))
+    target = si.MixtureOfGaussians(
         torch.tensor([[2.0, 0.0], [-1.0, 1.5]], dtype=D), torch.tensor([0.6, 0.8], dtype=D)
     )
     F = si.GaussianMixtureFields(I, base, target)
@@ -158,10 +158,10 @@ def test_backward_sde_with_a_score_derived_from_the_velocity():
 
 def test_denoiser_score_needs_a_standard_base_when_gamma_is_zero():
     I = si.Interpolant("linear")
-    base = si.GaussianMixture(
+    base = si.MixtureOfGaussians(
         torch.tensor([[2.0, 0.0], [-2.0, 0.0]], dtype=D), torch.ones(2, dtype=D)
     )
-    target = si.GaussianMixture(torch.zeros(1, 2, dtype=D), torch.ones(1, 2, dtype=D))
+    target = si.MixtureOfGaussians(torch.zeros(1, 2, dtype=D), torch.ones(1, 2, dtype=D))
     F = si.GaussianMixtureFields(I, base, target)
     model = si.GenerativeModel(I, F.velocity, base=base, denoiser=F.denoiser)
     with pytest.raises(ValueError, match="standard Gaussian"):
@@ -181,8 +181,8 @@ def test_float32_default_model_path():
     I = si.Interpolant("linear")
     F = si.GaussianMixtureFields(
         I,
-        si.GaussianMixture(torch.zeros(1, 2), torch.ones(1, 2)),
-        si.GaussianMixture(torch.tensor([[1.0, -1.0]]), torch.tensor([[0.5, 2.0]])),
+        si.MixtureOfGaussians(torch.zeros(1, 2), torch.ones(1, 2)),
+        si.MixtureOfGaussians(torch.tensor([[1.0, -1.0]]), torch.tensor([[0.5, 2.0]])),
     )
     model = si.GenerativeModel(I, F.velocity, event_shape=(2,))
     x = model.sample(20_000, steps=50, generator=torch.Generator().manual_seed(8))
@@ -193,3 +193,10 @@ def test_float32_default_model_path():
     lp = model.log_prob(x[:100])
     want = F.target.log_prob(x[:100])
     assert lp.dtype == torch.float32 and float((lp - want).abs().max()) < 1e-2
+
+
+def test_the_mixture_distribution_and_the_mixture_target_are_named_apart():
+    assert si.GaussianMixture is si.MixtureOfGaussians is si.distributions.GaussianMixture
+    assert si.targets.GaussianMixture is not si.MixtureOfGaussians
+    target = si.targets.GaussianMixture(torch.tensor([[-1.0], [1.0]]), torch.tensor([0.5, 0.5]))
+    assert isinstance(target.mixture, si.MixtureOfGaussians)

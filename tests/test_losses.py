@@ -11,8 +11,8 @@ S = torch.tensor([0.5, 1.5], dtype=D)
 
 def problem(path, gamma):
     I = si.Interpolant(path, gamma=gamma)
-    base = si.GaussianMixture(torch.zeros(1, 2, dtype=D), torch.ones(1, 2, dtype=D))
-    target = si.GaussianMixture(M[None], S[None])
+    base = si.MixtureOfGaussians(torch.zeros(1, 2, dtype=D), torch.ones(1, 2, dtype=D))
+    target = si.MixtureOfGaussians(M[None], S[None])
     return I, si.GaussianMixtureFields(I, base, target), base, target
 
 

@@ -15,7 +15,7 @@ import scipy.stats
 import torch
 
 from interpolants import targets
-from interpolants.distributions import DiagonalNormal, GaussianMixture
+from interpolants.distributions import DiagonalNormal, MixtureOfGaussians
 from interpolants.samplers import (
     METHODS,
     ConvergenceWarning,
@@ -64,7 +64,7 @@ def mixture_target(means, stds, weights, offset: float, base_scale: float):
     """A Gaussian mixture times exp(offset): log Z = offset."""
     from interpolants.targets import Target
 
-    mix = GaussianMixture(torch.tensor(means, dtype=F64), torch.tensor(stds, dtype=F64),
+    mix = MixtureOfGaussians(torch.tensor(means, dtype=F64), torch.tensor(stds, dtype=F64),
                           torch.tensor(weights, dtype=F64))  # fmt: skip
     d = len(means[0])
     base = DiagonalNormal(torch.zeros(d, dtype=F64), base_scale)

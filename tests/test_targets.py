@@ -18,7 +18,7 @@ from interpolants.targets import (
     double_well_log_Z,
     solve_kepler,
 )
-from interpolants.targets.phi4 import _transfer
+from interpolants.targets.phi4 import chain_quadrature
 
 D = torch.float64
 Z_MAX = 5.0  # |z| bound of every Monte-Carlo check
@@ -381,7 +381,7 @@ def test_chain_reference_against_direct_quadrature():
     def site(p):
         return -20.0 / (0.1 * N) * ((1 - p**2) ** 2 / 4 + 0.05 * p)
 
-    wide = _transfer(N, coupling, site, ref.grid_step, 1.5 * ref.grid_range)
+    wide = chain_quadrature(N, coupling, site, ref.grid_step, 1.5 * ref.grid_range)
     assert abs(wide.log_Z - ref.log_Z) < 1e-8
     torch.testing.assert_close(wide.mean_profile, ref.mean_profile, rtol=0, atol=1e-8)
 

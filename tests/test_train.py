@@ -23,8 +23,8 @@ def test_fit_recovers_the_closed_form_velocity():
     )  # fmt: skip
     exact = si.GaussianMixtureFields(
         I,
-        si.GaussianMixture(torch.zeros(1, 2), torch.ones(1, 2)),
-        si.GaussianMixture(M[None], S[None]),
+        si.MixtureOfGaussians(torch.zeros(1, 2), torch.ones(1, 2)),
+        si.MixtureOfGaussians(M[None], S[None]),
     )
     x = exact.target.sample(2000, torch.Generator().manual_seed(1))
     for t in (0.1, 0.5, 0.9):

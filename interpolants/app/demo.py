@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from ..distributions import GaussianMixture
+from ..distributions import MixtureOfGaussians
 from ..fields import GaussianMixtureFields
 from ..generative import GenerativeModel
 from ..interpolant import Interpolant
@@ -98,20 +98,22 @@ def format_training_demo(metrics: dict[str, Any], out: str | Path) -> str:
 
 def demo_problem(
     dtype: torch.dtype = torch.float32,
-) -> tuple[GenerativeModel, GaussianMixture, GaussianMixtureFields]:
+) -> tuple[GenerativeModel, MixtureOfGaussians, GaussianMixtureFields]:
     """Eight unequal Gaussians on a ring of radius 4 (std 0.4), linear interpolant, N(0, I) base."""
     angles = torch.arange(8, dtype=torch.float64) * (2 * math.pi / 8)
     means = 4 * torch.stack([angles.cos(), angles.sin()], 1)
     weights = torch.arange(1, 9, dtype=torch.float64)
-    target = GaussianMixture(means.to(dtype), torch.full((8,), 0.4, dtype=dtype), weights.to(dtype))
-    base = GaussianMixture(torch.zeros(1, 2, dtype=dtype), torch.ones(1, 2, dtype=dtype))
+    target = MixtureOfGaussians(
+        means.to(dtype), torch.full((8,), 0.4, dtype=dtype), weights.to(dtype)
+    )
+    base = MixtureOfGaussians(torch.zeros(1, 2, dtype=dtype), torch.ones(1, 2, dtype=dtype))
     interpolant = Interpolant("linear")
     fields = GaussianMixtureFields(interpolant, base, target)
     model = GenerativeModel(interpolant, fields.velocity, score=fields.score, base=base)
     return model, target, fields
 
 
-def _mode_weight_error(x: torch.Tensor, target: GaussianMixture) -> float:
+def _mode_weight_error(x: torch.Tensor, target: MixtureOfGaussians) -> float:
     """Largest |fraction of samples most likely under component k - w_k|."""
     k = target.component_log_prob(x).argmax(1)
     freq = torch.bincount(k, minlength=len(target.weights)).to(x.dtype) / len(x)

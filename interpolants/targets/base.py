@@ -8,9 +8,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..checks import positive_float, positive_int
 from ..distributions import DiagonalNormal, Distribution
 
-__all__ = ["Target"]
+__all__ = ["Target", "gaussian_base"]
 
 
 class Target:
@@ -54,10 +55,8 @@ class Target:
     ):
         if not callable(log_prob):
             raise TypeError("log_prob must be a callable of x (n, dim) returning (n,)")
-        if not isinstance(dim, int) or dim < 1:
-            raise ValueError(f"dim must be a positive integer, got {dim!r}")
-        if base_scale <= 0:
-            raise ValueError(f"base_scale must be positive, got {base_scale!r}")
+        positive_int("dim", dim)
+        positive_float("base_scale", base_scale)
         self._log_prob = log_prob
         self._sample = sample
         self._grad = grad_log_prob
@@ -116,3 +115,8 @@ class Target:
 
     def __repr__(self) -> str:
         return f"Target(name={self.name!r}, dim={self.dim}, log_Z={self.log_Z})"
+
+
+def gaussian_base(dim: int, scale: float, dtype: torch.dtype) -> DiagonalNormal:
+    """N(0, scale^2 I) on R^dim in ``dtype``: the usual recommended base of a target."""
+    return DiagonalNormal(torch.zeros(dim, dtype=dtype), scale)

@@ -7,8 +7,8 @@ import math
 import torch
 from torch import Tensor
 
-from .base import Target
-from .gmm import _float_dtype, _gaussian_base, _int_at_least, _positive
+from ..checks import float_dtype, int_at_least, positive_float
+from .base import Target, gaussian_base
 
 __all__ = ["Funnel"]
 
@@ -36,9 +36,9 @@ class Funnel(Target):
     """
 
     def __init__(self, dim: int = 10, scale: float = 3.0, dtype: torch.dtype = torch.float32):
-        _int_at_least("dim", dim, 2)
-        self.scale = _positive("scale", scale)
-        self.dtype = _float_dtype(dtype)
+        int_at_least("dim", dim, 2)
+        self.scale = positive_float("scale", scale)
+        self.dtype = float_dtype(dtype)
         refs = {
             "log_Z": 0.0,
             "log_Z_source": "exact: normalised by construction",
@@ -53,7 +53,7 @@ class Funnel(Target):
             log_Z=0.0,
             sample=self._sample,
             grad_log_prob=self._grad_log_prob,
-            base=_gaussian_base(dim, 1.0, self.dtype),
+            base=gaussian_base(dim, 1.0, self.dtype),
             name="funnel",
             references=refs,
         )
@@ -72,6 +72,6 @@ class Funnel(Target):
         return torch.cat([g0, -inv_var * rest], dim=1)
 
     def _sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        z = torch.randn(_int_at_least("n", n, 1), self.dim, generator=generator, dtype=self.dtype)
+        z = torch.randn(int_at_least("n", n, 1), self.dim, generator=generator, dtype=self.dtype)
         x0 = self.scale * z[:, :1]
         return torch.cat([x0, torch.exp(0.5 * x0) * z[:, 1:]], dim=1)

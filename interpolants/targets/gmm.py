@@ -13,41 +13,20 @@ import torch
 from torch import Tensor
 
 from .. import distributions
-from ..distributions import DiagonalNormal
-from .base import Target
+from ..checks import float_dtype, int_at_least, positive_float
+from .base import Target, gaussian_base
 
 __all__ = ["GaussianMixture", "gaussian_mixture_family", "gmm40"]
 
 LOG_2PI = math.log(2 * math.pi)
 
 
-# Small argument checks shared by the target modules.
-
-
-def _float_dtype(dtype: torch.dtype) -> torch.dtype:
-    if dtype not in (torch.float32, torch.float64):
-        raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype!r}")
-    return dtype
-
-
-def _int_at_least(name: str, value: object, low: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    return value
-
-
-def _positive(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(f"{name} must be a positive number, got {value!r}")
-    return float(value)
-
-
-def _gaussian_base(dim: int, scale: float, dtype: torch.dtype) -> DiagonalNormal:
-    return DiagonalNormal(torch.zeros(dim, dtype=dtype), scale)
-
-
 class GaussianMixture(Target):
     r"""The target rho(x) = sum_k w_k N(x; m_k, diag(s_k^2)), normalised: log Z = 0.
+
+    A target for the samplers (a :class:`Target`); the normalised distribution it wraps, with
+    ``sample`` and ``log_prob``, is ``self.mixture``, an
+    :class:`interpolants.distributions.MixtureOfGaussians`.
 
     ``log_prob`` follows the dtype and device of x; ``sample`` draws exactly (component,
     then Gaussian) in the dtype of ``means``; the gradient is the closed form
@@ -80,7 +59,7 @@ class GaussianMixture(Target):
         means = torch.as_tensor(means)
         if not means.is_floating_point():
             means = means.to(torch.get_default_dtype())
-        self.mixture = distributions.GaussianMixture(means, stds, weights)
+        self.mixture = distributions.MixtureOfGaussians(means, stds, weights)
         k, d = self.mixture.means.shape
         refs = {"log_Z": 0.0, "log_Z_source": "exact: a normalised mixture", "modes": k}
         super().__init__(
@@ -89,7 +68,7 @@ class GaussianMixture(Target):
             log_Z=0.0,
             sample=self.mixture.sample,
             grad_log_prob=self._grad_log_prob,
-            base=_gaussian_base(d, _positive("base_scale", base_scale), self.means.dtype),
+            base=gaussian_base(d, positive_float("base_scale", base_scale), self.means.dtype),
             base_scale=base_scale,
             name=name,
             references={**refs, **(references or {})},
@@ -170,7 +149,7 @@ def gmm40(dtype: torch.dtype = torch.float32) -> GaussianMixture:
     Arguments:
         dtype: float32 or float64, the dtype of the parameters and of the samples.
     """
-    dtype = _float_dtype(dtype)
+    dtype = float_dtype(dtype)
     generator = torch.Generator().manual_seed(0)
     means = (torch.rand(40, 2, dtype=torch.float32, generator=generator) - 0.5) * 2 * 40
     std = torch.full((40,), math.log1p(math.e), dtype=dtype)
@@ -200,9 +179,9 @@ def gaussian_mixture_family(
         std: the standard deviation of every component.
         dtype: float32 or float64, the dtype of the parameters and of the samples.
     """
-    d, k, seed = _int_at_least("d", d, 1), _int_at_least("k", k, 1), _int_at_least("seed", seed, 0)
-    box, std = _positive("box", box), _positive("std", std)
-    dtype = _float_dtype(dtype)
+    d, k, seed = int_at_least("d", d, 1), int_at_least("k", k, 1), int_at_least("seed", seed, 0)
+    box, std = positive_float("box", box), positive_float("std", std)
+    dtype = float_dtype(dtype)
     generator = torch.Generator().manual_seed(seed)
     means = (torch.rand(k, d, dtype=torch.float32, generator=generator) - 0.5) * 2 * box
     stds = torch.full((k,), std, dtype=dtype)

@@ -9,8 +9,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from .base import Target
-from .gmm import _float_dtype, _gaussian_base, _int_at_least
+from ..checks import float_dtype, int_at_least
+from .base import Target, gaussian_base
 
 __all__ = ["ManyWell", "double_well_log_Z"]
 
@@ -113,8 +113,8 @@ class ManyWell(Target):
     block_size = 2  # independent (a, b) pairs
 
     def __init__(self, n_wells: int = 16, dtype: torch.dtype = torch.float32):
-        self.n_wells = _int_at_least("n_wells", n_wells, 1)
-        self.dtype = _float_dtype(dtype)
+        self.n_wells = int_at_least("n_wells", n_wells, 1)
+        self.dtype = float_dtype(dtype)
         log_Z = n_wells * (double_well_log_Z() + 0.5 * LOG_2PI)
         refs = {
             "log_Z": log_Z,
@@ -127,7 +127,7 @@ class ManyWell(Target):
             log_Z=log_Z,
             sample=self._sample,
             grad_log_prob=self._grad_log_prob,
-            base=_gaussian_base(2 * n_wells, 2.0, self.dtype),
+            base=gaussian_base(2 * n_wells, 2.0, self.dtype),
             base_scale=2.0,
             name="many_well",
             references=refs,
@@ -142,7 +142,7 @@ class ManyWell(Target):
         return torch.stack([-4 * a**3 + 12 * a + 0.5, -b], dim=2).flatten(1)
 
     def _sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        n = _int_at_least("n", n, 1)
+        n = int_at_least("n", n, 1)
         a = sample_double_well(n * self.n_wells, generator).view(n, self.n_wells)
         b = torch.randn(n, self.n_wells, generator=generator, dtype=torch.float64)
         return torch.stack([a, b], dim=2).flatten(1).to(self.dtype)

@@ -7,8 +7,8 @@ import math
 import torch
 from torch import Tensor
 
+from ..checks import float_dtype, int_at_least, positive_float
 from .base import Target
-from .gmm import _float_dtype, _int_at_least, _positive
 
 __all__ = ["Particles", "UniformTorus"]
 
@@ -59,11 +59,11 @@ class UniformTorus:
     """
 
     def __init__(self, dim: int, dtype: torch.dtype = torch.float32):
-        self.event_shape = torch.Size((_int_at_least("dim", dim, 1),))
-        self.dtype = _float_dtype(dtype)
+        self.event_shape = torch.Size((int_at_least("dim", dim, 1),))
+        self.dtype = float_dtype(dtype)
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        shape = (_int_at_least("n", n, 1), *self.event_shape)
+        shape = (int_at_least("n", n, 1), *self.event_shape)
         return torch.rand(shape, generator=generator, dtype=self.dtype)
 
     def log_prob(self, x: Tensor) -> Tensor:
@@ -114,8 +114,8 @@ class Particles(Target):
     def __init__(
         self, N: int = 16, a: float = 4.0, kT: float = 0.09, dtype: torch.dtype = torch.float32
     ):
-        self.N = _int_at_least("N", N, 2)
-        self.a, self.kT = _positive("a", a), _positive("kT", kT)
+        self.N = int_at_least("N", N, 2)
+        self.a, self.kT = positive_float("a", a), positive_float("kT", kT)
         refs = {"log_Z": None}
         measured = _PARTICLES_REFERENCES.get((self.N, self.a), {}).get(round(self.kT, 6))
         if measured is None:
@@ -132,7 +132,7 @@ class Particles(Target):
             dim=2 * N,
             log_Z=None,
             grad_log_prob=self._grad_log_prob,
-            base=UniformTorus(2 * N, _float_dtype(dtype)),
+            base=UniformTorus(2 * N, float_dtype(dtype)),
             name="particles",
             references=refs,
         )

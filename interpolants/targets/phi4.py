@@ -10,10 +10,17 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from .base import Target
-from .gmm import _float_dtype, _gaussian_base, _int_at_least, _positive
+from ..checks import finite_float, float_dtype, int_at_least, positive_float
+from .base import Target, gaussian_base
 
-__all__ = ["BridgeNormal", "ChainReference", "Phi4", "Phi4Chain", "chain_reference"]
+__all__ = [
+    "BridgeNormal",
+    "ChainReference",
+    "Phi4",
+    "Phi4Chain",
+    "chain_quadrature",
+    "chain_reference",
+]
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -80,12 +87,6 @@ _CHAIN_POSITIVE_WEIGHTS: dict[tuple[int, float, float, float], dict] = {
 }
 
 
-def _number(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
-    return float(value)
-
-
 def _weighted_mean(values: Tensor, log_weights: Tensor | None) -> Tensor:
     if log_weights is None:
         return values.mean()
@@ -123,8 +124,8 @@ class Phi4(Target):
     def __init__(
         self, L: int = 8, M2: float = -4.0, lam: float = 8.0, dtype: torch.dtype = torch.float32
     ):
-        self.L = _int_at_least("L", L, 2)
-        self.M2, self.lam = _number("M2", M2), _positive("lam", lam)
+        self.L = int_at_least("L", L, 2)
+        self.M2, self.lam = finite_float("M2", M2), positive_float("lam", lam)
         refs = {"log_Z": None, "reference": "arXiv:1904.12072"}
         refs.update(
             _PHI4_REFERENCES.get(
@@ -137,7 +138,7 @@ class Phi4(Target):
             dim=L * L,
             log_Z=None,
             grad_log_prob=self._grad_log_prob,
-            base=_gaussian_base(L * L, 1.0, _float_dtype(dtype)),
+            base=gaussian_base(L * L, 1.0, float_dtype(dtype)),
             name="phi4",
             references=refs,
         )
@@ -198,9 +199,9 @@ class BridgeNormal:
     """
 
     def __init__(self, N: int, stiffness: float, dtype: torch.dtype = torch.float32):
-        self.N = _int_at_least("N", N, 1)
-        self.stiffness = _positive("stiffness", stiffness)
-        self.dtype = _float_dtype(dtype)
+        self.N = int_at_least("N", N, 1)
+        self.stiffness = positive_float("stiffness", stiffness)
+        self.dtype = float_dtype(dtype)
         self.event_shape = torch.Size((N,))
 
     def precision(self) -> Tensor:
@@ -216,7 +217,7 @@ class BridgeNormal:
         return lo * (self.N + 1 - hi) / ((self.N + 1) * self.stiffness)
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        n = _int_at_least("n", n, 1)
+        n = int_at_least("n", n, 1)
         steps = torch.randn(n, self.N + 1, generator=generator, dtype=torch.float64)
         walk = (steps / math.sqrt(self.stiffness)).cumsum(1)
         pin = torch.arange(1, self.N + 1, dtype=torch.float64) / (self.N + 1)
@@ -239,7 +240,7 @@ class ChainReference(NamedTuple):
     grid_range: float
 
 
-def _transfer(
+def chain_quadrature(
     N: int, coupling: float, site_log_weight: Callable[[Tensor], Tensor], step: float, R: float
 ) -> ChainReference:
     """log int exp(-coupling sum_{i=0}^N (phi_{i+1} - phi_i)^2 + sum_i w(phi_i)) dphi with
@@ -288,7 +289,7 @@ def chain_reference(
 
     step = 1 / (8 * resolution * math.sqrt(2 * coupling))
     R = 1.5 + 10 * math.sqrt((N + 1) / (8 * coupling))
-    return _transfer(N, coupling, site_log_weight, step, R)
+    return chain_quadrature(N, coupling, site_log_weight, step, R)
 
 
 class Phi4Chain(Target):
@@ -324,9 +325,13 @@ class Phi4Chain(Target):
         beta: float = 20.0,
         dtype: torch.dtype = torch.float32,
     ):
-        self.N = _int_at_least("N", N, 1)
-        self.a, self.beta, self.b = _positive("a", a), _positive("beta", beta), _number("b", b)
-        self.bridge = BridgeNormal(N, self.beta * self.a * N, _float_dtype(dtype))
+        self.N = int_at_least("N", N, 1)
+        self.a, self.beta, self.b = (
+            positive_float("a", a),
+            positive_float("beta", beta),
+            finite_float("b", b),
+        )
+        self.bridge = BridgeNormal(N, self.beta * self.a * N, float_dtype(dtype))
         refs = self._references()
         super().__init__(
             self._log_prob,

@@ -28,8 +28,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..checks import float_dtype, int_at_least, positive_float
 from .base import Target
-from .gmm import _float_dtype, _int_at_least, _positive
 
 __all__ = [
     "PRIOR",
@@ -224,7 +224,7 @@ class OrbitPrior:
     ):
         self.jitter = bool(jitter)
         self.prior = {**PRIOR, **(prior or {})}
-        self.dtype = _float_dtype(dtype)
+        self.dtype = float_dtype(dtype)
         self.event_shape = torch.Size((7 if jitter else 6,))
 
     def log_prob(self, x: Tensor) -> Tensor:
@@ -242,7 +242,7 @@ class OrbitPrior:
         return lp
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        c, n = self.prior, _int_at_least("n", n, 1)
+        c, n = self.prior, int_at_least("n", n, 1)
         u = torch.rand(n, 3, generator=generator, dtype=torch.float64)
         z = torch.randn(n, 4, generator=generator, dtype=torch.float64)
         u_P = torch.logit(u[:, 0])
@@ -390,7 +390,7 @@ def _check_prior(prior: dict | None) -> dict:
         raise ValueError(f"prior: unknown entries {unknown}; known: {sorted(PRIOR)}")
     for key, value in prior.items():
         if key != "log_jitter_mean":
-            _positive(f"prior[{key!r}]", value)
+            positive_float(f"prior[{key!r}]", value)
     merged = {**PRIOR, **prior}
     if not merged["P_min"] < merged["P_max"] or not merged["e_max"] < 1:
         raise ValueError("prior: need P_min < P_max and e_max < 1")

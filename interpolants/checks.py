@@ -1,0 +1,83 @@
+"""Argument checks shared by the library's modules.
+
+Each returns the checked value (as the type it names) or raises a ``ValueError`` that names
+the argument and shows the value given. Booleans are not taken for numbers.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "finite_float",
+    "finite_initial",
+    "float_dtype",
+    "fraction",
+    "int_at_least",
+    "positive_float",
+    "positive_int",
+]
+
+
+def int_at_least(name: str, value: Any, minimum: int = 1) -> int:
+    """``value`` as an int >= ``minimum``, else ``ValueError`` naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def positive_int(name: str, value: Any) -> int:
+    """``value`` as an int >= 1, else ``ValueError``: "NAME must be a positive integer"."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
+def positive_float(name: str, value: Any) -> float:
+    """``value`` (an int or a float > 0) as a float, else ``ValueError`` naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValueError(f"{name} must be a positive number, got {value!r}")
+    return float(value)
+
+
+def finite_float(name: str, value: Any) -> float:
+    """``value`` (a finite int or float) as a float, else ``ValueError`` naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def fraction(name: str, value: Any) -> float:
+    """``value`` as a float in the open interval (0, 1), else ``ValueError`` naming ``name``."""
+    if not isinstance(value, (int, float)) or not 0.0 < float(value) < 1.0:
+        raise ValueError(f"{name} must be a number in (0, 1), got {value!r}")
+    return float(value)
+
+
+def float_dtype(dtype: Any, name: str = "dtype") -> torch.dtype:
+    """``dtype`` if it is torch.float32 or torch.float64, else ``ValueError``."""
+    if dtype not in (torch.float32, torch.float64):
+        raise ValueError(f"{name} must be torch.float32 or torch.float64, got {dtype!r}")
+    return dtype
+
+
+def finite_initial(state: Any, name: str, values: tuple[Tensor, ...] = ()) -> None:
+    """``ValueError`` naming ``name`` and the walkers whose log density is not finite.
+
+    ``state`` has ``log_prob`` (n,) and ``grad`` (n, d) (a sampler's state); ``values`` are
+    further (n, ...) tensors that must be finite walker by walker."""
+    ok = torch.isfinite(state.log_prob) & torch.isfinite(state.grad).all(-1)
+    for v in values:
+        ok &= torch.isfinite(v.reshape(v.shape[0], -1)).all(-1)
+    if not bool(ok.all()):
+        bad = torch.nonzero(~ok).flatten().tolist()
+        shown = ", ".join(map(str, bad[:20])) + (", ..." if len(bad) > 20 else "")
+        raise ValueError(
+            f"{name}: log_prob or its gradient is not finite at {len(bad)} initial walker(s), "
+            f"indices [{shown}]; start the walkers inside the support (init= for MCMC, base= "
+            "for AIS/SMC)"
+        )
