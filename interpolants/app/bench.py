@@ -347,6 +347,41 @@ def _timed_training(step: Callable[[], None], seconds: float, desc: str) -> int:
     return steps
 
 
+def _nsf_log_probs(
+    train: Any, transform: Any, test: Tensor, seconds: float, batch: int, seed: int, gen: Any
+) -> dict[str, tuple[Tensor, int]]:
+    """zuko's NSF (5 transforms of 2 x 256) trained for ``seconds`` by maximum likelihood, in
+    the logit space of ``transform`` and on the images in [0, 1] themselves: {row: (test log
+    densities of x, steps)}; {} without zuko."""
+    from ..data import Dequantized
+
+    try:
+        import zuko
+    except ImportError:
+        return {}
+    y_test, log_det = transform(test), transform.log_det(test)
+    rows = {}
+    for name, sampler, space in (
+        ("zuko NSF (5 x [256, 256]), logit space", train, transform),
+        ("zuko NSF (5 x [256, 256]), [0, 1] space", Dequantized(train.v, 17), None),
+    ):
+        torch.manual_seed(seed)
+        flow = zuko.flows.NSF(test.shape[1], transforms=5, hidden_features=(256, 256))
+        opt = torch.optim.Adam(flow.parameters(), lr=1e-3)
+
+        def nsf_step(flow: Any = flow, opt: Any = opt, sampler: Any = sampler) -> None:
+            _descend(opt, -flow().log_prob(sampler.sample(batch, gen)).mean())
+
+        n = _timed_training(nsf_step, seconds, name)
+        with torch.no_grad():
+            if space is None:
+                log_p = flow().log_prob(test)
+            else:
+                log_p = flow().log_prob(y_test) + log_det
+        rows[name] = (log_p, n)
+    return rows
+
+
 def bench_digits(
     out: Path,
     steps: int = 3000,
@@ -374,7 +409,6 @@ def bench_digits(
     with the divergence exact (``probes=0``) or by Hutchinson's unbiased estimator averaged
     over ``probes`` probes per image (Heun, ``eval_steps``). NSF: 5 transforms of 2 x 256
     hidden units, maximum likelihood, Adam."""
-    from ..data import Dequantized
     from ..metrics import bits_per_dim
     from ..nn import MLPField
     from ..train import fit
@@ -437,31 +471,9 @@ def bench_digits(
         "eval_seconds": time.perf_counter() - start,
     }
     if peers:
-        try:
-            import zuko
-        except ImportError:
-            zuko = None
-        if zuko is not None:
-            # the same NSF in the same logit space, and on the images in [0, 1] themselves
-            raw = Dequantized(train.v, 17)
-            for name, sampler, space in (
-                ("zuko NSF (5 x [256, 256]), logit space", train, transform),
-                ("zuko NSF (5 x [256, 256]), [0, 1] space", raw, None),
-            ):
-                torch.manual_seed(seed)
-                flow = zuko.flows.NSF(dims, transforms=5, hidden_features=(256, 256))
-                opt = torch.optim.Adam(flow.parameters(), lr=1e-3)
-
-                def nsf_step(flow: Any = flow, opt: Any = opt, sampler: Any = sampler) -> None:
-                    _descend(opt, -flow().log_prob(sampler.sample(batch, gen)).mean())
-
-                n = _timed_training(nsf_step, train_seconds, name)
-                with torch.no_grad():
-                    if space is None:
-                        log_p = flow().log_prob(test)
-                    else:
-                        log_p = flow().log_prob(y_test) + log_det
-                rows[name] = {**bpd(-log_p), "seconds": train_seconds, "steps": n}
+        nsf = _nsf_log_probs(train, transform, test, train_seconds, batch, seed, gen)
+        rows |= {name: {**bpd(-log_p), "seconds": train_seconds, "steps": n}
+                 for name, (log_p, n) in nsf.items()}  # fmt: skip
     return {
         "steps": steps,
         "batch": batch,
