@@ -189,7 +189,7 @@ def run_sample_target(
     Arguments:
         name: a target name of :func:`interpolants.targets.names` (or ``gmm-d{d}-k{k}``), or
             a :class:`~interpolants.targets.Target` (a user's density).
-        method: a key of :data:`~.api.METHODS` ("mala", "hmc", "ais", "smc", ...).
+        method: a key of :data:`~interpolants.samplers.METHODS` ("mala", "hmc", "ais", "smc", ...).
         n: samples (walkers for AIS/SMC, pooled draws for MCMC).
         seed: seeds the run.
         out: the output folder (created).
