@@ -13,13 +13,13 @@ import interpolants as si
 import interpolants.samplers.nets as nets_module
 from interpolants import checkpoints
 from interpolants.distributions import DiagonalNormal
+from interpolants.divergence import jacobian
 from interpolants.samplers import NETSModel, run_ais, run_nets, sample
 from interpolants.samplers.ais import AnnealedDensity
 from interpolants.samplers.hmc import CountedDensity, make_generator
 from interpolants.samplers.nets import (
     _build_drift,
     _grid,
-    _jacobian,
     _Path,
     schedule,
     simulate,
@@ -412,7 +412,7 @@ def test_block_network_couples_no_two_blocks():
     mask = torch.block_diag(*[torch.ones(2, 2)] * 3).bool()
     assert float(jac[mask].min()) > 0 and float(jac[~mask].max()) == 0
     # the Jacobian from 2 VJPs (block rows) is the full one
-    fast = _jacobian(result.info["model"], torch.tensor(0.5), x)[1]
+    fast = jacobian(result.info["model"], torch.tensor(0.5), x)[1]
     full = torch.stack(
         [
             torch.autograd.functional.jacobian(lambda y: drift(torch.tensor(0.5), y[None])[0], xi)
@@ -450,7 +450,7 @@ def test_lattice_jacobian_from_one_vjp_per_colour(L, depth, hop, colours):
     assert not support[~pattern].any()
     if not hop:  # the hop channel's cross leaves the corners of the square at 0
         assert torch.equal(support, pattern)
-    torch.testing.assert_close(_jacobian(model, t, x)[1], full)
+    torch.testing.assert_close(jacobian(model, t, x)[1], full)
     with pytest.raises(ValueError, match="radius"):
         lattice_coloring(L, -1)
 

@@ -85,6 +85,7 @@ import torch
 from torch import Tensor, nn
 
 from ..distributions import DiagonalNormal
+from ..divergence import field_and_divergence, heun_step
 from ..run_folder import CHECKPOINT, RunFolder, TrainingInterrupted, deferred_interrupt
 from .adaptation import find_reasonable_step_size
 from .ais import ADAPT_RATE, AnnealedDensity, _gather, _metric, _resolve_base, systematic_resample
@@ -112,7 +113,6 @@ BINS = 64  # time bins of the tuned eps_t and of the loss weights
 EPS_SWEEP = (0.0, 0.1, 0.3, 1.0, 3.0)
 LOG_DETS = ("auto", "exact", "hutchinson")
 LOG_DET_EXACT_MAX_DIM = 50  # "auto": exact up to here (a d = 50 MLP: ~1 s per step, 2000 walkers)
-JACOBIAN_ENTRIES = 2**24  # per chunk of walkers in the exact log-determinant (128 MiB float64)
 
 
 # --- the math ------------------------------------------------------------------------------
@@ -158,13 +158,6 @@ def pinn_residual(
     r"""div b_t - grad U_t . b_t - dU_t/dt + dF_t/dt, zero everywhere exactly when b_t solves
     the continuity equation for rho_t = exp(-U_t + F_t) (arXiv:2410.02711, eq. 21)."""
     return jarzynski_rate(div_b, grad_log_pi, b, dlog_pi_dt) + dF_dt
-
-
-def heun_jacobian(j1: Tensor, j2: Tensor, h: float) -> Tensor:
-    r"""grad T for the Heun map T x = x + h/2 (b_0(x) + b_1(x + h b_0(x))):
-    I + h/2 (J_1 + J_2 (I + h J_1)), J_1 = grad b_0(x), J_2 = grad b_1(x~); (n, d, d)."""
-    eye = torch.eye(j1.shape[-1], dtype=j1.dtype, device=j1.device)
-    return eye + 0.5 * h * (j1 + j2 @ (eye + h * j1))
 
 
 # --- drift and free energy -----------------------------------------------------------------
@@ -273,83 +266,6 @@ def _build_drift(
         return BlockDrift(dim, block, scale, width or 128, depth or 3, features=features,
                           feature_scale=feature_scale, **extra)  # fmt: skip
     raise ValueError(f"net must be 'mlp', 'conv', 'blocks', None or an nn.Module, got {net!r}")
-
-
-# --- divergence, Jacobians and the Heun transport ------------------------------------------
-
-
-def _jacobian(model: nn.Module, t: Tensor, x: Tensor, create_graph: bool = False):
-    """b_t(x) (n, d) and its Jacobian J[n, i, j] = d b_i / d x_j by batched VJPs: d of them,
-    or one per colour when the drift declares a sparse Jacobian (``model.jacobian_sparsity``,
-    e.g. block diagonal, or local on a lattice): the VJP with the indicator of colour c holds
-    at (i, j) the entry of the one row i of colour c that may be non-zero in column j."""
-    n, d = x.shape
-    sparsity_of = getattr(model, "jacobian_sparsity", None)
-    sparsity = None if sparsity_of is None else sparsity_of()
-    colours = torch.arange(d) if sparsity is None else sparsity[0]
-    k = int(colours.max()) + 1  # on the CPU: no device sync
-    colours = colours.to(x.device)
-    with torch.enable_grad():
-        xg = x if (create_graph and x.requires_grad) else x.detach().requires_grad_(True)
-        out = model(t, xg)
-        probe = (colours[None] == torch.arange(k, device=x.device)[:, None]).to(x.dtype)
-        grads = probe[:, None, :].expand(k, n, d)
-        (rows,) = torch.autograd.grad(
-            out, xg, grads, is_grads_batched=True, create_graph=create_graph
-        )
-    if sparsity is not None:  # row i of J: the VJP of i's colour, on i's pattern
-        mask = sparsity[1].to(device=x.device, dtype=x.dtype)[:, None, :]
-        rows = rows[colours] * mask if create_graph else rows[colours].mul_(mask)
-    jac = rows.permute(1, 0, 2)
-    return (out, jac) if create_graph else (out.detach(), jac.detach())
-
-
-def _hutchinson(model: nn.Module, t: Tensor, x: Tensor, probe: Tensor, create_graph: bool):
-    """b_t(x) and v^T (grad b) v for probes v (k, n, d) averaged over k: ((n, d), (n,))."""
-    with torch.enable_grad():
-        xg = x if (create_graph and x.requires_grad) else x.detach().requires_grad_(True)
-        out = model(t, xg)
-        (vjp,) = torch.autograd.grad(
-            out, xg, probe, is_grads_batched=True, create_graph=create_graph
-        )
-    div = (vjp * probe).sum(-1).mean(0)
-    return (out, div) if create_graph else (out.detach(), div.detach())
-
-
-def _probe(generator: torch.Generator, k: int, x: Tensor) -> Tensor:
-    signs = torch.randint(0, 2, (k, *x.shape), generator=generator)
-    return (2 * signs - 1).to(x)
-
-
-def _div(model, t, x, exact, probes, generator, create_graph):
-    """b and div b: exact trace of the Jacobian or the Hutchinson estimate."""
-    if exact:
-        out, jac = _jacobian(model, t, x, create_graph)
-        return out, jac.diagonal(dim1=1, dim2=2).sum(1)
-    return _hutchinson(model, t, x, _probe(generator, probes, x), create_graph)
-
-
-def _transport(model, t0: float, t1: float, x: Tensor, exact: bool, probes: int, generator):
-    """The Heun map T x from t0 to t1 and log |det grad T| (exact, or the trapezoid of the
-    Hutchinson divergences); -inf where det grad T <= 0 (T not invertible there). The exact
-    Jacobians are formed for at most JACOBIAN_ENTRIES entries at a time (walker chunks)."""
-    chunk = max(1, JACOBIAN_ENTRIES // x.shape[1] ** 2)
-    if exact and x.shape[0] > chunk:
-        parts = [_transport(model, t0, t1, c, exact, probes, generator) for c in x.split(chunk)]
-        return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
-    h = t1 - t0
-    tt0 = torch.tensor(t0, dtype=x.dtype, device=x.device)
-    tt1 = torch.tensor(t1, dtype=x.dtype, device=x.device)
-    if exact:
-        k1, j1 = _jacobian(model, tt0, x)
-        k2, j2 = _jacobian(model, tt1, x + h * k1)
-        sign, logdet = torch.linalg.slogdet(heun_jacobian(j1.double(), j2.double(), h))
-        logdet = torch.where(sign > 0, logdet, torch.full_like(logdet, -math.inf))
-    else:
-        k1, d1 = _hutchinson(model, tt0, x, _probe(generator, probes, x), False)
-        k2, d2 = _hutchinson(model, tt1, x + h * k1, _probe(generator, probes, x), False)
-        logdet = 0.5 * h * (d1 + d2).double()
-    return x + 0.5 * h * (k1 + k2), logdet
 
 
 # --- the walkers ---------------------------------------------------------------------------
@@ -469,7 +385,7 @@ def simulate(
         old = path.state(state.position, b1, state.aux)
         if model is not None:
             with torch.no_grad():
-                y, logdet = _transport(model, t0, t1, old.position, exact, probes, generator)
+                y, logdet = heun_step(model, t0, t1, old.position, exact, probes, generator)
             ok = torch.isfinite(y).all(1) & torch.isfinite(logdet)
             y = torch.where(ok[:, None], y, old.position)
             new = path.state(y, b1)
@@ -597,7 +513,7 @@ def _pinn_loss(
     grad_log_pi = (1 - beta)[:, None] * batch.g0 + beta[:, None] * batch.g1
     dlog_pi_dt = dbeta * batch.ell
     x = batch.x.detach().requires_grad_(True)
-    b, div = _div(model, batch.t, x, exact, probes, gen, create_graph=True)
+    b, div = field_and_divergence(model, batch.t, x, exact, probes, gen, create_graph=True)
     r = pinn_residual(div, grad_log_pi, b, dlog_pi_dt, model.free_energy(batch.t).to(x.dtype))
     var = model.loss_var[_bin(batch.t)] if weighted else model.loss_var.mean()
     weight = 1.0 / var.to(r.dtype)
