@@ -65,7 +65,7 @@ def train_on_exact_samples(
     minibatches of 256, exact divergence), with the points drawn from pi_t itself."""
     target = si.targets.get("funnel")
     base = _resolve_base(target, None, None, None)
-    path = nets._Path(AnnealedDensity(CountedDensity(target), base), schedule, 3.0)
+    path = nets.NETSPath(AnnealedDensity(CountedDensity(target), base), schedule, 3.0)
     generator = make_generator(seed)
     scale = base.sample(256, make_generator(seed + 7919)).float().std(0)
     torch.manual_seed(seed)

@@ -20,7 +20,7 @@ from interpolants.samplers.hmc import CountedDensity, make_generator
 from interpolants.samplers.nets import (
     _build_drift,
     _grid,
-    _Path,
+    NETSPath,
     schedule,
     simulate,
 )
@@ -73,7 +73,7 @@ def test_b_zero_weights_are_the_ais_sum_along_the_path():
     """log w = sum_k (beta_{k+1} - beta_k) (log rho* - log p_0)(x_k) over the recorded walkers
     (Neal's AIS weight), with MALA moves in between."""
     target = _mixture()
-    path = _Path(AnnealedDensity(CountedDensity(target), target.base), "power", 2.0)
+    path = NETSPath(AnnealedDensity(CountedDensity(target), target.base), "power", 2.0)
     gen = make_generator(0)
     grid = _grid(12)
     traj = simulate(path, None, target.base.sample(64, gen), grid, lambda t: 0.5, gen, record=True)
@@ -81,7 +81,8 @@ def test_b_zero_weights_are_the_ais_sum_along_the_path():
     expected = sum(
         (beta[k + 1] - beta[k]) * traj.records[k][2].double() for k in range(len(grid) - 1)
     )
-    torch.testing.assert_close(traj.log_w, expected, rtol=1e-10, atol=1e-8)
+    # the engine subtracts in float64, the records hold the float32 difference
+    torch.testing.assert_close(traj.log_w, expected, rtol=1e-6, atol=1e-5)
     assert traj.acceptance and all(0 < a <= 1 for _, a in traj.acceptance)
 
 

@@ -87,11 +87,18 @@ from torch import Tensor, nn
 from ..distributions import DiagonalNormal
 from ..divergence import field_and_divergence, heun_step
 from ..run_folder import CHECKPOINT, RunFolder, TrainingInterrupted, deferred_interrupt
-from .adaptation import find_reasonable_step_size
-from .ais import ADAPT_RATE, AnnealedDensity, _gather, _metric, _resolve_base, systematic_resample
+from .ais import _resolve_base
+from .annealing import (
+    AdaptiveMoves,
+    AnnealedDensity,
+    LangevinMoves,
+    Resampler,
+    TimeGrid,
+    anneal,
+    systematic_resample,
+)
 from .diagnostics import ess_of_weights, log_mean_exp, log_Z_from_weights
-from .hmc import CountedDensity, State, check_int, make_generator, progress_bar, select
-from .mala import mala
+from .hmc import CountedDensity, State, check_int, make_generator, progress_bar
 from .nets_nn import BlockDrift, DriftMLP, FreeEnergyRate, LatticeDrift, Sparsity
 from .result import SampleResult
 
@@ -296,8 +303,9 @@ def _base_on(base: Any, device: torch.device | None) -> Any:
 
 
 @dataclass
-class _Path:
-    """The annealed path: counted target, base, schedule; log pi_t = -U_t and its parts."""
+class NETSPath:
+    """The annealed path of NETS: the counted target and base (:class:`~.annealing.
+    AnnealedDensity`) and the schedule beta_t (:func:`schedule`, ``kind`` and ``power``)."""
 
     annealed: AnnealedDensity
     kind: str
@@ -309,9 +317,7 @@ class _Path:
 
     def state(self, x: Tensor, beta: float, parts: tuple[Tensor, ...] | None = None) -> State:
         """Walkers x with log pi_beta, its gradient and (log p_0, log rho*, grads) as aux."""
-        lp0, lp1, g0, g1 = self.annealed.components(x) if parts is None else parts
-        return State(x, (1 - beta) * lp0 + beta * lp1, (1 - beta) * g0 + beta * g1,
-                     (lp0, lp1, g0, g1))  # fmt: skip
+        return self.annealed.state(x, beta, parts)
 
 
 class Trajectory(NamedTuple):
@@ -330,7 +336,7 @@ class Trajectory(NamedTuple):
 
 
 def simulate(
-    path: _Path,
+    path: NETSPath,
     model: NETSModel | None,
     x: Tensor,
     grid: Tensor,
@@ -346,8 +352,9 @@ def simulate(
     mass_matrix: str = "identity",
     adapt: bool = False,
 ) -> Trajectory:
-    r"""Move walkers x ~ p_0 along ``grid`` (0 = t_0 < ... < t_K = 1) by the three split steps
-    of the module docstring (annealing, Heun transport by b, MALA at eps_t); b = 0 when
+    r"""Move walkers x ~ p_0 along ``grid`` (0 = t_0 < ... < t_K = 1) by the split steps of
+    the module docstring (annealing, Heun transport by b, MALA at eps_t): the annealing
+    engine :func:`~.annealing.anneal` with the Heun map of b as its transport; b = 0 when
     ``model`` is None (then this is AIS with MALA moves of step size sqrt(2 eps_t h)).
 
     With ``resample_threshold`` r > 0 the walkers form ``groups`` independent populations of
@@ -363,93 +370,37 @@ def simulate(
     step <- step exp(2 (acceptance - 0.574)): the moves of :func:`~.ais.run_ais`, so that with
     b = 0 and the linear schedule this is that AIS run. Either keeps every move exact for
     pi_t, so the weights are unchanged; eps only has to be > 0 where moves are made."""
-    state = path.state(x, 0.0)
-    size = None
-    if adapt and moves > 0:
-        metric = _metric(state.position, None, mass_matrix)
-        size = find_reasonable_step_size(path.annealed.at(0.0), state, generator, 1.0, metric)
-    used: list[float] = []
-    log_w = torch.zeros(x.shape[0], dtype=torch.float64, device=x.device)
-    records, acceptance, bad, folded = [], [], 0, []
-    log_z = torch.zeros(groups, dtype=torch.float64, device=x.device)
-    resamplings = 0
-    b0 = 0.0
-    if record:
-        records.append(_record(0.0, state, log_w))
-    for k in range(len(grid) - 1):
-        t0, t1 = float(grid[k]), float(grid[k + 1])
-        h = t1 - t0
-        b1, _ = path.beta(t1)
-        lp0, lp1 = state.aux[0], state.aux[1]
-        log_w = log_w + (b1 - b0) * (lp1 - lp0).double()
-        old = path.state(state.position, b1, state.aux)
-        if model is not None:
-            with torch.no_grad():
-                y, logdet = heun_step(model, t0, t1, old.position, exact, probes, generator)
-            ok = torch.isfinite(y).all(1) & torch.isfinite(logdet)
-            y = torch.where(ok[:, None], y, old.position)
-            new = path.state(y, b1)
-            dw = (new.log_prob - old.log_prob).double() + logdet
-            ok &= torch.isfinite(dw)
-            n_bad = int((~ok).sum())
-            bad += n_bad
-            if n_bad:
-                folded.append(k)
-            log_w = torch.where(ok, log_w + torch.where(ok, dw, 0.0), -math.inf)
-            state = select(ok, new, old)
-        else:
-            state = old
-        if resample_threshold > 0:
-            state, log_w, inc, k = _resample_groups(
-                state, log_w, groups, resample_threshold, generator
-            )
-            log_z, resamplings = log_z + inc, resamplings + k
-        e = eps(t1)
-        if e > 0 and moves > 0:
-            metric = _metric(state.position, None, mass_matrix)
-            for _ in range(moves):
-                step = math.sqrt(2 * e * h) if size is None else size
-                state, info = mala(path.annealed.at(b1), step, metric).step(generator, state)
-                a = float(info.acceptance_rate.mean())
-                acceptance.append((t1, a))
-                used.append(step)
-                if size is not None:
-                    size *= math.exp(ADAPT_RATE * (a - TARGET_ACCEPT))
-        if record:
-            records.append(_record(t1, state, log_w))
-        b0 = b1
-    return Trajectory(state, log_w, records, acceptance, bad, log_z, resamplings, tuple(used),
-                      tuple(folded))  # fmt: skip
+    if adapt:
+        mover: Any = AdaptiveMoves(moves, TARGET_ACCEPT, mass_matrix,
+                                   active=lambda t: eps(t) > 0)  # fmt: skip
+    else:
+        mover = LangevinMoves(eps, moves, mass_matrix)
+    transport = None
+    if model is not None:
+
+        def transport(t0: float, t1: float, y: Tensor) -> tuple[Tensor, Tensor]:
+            return heun_step(model, t0, t1, y, exact, probes, generator)
+
+    records: list[tuple[float, Tensor, Tensor, Tensor, Tensor, Tensor]] = []
+
+    def keep(t: float, state: State, log_w: Tensor) -> None:
+        lp0, lp1, g0, g1 = state.aux
+        records.append((t, state.position, (lp1 - lp0), g0, g1, log_w.clone()))
+
+    run = anneal(
+        path.annealed, path.state(x, 0.0), TimeGrid(grid, lambda t: path.beta(t)[0]), mover,
+        generator, transport=transport, resample=Resampler(resample_threshold, groups),
+        on_level=keep if record else None,
+    )  # fmt: skip
+    sizes = tuple(e for level in run.levels for e in level.step_sizes)
+    return Trajectory(run.state, run.log_w, records, run.acceptance, run.bad_steps, run.log_z,
+                      run.resamplings, sizes, run.folded)  # fmt: skip
 
 
 def refine_grid(grid: Tensor, steps: list[int] | tuple[int, ...]) -> Tensor:
     """``grid`` with the midpoint of each interval [t_k, t_{k+1}], k in ``steps``, added."""
     mids = [0.5 * (grid[k] + grid[k + 1]) for k in sorted(set(steps))]
     return torch.sort(torch.cat([grid, torch.stack(mids)]))[0] if mids else grid
-
-
-def _resample_groups(
-    state: State, log_w: Tensor, groups: int, threshold: float, generator: torch.Generator
-) -> tuple[State, Tensor, Tensor, int]:
-    """Resample (systematic, within each of ``groups`` consecutive populations) those whose
-    ESS/N is below ``threshold``: new state, log weights (0 there), the log mean exp(A) of
-    every population (0 where it was not resampled) and how many were."""
-    lw = log_w.view(groups, -1)
-    low = ess_of_weights(lw, -1) < threshold
-    if not bool(low.any()):
-        return state, log_w, torch.zeros_like(lw[:, 0]), 0
-    m = lw.shape[1]
-    rows = torch.arange(groups * m, device=lw.device).view(groups, m)
-    idx = systematic_resample(lw.cpu(), generator).to(lw.device) + rows[:, :1]
-    idx = torch.where(low[:, None], idx, rows).flatten()
-    new_w = torch.where(low[:, None], torch.zeros_like(lw), lw).flatten()
-    inc = torch.where(low, log_mean_exp(lw, -1), 0.0)
-    return _gather(state, idx), new_w, inc, int(low.sum())
-
-
-def _record(t: float, state: State, log_w: Tensor):
-    lp0, lp1, g0, g1 = state.aux
-    return (t, state.position, (lp1 - lp0), g0, g1, log_w.clone())
 
 
 def _grid(steps: int, generator: torch.Generator | None = None) -> Tensor:
@@ -499,7 +450,7 @@ class _Batch:
 
 def _pinn_loss(
     model: NETSModel,
-    path: _Path,
+    path: NETSPath,
     batch: _Batch,
     exact: bool,
     probes: int,
@@ -520,7 +471,7 @@ def _pinn_loss(
     return (weight * r.square()).mean(), r.detach(), dlog_pi_dt.detach()
 
 
-def _action_loss(model: NETSModel, path: _Path, batch: _Batch, base_x: Tensor, final: _Batch):
+def _action_loss(model: NETSModel, path: NETSPath, batch: _Batch, base_x: Tensor, final: _Batch):
     r"""Action matching with weighted walkers: E_0[phi_0] - E_1[phi_1] + mean over the time
     points of sum_i W_i (|grad phi|^2 / 2 + dphi/dt)(t_i, x_i) (one Monte Carlo estimate
     of the time integral with t uniform over the records)."""
@@ -596,7 +547,7 @@ class _TrainOptions:
 
 def _train(
     model: NETSModel,
-    path: _Path,
+    path: NETSPath,
     base: Any,
     dtype: torch.dtype | None,
     generator: torch.Generator,
@@ -728,7 +679,7 @@ def _adapt_eps(model: NETSModel, acceptance: list[tuple[float, float]]) -> None:
     model.log_eps += step.to(model.log_eps.device)
 
 
-def _init_scales(model: NETSModel, path: _Path, data: _Batch) -> None:
+def _init_scales(model: NETSModel, path: NETSPath, data: _Batch) -> None:
     """Loss weights and the output scale of dF/dt from the first simulation's dlog pi/dt."""
     _, dbeta = schedule(data.t, path.kind, path.power)
     dldt = (dbeta * data.ell).double()
@@ -995,7 +946,7 @@ def run_nets(
     exact_log_det = log_det == "exact" or (
         log_det == "auto" and target.dim <= LOG_DET_EXACT_MAX_DIM
     )
-    path = _Path(AnnealedDensity(density, base), schedule, schedule_power)
+    path = NETSPath(AnnealedDensity(density, base), schedule, schedule_power)
     history: list[dict[str, Any]] = []
     logger = _Logger(log_dir, iterations if model is None and drift else 0, progress, resume)
     earlier_seconds = 0.0  # training seconds before a resumed checkpoint
@@ -1039,7 +990,7 @@ def run_nets(
             raise ValueError(
                 f"model was trained for dim={model.config.get('dim')}, target has {target.dim}"
             )
-        path = _Path(path.annealed, model.config["schedule"], model.config["schedule_power"])
+        path = NETSPath(path.annealed, model.config["schedule"], model.config["schedule_power"])
         if device is not None:
             model.to(device)
     logger.bar.close()
