@@ -10,20 +10,14 @@ import torch
 from torch import Tensor, nn
 
 import interpolants as si
-import interpolants.samplers.nets as nets_module
+import interpolants.samplers.nets.training as nets_training
 from interpolants import checkpoints
 from interpolants.distributions import DiagonalNormal
 from interpolants.divergence import jacobian
 from interpolants.samplers import NETSModel, run_ais, run_nets, sample
 from interpolants.samplers.ais import AnnealedDensity
 from interpolants.samplers.hmc import CountedDensity, make_generator
-from interpolants.samplers.nets import (
-    _build_drift,
-    _grid,
-    NETSPath,
-    schedule,
-    simulate,
-)
+from interpolants.samplers.nets import NETSPath, build_drift, schedule, simulate, time_grid
 from interpolants.samplers.nets_nn import BlockDrift, LatticeDrift, lattice_coloring
 from interpolants.samplers.run import run_sample_target
 from interpolants.targets import GaussianMixture, Target
@@ -75,7 +69,7 @@ def test_b_zero_weights_are_the_ais_sum_along_the_path():
     target = _mixture()
     path = NETSPath(AnnealedDensity(CountedDensity(target), target.base), "power", 2.0)
     gen = make_generator(0)
-    grid = _grid(12)
+    grid = time_grid(12)
     traj = simulate(path, None, target.base.sample(64, gen), grid, lambda t: 0.5, gen, record=True)
     beta, _ = schedule(grid, "power", 2.0)
     expected = sum(
@@ -462,7 +456,7 @@ def test_default_network_follows_the_target_structure():
     scale = torch.ones(6)
 
     def build(target, net=None, block=None):
-        return _build_drift(target, net, scale, 16, 2, 0, 8.0, block)
+        return build_drift(target, net, scale, 16, 2, 0, 8.0, block)
 
     wells = ManyWell(n_wells=3)
     assert isinstance(build(wells), BlockDrift) and build(wells).k == 2
@@ -470,13 +464,13 @@ def test_default_network_follows_the_target_structure():
     assert type(build(wells, net="mlp")).__name__ == "DriftMLP"
     assert type(build(Funnel(dim=6))).__name__ == "DriftMLP"
     assert Funnel(dim=6).block_size is None
-    lattice = _build_drift(si.targets.get("phi4", L=4), None, scale, 8, 2, 0, 8.0, None,
+    lattice = build_drift(si.targets.get("phi4", L=4), None, scale, 8, 2, 0, 8.0, None,
                            {"hop": False})  # fmt: skip
     assert isinstance(lattice, LatticeDrift) and lattice.radius == 2
     with pytest.raises(TypeError, match="hop"):
-        _build_drift(wells, "mlp", scale, 8, 2, 0, 8.0, None, {"hop": False})
+        build_drift(wells, "mlp", scale, 8, 2, 0, 8.0, None, {"hop": False})
     with pytest.raises(ValueError, match="net_options"):
-        _build_drift(wells, lattice, scale, 8, 2, 0, 8.0, None, {"hop": False})
+        build_drift(wells, lattice, scale, 8, 2, 0, 8.0, None, {"hop": False})
 
 
 def test_eps_sweep_and_resample():
@@ -556,7 +550,7 @@ def test_a_training_cut_short_resumes_to_the_unbroken_run(tmp_path, monkeypatch)
     log Z and evaluations as 6 rounds without a break (the walker buffer is checkpointed)."""
     target, opts = _mixture(), SHORT_RESUMABLE
     unbroken = run_nets(target, **opts, log_dir=tmp_path / "a")
-    adapt, calls = nets_module._adapt_eps, []
+    adapt, calls = nets_training.adapt_eps, []
 
     def crash_in_round_5(*args):
         calls.append(1)
@@ -564,10 +558,10 @@ def test_a_training_cut_short_resumes_to_the_unbroken_run(tmp_path, monkeypatch)
             raise KeyboardInterrupt
         adapt(*args)
 
-    monkeypatch.setattr(nets_module, "_adapt_eps", crash_in_round_5)
+    monkeypatch.setattr(nets_training, "adapt_eps", crash_in_round_5)
     with pytest.raises(KeyboardInterrupt):
         run_nets(target, **opts, log_dir=tmp_path / "b")
-    monkeypatch.setattr(nets_module, "_adapt_eps", adapt)
+    monkeypatch.setattr(nets_training, "adapt_eps", adapt)
     with open(tmp_path / "b" / "metrics.jsonl", "a") as f:
         f.write('{"iteration": 6, "lo')  # a line cut by the crash
     state = checkpoints.load(tmp_path / "b" / "checkpoint.safetensors")
@@ -597,7 +591,7 @@ def test_ctrl_c_in_training_checkpoints_the_round_and_resumes_exactly(tmp_path, 
 
     target, opts = _mixture(), SHORT_RESUMABLE
     unbroken = run_nets(target, **opts, log_dir=tmp_path / "a")
-    adapt, calls = nets_module._adapt_eps, []
+    adapt, calls = nets_training.adapt_eps, []
 
     def interrupt_in_round_4(*args):
         calls.append(1)
@@ -605,10 +599,10 @@ def test_ctrl_c_in_training_checkpoints_the_round_and_resumes_exactly(tmp_path, 
             os.kill(os.getpid(), signal.SIGINT)
         adapt(*args)
 
-    monkeypatch.setattr(nets_module, "_adapt_eps", interrupt_in_round_4)
+    monkeypatch.setattr(nets_training, "adapt_eps", interrupt_in_round_4)
     with pytest.raises(KeyboardInterrupt, match=r"round 4 of 6.*resume=True"):
         run_nets(target, **opts, log_dir=tmp_path / "b")
-    monkeypatch.setattr(nets_module, "_adapt_eps", adapt)
+    monkeypatch.setattr(nets_training, "adapt_eps", adapt)
     assert checkpoints.load(tmp_path / "b" / "checkpoint.safetensors")["iteration"] == 4
     resumed = run_nets(target, **opts, log_dir=tmp_path / "b", resume=True)
     assert resumed.log_Z == unbroken.log_Z and resumed.evaluations == unbroken.evaluations

@@ -87,6 +87,7 @@ from .result import SampleResult
 __all__ = [
     "AnnealedDensity",
     "next_temperature",
+    "resolve_base",
     "run_ais",
     "run_smc",
     "systematic_resample",
@@ -130,7 +131,7 @@ class _TorchBase(TorchDistribution):
         return lp
 
 
-def _resolve_base(target: Any, base: Any, base_scale: float | None, dtype: Any) -> Any:
+def resolve_base(target: Any, base: Any, base_scale: float | None, dtype: Any) -> Any:
     """The annealing path's p_0: ``base`` (anything with sample(n, generator) and log_prob,
     or a torch.distributions.Distribution), N(0, base_scale^2 I), or ``target.base``."""
     if isinstance(base, Tensor):
@@ -235,7 +236,7 @@ def _anneal(
     )
     density = CountedDensity(target)
     generator = make_generator(seed)
-    base = _resolve_base(target, base, base_scale, dtype)
+    base = resolve_base(target, base, base_scale, dtype)
     annealed = AnnealedDensity(density, base)
 
     def build(log_density: LogDensity, eps: float, metric: GaussianMetric | None) -> Kernel:
