@@ -67,8 +67,7 @@ from .annealing import (
     next_temperature,
     systematic_resample,
 )
-from .diagnostics import ess_of_weights, log_mean_exp, log_Z_from_weights
-from .hmc import (
+from .base import (
     CountedDensity,
     GaussianMetric,
     Kernel,
@@ -77,10 +76,11 @@ from .hmc import (
     check_fraction,
     check_initial,
     check_int,
-    hmc,
     make_generator,
     progress_bar,
 )
+from .diagnostics import ess_of_weights, log_mean_exp, log_Z_from_weights
+from .hmc import hmc
 from .mala import mala
 from .result import SampleResult
 

@@ -35,8 +35,8 @@ import torch
 from torch import Tensor
 
 from .adaptation import find_reasonable_step_size
+from .base import Evaluation, GaussianMetric, Kernel, LogDensity, State, select, uniform
 from .diagnostics import ess_of_weights, log_mean_exp
-from .hmc import Evaluation, GaussianMetric, Kernel, LogDensity, State, _rand, select
 from .mala import mala
 
 __all__ = [
@@ -125,7 +125,7 @@ def systematic_resample(log_weights: Tensor, generator: torch.Generator) -> Tens
     r, m = log_weights.shape
     c = torch.softmax(log_weights.double(), -1).cumsum(-1)
     c[:, -1] = 1.0
-    u = (_rand(generator, r, c)[:, None] + torch.arange(m, dtype=c.dtype, device=c.device)) / m
+    u = (uniform(generator, r, c)[:, None] + torch.arange(m, dtype=c.dtype, device=c.device)) / m
     return torch.searchsorted(c, u).clamp(max=m - 1)
 
 

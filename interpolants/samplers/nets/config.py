@@ -15,7 +15,7 @@ from typing import Any
 
 from torch import nn
 
-from ..hmc import check_int
+from ..base import check_int
 
 __all__ = ["DIVERGENCES", "EPS_SWEEP", "LOG_DETS", "LOG_DET_EXACT_MAX_DIM", "NETSConfig",
            "check_positive"]  # fmt: skip

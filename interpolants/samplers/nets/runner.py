@@ -15,8 +15,8 @@ from torch import Tensor
 from ...run_folder import RunFolder
 from ..ais import resolve_base
 from ..annealing import AnnealedDensity, systematic_resample
+from ..base import CountedDensity, check_int, make_generator
 from ..diagnostics import ess_of_weights, log_mean_exp, log_Z_from_weights
-from ..hmc import CountedDensity, make_generator
 from ..result import SampleResult
 from .config import LOG_DET_EXACT_MAX_DIM, NETSConfig
 from .model import NETSModel, Potential, build_drift
@@ -94,7 +94,7 @@ def run_nets(
         model, the training history, the eps used, the evaluations of training and of
         sampling apart, and the ESS of every eps of a sweep.
     """
-    n = _check_n(n)
+    n = check_int("n", n, 2)
     c = (
         NETSConfig.from_options(options)
         if config is None
@@ -128,12 +128,6 @@ def run_nets(
 
 
 run_nets.config_class = NETSConfig  # type: ignore[attr-defined]  # its options, for the CLI
-
-
-def _check_n(n: Any) -> int:
-    from ..hmc import check_int
-
-    return check_int("n", n, 2)
 
 
 def _set_up(

@@ -14,8 +14,8 @@ from torch import Tensor
 from ...distributions import DiagonalNormal
 from ...divergence import heun_step
 from ..annealing import AdaptiveMoves, AnnealedDensity, LangevinMoves, Resampler, TimeGrid, anneal
+from ..base import State, make_generator
 from ..diagnostics import log_mean_exp
-from ..hmc import State, make_generator
 from .config import check_positive
 from .model import TARGET_ACCEPT, NETSModel, schedule
 

@@ -14,8 +14,8 @@ from torch import Tensor
 
 from ...divergence import field_and_divergence
 from ...run_folder import CHECKPOINT, RunFolder, TrainingInterrupted, deferred_interrupt
+from ..base import progress_bar
 from ..diagnostics import ess_of_weights, log_Z_from_weights
-from ..hmc import progress_bar
 from .model import BINS, TARGET_ACCEPT, NETSModel, pinn_residual, schedule, time_bin
 from .sampling import NETSPath, simulate, time_grid
 
