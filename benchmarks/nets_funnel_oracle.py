@@ -33,7 +33,7 @@ from torch import Tensor
 
 import interpolants as si
 from interpolants.samplers import nets
-from interpolants.samplers.ais import AnnealedDensity, _resolve_base
+from interpolants.samplers.ais import AnnealedDensity, resolve_base
 from interpolants.samplers.hmc import CountedDensity, make_generator
 
 
@@ -64,12 +64,12 @@ def train_on_exact_samples(
     """run_nets's training loop (rounds of 50 random times x 128 points, 48 Adam steps on
     minibatches of 256, exact divergence), with the points drawn from pi_t itself."""
     target = si.targets.get("funnel")
-    base = _resolve_base(target, None, None, None)
-    path = nets._Path(AnnealedDensity(CountedDensity(target), base), schedule, 3.0)
+    base = resolve_base(target, None, None, None)
+    path = nets.NETSPath(AnnealedDensity(CountedDensity(target), base), schedule, 3.0)
     generator = make_generator(seed)
     scale = base.sample(256, make_generator(seed + 7919)).float().std(0)
     torch.manual_seed(seed)
-    raw = nets._build_drift(target, None, scale, None, None, features, 8.0)
+    raw = nets.build_drift(target, None, scale, None, None, features, 8.0)
     config = {"schedule": schedule, "schedule_power": 3.0, "objective": "pinn", "dim": target.dim}
     model = nets.NETSModel(raw, config)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
@@ -77,7 +77,7 @@ def train_on_exact_samples(
     start = time.perf_counter()
     for it in range(rounds):
         records = []
-        for t in nets._grid(50, generator):
+        for t in nets.time_grid(50, generator):
             beta, _ = path.beta(float(t))
             x = funnel_path_sample(beta, 128, target.dim, target.scale, generator,
                                    temperature).float()  # fmt: skip

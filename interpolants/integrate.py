@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from .checks import positive_int
+from .divergence import DIVERGENCES, divergence, hutchinson_probe
 from .progress import progress_bar
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "Solution",
     "Tableau",
     "divergence",
+    "hutchinson_probe",
     "odeint",
     "odeint_with_divergence",
     "rk_step",
@@ -373,78 +375,6 @@ def sdeint(
 
 
 # --- divergence and likelihood --------------------------------------------------------
-
-DIVERGENCES = ("exact", "hutchinson")
-
-
-def _exact_div(out: Tensor, x: Tensor, create_graph: bool, chunk: int) -> Tensor:
-    """sum_i d out_i / d x_i by batched vector-Jacobian products with basis vectors."""
-    n, d = x.shape[0], x[0].numel()
-    div = torch.zeros(n, dtype=x.dtype, device=x.device)
-    for start in range(0, d, chunk):
-        idx = torch.arange(start, min(start + chunk, d), device=x.device)
-        rows_e = torch.zeros(len(idx), d, dtype=x.dtype, device=x.device)
-        rows_e[torch.arange(len(idx), device=x.device), idx] = 1
-        basis = rows_e[:, None, :].expand(len(idx), n, d).reshape(len(idx), *x.shape)
-        (rows,) = torch.autograd.grad(
-            out, x, basis, retain_graph=True, create_graph=create_graph, is_grads_batched=True
-        )
-        div = div + rows.flatten(2).gather(2, idx[:, None, None].expand(-1, n, 1)).sum((0, 2))
-    return div
-
-
-def divergence(
-    field: Field,
-    t: Tensor,
-    x: Tensor,
-    method: str = "exact",
-    noise: Tensor | None = None,
-    create_graph: bool = False,
-    chunk: int = 128,
-) -> tuple[Tensor, Tensor]:
-    r"""The field and its divergence div b = tr(db/dx) at (t, x): ((batch, *event), (batch,)).
-
-    Arguments:
-        method: "exact" (d vector-Jacobian products, batched in ``chunk`` dimensions at a
-            time) or "hutchinson" (v^T (db/dx) v for the probe ``noise`` v, unbiased when
-            E[v v^T] = I; FFJORD, arXiv 1810.01367).
-        noise: the Hutchinson probe, shaped like x.
-        create_graph: keep the graph, to differentiate the divergence (maximum likelihood).
-    """
-    if method not in DIVERGENCES:
-        raise ValueError(f"divergence must be one of {DIVERGENCES}, got {method!r}")
-    with torch.inference_mode(False), torch.enable_grad():
-        if not (create_graph and x.requires_grad):
-            x = x.detach().clone().requires_grad_(True)
-            t = t.clone()
-        out = field(t, x)
-        if not out.requires_grad:  # the field does not depend on x
-            div = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
-        elif method == "exact":
-            div = _exact_div(out, x, create_graph, chunk)
-        else:
-            if noise is None or noise.shape != x.shape:
-                raise ValueError("hutchinson divergence needs a noise probe shaped like x")
-            (vjp,) = torch.autograd.grad(out, x, noise, create_graph=create_graph)
-            div = (vjp * noise).flatten(1).sum(1)
-    if not create_graph:
-        out, div = out.detach(), div.detach()
-    return out, div
-
-
-PROBES = ("rademacher", "gaussian")
-
-
-def hutchinson_probe(
-    x: Tensor, kind: str = "rademacher", generator: torch.Generator | None = None
-) -> Tensor:
-    """A probe v with E[v v^T] = I: random signs or standard normal entries."""
-    if kind not in PROBES:
-        raise ValueError(f"probe must be one of {PROBES}, got {kind!r}")
-    if kind == "gaussian":
-        return torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
-    signs = torch.randint(0, 2, x.shape, generator=generator, device=x.device)
-    return (2 * signs - 1).to(x.dtype)
 
 
 def odeint_with_divergence(

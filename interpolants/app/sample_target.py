@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import dataclasses
 import inspect
 import math
 import os
@@ -361,10 +362,20 @@ def _command(args: argparse.Namespace) -> None:
 
 
 def method_options(method: str) -> list[str]:
-    """The options ``sample(target, method, **options)`` takes for ``method``, with defaults."""
-    params = inspect.signature(METHODS[method]).parameters
-    fixed = ("target", "n", "seed", "init")
+    """The options ``sample(target, method, **options)`` takes for ``method``, with defaults:
+    the runner's keyword arguments, and the fields of its method configuration (a runner's
+    ``config_class``, e.g. NETSConfig) in place of ``config`` and ``**options``."""
+    runner = METHODS[method]
+    params = inspect.signature(runner).parameters
+    fixed = ("target", "n", "seed", "init", "config")
     shown = []
+    config_class = getattr(runner, "config_class", None)
+    if config_class is not None:
+        shown += [
+            f"{f.name}={f.default!r}"
+            for f in dataclasses.fields(config_class)
+            if f.default is not dataclasses.MISSING
+        ]
     for name, p in params.items():
         if name in fixed or p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
             continue

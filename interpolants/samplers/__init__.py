@@ -25,9 +25,10 @@ from .ais import (
     temperature_schedule,
 )
 from .api import METHODS, register_method, run_hmc, run_mala, sample
+from .base import CountedDensity, Evaluation, GaussianMetric, Info, Kernel, State
 from .diagnostics import ConvergenceWarning, convergence_warnings
 from .flow_mcmc import run_flow_mcmc, run_is  # registers "flow-mcmc" and "is"
-from .hmc import CountedDensity, Evaluation, GaussianMetric, Info, Kernel, State, hmc, leapfrog
+from .hmc import hmc, leapfrog
 from .mala import mala
 from .nets import NETSModel, run_nets
 from .result import SampleResult

@@ -33,7 +33,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from .hmc import GaussianMetric, Kernel, LogDensity, State
+from .base import GaussianMetric, Kernel, LogDensity, State
 from .mala import mala
 
 __all__ = [

@@ -48,7 +48,6 @@ References:
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -56,29 +55,39 @@ import torch
 from torch import Tensor
 
 from ..distributions import DiagonalNormal, TorchDistribution
-from .adaptation import find_reasonable_step_size
-from .diagnostics import ess_of_weights, log_mean_exp, log_Z_from_weights
-from .hmc import (
+from .annealing import (
+    AdaptiveMoves,
+    AdaptiveTempering,
+    AnnealedDensity,
+    Level,
+    ReplayMoves,
+    Resampler,
+    TimeGrid,
+    anneal,
+    next_temperature,
+    systematic_resample,
+)
+from .base import (
     CountedDensity,
-    Evaluation,
     GaussianMetric,
     Kernel,
     LogDensity,
     State,
-    _rand,
     check_fraction,
     check_initial,
     check_int,
-    hmc,
     make_generator,
     progress_bar,
 )
+from .diagnostics import ess_of_weights, log_mean_exp, log_Z_from_weights
+from .hmc import hmc
 from .mala import mala
 from .result import SampleResult
 
 __all__ = [
     "AnnealedDensity",
     "next_temperature",
+    "resolve_base",
     "run_ais",
     "run_smc",
     "systematic_resample",
@@ -87,46 +96,6 @@ __all__ = [
 
 SCHEDULES = ("linear", "geometric", "sigmoid")
 KERNELS = {"mala": 0.574, "hmc": 0.8}  # kernel -> default target acceptance
-ADAPT_RATE = 2.0  # eps <- eps exp(ADAPT_RATE (acceptance - target)) after every move
-
-
-class AnnealedDensity:
-    r"""log pi_beta = (1 - beta) log p_0 + beta log rho* and its gradient.
-
-    Evaluations carry (log p_0, log rho*, grad log p_0, grad log rho*) as ``aux`` so that the
-    weight increments and a change of temperature cost no further target evaluations.
-    """
-
-    def __init__(self, target: CountedDensity, base: Any):
-        self.target, self.base = target, base
-
-    def components(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """(log p_0, log rho*, grad log p_0, grad log rho*) at x."""
-        with torch.enable_grad():
-            xg = x.detach().requires_grad_(True)
-            lp0 = self.base.log_prob(xg)
-            # a constant base density (the uniform one on the torus) carries no graph
-            g0 = torch.autograd.grad(lp0.sum(), xg)[0] if lp0.requires_grad else torch.zeros_like(x)
-        ev = self.target(x)
-        return lp0.detach().to(x.dtype), ev.log_prob, g0.to(x.dtype), ev.grad
-
-    def at(self, beta: float) -> LogDensity:
-        """x -> Evaluation of log pi_beta."""
-
-        def log_density(x: Tensor) -> Evaluation:
-            lp0, lp1, g0, g1 = self.components(x)
-            aux = (lp0, lp1, g0, g1)
-            return Evaluation((1 - beta) * lp0 + beta * lp1, (1 - beta) * g0 + beta * g1, aux)
-
-        return log_density
-
-    @staticmethod
-    def retemper(state: State, beta: float) -> State:
-        """The same walkers seen at temperature beta (no evaluation)."""
-        lp0, lp1, g0, g1 = state.aux
-        return State(
-            state.position, (1 - beta) * lp0 + beta * lp1, (1 - beta) * g0 + beta * g1, state.aux
-        )
 
 
 def temperature_schedule(steps: int, kind: str = "linear") -> Tensor:
@@ -147,68 +116,6 @@ def temperature_schedule(steps: int, kind: str = "linear") -> Tensor:
     raise ValueError(f"schedule must be one of {SCHEDULES}, got {kind!r}")
 
 
-def systematic_resample(log_weights: Tensor, generator: torch.Generator) -> Tensor:
-    """Systematic resampling per row of log weights (R, m): ancestor indices (R, m).
-
-    One uniform u per row; walker j is copied once for every (u + i) / m, i = 0..m-1, that
-    falls in (C_{j-1}, C_j], C the cumulative normalised weights."""
-    r, m = log_weights.shape
-    c = torch.softmax(log_weights.double(), -1).cumsum(-1)
-    c[:, -1] = 1.0
-    u = (_rand(generator, r, c)[:, None] + torch.arange(m, dtype=c.dtype, device=c.device)) / m
-    return torch.searchsorted(c, u).clamp(max=m - 1)
-
-
-def next_temperature(log_weights: Tensor, ell: Tensor, beta: float, cess: float) -> float:
-    """The largest beta' in (beta, 1] with min over rows of the conditional ESS >= ``cess``.
-
-    CESS(beta') = (sum_i W_i v_i)^2 / sum_i W_i v_i^2, v_i = exp((beta' - beta) ell_i),
-    W the normalised current weights, per row of (R, m); found by bisection (Zhou et al.,
-    arXiv:1303.3123)."""
-    log_w = torch.log_softmax(log_weights.double(), -1)
-    ell = ell.double()
-
-    def worst(delta: float) -> float:
-        a = log_w + delta * ell
-        return float((2 * torch.logsumexp(a, -1) - torch.logsumexp(a + delta * ell, -1)).min())
-
-    target, hi = math.log(cess), 1.0 - beta
-    if worst(hi) >= target:
-        return 1.0
-    lo = 0.0
-    for _ in range(60):
-        mid = 0.5 * (lo + hi)
-        lo, hi = (mid, hi) if worst(mid) >= target else (lo, mid)
-    return beta + lo if lo > 0 else beta + hi
-
-
-def _metric(x: Tensor, log_w: Tensor | None, kind: str | Tensor) -> GaussianMetric | None:
-    """A preconditioner from the walkers' (weighted) spread, regularised as in Stan."""
-    if not isinstance(kind, str):
-        return GaussianMetric(kind)
-    if kind == "identity":
-        return None
-    n = x.shape[0]
-    w = torch.full((n,), 1.0 / n, dtype=torch.float64, device=x.device)
-    if log_w is not None:
-        w = torch.softmax(log_w.double().flatten(), 0).to(x.device)
-    k = float(1.0 / w.square().sum())
-    xd = x.double()
-    d = xd - (w[:, None] * xd).sum(0)
-    shrink = 1e-3 * 5.0 / (k + 5.0)
-    if kind == "dense":
-        cov = (w[:, None] * d).T @ d
-        eye = torch.eye(x.shape[1], dtype=torch.float64, device=x.device)
-        return GaussianMetric((k / (k + 5.0) * cov + shrink * eye).to(x.dtype))
-    return GaussianMetric((k / (k + 5.0) * (w[:, None] * d.square()).sum(0) + shrink).to(x.dtype))
-
-
-def _gather(state: State, idx: Tensor) -> State:
-    return State(
-        state.position[idx], state.log_prob[idx], state.grad[idx], tuple(a[idx] for a in state.aux)
-    )
-
-
 class _TorchBase(TorchDistribution):
     """A ``torch.distributions`` base with log p_0 = -inf outside its support (where torch
     would raise with ``validate_args``), so that moves may propose there and be rejected."""
@@ -224,7 +131,7 @@ class _TorchBase(TorchDistribution):
         return lp
 
 
-def _resolve_base(target: Any, base: Any, base_scale: float | None, dtype: Any) -> Any:
+def resolve_base(target: Any, base: Any, base_scale: float | None, dtype: Any) -> Any:
     """The annealing path's p_0: ``base`` (anything with sample(n, generator) and log_prob,
     or a torch.distributions.Distribution), N(0, base_scale^2 I), or ``target.base``."""
     if isinstance(base, Tensor):
@@ -247,21 +154,13 @@ def _resolve_base(target: Any, base: Any, base_scale: float | None, dtype: Any) 
     return base
 
 
-class _Level(NamedTuple):
-    """The design of one level: its temperature, preconditioner and step size per move."""
-
-    beta: float
-    metric: GaussianMetric | None
-    step_sizes: list[float]
-
-
 class _Run(NamedTuple):
     """One annealing run: final state, weights since the last resampling, log Z_hat, traces."""
 
     state: State
     log_w: Tensor  # (m,) float64
     log_z: float
-    design: list[_Level]
+    design: list[Level]
     ess: list[float]
     resamplings: int
     acceptance: list[float]
@@ -271,73 +170,23 @@ def _anneal_once(
     annealed: AnnealedDensity,
     x: Tensor,
     generator: torch.Generator,
-    build: Callable[[LogDensity, float, GaussianMetric | None], Kernel],
-    temperatures: Tensor | None,
-    cess: float,
+    levels: Any,
+    moves: Any,
     resample_threshold: float,
-    moves: int,
-    step_size: float | None,
-    target_accept: float,
-    mass_matrix: str | Tensor,
-    weighted_metric: bool,
-    max_levels: int,
     on_level: Callable[[], None],
-    design: list[_Level] | None = None,
 ) -> _Run:
-    """Anneal one population of walkers x (m, dim) from beta = 0 to 1 (see module doc).
-
-    Temperatures, preconditioners and step sizes are adapted on the way, unless a ``design``
-    (the levels of an earlier run) is given: then it is followed as it is."""
+    """Anneal one population of walkers x (m, dim) from beta = 0 to 1 with the one engine
+    (:func:`~.annealing.anneal`): no transport, resampling below ``resample_threshold``."""
     state = mala(annealed.at(0.0), 1.0).init(x)
     check_initial(state, annealed.target.name, values=state.aux)
-    beta, log_w, log_z = 0.0, torch.zeros(1, x.shape[0], dtype=torch.float64), 0.0
-    if design is None:
-        metric = _metric(state.position, None, mass_matrix)
-        eps = step_size or find_reasonable_step_size(
-            annealed.at(0.0), state, generator, 1.0, metric
-        )
-    levels, ess_trace, acc_trace, resamplings = [], [], [], 0
-    while beta < 1.0:
-        ell = (state.aux[1].double() - state.aux[0].double()).cpu()[None]
-        if design is not None:
-            new = design[len(levels)].beta
-        elif temperatures is not None:
-            new = float(temperatures[len(levels) + 1])
-        else:
-            new = next_temperature(log_w, ell, beta, cess)
-            if len(levels) + 1 >= max_levels and new < 1.0:
-                warnings.warn(
-                    f"reached max_levels={max_levels} at beta={new:.3g}; jumping to beta=1",
-                    stacklevel=4,
-                )
-                new = 1.0
-        log_w, beta = log_w + (new - beta) * ell, new
-        ess = float(ess_of_weights(log_w))
-        if ess < resample_threshold:
-            log_z += float(log_mean_exp(log_w))
-            idx = systematic_resample(log_w, generator)[0].to(state.position.device)
-            state, log_w = _gather(state, idx), torch.zeros_like(log_w)
-            resamplings += 1
-        ess_trace.append(ess)
-        log_density = annealed.at(beta)
-        state = annealed.retemper(state, beta)
-        if design is None:
-            metric = _metric(state.position, log_w if weighted_metric else None, mass_matrix)
-            used = []
-        else:
-            metric, used = design[len(levels)].metric, design[len(levels)].step_sizes
-        for j in range(moves):
-            e = used[j] if design is not None else eps
-            state, info = build(log_density, e, metric).step(generator, state)
-            a = float(info.acceptance_rate.mean())
-            acc_trace.append(a)
-            if design is None:
-                used.append(eps)
-                eps *= math.exp(ADAPT_RATE * (a - target_accept))
-        levels.append(_Level(beta, metric, used))
-        on_level()
-    log_z += float(log_mean_exp(log_w))
-    return _Run(state, log_w[0], log_z, levels, ess_trace, resamplings, acc_trace)
+    run = anneal(
+        annealed, state, levels, moves, generator,
+        resample=Resampler(resample_threshold, 1),
+        on_level=lambda t, s, w: on_level() if t > 0 else None,
+    )  # fmt: skip
+    log_z = float(run.log_z[0]) + float(log_mean_exp(run.log_w))
+    acceptance = [a for _, a in run.acceptance]
+    return _Run(run.state, run.log_w, log_z, run.levels, run.ess, run.resamplings, acceptance)
 
 
 def _anneal(
@@ -387,7 +236,7 @@ def _anneal(
     )
     density = CountedDensity(target)
     generator = make_generator(seed)
-    base = _resolve_base(target, base, base_scale, dtype)
+    base = resolve_base(target, base, base_scale, dtype)
     annealed = AnnealedDensity(density, base)
 
     def build(log_density: LogDensity, eps: float, metric: GaussianMetric | None) -> Kernel:
@@ -399,14 +248,23 @@ def _anneal(
     levels = batches * (len(temperatures) - 1) if temperatures is not None else None
     bar = progress_bar(levels, progress, method)
 
-    def run(design: list[_Level] | None = None) -> _Run:
+    def run(design: list[Level] | None = None) -> _Run:
         x = base.sample(m, generator)
         x = x.to(dtype) if dtype is not None else x
         mm = mass_matrix if isinstance(mass_matrix, str) else torch.as_tensor(mass_matrix).to(x)
+        if design is not None:
+            betas = torch.tensor([0.0] + [lv.beta for lv in design], dtype=torch.float64)
+            levels, mover = TimeGrid(betas), ReplayMoves(design, build)
+        else:
+            levels = (
+                TimeGrid(temperatures)
+                if temperatures is not None
+                else AdaptiveTempering(cess, max_levels)
+            )
+            mover = AdaptiveMoves(moves, delta, mm, step_size, build, weighted_metric)
         return _anneal_once(
-            annealed, x, generator, build, temperatures, cess, resample_threshold, moves,
-            step_size, delta, mm, weighted_metric, max_levels, lambda: bar.update(1), design,
-        )  # fmt: skip
+            annealed, x, generator, levels, mover, resample_threshold, lambda: bar.update(1)
+        )
 
     design = run().design if pilot else None
     runs = [run(design) for _ in range(batches)]

@@ -18,6 +18,16 @@ from torch import Tensor
 
 from .adaptation import MASS_MATRICES, window_adaptation
 from .ais import run_ais, run_smc
+from .base import (
+    CountedDensity,
+    GaussianMetric,
+    Kernel,
+    check_fraction,
+    check_initial,
+    check_int,
+    make_generator,
+    progress_bar,
+)
 from .diagnostics import (
     MIN_DRAWS_PER_CHAIN,
     ConvergenceWarning,
@@ -28,17 +38,7 @@ from .diagnostics import (
     rank_rhat,
     split_rhat,
 )
-from .hmc import (
-    CountedDensity,
-    GaussianMetric,
-    Kernel,
-    check_fraction,
-    check_initial,
-    check_int,
-    hmc,
-    make_generator,
-    progress_bar,
-)
+from .hmc import hmc
 from .mala import mala
 from .nets import run_nets
 from .result import SampleResult

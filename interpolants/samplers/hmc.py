@@ -21,12 +21,30 @@ References:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
+
+from .base import (
+    CountedDensity,
+    Evaluation,
+    GaussianMetric,
+    Info,
+    Kernel,
+    LogDensity,
+    State,
+    as_metric,
+    check_fraction,
+    check_initial,
+    check_int,
+    check_step_size,
+    initializer,
+    make_generator,
+    metropolis,
+    progress_bar,
+    select,
+    uniform,
+)
 
 __all__ = [
     "CountedDensity",
@@ -44,176 +62,9 @@ __all__ = [
     "make_generator",
     "metropolis",
     "progress_bar",
+    "select",
+    "uniform",
 ]
-
-DIVERGENCE_THRESHOLD = 1000.0  # an energy error above this marks a divergent trajectory (Stan)
-
-
-class Evaluation(NamedTuple):
-    """log pi(x) (n,), its gradient (n, dim), and per-walker extras kept with the state."""
-
-    log_prob: Tensor
-    grad: Tensor
-    aux: tuple[Tensor, ...] = ()
-
-
-LogDensity = Callable[[Tensor], Evaluation]
-
-
-class State(NamedTuple):
-    """Walkers (n, dim) with their log density (n,), gradient (n, dim) and extras."""
-
-    position: Tensor
-    log_prob: Tensor
-    grad: Tensor
-    aux: tuple[Tensor, ...] = ()
-
-
-class Info(NamedTuple):
-    """What one move did, per walker.
-
-    acceptance_rate: min{1, exp(log alpha)} (0 where the proposal was not finite);
-    is_accepted, is_divergent: booleans (n,); energy_error: -log alpha (n,);
-    num_evaluations: log-density evaluations spent per walker.
-    """
-
-    acceptance_rate: Tensor
-    is_accepted: Tensor
-    is_divergent: Tensor
-    energy_error: Tensor
-    num_evaluations: int
-
-
-class Kernel(NamedTuple):
-    """``init(position) -> State`` and ``step(generator, state) -> (State, Info)``."""
-
-    init: Callable[[Tensor], State]
-    step: Callable[[torch.Generator, State], tuple[State, Info]]
-
-
-def _randn(generator: torch.Generator, like: Tensor) -> Tensor:
-    z = torch.randn(like.shape, generator=generator, dtype=like.dtype, device=generator.device)
-    return z.to(like.device)
-
-
-def _rand(generator: torch.Generator, n: int, like: Tensor) -> Tensor:
-    u = torch.rand(n, generator=generator, dtype=like.dtype, device=generator.device)
-    return u.to(like.device)
-
-
-@dataclass(frozen=True)
-class GaussianMetric:
-    r"""The kinetic energy K(p) = p^T M^{-1} p / 2 of a diagonal or dense mass matrix M.
-
-    ``inverse_mass_matrix`` (dim,) or (dim, dim) is Sigma = M^{-1}, the covariance that the
-    adaptation estimates; ``factor`` is its square root (diagonal) or Cholesky factor L with
-    Sigma = L L^T. Every method acts on rows of a batch (n, dim).
-    """
-
-    inverse_mass_matrix: Tensor
-    factor: Tensor = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        im = self.inverse_mass_matrix
-        if im.ndim == 1:
-            if not torch.all(im > 0):
-                raise ValueError("inverse_mass_matrix must be positive")
-            factor = im.sqrt()
-        elif im.ndim == 2 and im.shape[0] == im.shape[1]:
-            factor, err = torch.linalg.cholesky_ex(im)
-            if int(err) != 0:
-                raise ValueError("inverse_mass_matrix must be symmetric positive definite")
-        else:
-            raise ValueError(
-                f"inverse_mass_matrix must have shape (dim,) or (dim, dim), got {tuple(im.shape)}"
-            )
-        object.__setattr__(self, "factor", factor)
-
-    @classmethod
-    def identity(cls, like: Tensor) -> GaussianMetric:
-        """M = I for walkers shaped like ``like`` (n, dim)."""
-        return cls(torch.ones(like.shape[-1], dtype=like.dtype, device=like.device))
-
-    @property
-    def dense(self) -> bool:
-        return self.inverse_mass_matrix.ndim == 2
-
-    def velocity(self, p: Tensor) -> Tensor:
-        """M^{-1} p."""
-        im = self.inverse_mass_matrix
-        return p @ im if self.dense else p * im
-
-    def kinetic_energy(self, p: Tensor) -> Tensor:
-        """p^T M^{-1} p / 2, shape (n,)."""
-        return 0.5 * (p * self.velocity(p)).sum(-1)
-
-    def sample_momentum(self, generator: torch.Generator, like: Tensor) -> Tensor:
-        """p ~ N(0, M) = L^{-T} z."""
-        z = _randn(generator, like)
-        if self.dense:
-            return torch.linalg.solve_triangular(self.factor, z, upper=False, left=False)
-        return z / self.factor
-
-    def scale(self, z: Tensor) -> Tensor:
-        """Sigma^{1/2} z = L z: turns N(0, I) noise into N(0, Sigma)."""
-        return z @ self.factor.T if self.dense else z * self.factor
-
-    def whiten(self, v: Tensor) -> Tensor:
-        """L^{-1} v, so that |L^{-1} v|^2 = v^T Sigma^{-1} v."""
-        if self.dense:
-            return torch.linalg.solve_triangular(self.factor.T, v, upper=True, left=False)
-        return v / self.factor
-
-
-def as_metric(inverse_mass_matrix: Tensor | GaussianMetric | None) -> GaussianMetric | None:
-    """A :class:`GaussianMetric` from a tensor (or None: the identity, built per batch)."""
-    if inverse_mass_matrix is None or isinstance(inverse_mass_matrix, GaussianMetric):
-        return inverse_mass_matrix
-    return GaussianMetric(torch.as_tensor(inverse_mass_matrix))
-
-
-def check_step_size(step_size: float) -> float:
-    step_size = float(step_size)
-    if not (math.isfinite(step_size) and step_size > 0):
-        raise ValueError(f"step_size must be a positive number, got {step_size!r}")
-    return step_size
-
-
-def select(mask: Tensor, new: State, old: State) -> State:
-    """Per walker: ``new`` where ``mask`` is True, else ``old``."""
-
-    def pick(a: Tensor, b: Tensor) -> Tensor:
-        return torch.where(mask.view(-1, *([1] * (a.ndim - 1))), a, b)
-
-    return State(
-        pick(new.position, old.position),
-        pick(new.log_prob, old.log_prob),
-        pick(new.grad, old.grad),
-        tuple(pick(a, b) for a, b in zip(new.aux, old.aux, strict=True)),
-    )
-
-
-def metropolis(
-    generator: torch.Generator,
-    log_alpha: Tensor,
-    proposal: State,
-    state: State,
-    num_evaluations: int,
-) -> tuple[State, Info]:
-    """Accept each proposal with probability min{1, exp(log_alpha)}.
-
-    A proposal whose log density, gradient or log_alpha is not finite is rejected and
-    flagged divergent, as is one with energy error -log_alpha above 1000.
-    """
-    finite = torch.isfinite(log_alpha) & torch.isfinite(proposal.grad).all(-1)
-    finite &= torch.isfinite(proposal.log_prob)
-    log_alpha = torch.where(finite, log_alpha, torch.full_like(log_alpha, -math.inf))
-    u = _rand(generator, log_alpha.shape[0], log_alpha)
-    accepted = u.log() < log_alpha
-    rate = log_alpha.clamp(max=0.0).exp()
-    divergent = ~finite | (-log_alpha > DIVERGENCE_THRESHOLD)
-    info = Info(rate, accepted, divergent, -log_alpha, num_evaluations)
-    return select(accepted, proposal, state), info
 
 
 def leapfrog(
@@ -232,14 +83,6 @@ def leapfrog(
         ev = log_density(x)
         p = p + (0.5 if i == num_steps - 1 else 1.0) * step_size * ev.grad
     return State(x, ev.log_prob, ev.grad, tuple(ev.aux)), p
-
-
-def _init(log_density: LogDensity) -> Callable[[Tensor], State]:
-    def init(position: Tensor) -> State:
-        ev = log_density(position)
-        return State(position, ev.log_prob, ev.grad, tuple(ev.aux))
-
-    return init
 
 
 def hmc(
@@ -299,87 +142,4 @@ def hmc(
         h1 = -proposal.log_prob + metric.kinetic_energy(p1)
         return metropolis(generator, h0 - h1, proposal, state, steps)
 
-    return Kernel(_init(log_density), step)
-
-
-class CountedDensity:
-    """x -> :class:`Evaluation` of a target's log_prob and gradient, counting the cost.
-
-    ``evaluations`` counts walker-evaluations: one per walker (row of x) per call of
-    log_prob with its gradient. Wrong output shapes raise ``ValueError`` naming the target.
-    """
-
-    def __init__(self, target: Any):
-        if not (callable(getattr(target, "log_prob", None)) and hasattr(target, "dim")):
-            raise ValueError(
-                "target must be an interpolants.targets.Target (or have log_prob and dim), "
-                f"got {type(target).__name__}"
-            )
-        self.target = target
-        self.name = getattr(target, "name", None) or type(target).__name__
-        self.evaluations = 0
-
-    def __call__(self, x: Tensor) -> Evaluation:
-        if hasattr(self.target, "log_prob_and_grad"):
-            lp, g = self.target.log_prob_and_grad(x)
-        else:
-            with torch.enable_grad():
-                xg = x.detach().requires_grad_(True)
-                lp = self.target.log_prob(xg)
-                (g,) = torch.autograd.grad(lp.sum(), xg)
-        if not isinstance(lp, Tensor) or lp.shape != x.shape[:1]:
-            shape = tuple(lp.shape) if isinstance(lp, Tensor) else type(lp).__name__
-            raise ValueError(
-                f"{self.name}: log_prob returned shape {shape} for x of shape "
-                f"{tuple(x.shape)}; expected ({x.shape[0]},)"
-            )
-        if not isinstance(g, Tensor) or g.shape != x.shape:
-            shape = tuple(g.shape) if isinstance(g, Tensor) else type(g).__name__
-            raise ValueError(
-                f"{self.name}: grad_log_prob returned shape {shape}; expected {tuple(x.shape)}"
-            )
-        self.evaluations += x.shape[0]
-        return Evaluation(lp.detach().to(x.dtype), g.detach().to(x.dtype))
-
-
-def check_initial(state: State, name: str, values: tuple[Tensor, ...] = ()) -> None:
-    """Raise ``ValueError`` naming ``name`` and the walkers whose log density is not finite."""
-    ok = torch.isfinite(state.log_prob) & torch.isfinite(state.grad).all(-1)
-    for v in values:
-        ok &= torch.isfinite(v.reshape(v.shape[0], -1)).all(-1)
-    if not bool(ok.all()):
-        bad = torch.nonzero(~ok).flatten().tolist()
-        shown = ", ".join(map(str, bad[:20])) + (", ..." if len(bad) > 20 else "")
-        raise ValueError(
-            f"{name}: log_prob or its gradient is not finite at {len(bad)} initial walker(s), "
-            f"indices [{shown}]; start the walkers inside the support (init= for MCMC, base= "
-            "for AIS/SMC)"
-        )
-
-
-def check_int(name: str, value: Any, minimum: int = 1) -> int:
-    """``value`` as an int >= ``minimum``, else ``ValueError`` naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return value
-
-
-def check_fraction(name: str, value: Any) -> float:
-    """``value`` as a float in the open interval (0, 1), else ``ValueError`` naming ``name``."""
-    if not isinstance(value, (int, float)) or not 0.0 < float(value) < 1.0:
-        raise ValueError(f"{name} must be a number in (0, 1), got {value!r}")
-    return float(value)
-
-
-def make_generator(seed: int) -> torch.Generator:
-    """The one torch.Generator every random draw of a run comes from."""
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ValueError(f"seed must be an integer, got {seed!r}")
-    return torch.Generator().manual_seed(seed)
-
-
-def progress_bar(total: int, enabled: bool, desc: str) -> Any:
-    """A tqdm bar (disabled unless ``enabled``)."""
-    from tqdm import tqdm
-
-    return tqdm(total=total, disable=not enabled, desc=desc, leave=False)
+    return Kernel(initializer(log_density), step)

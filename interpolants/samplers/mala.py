@@ -22,17 +22,17 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .hmc import (
+from .base import (
     GaussianMetric,
     Info,
     Kernel,
     LogDensity,
     State,
-    _init,
-    _randn,
     as_metric,
     check_step_size,
+    initializer,
     metropolis,
+    standard_normal,
 )
 
 __all__ = ["mala"]
@@ -66,7 +66,7 @@ def mala(
     def step(generator: torch.Generator, state: State) -> tuple[State, Info]:
         metric = GaussianMetric.identity(state.position) if fixed is None else fixed
         x = state.position
-        xi = _randn(generator, x)
+        xi = standard_normal(generator, x)
         x_new = x + 0.5 * eps**2 * metric.velocity(state.grad) + eps * metric.scale(xi)
         ev = log_density(x_new)
         back = x - x_new - 0.5 * eps**2 * metric.velocity(ev.grad)
@@ -76,4 +76,4 @@ def mala(
         proposal = State(x_new, ev.log_prob, ev.grad, tuple(ev.aux))
         return metropolis(generator, log_alpha, proposal, state, 1)
 
-    return Kernel(_init(log_density), step)
+    return Kernel(initializer(log_density), step)

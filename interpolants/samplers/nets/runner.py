@@ -1,0 +1,332 @@
+"""``run_nets``: train (or take) a drift, then run the walkers of NETS with Jarzynski weights."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ...run_folder import RunFolder
+from ..ais import resolve_base
+from ..annealing import AnnealedDensity, systematic_resample
+from ..base import CountedDensity, check_int, make_generator
+from ..diagnostics import ess_of_weights, log_mean_exp, log_Z_from_weights
+from ..result import SampleResult
+from .config import LOG_DET_EXACT_MAX_DIM, NETSConfig
+from .model import NETSModel, Potential, build_drift
+from .sampling import (
+    NETSPath,
+    Trajectory,
+    base_on,
+    combine_batches,
+    eps_function,
+    refine_grid,
+    simulate,
+    time_grid,
+)
+from .training import TrainingLog, TrainOptions, train_drift
+
+__all__ = ["run_nets"]
+
+
+@dataclasses.dataclass
+class _Setup:
+    """What the sampling run needs from the set-up and the training."""
+
+    config: NETSConfig
+    density: CountedDensity
+    generator: torch.Generator
+    base: Any
+    path: NETSPath
+    dtype: torch.dtype | None
+    model: NETSModel | None  # the drift used (None: b = 0)
+    history: list[dict[str, Any]]
+    train_evaluations: int
+    train_seconds: float
+    exact: bool  # the training divergence
+    exact_log_det: bool
+
+
+def run_nets(
+    target: Any,
+    n: int = 2000,
+    seed: int = 0,
+    init: None = None,
+    *,
+    config: NETSConfig | None = None,
+    log_dir: str | Path | RunFolder | None = None,
+    resume: bool = False,
+    dtype: torch.dtype | None = None,
+    device: str | torch.device | None = None,
+    progress: bool = False,
+    **options: Any,
+) -> SampleResult:
+    r"""NETS (arXiv:2410.02711): learn a drift b_t by the PINN (or action-matching) objective,
+    then run n walkers of the NETS SDE with Jarzynski weights (see :mod:`.nets`).
+
+    Arguments:
+        target: a :class:`~interpolants.targets.Target`.
+        n: walkers (samples returned).
+        seed: seeds the run's one torch.Generator (training and sampling).
+        init: must be None (walkers start from the base).
+        config: the method's options as a :class:`NETSConfig`; ``options`` (any field of
+            it, e.g. ``steps=200, eps="adapt"``) replace its values.
+        log_dir: a run folder for metrics.jsonl (loss, ESS, log Z every ``log_every``
+            rounds) and checkpoint.safetensors (every ``checkpoint_every`` rounds); one that
+            already holds something is refused unless ``resume``.
+        resume: continue the training from log_dir's checkpoint (refused, before anything
+            is written, when the drift's settings differ).
+        dtype: walker dtype (default the base's).
+        device: where the walkers, the drift and the target evaluations live (e.g. "cuda";
+            default: where the base samples). Random numbers come from one CPU generator,
+            so a seed gives the same draws on every device.
+        progress: show a progress bar with the loss, ESS and log Z of training.
+
+    Returns:
+        :class:`~.result.SampleResult` with log weights A_1, log Z, its delta-method standard
+        error, ESS/N and all target evaluations (training included); ``info`` holds the
+        model, the training history, the eps used, the evaluations of training and of
+        sampling apart, and the ESS of every eps of a sweep.
+    """
+    n = check_int("n", n, 2)
+    c = (
+        NETSConfig.from_options(options)
+        if config is None
+        else dataclasses.replace(config, **options)
+    )
+    if n % c.batches or n // c.batches < 2:
+        raise ValueError(f"n={n} must be a multiple of batches={c.batches} with >= 2 per batch")
+    if init is not None:
+        raise ValueError("init: nets starts from the base distribution; pass base= instead")
+    setup = _set_up(target, c, seed, dtype, device, log_dir, resume, progress)
+    eps_fn, eps_scale, sweep = _choose_eps(setup)
+    grid, refinements = _refined_grid(setup, eps_fn)
+    traj = _run(setup, n, eps_fn, c.resample_threshold, grid)
+    if traj.bad_steps:
+        warnings.warn(
+            f"nets: the transport map was not invertible (or not finite) for {traj.bad_steps} "
+            "walker-steps, whose weights were set to 0; where the Heun map folds, log Z is "
+            "biased upwards (the fold's image is counted twice): use more steps or refine=",
+            stacklevel=2,
+        )
+    info = {
+        "grid_steps": len(grid) - 1,
+        "refinements": refinements,
+        "eps_scale": eps_scale,
+        "eps_profile": torch.tensor([eps_fn(float(t)) for t in grid[1:]])
+        if c.eps != "adapt"
+        else None,
+        "eps_sweep": sweep,
+    }
+    return _result(setup, traj, info)
+
+
+run_nets.config_class = NETSConfig  # type: ignore[attr-defined]  # its options, for the CLI
+
+
+def _set_up(
+    target: Any,
+    c: NETSConfig,
+    seed: int,
+    dtype: torch.dtype | None,
+    device: Any,
+    log_dir: Any,
+    resume: bool,
+    progress: bool,
+) -> _Setup:
+    """The counted target, base, path and generator; the drift, trained or given."""
+    start = time.perf_counter()
+    density = CountedDensity(target)
+    generator = make_generator(seed)
+    device = None if device is None else torch.device(device)
+    base = base_on(resolve_base(target, c.base, c.base_scale, dtype), device)
+    exact = c.divergence == "exact" or (c.divergence == "auto" and target.dim <= c.exact_max_dim)
+    exact_log_det = c.log_det == "exact" or (
+        c.log_det == "auto" and target.dim <= LOG_DET_EXACT_MAX_DIM
+    )
+    path = NETSPath(AnnealedDensity(density, base), c.schedule, c.schedule_power)
+    setup = _Setup(c, density, generator, base, path, dtype, None, [], 0, 0.0, exact,
+                   exact_log_det)  # fmt: skip
+    logger = TrainingLog(log_dir, c.iterations if c.model is None and c.drift else 0, progress,
+                         resume)  # fmt: skip
+    earlier_seconds = 0.0  # training seconds before a resumed checkpoint
+    model = c.model
+    if c.drift is not None and model is None:
+        model, earlier_seconds = _train(setup, target, seed, device, log_dir, resume, logger)
+    elif model is not None:
+        if model.config.get("dim") != target.dim:
+            raise ValueError(
+                f"model was trained for dim={model.config.get('dim')}, target has {target.dim}"
+            )
+        setup.path = NETSPath(path.annealed, model.config["schedule"],
+                              model.config["schedule_power"])  # fmt: skip
+        if device is not None:
+            model.to(device)
+    logger.bar.close()
+    setup.model = model if c.drift is not None else None
+    setup.train_evaluations = density.evaluations
+    setup.train_seconds = time.perf_counter() - start + earlier_seconds
+    return setup
+
+
+def _new_model(setup: _Setup, target: Any, seed: int, device: Any) -> NETSModel:
+    """A fresh drift with weights from the seed (the global stream untouched)."""
+    c = setup.config
+    # the network's input scale from a separate stream, so that b = 0 draws what AIS draws
+    probe_x = setup.base.sample(256, make_generator(seed + 7919))
+    scale = probe_x.float().std(0).clamp(min=1e-3)
+    config = {"schedule": c.schedule, "schedule_power": c.schedule_power,
+              "objective": c.objective, "dim": target.dim}  # fmt: skip
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        raw = build_drift(target, c.net, scale, c.width, c.depth, c.features, c.feature_scale,
+                          c.block, c.net_options)  # fmt: skip
+        if c.objective == "action":
+            raw = Potential(raw, scale)
+        eps0 = (0.5 * float(scale.mean())) ** 2 * c.train_steps / 2
+        model = NETSModel(raw, config, eps0=eps0)
+    return model.to(device or scale.device)
+
+
+def _train(
+    setup: _Setup, target: Any, seed: int, device: Any, log_dir: Any, resume: bool,
+    logger: TrainingLog,
+) -> tuple[NETSModel, float]:  # fmt: skip
+    """Train a new drift (or resume its training): (model, training seconds before resume)."""
+    c = setup.config
+    model = _new_model(setup, target, seed, device)
+    if resume and log_dir is None:
+        raise ValueError("resume=True needs log_dir (where the checkpoint is)")
+    state = logger.load() if resume else None
+    earlier = 0.0
+    if state is not None:
+        drift_config = getattr(model.drift, "config", None)
+        saved = (state["config"], state.get("drift_config", drift_config))
+        if saved != (model.config, drift_config):
+            raise ValueError(
+                f"resume: the checkpoint in {log_dir} was made with {saved}, "
+                f"now {(model.config, drift_config)}"
+            )
+        model.load_state_dict(state["model"])
+        setup.generator.set_state(state["generator"])
+        setup.density.evaluations = state["evaluations"]
+        setup.history = state["history"]
+        earlier = state.get("seconds", 0.0)
+    # resumed: lines past the checkpoint go; no checkpoint yet: start again, so does the log
+    logger.accept(None if state is None else state["iteration"])
+    opts = TrainOptions(c.iterations, c.train_walkers, c.train_steps, c.updates, c.batch_size,
+                        c.lr, c.objective, setup.exact, c.probes, c.moves, c.log_every,
+                        c.checkpoint_every, c.buffer if c.objective == "pinn" else 1,
+                        c.time_weighted, setup.history)  # fmt: skip
+    setup.history = train_drift(model, setup.path, setup.base, setup.dtype, setup.generator,
+                                opts, logger, state)  # fmt: skip
+    return model, earlier
+
+
+def _run(
+    setup: _Setup,
+    m: int,
+    eps_fn: Callable[[float], float],
+    threshold: float = 0.0,
+    grid: Tensor | None = None,
+) -> Trajectory:
+    """m walkers from the base through the sampling run."""
+    c = setup.config
+    x0 = setup.base.sample(m, setup.generator)
+    x0 = x0.to(setup.dtype) if setup.dtype is not None else x0
+    grid = time_grid(c.steps) if grid is None else grid
+    return simulate(setup.path, setup.model, x0, grid, eps_fn, setup.generator,
+                    exact=setup.exact_log_det, probes=c.probes, moves=c.moves,
+                    resample_threshold=threshold, groups=c.batches,
+                    mass_matrix=c.mass_matrix, adapt=c.eps == "adapt")  # fmt: skip
+
+
+def _choose_eps(
+    setup: _Setup,
+) -> tuple[Callable[[float], float], float, list[dict[str, float]]]:
+    """eps_t of the sampling run, its scale, and the sweep's record ("sweep" only)."""
+    c, model = setup.config, setup.config.model or setup.model
+    sweep: list[dict[str, float]] = []
+    if c.eps == "sweep":
+        best, best_ess = 1.0, -1.0
+        for s in c.eps_sweep:
+            traj = _run(setup, c.sweep_walkers, eps_function(model, None, s))
+            ess = float(ess_of_weights(traj.log_w))
+            sweep.append({"eps_scale": s, "ess": ess, "log_Z": float(log_mean_exp(traj.log_w, 0))})
+            if ess > best_ess:
+                best, best_ess = s, ess
+        return eps_function(model, None, best * c.eps_scale), best * c.eps_scale, sweep
+    if c.eps == "adapt":
+        return eps_function(None, 1.0, 1.0), c.eps_scale, sweep  # only its sign: moves everywhere
+    return eps_function(model, c.eps, c.eps_scale), c.eps_scale, sweep
+
+
+def _refined_grid(setup: _Setup, eps_fn: Callable[[float], float]) -> tuple[Tensor, int]:
+    """The uniform grid with the steps where a pilot walker's Heun map folded halved."""
+    grid, refinements = time_grid(setup.config.steps), 0
+    while setup.model is not None and refinements < setup.config.refine:
+        folded = _run(setup, setup.config.sweep_walkers, eps_fn, grid=grid).folded
+        if not folded:
+            break
+        grid, refinements = refine_grid(grid, folded), refinements + 1
+    return grid, refinements
+
+
+def _result(setup: _Setup, traj: Trajectory, info: dict[str, Any]) -> SampleResult:
+    c = setup.config
+    samples, groups = traj.state.position, None
+    if c.resample_threshold > 0:
+        log_w, log_Z, stderr, groups = combine_batches(traj, c.batches)
+        groups = groups.to(samples.device)
+    else:
+        log_w = traj.log_w
+        log_Z, stderr = log_Z_from_weights(log_w)
+    ess = float(ess_of_weights(log_w))
+    if c.resample:
+        idx = systematic_resample(log_w[None], setup.generator)[0].to(samples.device)
+        samples = samples[idx]
+        log_w = torch.full_like(log_w, log_Z)
+    acc = [a for _, a in traj.acceptance]
+    info = {
+        "target": setup.density.name,
+        "steps": c.steps,
+        **info,
+        "mass_matrix": c.mass_matrix,
+        "step_size_per_move": torch.tensor(traj.step_sizes, dtype=torch.float64),
+        "training_evaluations": setup.train_evaluations,
+        "training_seconds": setup.train_seconds,
+        "sampling_evaluations": setup.density.evaluations - setup.train_evaluations,
+        "iterations": c.iterations if c.drift is not None else 0,
+        "divergence": "exact" if setup.exact else "hutchinson",
+        "log_det": "exact" if setup.exact_log_det else "hutchinson",
+        "schedule": setup.path.kind,
+        "non_invertible_steps": traj.bad_steps,
+        "resampled": bool(c.resample),
+        "resample_threshold": float(c.resample_threshold),
+        "batches": c.batches,
+        "resampling_steps": traj.resamplings,
+        "history": setup.history,
+        "model": setup.model,
+    }
+    if setup.model is not None:
+        info["log_Z_F"] = setup.model.log_Z_from_F()
+    if setup.history:
+        info["final_train_ess"] = setup.history[-1]["ess"]
+    return SampleResult(
+        samples=samples,
+        method="nets",
+        log_weights=log_w.to(samples.device),
+        log_Z=log_Z,
+        log_Z_stderr=stderr,
+        ess=ess,
+        evaluations=setup.density.evaluations,
+        acceptance_rate=sum(acc) / len(acc) if acc else None,
+        groups=None if c.resample else groups,
+        info=info,
+    )
