@@ -37,9 +37,10 @@ References:
 
 from __future__ import annotations
 
+from .config import FlowMCMCConfig
 from .moves import global_move, independent_mh_log_ratio, mode_switches, mode_weights
-from .runner import run_flow_mcmc, run_is
-from .training import DEFAULT_CHAINS, TrainedTransport, train_transport
+from .runner import run_flow_mcmc, run_is, train_transport
+from .training import DEFAULT_CHAINS, TrainedTransport
 from .transport import (
     TRANSPORTS,
     CouplingTransport,
@@ -53,6 +54,7 @@ __all__ = [
     "TRANSPORTS",
     "CouplingTransport",
     "DefensiveMixture",
+    "FlowMCMCConfig",
     "InterpolantTransport",
     "TrainedTransport",
     "Transport",
