@@ -49,7 +49,6 @@ import torch
 from torch import Tensor
 
 from interpolants import targets
-from interpolants.plots import _pyplot
 from interpolants.samplers import sample
 from interpolants.samplers.coupling import CouplingFlow
 from interpolants.samplers.diagnostics import integrated_autocorr_time, mcse_mean
@@ -57,6 +56,16 @@ from interpolants.samplers.flow_mcmc import mode_switches
 from interpolants.samplers.plots import plot_flow_mcmc
 
 F64 = torch.float64
+
+
+def _pyplot() -> Any:
+    """matplotlib.pyplot on the Agg backend (files only)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def _chain_stats(result: Any, observable, labels_fn) -> dict[str, Any]:
