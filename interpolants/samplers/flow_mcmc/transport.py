@@ -26,11 +26,17 @@ TRANSPORTS = ("coupling", "interpolant")
 class Transport(Protocol):
     """q = T#rho_b with a tractable density, fitted step by step to walker positions."""
 
-    def sample_with_log_prob(self, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]: ...
+    def sample_with_log_prob(self, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        """n draws x = T(x_b), x_b ~ rho_b, and log q(x), detached."""
+        ...
 
-    def log_prob(self, x: Tensor) -> Tensor: ...
+    def log_prob(self, x: Tensor) -> Tensor:
+        """log q(x), detached: (n, dim) -> (n,)."""
+        ...
 
-    def fit_step(self, x: Tensor, generator: torch.Generator) -> float: ...
+    def fit_step(self, x: Tensor, generator: torch.Generator) -> float:
+        """One fitting step on the positions x (n, dim); returns the step's loss."""
+        ...
 
 
 class CouplingTransport:
@@ -53,14 +59,17 @@ class CouplingTransport:
         self.optimizer = torch.optim.Adam(self.flow.parameters(), lr=lr)
 
     def sample_with_log_prob(self, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        """n draws of q and their log q (see :class:`Transport`)."""
         with torch.no_grad():
             return self.flow.sample_with_log_prob(n, generator)
 
     def log_prob(self, x: Tensor) -> Tensor:
+        """log q(x) (see :class:`Transport`)."""
         with torch.no_grad():
             return self.flow.log_prob(x)
 
     def fit_step(self, x: Tensor, generator: torch.Generator) -> float:
+        """One fitting step on x; its loss (see :class:`Transport`)."""
         loss = -self.flow.log_prob(x).mean()
         self.optimizer.zero_grad()
         loss.backward()
@@ -99,6 +108,7 @@ class InterpolantTransport:
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=lr)
 
     def sample_with_log_prob(self, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        """n draws of q and their log q (see :class:`Transport`)."""
         x0 = self.base.sample(n, generator).to(self.dtype)
         from ...integrate import odeint_with_divergence
 
@@ -106,9 +116,11 @@ class InterpolantTransport:
         return sol.x.detach(), (self.base.log_prob(x0).to(x0) - sol.divergence_integral).detach()
 
     def log_prob(self, x: Tensor) -> Tensor:
+        """log q(x) (see :class:`Transport`)."""
         return self.model.log_prob(x, steps=self.ode_steps, solver="rk4").detach()
 
     def fit_step(self, x: Tensor, generator: torch.Generator) -> float:
+        """One fitting step on x; its loss (see :class:`Transport`)."""
         x0 = self.base.sample(x.shape[0], generator).to(x)
         t = torch.rand(x.shape[0], generator=generator, dtype=x.dtype)
         s = self.interpolant.sample(x0, x, t)
@@ -198,6 +210,7 @@ class DefensiveMixture:
         return torch.logsumexp(lp, 0) - math.log(lp.shape[0])
 
     def log_prob(self, x: Tensor) -> Tensor:
+        """log q(x) (see :class:`Transport`)."""
         if self.means is not None and self.lam == 1:
             return self._gauss_log_prob(x)
         lq = self.transport.log_prob(x).to(x)
@@ -208,6 +221,7 @@ class DefensiveMixture:
         )
 
     def sample_with_log_prob(self, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        """n draws of q and their log q (see :class:`Transport`)."""
         if self.means is None or self.lam == 0:
             return self.transport.sample_with_log_prob(n, generator)
         chol, means = self.chol, self.means
@@ -223,4 +237,5 @@ class DefensiveMixture:
         return x, self.log_prob(x)
 
     def fit_step(self, x: Tensor, generator: torch.Generator) -> float:
+        """One fitting step on x; its loss (see :class:`Transport`)."""
         return self.transport.fit_step(x, generator)
