@@ -18,6 +18,7 @@ from interpolants.samplers import sample
 from interpolants.samplers.coupling import CouplingFlow
 from interpolants.samplers.flow_mcmc import (
     DefensiveMixture,
+    FlowMCMCConfig,
     independent_mh_log_ratio,
     mode_switches,
     mode_weights,
@@ -262,6 +263,55 @@ def test_bad_options_name_the_argument():
         sample(target, "is", n=10, init=means, batches=0)
     with pytest.raises(ValueError, match="layers"):
         CouplingFlow(2, target.base, layers=0)
+
+
+def test_unknown_options_and_bad_values_are_refused_by_name():
+    """The config checks every option once: an unknown name (or one of the other entry
+    point's) is refused with the known names listed; a bad value names its option."""
+    target, _, means = two_modes()
+    for method, options, name in (
+        ("flow-mcmc", {"layers": 4}, "layers"),
+        ("flow-mcmc", {"batches": 2}, "batches"),  # an option of "is" only
+        ("is", {"thin": 2}, "thin"),  # an option of "flow-mcmc" only
+        ("flow-mcmc", {"plateau_window": 0}, "plateau_window"),
+        ("is", {"target_accept": 1.5}, "target_accept"),
+    ):
+        with pytest.raises(ValueError, match=name) as error:
+            sample(target, method, n=10, init=means, **options)
+        if name in ("layers", "batches", "thin"):
+            assert "options: transport, transport_options" in str(error.value)
+    with pytest.raises(ValueError, match=r"'glow'.*options: transport"):
+        FlowMCMCConfig.from_options({"glow": 1})
+    with pytest.raises(ValueError, match="thin"):
+        train_transport(target, means, thin=2)
+    with pytest.raises(ValueError, match="step_size"):
+        FlowMCMCConfig(step_size=-0.1)
+    with pytest.raises(ValueError, match="buffer"):
+        FlowMCMCConfig().with_options({"buffer": 0})
+    with pytest.raises(ValueError, match="config"):
+        sample(target, "flow-mcmc", n=10, init=means, config={"warmup": 5})
+    assert "batches" not in FlowMCMCConfig.options("flow-mcmc")
+    assert "thin" not in FlowMCMCConfig.options("is")
+
+
+def test_config_object_gives_the_result_of_the_same_keyword_options():
+    """config=FlowMCMCConfig(...) and the same options as keywords make the same run, bit for
+    bit; keywords given with a config replace its values."""
+    target, _, means = two_modes()
+    options = {"warmup": 10, "max_rounds": 4, "local_steps": 1, "train_steps": 2,
+               "defensive": 0.3, "transport_options": {"layers": 2, "width": 8}}  # fmt: skip
+    run = {"n": 48, "seed": 5, "init": means, "chains": 8}
+    for method, extra in (("flow-mcmc", {"thin": 2}), ("is", {"batches": 3})):
+        by_keywords = sample(target, method, **run, **options, **extra)
+        config = FlowMCMCConfig(**options, **extra)
+        by_config = sample(target, method, **run, config=config)
+        assert torch.equal(by_config.samples, by_keywords.samples)
+        assert by_config.evaluations == by_keywords.evaluations
+        assert by_config.log_Z == by_keywords.log_Z
+        rest = {k: v for k, v in options.items() if k != "warmup"}
+        start = FlowMCMCConfig(warmup=3, **extra)
+        replaced = sample(target, method, **run, config=start, **rest, warmup=10)
+        assert torch.equal(replaced.samples, by_keywords.samples)
 
 
 def test_command_line_run_on_phi4_1d(tmp_path):
