@@ -49,9 +49,9 @@ import torch
 from torch import Tensor
 
 from interpolants import targets
+from interpolants.nn import CouplingFlow
 from interpolants.plots import _pyplot
 from interpolants.samplers import sample
-from interpolants.samplers.coupling import CouplingFlow
 from interpolants.samplers.diagnostics import integrated_autocorr_time, mcse_mean
 from interpolants.samplers.flow_mcmc import mode_switches
 from interpolants.samplers.plots import plot_flow_mcmc

@@ -32,6 +32,7 @@ import torch
 from torch import Tensor
 
 import interpolants as si
+from interpolants.nn import build_drift
 from interpolants.samplers import nets
 from interpolants.samplers.ais import AnnealedDensity, _resolve_base
 from interpolants.samplers.hmc import CountedDensity, make_generator
@@ -69,7 +70,7 @@ def train_on_exact_samples(
     generator = make_generator(seed)
     scale = base.sample(256, make_generator(seed + 7919)).float().std(0)
     torch.manual_seed(seed)
-    raw = nets._build_drift(target, None, scale, None, None, features, 8.0)
+    raw = build_drift(target, None, scale, None, None, features, 8.0)
     config = {"schedule": schedule, "schedule_power": 3.0, "objective": "pinn", "dim": target.dim}
     model = nets.NETSModel(raw, config)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)

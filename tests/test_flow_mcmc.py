@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from interpolants.distributions import DiagonalNormal, GaussianMixture
+from interpolants.nn import CouplingFlow
 from interpolants.samplers import sample
-from interpolants.samplers.coupling import CouplingFlow
 from interpolants.samplers.flow_mcmc import (
     DefensiveMixture,
     independent_mh_log_ratio,

@@ -13,18 +13,17 @@ import interpolants as si
 import interpolants.samplers.nets as nets_module
 from interpolants import checkpoints
 from interpolants.distributions import DiagonalNormal
+from interpolants.nn import BlockDrift, LatticeDrift, build_drift, lattice_coloring
 from interpolants.samplers import NETSModel, run_ais, run_nets, sample
 from interpolants.samplers.ais import AnnealedDensity
 from interpolants.samplers.hmc import CountedDensity, make_generator
 from interpolants.samplers.nets import (
-    _build_drift,
     _grid,
     _jacobian,
     _Path,
     schedule,
     simulate,
 )
-from interpolants.samplers.nets_nn import BlockDrift, LatticeDrift, lattice_coloring
 from interpolants.samplers.run import run_sample_target
 from interpolants.targets import GaussianMixture, Target
 from interpolants.targets.funnel import Funnel
@@ -461,7 +460,7 @@ def test_default_network_follows_the_target_structure():
     scale = torch.ones(6)
 
     def build(target, net=None, block=None):
-        return _build_drift(target, net, scale, 16, 2, 0, 8.0, block)
+        return build_drift(target, net, scale, 16, 2, 0, 8.0, block)
 
     wells = ManyWell(n_wells=3)
     assert isinstance(build(wells), BlockDrift) and build(wells).k == 2
@@ -469,13 +468,13 @@ def test_default_network_follows_the_target_structure():
     assert type(build(wells, net="mlp")).__name__ == "DriftMLP"
     assert type(build(Funnel(dim=6))).__name__ == "DriftMLP"
     assert Funnel(dim=6).block_size is None
-    lattice = _build_drift(si.targets.get("phi4", L=4), None, scale, 8, 2, 0, 8.0, None,
-                           {"hop": False})  # fmt: skip
+    lattice = build_drift(si.targets.get("phi4", L=4), None, scale, 8, 2, 0, 8.0, None,
+                          {"hop": False})  # fmt: skip
     assert isinstance(lattice, LatticeDrift) and lattice.radius == 2
     with pytest.raises(TypeError, match="hop"):
-        _build_drift(wells, "mlp", scale, 8, 2, 0, 8.0, None, {"hop": False})
+        build_drift(wells, "mlp", scale, 8, 2, 0, 8.0, None, {"hop": False})
     with pytest.raises(ValueError, match="net_options"):
-        _build_drift(wells, lattice, scale, 8, 2, 0, 8.0, None, {"hop": False})
+        build_drift(wells, lattice, scale, 8, 2, 0, 8.0, None, {"hop": False})
 
 
 def test_eps_sweep_and_resample():

@@ -47,10 +47,9 @@ from torch import Tensor
 from ..generative import GenerativeModel
 from ..interpolant import Interpolant
 from ..losses import velocity_loss
-from ..nn import MLPField
+from ..nn import CouplingFlow, MLPField
 from .adaptation import MASS_MATRICES, window_adaptation
 from .api import chain_result, initial_positions, register_method
-from .coupling import CouplingFlow
 from .diagnostics import (
     ess_of_weights,
     log_Z_from_weights,
@@ -136,7 +135,7 @@ class Transport(Protocol):
 
 
 class CouplingTransport:
-    r"""A :class:`~.coupling.CouplingFlow` over rho_b fitted by maximum likelihood:
+    r"""A :class:`~interpolants.nn.CouplingFlow` over rho_b fitted by maximum likelihood:
     one Adam step on -(1/B) sum_i log q(x_i) per :meth:`fit_step` (arXiv:2105.12603)."""
 
     def __init__(
@@ -688,7 +687,7 @@ def run_flow_mcmc(
         init: walker positions (chains, dim), or k < chains rows (the rough mode locations,
             repeated in turn), rows of width 1 broadcast over the dimensions; default draws
             from ``target.base``.
-        transport: "coupling" (RealNVP by maximum likelihood, :mod:`.coupling`),
+        transport: "coupling" (RealNVP by maximum likelihood, :mod:`interpolants.nn.realnvp`),
             "interpolant" (a velocity field by the interpolant loss, q by the ODE), or a
             :class:`Transport` (e.g. ``result.info["transport"]`` of an earlier run; it keeps
             training unless ``max_rounds=0``).

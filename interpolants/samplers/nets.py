@@ -85,13 +85,13 @@ import torch
 from torch import Tensor, nn
 
 from ..distributions import DiagonalNormal
+from ..nn import FreeEnergyRate, Sparsity, build_drift, same_drift
 from ..run_folder import CHECKPOINT, RunFolder, TrainingInterrupted, deferred_interrupt
 from .adaptation import find_reasonable_step_size
 from .ais import ADAPT_RATE, AnnealedDensity, _gather, _metric, _resolve_base, systematic_resample
 from .diagnostics import ess_of_weights, log_mean_exp, log_Z_from_weights
 from .hmc import CountedDensity, State, check_int, make_generator, progress_bar, select
 from .mala import mala
-from .nets_nn import BlockDrift, DriftMLP, FreeEnergyRate, LatticeDrift, Sparsity
 from .result import SampleResult
 
 __all__ = [
@@ -230,49 +230,6 @@ class _Potential(nn.Module):
 
 def _bin(t: Tensor) -> Tensor:
     return (t * BINS).long().clamp(0, BINS - 1)
-
-
-def _lattice_side(target: Any) -> int | None:
-    side = getattr(target, "L", None)
-    return side if isinstance(side, int) and side * side == target.dim else None
-
-
-def _build_drift(
-    target: Any,
-    net: Any,
-    scale: Tensor,
-    width: int | None,
-    depth: int | None,
-    features: int,
-    feature_scale: float,
-    block: int | None = None,
-    net_options: dict[str, Any] | None = None,
-) -> nn.Module:
-    """net=None picks by the target's structure: "conv" on an L x L lattice, "blocks" when
-    the target declares ``block_size`` (independent blocks), else "mlp". ``net_options``:
-    further keyword arguments of the network's class."""
-    dim = target.dim
-    if isinstance(net, nn.Module):
-        if net_options:
-            raise ValueError("net_options is for a named net; an nn.Module is used as given")
-        return net
-    side = _lattice_side(target)
-    target_block = getattr(target, "block_size", None)
-    if net is None:
-        net = "conv" if side is not None else "blocks" if target_block else "mlp"
-    block = block or target_block or 2
-    extra = net_options or {}
-    if net == "conv":
-        if side is None:
-            raise ValueError(f"net='conv' needs a target on an L x L lattice, dim={dim}")
-        return LatticeDrift(side, float(scale.mean()), width or 32, depth or 3, **extra)
-    if net == "mlp":
-        return DriftMLP(dim, scale, width or 128, depth or 3, features=features,
-                        feature_scale=feature_scale, **extra)  # fmt: skip
-    if net == "blocks":
-        return BlockDrift(dim, block, scale, width or 128, depth or 3, features=features,
-                          feature_scale=feature_scale, **extra)  # fmt: skip
-    raise ValueError(f"net must be 'mlp', 'conv', 'blocks', None or an nn.Module, got {net!r}")
 
 
 # --- divergence, Jacobians and the Heun transport ------------------------------------------
@@ -974,7 +931,7 @@ def run_nets(
         net_options: further keyword arguments of the network's class, e.g.
             ``{"hop": False}`` for net="conv" (a receptive field one site smaller, whose
             exact Jacobians take 64 VJPs instead of 256 at L = 16; see
-            :class:`~interpolants.samplers.nets_nn.LatticeDrift`).
+            :class:`~interpolants.nn.LatticeDrift`).
         features, feature_scale: random Fourier features of x / s for the MLP (64 at
             scale 8 by default; on gmm40 they take the PINN loss from 0.5 to 0.1).
         iterations: training rounds; each simulates ``train_walkers`` walkers on a random
@@ -1088,8 +1045,8 @@ def run_nets(
                   "dim": target.dim}  # fmt: skip
         with torch.random.fork_rng():  # initial weights from the seed, global stream untouched
             torch.manual_seed(seed)
-            raw = _build_drift(target, net, scale, width, depth, features, feature_scale, block,
-                               net_options)  # fmt: skip
+            raw = build_drift(target, net, scale, width, depth, features, feature_scale, block,
+                              net_options)  # fmt: skip
             if objective == "action":
                 raw = _Potential(raw, scale)
             mean_scale = float(scale.mean())
@@ -1101,7 +1058,7 @@ def run_nets(
         if resume_state is not None:
             drift_config = getattr(model.drift, "config", None)
             saved = (resume_state["config"], resume_state.get("drift_config", drift_config))
-            if saved != (model.config, drift_config):
+            if saved[0] != model.config or not same_drift(saved[1], model.drift):
                 raise ValueError(
                     f"resume: the checkpoint in {log_dir} was made with {saved}, "
                     f"now {(model.config, drift_config)}"
