@@ -101,7 +101,8 @@ class DriftMLP(nn.Module):
                        "classes": classes}  # fmt: skip
         self.conditioning = Conditioning(cond_features, classes)
         self.embed = TimeEmbedding(time_features, scale=2.0)
-        self.register_buffer("scale", torch.as_tensor(scale, dtype=torch.float32).expand(dim))
+        s = torch.as_tensor(scale, dtype=torch.float32).expand(dim).clone()  # owns its memory
+        self.register_buffer("scale", s)
         g = torch.Generator().manual_seed(4321)
         self.register_buffer("freqs", torch.randn(dim, features, generator=g) * feature_scale)
         n_in = dim + 2 * features + self.embed.dim + cond_features
@@ -175,7 +176,8 @@ class BlockDrift(nn.Module):
         self.k, self.blocks = block, dim // block
         self.conditioning = Conditioning(cond_features, classes)
         self.embed = TimeEmbedding(time_features, scale=2.0)
-        self.register_buffer("scale", torch.as_tensor(scale, dtype=torch.float32).expand(dim))
+        s = torch.as_tensor(scale, dtype=torch.float32).expand(dim).clone()  # owns its memory
+        self.register_buffer("scale", s)
         g = torch.Generator().manual_seed(4321)
         self.register_buffer("freqs", torch.randn(block, features, generator=g) * feature_scale)
         self.index = nn.Parameter(0.1 * torch.randn(self.blocks, block_features, generator=g))
