@@ -247,3 +247,26 @@ def test_fit_on_digits_images_and_bits_per_dim():
 def test_mlp_validates_sizes():
     with pytest.raises(ValueError, match="positive"):
         MLPField(0)
+
+
+def test_docstring_examples_of_the_networks_run():
+    import doctest
+    import importlib
+
+    import interpolants.nn as package
+
+    saved = dict(NETWORKS)  # the registry's example registers a class
+    try:
+        for name in ("mlp", "embedding", "fields", "unet", "drifts", "lattice", "realnvp",
+                     "registry"):  # fmt: skip
+            module = importlib.import_module(f"interpolants.nn.{name}")
+            names = {**vars(package), "torch": torch, "si": si, "nn": nn}
+            names["net"] = MLPField(2, width=16, depth=2, cond_features=3)
+            torch.manual_seed(0)
+            result = doctest.testmod(module, extraglobs=names, optionflags=doctest.ELLIPSIS)
+            assert result.failed == 0 and result.attempted > 0, name
+        result = doctest.testmod(package, extraglobs={"torch": torch})
+        assert result.failed == 0 and result.attempted > 0
+    finally:
+        NETWORKS.clear()
+        NETWORKS.update(saved)

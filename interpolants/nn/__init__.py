@@ -32,6 +32,7 @@ Example:
     >>> v = net(torch.rand(5), torch.randn(5, 2), cond=torch.tensor([0, 1, 2, 3, 4]))
     >>> copy = build(describe(net))
     >>> copy.load_state_dict(net.state_dict())
+    <All keys matched successfully>
 """
 
 from .drifts import BlockDrift, DriftMLP, FreeEnergyRate, LatticeDrift, build_drift, same_drift

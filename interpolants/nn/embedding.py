@@ -97,8 +97,10 @@ class Conditioning(nn.Module):
     def extra_repr(self) -> str:
         return f"features={self.features}, classes={self.classes}"
 
-    def forward(self, cond: Tensor | None, batch: int, dtype: torch.dtype) -> Tensor | None:
-        """c, (batch, F) in ``dtype``, or None for a network without conditioning."""
+    def forward(
+        self, cond: Tensor | None, batch: int, dtype: torch.dtype | None = None
+    ) -> Tensor | None:
+        """c, (batch, F) (in ``dtype`` if given), or None for a network without conditioning."""
         if not self.features:
             if cond is not None:
                 raise ValueError(
@@ -124,10 +126,11 @@ class Conditioning(nn.Module):
             checked = cond.device.type == "cpu" and cond.numel()  # elsewhere: no device sync
             if checked and not 0 <= int(cond.min()) <= int(cond.max()) < self.classes:
                 raise ValueError(f"cond must hold labels in [0, {self.classes})")
-            return self.embedding(cond.long().expand(batch)).to(dtype)
+            c = self.embedding(cond.long().expand(batch))
+            return c if dtype is None else c.to(dtype)
         if cond.shape not in ((self.features,), (batch, self.features)):
             raise ValueError(
                 f"cond must have shape ({self.features},) or ({batch}, {self.features}), "
                 f"got {tuple(cond.shape)}"
             )
-        return cond.to(dtype).expand(batch, self.features)
+        return (cond if dtype is None else cond.to(dtype)).expand(batch, self.features)
