@@ -51,8 +51,8 @@ from torch import Tensor
 from interpolants import targets
 from interpolants.app.plots import pyplot
 from interpolants.app.sampler_plots import plot_flow_mcmc
+from interpolants.nn import CouplingFlow
 from interpolants.samplers import sample
-from interpolants.samplers.coupling import CouplingFlow
 from interpolants.samplers.diagnostics import integrated_autocorr_time, mcse_mean
 from interpolants.samplers.flow_mcmc import mode_switches
 

@@ -32,9 +32,11 @@ import torch
 from torch import Tensor
 
 import interpolants as si
+from interpolants.nn import build_drift
 from interpolants.samplers import nets
 from interpolants.samplers.ais import AnnealedDensity, resolve_base
 from interpolants.samplers.hmc import CountedDensity, make_generator
+from interpolants.samplers.nets import sampling, training  # noqa: F401 (nets.sampling, nets.training)
 
 
 def funnel_path_sample(
@@ -69,7 +71,7 @@ def train_on_exact_samples(
     generator = make_generator(seed)
     scale = base.sample(256, make_generator(seed + 7919)).float().std(0)
     torch.manual_seed(seed)
-    raw = nets.build_drift(target, None, scale, None, None, features, 8.0)
+    raw = build_drift(target, None, scale, None, None, features, 8.0)
     config = {"schedule": schedule, "schedule_power": 3.0, "objective": "pinn", "dim": target.dim}
     model = nets.NETSModel(raw, config)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
@@ -82,14 +84,14 @@ def train_on_exact_samples(
             x = funnel_path_sample(beta, 128, target.dim, target.scale, generator,
                                    temperature).float()  # fmt: skip
             zero = torch.zeros(128, dtype=torch.float64)
-            records.append(nets._record(float(t), path.state(x, beta), zero))
-        data = nets._Batch.from_records(records)
+            records.append(nets.sampling.record_walkers(float(t), path.state(x, beta), zero))
+        data = nets.training.Batch.from_records(records)
         if it == 0:
-            nets._init_scales(model, path, data)
+            nets.training.init_scales(model, path, data)
         for _ in range(48):
             batch = data.take(torch.randint(0, data.t.shape[0], (256,), generator=generator))
-            loss, _, dldt = nets._pinn_loss(model, path, batch, True, 1, generator)
-            nets._update_var(model, batch.t, dldt)
+            loss, _, dldt = nets.training.pinn_loss(model, path, batch, True, 1, generator)
+            nets.training.update_var(model, batch.t, dldt)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)

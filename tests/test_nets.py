@@ -15,11 +15,11 @@ from interpolants import checkpoints
 from interpolants.app.sample_target import run_sample_target
 from interpolants.distributions import DiagonalNormal
 from interpolants.divergence import jacobian
+from interpolants.nn import BlockDrift, LatticeDrift, build_drift, lattice_coloring
 from interpolants.samplers import NETSModel, run_ais, run_nets, sample
 from interpolants.samplers.ais import AnnealedDensity
 from interpolants.samplers.hmc import CountedDensity, make_generator
-from interpolants.samplers.nets import NETSPath, build_drift, schedule, simulate, time_grid
-from interpolants.samplers.nets_nn import BlockDrift, LatticeDrift, lattice_coloring
+from interpolants.samplers.nets import NETSPath, schedule, simulate, time_grid
 from interpolants.targets import GaussianMixture, Target
 from interpolants.targets.funnel import Funnel
 from interpolants.targets.many_well import ManyWell
@@ -465,7 +465,7 @@ def test_default_network_follows_the_target_structure():
     assert type(build(Funnel(dim=6))).__name__ == "DriftMLP"
     assert Funnel(dim=6).block_size is None
     lattice = build_drift(si.targets.get("phi4", L=4), None, scale, 8, 2, 0, 8.0, None,
-                           {"hop": False})  # fmt: skip
+                          {"hop": False})  # fmt: skip
     assert isinstance(lattice, LatticeDrift) and lattice.radius == 2
     with pytest.raises(TypeError, match="hop"):
         build_drift(wells, "mlp", scale, 8, 2, 0, 8.0, None, {"hop": False})

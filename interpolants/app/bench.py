@@ -40,7 +40,12 @@ def _median_seconds(fns: dict[str, Callable[[], object]], repeats: int) -> dict[
 
 
 class _MLPField(nn.Module):
-    """b(t, x) = MLP([x, t]), 4 hidden layers of 256 (SiLU): the size of a learned 2D velocity."""
+    """b(t, x) = MLP([x, t]), 4 hidden layers of 256 (SiLU): the size of a learned 2D velocity.
+
+    Hand-written on purpose, not built with :func:`interpolants.nn.mlp`: it is the network of
+    the bare PyTorch baselines (the hand-written Euler loop of ``bench_solvers`` and the issue's
+    anchor loop of ``bench_checkerboard(bare=True)``: raw t, no Fourier embedding), which
+    measure the package against code that does not use it."""
 
     def __init__(self, dim: int = 2, width: int = 256, depth: int = 4):
         super().__init__()

@@ -13,8 +13,7 @@ from torch import Tensor
 from ...generative import GenerativeModel
 from ...interpolant import Interpolant
 from ...losses import velocity_loss
-from ...nn import MLPField
-from ..coupling import CouplingFlow
+from ...nn import CouplingFlow, MLPField
 
 __all__ = ["TRANSPORTS", "CouplingTransport", "DefensiveMixture", "InterpolantTransport",
            "Transport", "make_transport"]  # fmt: skip
@@ -40,7 +39,7 @@ class Transport(Protocol):
 
 
 class CouplingTransport:
-    r"""A :class:`~.coupling.CouplingFlow` over rho_b fitted by maximum likelihood:
+    r"""A :class:`~interpolants.nn.CouplingFlow` over rho_b fitted by maximum likelihood:
     one Adam step on -(1/B) sum_i log q(x_i) per :meth:`fit_step` (arXiv:2105.12603)."""
 
     def __init__(

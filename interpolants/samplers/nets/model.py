@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..nets_nn import BlockDrift, DriftMLP, FreeEnergyRate, LatticeDrift, Sparsity
+from ...nn import FreeEnergyRate, Sparsity, build_drift
 
 __all__ = [
     "BINS",
@@ -21,7 +21,6 @@ __all__ = [
     "build_drift",
     "grad_phi",
     "jarzynski_rate",
-    "lattice_side",
     "pinn_residual",
     "schedule",
     "time_bin",
@@ -140,46 +139,3 @@ class Potential(nn.Module):
 
 def time_bin(t: Tensor) -> Tensor:
     return (t * BINS).long().clamp(0, BINS - 1)
-
-
-def lattice_side(target: Any) -> int | None:
-    side = getattr(target, "L", None)
-    return side if isinstance(side, int) and side * side == target.dim else None
-
-
-def build_drift(
-    target: Any,
-    net: Any,
-    scale: Tensor,
-    width: int | None,
-    depth: int | None,
-    features: int,
-    feature_scale: float,
-    block: int | None = None,
-    net_options: dict[str, Any] | None = None,
-) -> nn.Module:
-    """net=None picks by the target's structure: "conv" on an L x L lattice, "blocks" when
-    the target declares ``block_size`` (independent blocks), else "mlp". ``net_options``:
-    further keyword arguments of the network's class."""
-    dim = target.dim
-    if isinstance(net, nn.Module):
-        if net_options:
-            raise ValueError("net_options is for a named net; an nn.Module is used as given")
-        return net
-    side = lattice_side(target)
-    target_block = getattr(target, "block_size", None)
-    if net is None:
-        net = "conv" if side is not None else "blocks" if target_block else "mlp"
-    block = block or target_block or 2
-    extra = net_options or {}
-    if net == "conv":
-        if side is None:
-            raise ValueError(f"net='conv' needs a target on an L x L lattice, dim={dim}")
-        return LatticeDrift(side, float(scale.mean()), width or 32, depth or 3, **extra)
-    if net == "mlp":
-        return DriftMLP(dim, scale, width or 128, depth or 3, features=features,
-                        feature_scale=feature_scale, **extra)  # fmt: skip
-    if net == "blocks":
-        return BlockDrift(dim, block, scale, width or 128, depth or 3, features=features,
-                          feature_scale=feature_scale, **extra)  # fmt: skip
-    raise ValueError(f"net must be 'mlp', 'conv', 'blocks', None or an nn.Module, got {net!r}")

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ...nn import build_drift, same_drift
 from ...run_folder import RunFolder
 from ..ais import resolve_base
 from ..annealing import AnnealedDensity, systematic_resample
@@ -19,7 +20,7 @@ from ..base import CountedDensity, check_int, make_generator
 from ..diagnostics import ess_of_weights, log_mean_exp, log_Z_from_weights
 from ..result import SampleResult
 from .config import LOG_DET_EXACT_MAX_DIM, NETSConfig
-from .model import NETSModel, Potential, build_drift
+from .model import NETSModel, Potential
 from .sampling import (
     NETSPath,
     Trajectory,
@@ -208,7 +209,7 @@ def _train(
     if state is not None:
         drift_config = getattr(model.drift, "config", None)
         saved = (state["config"], state.get("drift_config", drift_config))
-        if saved != (model.config, drift_config):
+        if saved[0] != model.config or not same_drift(saved[1], model.drift):
             raise ValueError(
                 f"resume: the checkpoint in {log_dir} was made with {saved}, "
                 f"now {(model.config, drift_config)}"

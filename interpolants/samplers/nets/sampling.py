@@ -26,6 +26,7 @@ __all__ = [
     "base_on",
     "combine_batches",
     "eps_function",
+    "record_walkers",
     "refine_grid",
     "simulate",
     "time_grid",
@@ -138,8 +139,7 @@ def simulate(
     records: list[tuple[float, Tensor, Tensor, Tensor, Tensor, Tensor]] = []
 
     def keep(t: float, state: State, log_w: Tensor) -> None:
-        lp0, lp1, g0, g1 = state.aux
-        records.append((t, state.position, (lp1 - lp0), g0, g1, log_w.clone()))
+        records.append(record_walkers(t, state, log_w))
 
     run = anneal(
         path.annealed, path.state(x, 0.0), TimeGrid(grid, lambda t: path.beta(t)[0]), mover,
@@ -149,6 +149,13 @@ def simulate(
     sizes = tuple(e for level in run.levels for e in level.step_sizes)
     return Trajectory(run.state, run.log_w, records, run.acceptance, run.bad_steps, run.log_z,
                       run.resamplings, sizes, run.folded)  # fmt: skip
+
+
+def record_walkers(t: float, state: State, log_w: Tensor) -> tuple[float, Tensor, ...]:
+    """What training keeps of walkers at time t: (t, x, log rho* - log p_0, grad log p_0,
+    grad log rho*, log w)."""
+    lp0, lp1, g0, g1 = state.aux
+    return (t, state.position, (lp1 - lp0), g0, g1, log_w.clone())
 
 
 def refine_grid(grid: Tensor, steps: list[int] | tuple[int, ...]) -> Tensor:

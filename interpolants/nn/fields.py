@@ -1,0 +1,96 @@
+"""The default networks of the fields (velocity, score, denoiser) for vector events."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from .embedding import Conditioning, TimeEmbedding
+from .mlp import mlp
+from .registry import register
+from .unet import UNetField
+
+__all__ = ["MLPField", "default_net"]
+
+
+@register
+class MLPField(nn.Module):
+    r"""A time-conditioned MLP for vector events, the default velocity, score or denoiser,
+
+    .. math:: f(t, x) = \mathrm{MLP}([x, e(t), c]),
+
+    e the :class:`TimeEmbedding` and c the optional conditioning (:class:`Conditioning`:
+    a context vector, or a learned embedding of a label), SiLU activations.
+
+    Arguments:
+        dim: event size d; x is (batch, d) and so is the output.
+        width: hidden width.
+        depth: number of hidden layers.
+        time_features: Fourier frequencies of the time embedding.
+        cond_features: size F of the conditioning c (0: none, and ``cond`` must be None).
+        classes: with K > 0, ``cond`` holds labels in [0, K), embedded in F features.
+
+    Example:
+        >>> net = MLPField(2, width=64, depth=2, cond_features=3)
+        >>> net(torch.rand(5), torch.randn(5, 2), cond=torch.randn(5, 3)).shape
+        torch.Size([5, 2])
+        >>> labels = MLPField(2, width=64, depth=2, cond_features=8, classes=10)
+        >>> labels(torch.rand(5), torch.randn(5, 2), cond=torch.tensor(7)).shape
+        torch.Size([5, 2])
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        width: int = 256,
+        depth: int = 4,
+        time_features: int = 16,
+        cond_features: int = 0,
+        classes: int = 0,
+    ):
+        super().__init__()
+        if dim < 1 or width < 1 or depth < 1:
+            raise ValueError(f"dim, width and depth must be positive, got {dim}, {width}, {depth}")
+        self.config = {"dim": dim, "width": width, "depth": depth, "time_features": time_features,
+                       "cond_features": cond_features, "classes": classes}  # fmt: skip
+        self.conditioning = Conditioning(cond_features, classes)
+        self.embed = TimeEmbedding(time_features)
+        self.net = mlp(dim + self.embed.dim + cond_features, dim, width, depth)
+
+    def forward(self, t: Tensor, x: Tensor, cond: Tensor | None = None) -> Tensor:
+        """f(t, x) for t (batch,) and x (batch, d); ``cond`` (batch, F), (F,), or labels."""
+        c = self.conditioning(cond, x.shape[0], x.dtype)
+        parts = [x, self.embed(t.to(x.dtype))] + ([] if c is None else [c])
+        return self.net(torch.cat(parts, dim=1))
+
+
+def default_net(event_shape: Sequence[int], **options: int) -> nn.Module:
+    """An :class:`MLPField` for vectors (d,), a :class:`~.unet.UNetField` for images (C, H, W).
+
+    ``options`` are the class's keyword arguments (MLPField: width, depth, time_features,
+    cond_features, classes; UNetField: width, time_features, cond_features, classes); any
+    other name is a TypeError listing the valid ones.
+
+    Example:
+        >>> default_net((2,), width=64).config["width"]
+        64
+        >>> type(default_net((1, 8, 8))).__name__
+        'UNetField'
+    """
+    shape = tuple(event_shape)
+    if len(shape) == 1:
+        cls, size = MLPField, "dim"
+    elif len(shape) == 3:
+        cls, size = UNetField, "channels"
+    else:
+        raise ValueError(f"no default network for events of shape {shape}: pass net=")
+    valid = [p for p in inspect.signature(cls).parameters if p != size]
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise TypeError(
+            f"unknown network option(s) {unknown} for {cls.__name__}; valid: {', '.join(valid)}"
+        )
+    return cls(shape[0], **options)
