@@ -1,6 +1,17 @@
 """interpolants: dynamical measure transport with stochastic interpolants."""
 
-from . import data, distributions, fields, integrate, losses, metrics, nn, samplers, targets
+from . import (
+    couplings,
+    data,
+    distributions,
+    fields,
+    integrate,
+    losses,
+    metrics,
+    nn,
+    samplers,
+    targets,
+)
 from .distributions import GaussianMixture, StandardNormal
 from .fields import (
     GaussianMixtureFields,
@@ -26,6 +37,7 @@ __all__ = [
     "InterpolantSample",
     "SampleResult",
     "StandardNormal",
+    "couplings",
     "data",
     "denoiser_from_score",
     "denoiser_loss",
