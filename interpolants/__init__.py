@@ -1,6 +1,18 @@
 """interpolants: dynamical measure transport with stochastic interpolants."""
 
-from . import data, distributions, fields, integrate, losses, metrics, nn, samplers, targets
+from . import (
+    couplings,
+    data,
+    distributions,
+    fields,
+    integrate,
+    losses,
+    metrics,
+    nn,
+    samplers,
+    targets,
+    train,
+)
 from .distributions import GaussianMixture, MixtureOfGaussians, StandardNormal
 from .fields import (
     GaussianMixtureFields,
@@ -27,6 +39,7 @@ __all__ = [
     "MixtureOfGaussians",
     "SampleResult",
     "StandardNormal",
+    "couplings",
     "data",
     "denoiser_from_score",
     "denoiser_loss",
@@ -50,3 +63,9 @@ __all__ = [
     "velocity_from_score",
     "velocity_loss",
 ]
+
+# the composition root: the library's default run plots come from the app layer, set here so
+# that no library module imports the app (interpolants.train.DEFAULT_ON_END)
+from .app.plots import plot_run as _plot_run
+
+train.DEFAULT_ON_END = _plot_run

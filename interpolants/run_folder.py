@@ -45,7 +45,7 @@ __all__ = [
 ]
 
 CHECKPOINT = "checkpoint.safetensors"
-CONFIG = "config.yaml"
+CONFIG = "config.json"
 METRICS = "metrics.json"
 METRICS_LOG = "metrics.jsonl"
 ERROR = "error.json"
@@ -132,9 +132,9 @@ class RunFolder:
         return checkpoints.load(path, kind=kind)
 
     # --- accepting the run ------------------------------------------------------------------
-    def accept(self, config_yaml: str | None = None) -> None:
+    def accept(self, config: dict[str, Any] | None = None) -> None:
         """Start writing: create the folder, move a replaced run aside, clear a stale
-        error.json, write ``config.yaml``."""
+        error.json, write ``config`` (plain data) to ``config.json``."""
         if self.accepted:
             return
         self.accepted = True
@@ -154,8 +154,8 @@ class RunFolder:
                         os.replace(self.path / name, aside / name)
         with contextlib.suppress(FileNotFoundError):
             (self.path / ERROR).unlink()
-        if config_yaml is not None:
-            write_atomic(self.path / CONFIG, config_yaml)
+        if config is not None:
+            write_atomic(self.path / CONFIG, json.dumps(config, indent=2))
 
     def _writes(self) -> bool:
         if self.path is not None and self.writer and not self.accepted:

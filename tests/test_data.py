@@ -57,3 +57,37 @@ def test_fit_accepts_a_sampler_as_data():
     v = (si.data.digits("train", dequantize=False)[:50] * 17 - 0.5).round().flatten(1)
     model = si.fit(Dequantized(v, 17), steps=3, batch_size=8, net=si.nn.MLPField(64, 16, 1))
     assert model.sample(2, steps=2).shape == (2, 64)
+
+
+def test_batches_carry_labels_and_rows():
+    from torch.utils.data import TensorDataset
+
+    from interpolants.data import batch_sampler
+
+    x, labels = torch.randn(20, 2), torch.arange(20) % 4
+
+    class Pairs(torch.utils.data.Dataset):
+        def __len__(self):
+            return 20
+
+        def __getitem__(self, i):
+            return x[i], int(labels[i])
+
+    for data in (TensorDataset(x, labels), Pairs()):
+        batch = batch_sampler(data)(6, torch.Generator().manual_seed(0))
+        assert torch.equal(batch.x1, x[batch.index]) and torch.equal(
+            batch.label, labels[batch.index]
+        )
+    plain = batch_sampler(x)(6, torch.Generator().manual_seed(0))
+    assert plain.label is None and torch.equal(plain.x1, x[plain.index])
+
+
+def test_fingerprints_tell_apart_what_objects_hold():
+    from interpolants.couplings import Independent
+    from interpolants.data import fingerprint
+
+    a, b = torch.zeros(2), torch.ones(2)
+    one = lambda mean: Independent(si.distributions.DiagonalNormal(mean, b))  # noqa: E731
+    assert fingerprint(one(a)) == fingerprint(one(a.clone()))
+    assert fingerprint(one(a)) != fingerprint(one(b))
+    assert fingerprint(Independent())["class"] == "Independent"

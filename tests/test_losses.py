@@ -3,6 +3,8 @@ import pytest
 import torch
 
 import interpolants as si
+from interpolants.couplings import CouplingSample, Independent
+from interpolants.losses import InterpolantObjective, MaxLikelihood
 
 D = torch.float64
 M = torch.tensor([1.0, -2.0], dtype=D)
@@ -101,3 +103,86 @@ def test_loss_shape_errors():
         si.velocity_loss(torch.zeros(8, 3, dtype=D), s)
     with pytest.raises(ValueError, match="reduction"):
         si.velocity_loss(s.xt, s, reduction="sum")
+
+
+# --- the objective objects that fit's loop calls -------------------------------------------
+
+
+def velocity_minimum(I, a=0.0, b=1.0):
+    """min L_b = -E|b(t, x_t)|^2 averaged over t ~ U(a, b), for N(0, I) -> N(M, S^2)."""
+
+    def expected_sq_norm(t):  # E|b|^2 = |c|^2 + sum_i K_i^2 / C_i for b = c + K / C (x - mu)
+        c, var, cov = moments(I, t)
+        return (c**2 + cov**2 / var).sum(1)
+
+    return -quad(expected_sq_norm, a, b) / (b - a)
+
+
+def objective_value(objective, nets, I, base, target, n=6_250, batches=32, seed=0):
+    """The objective's mean over independent batches and its standard error."""
+    g = torch.Generator().manual_seed(seed)
+    values = torch.stack([
+        objective.loss(nets, I, CouplingSample(base.sample(n, g), target.sample(n, g)), g)
+        for _ in range(batches)
+    ])  # fmt: skip
+    return float(values.mean()), float(values.std() / batches**0.5)
+
+
+@pytest.mark.parametrize("path,gamma", [("linear", "zero"), ("trig", "bsquared")])
+def test_the_objective_at_the_exact_velocity_is_the_closed_form_minimum(path, gamma):
+    I, F, base, target = problem(path, gamma)
+    objective = InterpolantObjective(fields=("velocity",))  # antithetic pairs when gamma > 0
+    value, err = objective_value(objective, {"velocity": F.velocity}, I, base, target)
+    assert abs(value - velocity_minimum(I)) < 4 * err  # the gap is zero within its error
+    # off by a constant h, it is larger by E|h|^2 (the cross term has mean zero at the minimum)
+    worse = {"velocity": lambda t, x: F.velocity(t, x) + 0.5}
+    value_worse, err_worse = objective_value(objective, worse, I, base, target, seed=1)
+    assert abs(value_worse - velocity_minimum(I) - 0.5) < 4 * err_worse
+
+
+def test_rows_split_the_batch_as_processes_do():
+    I, F, base, target = problem("trig", "bsquared")
+    nets = {"velocity": F.velocity, "denoiser": F.denoiser}
+    objective = InterpolantObjective(fields=("velocity", "denoiser"), trim=0.01)
+    g = torch.Generator().manual_seed(0)
+    pair = CouplingSample(base.sample(64, g), target.sample(64, g))
+    loss = lambda rows: objective.loss(nets, I, pair, torch.Generator().manual_seed(1), rows)  # noqa: E731
+    whole = loss(slice(None))
+    torch.testing.assert_close(whole, (loss(slice(0, None, 2)) + loss(slice(1, None, 2))) / 2)
+
+
+def test_max_likelihood_at_the_exact_velocity_is_the_exact_nll():
+    I, F, base, target = problem("linear", "zero")
+    x1 = target.sample(400, torch.Generator().manual_seed(0))
+    pair = CouplingSample(base.sample(400, torch.Generator().manual_seed(1)), x1)
+    objective = MaxLikelihood(ode_steps=40, divergence="exact").bind(I, Independent(base))
+    nll = objective.loss({"velocity": F.velocity}, I, pair)
+    assert abs(float(nll.detach()) - float(-target.log_prob(x1).mean())) < 1e-3
+    with pytest.raises(ValueError, match="density of x0"):
+        MaxLikelihood().bind(I, Independent())  # unbound: the base is not known yet
+
+
+@pytest.mark.parametrize(
+    "make,message",
+    [
+        (lambda: InterpolantObjective(fields=("drift",)), "fields must be a non-empty subset"),
+        (lambda: InterpolantObjective(fields=()), "fields must be a non-empty subset"),
+        (lambda: InterpolantObjective(time_distribution="flat"), "time_distribution must"),
+        (lambda: InterpolantObjective(trim=0.5), r"trim must lie in \[0, 0.5\)"),
+        (lambda: InterpolantObjective(trim="small"), "trim must be a number"),
+        (lambda: MaxLikelihood(ode_steps=0), "ml_ode_steps must be a positive integer"),
+        (lambda: MaxLikelihood(divergence="trace"), "ml_divergence must be"),
+    ],
+)
+def test_objectives_check_their_options(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+def test_bind_fills_the_defaults_of_the_interpolant():
+    deterministic = InterpolantObjective().bind(si.Interpolant("linear"), None)
+    assert (deterministic.trim, deterministic.antithetic) == (0.0, False)
+    noisy = InterpolantObjective(fields=("velocity", "score")).bind(
+        si.Interpolant("linear", gamma="brownian"), None
+    )
+    assert (noisy.trim, noisy.antithetic) == (1e-3, True)

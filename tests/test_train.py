@@ -1,10 +1,12 @@
 import json
+import sys
 
 import pytest
 import torch
 
 import interpolants as si
 from interpolants.app.cli import main
+from interpolants.losses import InterpolantObjective, MaxLikelihood, Objective
 from interpolants.nn import MLPField
 
 M = torch.tensor([1.0, -2.0])
@@ -198,3 +200,77 @@ def test_fit_on_a_labelled_dataset_matches_the_tensor():
     b = si.fit(TensorDataset(x, labels), net_options={"width": 16, "depth": 1}, **kw)
     t, pts = torch.rand(8), torch.randn(8, 2)
     torch.testing.assert_close(a.velocity(t, pts), b.velocity(t, pts), rtol=0, atol=0)
+
+
+TINY_FIT = dict(steps=4, batch_size=32, seed=1, net_options={"width": 16, "depth": 1})
+
+
+def weights(model):
+    nets = [model.velocity] + ([model._score] if model._score is not None else [])
+    return torch.cat([p.detach().flatten() for net in nets for p in net.parameters()])
+
+
+def test_objective_objects_train_as_their_options(tmp_path):
+    x = gaussian_data(300)
+    by_name = si.fit(x, objective="max_likelihood", ml_ode_steps=3, **TINY_FIT)
+    by_object = si.fit(x, objective=MaxLikelihood(ode_steps=3), **TINY_FIT)
+    assert torch.equal(weights(by_name), weights(by_object))
+    I = si.Interpolant("trig", gamma="brownian")
+    fields = ("velocity", "score")
+    a = si.fit(x, interpolant=I, fields=fields, time_distribution="late", out=tmp_path / "a",
+               **TINY_FIT)  # fmt: skip
+    objective = InterpolantObjective(fields=fields, time_distribution="late")
+    b = si.fit(x, interpolant=I, objective=objective, out=tmp_path / "b", **TINY_FIT)
+    assert torch.equal(weights(a), weights(b))
+    config = lambda run: json.loads((tmp_path / run / "config.json").read_text())  # noqa: E731
+    assert config("a") == config("b")  # so either spelling resumes the other
+    assert (config("a")["trim"], config("a")["antithetic"]) == (1e-3, True)
+    with pytest.raises(ValueError, match=r"\['trim'\] belong to the objective"):
+        si.fit(x, objective=objective, trim=0.1, **TINY_FIT)
+    with pytest.raises(ValueError, match="but the objective trains"):
+        si.fit(x, objective=objective, fields=("denoiser",), **TINY_FIT)
+    with pytest.raises(ValueError, match="objective must be 'interpolant', 'max_likelihood'"):
+        si.fit(x, objective="flow_map", **TINY_FIT)
+
+
+class Weighted(Objective):
+    """A user's objective: the interpolant objective times a weight."""
+
+    fields = ("velocity",)
+
+    def __init__(self, weight):
+        self.weight = weight
+
+    def loss(self, nets, interpolant, batch, generator=None, rows=slice(None)):
+        inner = InterpolantObjective().loss(nets, interpolant, batch, generator, rows)
+        return self.weight * inner
+
+
+def test_a_users_objective_is_recorded_and_compared_on_resume(tmp_path):
+    x = gaussian_data(300)
+    mine = si.fit(x, objective=Weighted(1.0), out=tmp_path / "run", **TINY_FIT)
+    assert torch.equal(weights(mine), weights(si.fit(x, **TINY_FIT)))
+    config = json.loads((tmp_path / "run/config.json").read_text())
+    assert config["objective"] == "Weighted"
+    assert config["objective_options"] == {"class": "Weighted", "weight": 1.0}
+    with pytest.raises(ValueError, match=r"resume refused.*objective_options"):
+        si.fit(x, objective=Weighted(0.5), out=tmp_path / "run", resume=True, **TINY_FIT)
+
+
+def test_fit_writes_the_run_plots_by_default_and_on_end_replaces_them(tmp_path):
+    small_fit(gaussian_data(200), tmp_path / "run")  # the default hook: the app's plot_run
+    for png in ("loss.png", "samples.png"):
+        assert (tmp_path / "run" / png).stat().st_size > 5_000
+    calls = []
+    small_fit(gaussian_data(200), tmp_path / "own", on_end=lambda m, out: calls.append(out))
+    assert calls == [tmp_path / "own"] and not list((tmp_path / "own").glob("*.png"))
+
+
+def test_fit_writes_its_run_without_the_app_layer(tmp_path, monkeypatch):
+    # the library writes config.json, metrics and checkpoints; plots and YAML are the app's
+    for app in ("matplotlib", "matplotlib.pyplot", "yaml"):
+        monkeypatch.setitem(sys.modules, app, None)  # importing it now raises ImportError
+    si.fit(gaussian_data(200), out=tmp_path / "run", progress=False, on_end=lambda m, o: None,
+           **TINY_FIT)  # fmt: skip
+    assert json.loads((tmp_path / "run/config.json").read_text())["steps"] == 4
+    assert not list((tmp_path / "run").glob("*.png"))

@@ -20,6 +20,7 @@ __all__ = [
     "curves",
     "density_heatmap",
     "loss_plot",
+    "plot_run",
     "pyplot",
     "samples_over_density",
 ]
@@ -252,3 +253,31 @@ def loss_plot(
         title="training loss (mean over each logging window)",
         note=None if nll else INTERPOLANT_LOSS_NOTE,
     )
+
+
+def plot_run(model: Any, folder: str | Path | None) -> list[Path]:
+    """The plots of a finished training run (``si.fit(..., out=...)``'s default ``on_end``):
+    loss.png from its metrics.jsonl and, for 2-D data, samples.png of 2000 model samples.
+
+    A plot that fails is a warning, not an error: the run is saved already."""
+    import json
+    import warnings
+
+    from interpolants.run_folder import CONFIG, METRICS_LOG  # absolute: this module may move
+
+    if folder is None:
+        raise ValueError("plot_run writes into the run's folder: pass out= to fit")
+    folder = Path(folder)
+    config = json.loads((folder / CONFIG).read_text()) if (folder / CONFIG).exists() else {}
+    paths = []
+    try:
+        loss = loss_plot(
+            folder / METRICS_LOG, folder / "loss.png", config.get("objective", "interpolant")
+        )
+        paths += [] if loss is None else [loss]
+        if model.base is not None and tuple(model.base.event_shape) == (2,):
+            x = model.sample(2000, steps=50, generator=torch.Generator().manual_seed(0))
+            paths.append(samples_over_density({"model samples (2000)": x}, folder / "samples.png"))
+    except Exception as err:  # the run is saved; say why a plot is missing
+        warnings.warn(f"plots of {folder} not written: {err}", stacklevel=2)
+    return paths

@@ -23,6 +23,7 @@ ValueError naming it. File paths are read relative to the config file's folder.
 from __future__ import annotations
 
 import inspect
+import json
 import math
 import time
 from pathlib import Path
@@ -210,7 +211,7 @@ def evaluate_run(folder: str | Path, progress: bool = True, **overrides: Any) ->
     folder = Path(folder)
     if not (folder / CHECKPOINT).exists():
         raise FileNotFoundError(f"{folder} is not a training run (no {CHECKPOINT})")
-    config = yaml.safe_load((folder / CONFIG).read_text()) if (folder / CONFIG).exists() else {}
+    config = json.loads((folder / CONFIG).read_text()) if (folder / CONFIG).exists() else {}
     record = (config or {}).get("run")
     ev = _eval_settings({**((record or {}).get("eval") or {}), **overrides}, "evaluate")
     model = load(folder)
