@@ -520,3 +520,25 @@ def test_sample_result_iid_expectation_and_dict():
     _, se = r.expectation(lambda v: v)
     assert torch.allclose(se, x.std(0) / 20)
     assert json.loads(json.dumps(r.to_dict()))["n"] == 400
+
+
+def test_annealing_configs_are_the_keyword_options_checked_once():
+    """AISConfig / SMCConfig hold the method's options: a config object gives the run of the
+    same keywords, keywords replace its fields, and bad names or values are refused by name."""
+    from interpolants.samplers.ais import AISConfig, SMCConfig
+
+    target = targets.get("gmm-d2-k3")
+    a = sample(target, "smc", n=100, seed=1, steps=5, moves=2, pilot=False)
+    b = sample(target, "smc", n=100, seed=1, config=SMCConfig(steps=5, moves=2, pilot=False))
+    c = sample(target, "smc", n=100, seed=1, config=SMCConfig(steps=5, moves=9), moves=2,
+               pilot=False)  # fmt: skip
+    for r in (b, c):
+        assert torch.equal(r.samples, a.samples) and r.log_Z == a.log_Z
+    with pytest.raises(ValueError, match=r"unknown option\(s\) 'cess' for method 'ais'"):
+        sample(target, "ais", n=10, cess=0.5)
+    with pytest.raises(ValueError, match="kernel must be one of"):
+        AISConfig(kernel="gibbs")
+    with pytest.raises(ValueError, match="resample_threshold must be in"):
+        SMCConfig(resample_threshold=0.0)
+    with pytest.raises(ValueError, match="steps must be an integer >= 1 for AIS"):
+        sample(target, "ais", n=10, steps=None)
