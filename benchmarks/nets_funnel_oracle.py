@@ -35,7 +35,7 @@ import interpolants as si
 from interpolants.nn import build_drift
 from interpolants.samplers import nets
 from interpolants.samplers.ais import AnnealedDensity, resolve_base
-from interpolants.samplers.hmc import CountedDensity, make_generator
+from interpolants.samplers.base import CountedDensity, make_generator
 from interpolants.samplers.nets import sampling, training  # noqa: F401 (nets.sampling, nets.training)
 
 

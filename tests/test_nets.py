@@ -18,7 +18,7 @@ from interpolants.divergence import jacobian
 from interpolants.nn import BlockDrift, LatticeDrift, build_drift, lattice_coloring
 from interpolants.samplers import NETSModel, run_ais, run_nets, sample
 from interpolants.samplers.ais import AnnealedDensity
-from interpolants.samplers.hmc import CountedDensity, make_generator
+from interpolants.samplers.base import CountedDensity, make_generator
 from interpolants.samplers.nets import NETSPath, schedule, simulate, time_grid
 from interpolants.targets import GaussianMixture, Target
 from interpolants.targets.funnel import Funnel

@@ -371,10 +371,11 @@ def method_options(method: str) -> list[str]:
     shown = []
     config_class = getattr(runner, "config_class", None)
     if config_class is not None:
+        names = set(config_class.options(method))
         shown += [
             f"{f.name}={f.default!r}"
             for f in dataclasses.fields(config_class)
-            if f.default is not dataclasses.MISSING
+            if f.name in names and f.default is not dataclasses.MISSING
         ]
     for name, p in params.items():
         if name in fixed or p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL):

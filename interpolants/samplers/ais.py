@@ -47,7 +47,6 @@ References:
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -74,6 +73,7 @@ from .base import (
     GaussianMetric,
     Kernel,
     LogDensity,
+    MethodConfig,
     State,
     check_fraction,
     check_initial,
@@ -194,7 +194,7 @@ def _anneal_once(
 
 
 @dataclass
-class AISConfig:
+class AISConfig(MethodConfig):
     r"""The options of annealed importance sampling (:func:`run_ais`), checked when built.
 
     Arguments:
@@ -229,22 +229,6 @@ class AISConfig:
     base_scale: float | None = None
 
     method: ClassVar[str] = "ais"
-
-    @classmethod
-    def options(cls) -> list[str]:
-        """The option names, in order."""
-        return [f.name for f in dataclasses.fields(cls)]
-
-    @classmethod
-    def from_options(cls, options: dict[str, Any]) -> AISConfig:
-        """A config from keyword options; an unknown name is a ValueError listing the known."""
-        unknown = sorted(set(options) - set(cls.options()))
-        if unknown:
-            raise ValueError(
-                f"unknown option(s) {', '.join(map(repr, unknown))} for method {cls.method!r}; "
-                f"options: {', '.join(cls.options())}"
-            )
-        return cls(**options)
 
     def __post_init__(self) -> None:
         if self.steps is not None:
@@ -503,7 +487,7 @@ def _config(cls: type[AISConfig], config: AISConfig | None, options: dict[str, A
         return cls.from_options(options)
     if not isinstance(config, cls):
         raise ValueError(f"config must be a {cls.__name__}, got {type(config).__name__}")
-    return dataclasses.replace(config, **options) if options else config
+    return config.with_options(options) if options else config
 
 
 run_ais.config_class = AISConfig  # type: ignore[attr-defined]  # its options, for the CLI

@@ -4,10 +4,11 @@ Metropolis accept step, the counted target, the run's generator and argument che
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import torch
 from torch import Tensor
@@ -25,6 +26,7 @@ __all__ = [
     "Info",
     "Kernel",
     "LogDensity",
+    "MethodConfig",
     "State",
     "as_metric",
     "check_fraction",
@@ -265,3 +267,43 @@ def make_generator(seed: int) -> torch.Generator:
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ValueError(f"seed must be an integer, got {seed!r}")
     return torch.Generator().manual_seed(seed)
+
+
+class MethodConfig:
+    """Base of the samplers' method configurations (dataclasses checked in ``__post_init__``):
+    their option names, construction from keyword options with unknown names refused, and
+    copies with options replaced (numpyro's kernel objects against the run's own settings)."""
+
+    method: ClassVar[str] = "method"
+
+    @classmethod
+    def reads(cls, name: str, method: str | None) -> bool:
+        """Whether ``method`` (None: any) takes option ``name``; all of them by default."""
+        return True
+
+    @classmethod
+    def options(cls, method: str | None = None) -> list[str]:
+        """The option names, in order (those ``method`` takes, when given)."""
+        return [f.name for f in dataclasses.fields(cls) if cls.reads(f.name, method)]  # type: ignore[arg-type]
+
+    @classmethod
+    def check_names(cls, options: dict[str, Any], method: str | None = None) -> None:
+        """A ValueError naming the unknown options and listing the known ones."""
+        known = cls.options(method)
+        unknown = sorted(set(options) - set(known))
+        if unknown:
+            raise ValueError(
+                f"unknown option(s) {', '.join(map(repr, unknown))} for method "
+                f"{method or cls.method!r}; options: {', '.join(known)}"
+            )
+
+    @classmethod
+    def from_options(cls, options: dict[str, Any], method: str | None = None) -> Any:
+        """A config from keyword options (checked by the config's ``__post_init__``)."""
+        cls.check_names(options, method)
+        return cls(**options)
+
+    def with_options(self, options: dict[str, Any], method: str | None = None) -> Any:
+        """A copy with ``options`` replacing its values, checked as by :meth:`from_options`."""
+        self.check_names(options, method)
+        return dataclasses.replace(self, **options)  # type: ignore[type-var]

@@ -26,7 +26,6 @@ import torch
 from torch import Tensor
 
 from .base import (
-    CountedDensity,
     Evaluation,
     GaussianMetric,
     Info,
@@ -34,37 +33,12 @@ from .base import (
     LogDensity,
     State,
     as_metric,
-    check_fraction,
-    check_initial,
-    check_int,
     check_step_size,
     initializer,
-    make_generator,
     metropolis,
-    progress_bar,
-    select,
-    uniform,
 )
 
-__all__ = [
-    "CountedDensity",
-    "Evaluation",
-    "GaussianMetric",
-    "Info",
-    "Kernel",
-    "LogDensity",
-    "State",
-    "check_fraction",
-    "check_initial",
-    "check_int",
-    "hmc",
-    "leapfrog",
-    "make_generator",
-    "metropolis",
-    "progress_bar",
-    "select",
-    "uniform",
-]
+__all__ = ["hmc", "leapfrog"]
 
 
 def leapfrog(

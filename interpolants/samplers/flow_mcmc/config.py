@@ -7,14 +7,13 @@ progress bar, generator) stay apart, as arguments of :func:`~.runner.run_flow_mc
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from torch import Tensor
 
 from ..adaptation import MASS_MATRICES
-from ..hmc import check_fraction, check_int
+from ..base import MethodConfig, check_fraction, check_int
 from .transport import TRANSPORTS, DefensiveMixture, Transport
 
 __all__ = ["FlowMCMCConfig"]
@@ -28,7 +27,7 @@ def _is_number(value: Any) -> bool:
 
 
 @dataclass
-class FlowMCMCConfig:
+class FlowMCMCConfig(MethodConfig):
     r"""Every option of flow-MCMC and of importance sampling through its transport
     (arXiv:2105.12603, arXiv:2107.08001), checked when built.
 
@@ -89,35 +88,12 @@ class FlowMCMCConfig:
     thin: int = 1
     batches: int = 1
 
-    @classmethod
-    def options(cls, method: str | None = None) -> list[str]:
-        """The option names, in order: all of them, or those that ``method`` ("flow-mcmc",
-        "is" or "train_transport") reads."""
-        names = [f.name for f in dataclasses.fields(cls)]
-        return [k for k in names if method is None or _ONLY_FOR.get(k, method) == method]
+    method: ClassVar[str] = "flow-mcmc"
 
     @classmethod
-    def from_options(cls, options: dict[str, Any], method: str | None = None) -> FlowMCMCConfig:
-        """A config from keyword options; a name unknown (to ``method``, if given) is a
-        ValueError listing the known ones."""
-        cls._check_names(options, method)
-        return cls(**options)
-
-    def with_options(self, options: dict[str, Any], method: str | None = None) -> FlowMCMCConfig:
-        """A copy with ``options`` replacing its values (checked as by :meth:`from_options`)."""
-        self._check_names(options, method)
-        return dataclasses.replace(self, **options)
-
-    @classmethod
-    def _check_names(cls, options: dict[str, Any], method: str | None) -> None:
-        known = cls.options(method)
-        unknown = sorted(set(options) - set(known))
-        if unknown:
-            where = "flow-mcmc" if method is None else method
-            raise ValueError(
-                f"unknown option(s) {', '.join(map(repr, unknown))} for {where!r}; "
-                f"options: {', '.join(known)}"
-            )
+    def reads(cls, name: str, method: str | None) -> bool:
+        """``thin`` is flow-MCMC's, ``batches`` importance sampling's; the rest is shared."""
+        return method is None or _ONLY_FOR.get(name, method) == method
 
     def __post_init__(self) -> None:
         self._check_counts()

@@ -9,8 +9,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..base import CountedDensity, Info, State, metropolis
 from ..diagnostics import mcse_mean
-from ..hmc import CountedDensity, Info, State, metropolis
 from .transport import Transport
 
 __all__ = ["global_move", "independent_mh_log_ratio", "mode_switches", "mode_weights",

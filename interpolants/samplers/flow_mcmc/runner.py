@@ -11,8 +11,8 @@ import torch
 from torch import Tensor
 
 from ..api import chain_result, register_method
+from ..base import check_int, make_generator, progress_bar
 from ..diagnostics import ess_of_weights, log_Z_from_weights
-from ..hmc import check_int, make_generator, progress_bar
 from ..result import SampleResult
 from .config import FlowMCMCConfig
 from .moves import global_move

@@ -14,7 +14,7 @@ from torch import Tensor
 
 from ..adaptation import AdaptationResult, window_adaptation
 from ..api import initial_positions
-from ..hmc import (
+from ..base import (
     CountedDensity,
     GaussianMetric,
     Kernel,

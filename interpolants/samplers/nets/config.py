@@ -7,15 +7,14 @@ num_warmup, ...)``).
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from torch import nn
 
-from ..base import check_int
+from ..base import MethodConfig, check_int
 
 __all__ = ["DIVERGENCES", "EPS_SWEEP", "LOG_DETS", "LOG_DET_EXACT_MAX_DIM", "NETSConfig",
            "check_positive"]  # fmt: skip
@@ -38,7 +37,7 @@ def check_positive(name: str, value: Any, allow_zero: bool = False) -> float:
 
 
 @dataclass
-class NETSConfig:
+class NETSConfig(MethodConfig):
     r"""Every option of the NETS method (arXiv:2410.02711), checked when built.
 
     Sampling run:
@@ -126,21 +125,7 @@ class NETSConfig:
     log_every: int = 10
     checkpoint_every: int = 50
 
-    @classmethod
-    def options(cls) -> list[str]:
-        """The option names, in order."""
-        return [f.name for f in dataclasses.fields(cls)]
-
-    @classmethod
-    def from_options(cls, options: dict[str, Any]) -> NETSConfig:
-        """A config from keyword options; an unknown name is a ValueError listing the known."""
-        unknown = sorted(set(options) - set(cls.options()))
-        if unknown:
-            raise ValueError(
-                f"unknown option(s) {', '.join(map(repr, unknown))} for method 'nets'; "
-                f"options: {', '.join(cls.options())}"
-            )
-        return cls(**options)
+    method: ClassVar[str] = "nets"
 
     def __post_init__(self) -> None:
         self._check_counts()
