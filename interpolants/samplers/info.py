@@ -249,7 +249,7 @@ class NETSInfo(TrainingInfo):
         history: the training's rows (loss, ESS, log Z, ...), one per logged iteration.
         model: the drift used (a :class:`~.nets.NETSModel`), None for b = 0.
         log_Z_F: the free energy's log Z estimate, -int_0^1 dF_t/dt dt (absent without model).
-        final_train_ess: the ESS of the last training row (absent without training).
+        final_training_ess: the ESS of the last training row (absent without training).
     """
 
     steps: int
@@ -273,7 +273,7 @@ class NETSInfo(TrainingInfo):
     history: list[dict[str, Any]]
     model: NETSModel | None
     log_Z_F: float | None = field(default=None, metadata=OMIT_NONE)
-    final_train_ess: float | None = field(default=None, metadata=OMIT_NONE)
+    final_training_ess: float | None = field(default=None, metadata=OMIT_NONE)
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)

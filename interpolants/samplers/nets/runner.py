@@ -319,7 +319,7 @@ def _result(setup: _Setup, traj: Trajectory, sampling: dict[str, Any]) -> Sample
         history=setup.history,
         model=setup.model,
         log_Z_F=None if setup.model is None else setup.model.log_Z_from_F(),
-        final_train_ess=setup.history[-1]["ess"] if setup.history else None,
+        final_training_ess=setup.history[-1]["ess"] if setup.history else None,
     )
     return SampleResult(
         samples=samples,
