@@ -425,7 +425,7 @@ def radial_velocity(args: argparse.Namespace, out: Path, cmd: str) -> dict[str, 
         "final_training_acceptance": fm.info["final_training_acceptance"],
     }
     is_ = _frozen_is(target, args, fm, init, chains, args.is_n)
-    total_is = fm.info["train_evaluations"] + args.is_n
+    total_is = fm.info["training_evaluations"] + args.is_n
     rows["is"] = {
         "log_Z": is_.log_Z,
         "log_Z_stderr": is_.log_Z_stderr,

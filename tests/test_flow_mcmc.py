@@ -189,7 +189,7 @@ def test_importance_sampling_through_the_trained_transport_estimates_log_Z():
     assert abs(result.log_Z - 1.5) < 4 * result.log_Z_stderr and result.log_Z_stderr < 0.05
     w, se = result.expectation(lambda x: (x[:, 0] < 0).double())
     assert abs(float(w) - 0.7) < 4 * float(se)
-    assert result.evaluations == result.info["train_evaluations"] + 4000
+    assert result.evaluations == result.info["training_evaluations"] + 4000
 
 
 def test_continuous_flow_by_the_interpolant_loss_recovers_weights():

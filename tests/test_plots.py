@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from interpolants.app import plots, sampler_plots
+from interpolants.samplers.info import FlowMCMCInfo, MCMCInfo
 from interpolants.samplers.result import SampleResult
 
 
@@ -151,8 +152,12 @@ def _chains(dim, draws=40, chains=3, warmup=10):
         method="mala",
         log_prob_trace=torch.randn(warmup + draws, chains, generator=g),
         chain_samples=chain_samples,
-        info={"warmup": warmup},
-    )
+        info=MCMCInfo(
+            chains=chains, draws_per_chain=draws, thin=1, step_size=0.5, warmup=warmup,
+            mass_matrix="identity", divergences=0, warmup_acceptance=torch.full((warmup,), 0.5),
+            warmup_step_size=torch.full((warmup,), 0.5),
+        ),
+    )  # fmt: skip
 
 
 @pytest.mark.parametrize("dim", [1, 2, 32])
@@ -178,12 +183,13 @@ def test_sampler_weight_trace_and_flow_mcmc_plots_are_labelled(tmp_path, saved):
     assert "of 5" in axes[1].get_title()
     rounds, iters, chains = 6, 8, 3
     result = _chains(2)
-    result.info.update(
-        training_acceptance=torch.linspace(0.1, 0.6, rounds),
-        global_acceptance_trace=torch.full((iters,), 0.6),
+    result.info = FlowMCMCInfo(
+        chains=chains, draws_per_chain=iters, thin=1, step_size=0.5, training_evaluations=0,
+        training_seconds=0.0, transport=None, transport_kind="coupling", training_rounds=rounds,
+        stopped_by="plateau", training_acceptance=torch.linspace(0.1, 0.6, rounds),
+        local_steps=5, training_loss=torch.zeros(rounds),
         global_accepted=torch.rand(iters, chains) < 0.6,
-        stopped_by="plateau",
-        training_rounds=rounds,
-    )
+        global_acceptance_trace=torch.full((iters,), 0.6),
+    )  # fmt: skip
     path = sampler_plots.plot_flow_mcmc(result, tmp_path / "f.png")
     _check_readable(saved[-1], path)

@@ -5,7 +5,10 @@ r"""Samplers for unnormalised targets rho* = exp(log_prob) / Z: MCMC, AIS and SM
 :func:`register_method`). The kernels underneath are BlackJAX-style:
 ``kernel = mala(log_density, step_size)`` or
 ``hmc(log_density, step_size, inverse_mass_matrix, num_steps)``, then
-``state = kernel.init(x)`` and ``state, info = kernel.step(generator, state)``.
+``state = kernel.init(x)`` and ``state, info = kernel.step(generator, state)`` (``Info``
+here is that step's record). A run's ``SampleResult.info`` is a typed, read-only mapping from
+:mod:`.info` (base :class:`.info.Info`): :class:`MCMCInfo`, :class:`HMCInfo`,
+:class:`AnnealingInfo`, :class:`NETSInfo`, :class:`FlowMCMCInfo`, :class:`ImportanceInfo`.
 """
 
 from . import diagnostics
@@ -29,6 +32,17 @@ from .base import CountedDensity, Evaluation, GaussianMetric, Info, Kernel, Stat
 from .diagnostics import ConvergenceWarning, convergence_warnings
 from .flow_mcmc import run_flow_mcmc, run_is  # registers "flow-mcmc" and "is"
 from .hmc import hmc, leapfrog
+from .info import (
+    AnnealingInfo,
+    ChainInfo,
+    FlowMCMCInfo,
+    HMCInfo,
+    ImportanceInfo,
+    MCMCInfo,
+    NETSInfo,
+    TrainingInfo,
+    TransportInfo,
+)
 from .mala import mala
 from .nets import NETSModel, run_nets
 from .result import SampleResult
@@ -36,15 +50,24 @@ from .result import SampleResult
 __all__ = [
     "METHODS",
     "AnnealedDensity",
+    "AnnealingInfo",
+    "ChainInfo",
     "ConvergenceWarning",
     "CountedDensity",
     "Evaluation",
+    "FlowMCMCInfo",
     "GaussianMetric",
+    "HMCInfo",
+    "ImportanceInfo",
     "Info",
     "Kernel",
+    "MCMCInfo",
+    "NETSInfo",
     "NETSModel",
     "SampleResult",
     "State",
+    "TrainingInfo",
+    "TransportInfo",
     "convergence_warnings",
     "diagnostics",
     "dual_averaging_init",

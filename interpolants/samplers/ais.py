@@ -47,6 +47,7 @@ References:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -83,6 +84,7 @@ from .base import (
 )
 from .diagnostics import ess_of_weights, log_mean_exp, log_Z_from_weights
 from .hmc import hmc
+from .info import AnnealingInfo
 from .mala import mala
 from .result import SampleResult
 
@@ -378,29 +380,30 @@ def _annealing_result(
     log_weights = (log_z[:, None] + torch.log_softmax(log_w, -1) + math.log(m)).flatten()
     samples = torch.cat([r.state.position for r in runs])
     acc = [a for r in runs for a in r.acceptance]
-    info: dict[str, Any] = {
-        "target": density.name,
-        "kernel": c.kernel,
-        "moves": c.moves,
-        "levels": sum(len(r.design) for r in runs) / batches,
-        "pilot": bool(smc and c.pilot),  # type: ignore[attr-defined]
-        "temperatures": torch.tensor([0.0] + [lv.beta for lv in runs[0].design]),
-        "ess_per_level": torch.tensor(runs[0].ess, dtype=torch.float64),
-        "acceptance_per_move": torch.tensor(runs[0].acceptance, dtype=torch.float64),
-        "step_size_per_move": torch.tensor([e for lv in runs[0].design for e in lv.step_sizes]),
-    }
+    info = AnnealingInfo(
+        target=density.name,
+        kernel=c.kernel,
+        moves=c.moves,
+        levels=sum(len(r.design) for r in runs) / batches,
+        pilot=bool(smc and c.pilot),  # type: ignore[attr-defined]
+        temperatures=torch.tensor([0.0] + [lv.beta for lv in runs[0].design]),
+        ess_per_level=torch.tensor(runs[0].ess, dtype=torch.float64),
+        acceptance_per_move=torch.tensor(runs[0].acceptance, dtype=torch.float64),
+        step_size_per_move=torch.tensor([e for lv in runs[0].design for e in lv.step_sizes]),
+    )
     groups = None
     if smc:
         log_Z = float(log_mean_exp(log_z, 0))
         z = (log_z - log_z.max()).exp()
         stderr = float(z.std() / (math.sqrt(batches) * z.mean())) if batches > 1 else None
         groups = torch.arange(batches).repeat_interleave(m).to(samples.device)
-        info |= {
-            "batches": batches,
-            "walkers_per_batch": m,
-            "resampling_steps": sum(r.resamplings for r in runs),
-            "log_Z_batches": log_z,
-        }
+        info = dataclasses.replace(
+            info,
+            batches=batches,
+            walkers_per_batch=m,
+            resampling_steps=sum(r.resamplings for r in runs),
+            log_Z_batches=log_z,
+        )
     else:
         log_Z, stderr = log_Z_from_weights(log_weights)
     return SampleResult(
@@ -449,7 +452,8 @@ def run_ais(
         progress: show a progress bar.
 
     Returns:
-        :class:`~.result.SampleResult` with ``log_weights``, ``log_Z``, ``log_Z_stderr``.
+        :class:`~.result.SampleResult` with ``log_weights``, ``log_Z``, ``log_Z_stderr``;
+        ``info`` is an :class:`~.info.AnnealingInfo`.
     """
     c = _config(AISConfig, config, options)
     if c.steps is None:
@@ -477,7 +481,8 @@ def run_smc(
 
     Returns:
         :class:`~.result.SampleResult`; ``log_weights`` satisfy log mean exp = log Z_hat and
-        ``groups`` labels the batches (used by ``expectation`` for standard errors).
+        ``groups`` labels the batches (used by ``expectation`` for standard errors);
+        ``info`` is an :class:`~.info.AnnealingInfo` with the batch fields.
     """
     return _anneal(target, n, seed, init, _config(SMCConfig, config, options), dtype, progress)
 

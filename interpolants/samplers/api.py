@@ -7,6 +7,8 @@ holds the MCMC runners (:func:`run_mala`, :func:`run_hmc`); AIS and SMC live in 
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import inspect
 import math
 import warnings
@@ -39,6 +41,7 @@ from .diagnostics import (
     split_rhat,
 )
 from .hmc import hmc
+from .info import ChainInfo, HMCInfo, MCMCInfo
 from .mala import mala
 from .nets import run_nets
 from .result import SampleResult
@@ -153,7 +156,7 @@ def _run_mcmc(
     mass_matrix: str | Tensor,
     dtype: torch.dtype | None,
     progress: bool,
-    extra_info: dict[str, Any],
+    make_info: Callable[..., MCMCInfo],
 ) -> SampleResult:
     n = check_int("n", n)
     warmup, thin = check_int("warmup", warmup, 0), check_int("thin", thin)
@@ -196,23 +199,22 @@ def _run_mcmc(
     bar.close()
 
     metric = adapted.metric
-    info: dict[str, Any] = {
-        "target": density.name,
-        "chains": chains,
-        "warmup": warmup,
-        "thin": thin,
-        "draws_per_chain": per_chain,
-        "step_size": adapted.step_size,
-        "mass_matrix": "identity" if metric is None else ("dense" if metric.dense else "diag"),
-        "inverse_mass_matrix": None if metric is None else metric.inverse_mass_matrix,
-        "divergences": divergent,
-        "warmup_acceptance": adapted.acceptance,
-        "warmup_step_size": adapted.step_size_trace,
-        **extra_info,
-    }
+    chain_info = make_info(
+        target=density.name,
+        chains=chains,
+        warmup=warmup,
+        thin=thin,
+        draws_per_chain=per_chain,
+        step_size=adapted.step_size,
+        mass_matrix="identity" if metric is None else ("dense" if metric.dense else "diag"),
+        inverse_mass_matrix=None if metric is None else metric.inverse_mass_matrix,
+        divergences=divergent,
+        warmup_acceptance=adapted.acceptance,
+        warmup_step_size=adapted.step_size_trace,
+    )
     log_prob_trace = torch.cat([adapted.log_prob_trace, torch.stack(trace)])
     result = chain_result(
-        torch.stack(draws), n, method, density, sum(acc) / len(acc), log_prob_trace, info
+        torch.stack(draws), n, method, density, sum(acc) / len(acc), log_prob_trace, chain_info
     )
     result.warnings = convergence_warnings(
         result.rank_rhat, result.ess_bulk, result.ess_tail, per_chain, divergent
@@ -229,21 +231,20 @@ def chain_result(
     density: CountedDensity,
     acceptance_rate: float,
     log_prob_trace: Tensor,
-    info: dict[str, Any],
+    info: ChainInfo,
 ) -> SampleResult:
     """The :class:`SampleResult` of parallel chains (draws, chains, dim): the first n pooled
     draws, IAT and ESS per dimension (ESS/N of the worst one), split R-hat, and the
     rank-normalised R-hat, bulk and tail ESS of Vehtari et al. (arXiv:1903.08008);
-    ``info`` gains ``ess_per_dim`` and ``rhat_max``."""
+    ``info`` (a :class:`~.info.ChainInfo`) gets ``ess_per_dim`` and ``rhat_max`` filled."""
     draws, chains, dim = chain.shape
     iat = integrated_autocorr_time(chain)
     ess_dim = draws * chains / iat
     rhat = split_rhat(chain)
     flat = chain.detach().cpu()
-    info = info | {
-        "ess_per_dim": ess_dim,
-        "rhat_max": float(torch.nan_to_num(rhat, nan=math.inf).max()),
-    }
+    info = dataclasses.replace(
+        info, ess_per_dim=ess_dim, rhat_max=float(torch.nan_to_num(rhat, nan=math.inf).max())
+    )
     return SampleResult(
         samples=chain.reshape(-1, dim)[:n],
         method=method,
@@ -303,9 +304,9 @@ def run_mala(
 
     Returns:
         :class:`~.result.SampleResult` with the rank-normalised R-hat, bulk and tail ESS per
-        dimension; ``warnings`` lists the failed convergence checks
-        (:func:`~.diagnostics.convergence_warnings`: R-hat > 1.01, bulk or tail ESS < 400,
-        fewer than 100 draws per chain, divergences), each also emitted as a
+        dimension; ``info`` is an :class:`~.info.MCMCInfo`; ``warnings`` lists the failed
+        convergence checks (:func:`~.diagnostics.convergence_warnings`: R-hat > 1.01, bulk or
+        tail ESS < 400, fewer than 100 draws per chain, divergences), each also emitted as a
         :class:`~.diagnostics.ConvergenceWarning`.
 
     References:
@@ -315,7 +316,7 @@ def run_mala(
     return _run_mcmc(
         target, n, seed, init, "mala",
         mala,
-        chains, warmup, thin, step_size, target_accept, mass_matrix, dtype, progress, {},
+        chains, warmup, thin, step_size, target_accept, mass_matrix, dtype, progress, MCMCInfo,
     )  # fmt: skip
 
 
@@ -348,7 +349,8 @@ def run_hmc(
     ``target_accept`` defaults to 0.8.
 
     Convergence checks and ``warnings`` as in :func:`run_mala`, with divergent
-    trajectories (energy error above 1000 or not finite) among them.
+    trajectories (energy error above 1000 or not finite) among them; ``info`` is an
+    :class:`~.info.HMCInfo`.
 
     References:
         R. M. Neal, MCMC using Hamiltonian dynamics (2011), arXiv:1206.1901;
@@ -363,10 +365,12 @@ def run_hmc(
     def build(d: CountedDensity, eps: float, m: GaussianMetric | None) -> Kernel:
         return hmc(d, eps, m, num_steps, trajectory_length, jitter=jitter)
 
-    extra = {"num_steps": num_steps, "trajectory_length": trajectory_length, "jitter": jitter}
+    make_info = functools.partial(
+        HMCInfo, num_steps=num_steps, trajectory_length=trajectory_length, jitter=jitter
+    )
     return _run_mcmc(
         target, n, seed, init, "hmc", build,
-        chains, warmup, thin, step_size, target_accept, mass_matrix, dtype, progress, extra,
+        chains, warmup, thin, step_size, target_accept, mass_matrix, dtype, progress, make_info,
     )  # fmt: skip
 
 

@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 
 from .diagnostics import mcse_mean, weighted_mean_and_stderr
+from .info import Info
 
 __all__ = ["SampleResult"]
 
@@ -62,7 +63,10 @@ class SampleResult:
         chain_samples: (draws, chains, dim) the post-warm-up draws per chain (MCMC).
         groups: (n,) labels of the independent batches the weighted samples come from (SMC),
             used for standard errors; None when the samples are independent.
-        info: method-specific details (step size, temperatures, ESS per level, ...).
+        info: method-specific details (step size, temperatures, ESS per level, ...): an
+            :class:`~.info.Info` subclass of the method family (:class:`~.info.MCMCInfo`,
+            :class:`~.info.AnnealingInfo`, :class:`~.info.NETSInfo`, ...), whose fields are
+            attributes and also keys of a read-only mapping (``info["step_size"]``).
     """
 
     samples: Tensor
@@ -81,7 +85,7 @@ class SampleResult:
     log_prob_trace: Tensor | None = None
     chain_samples: Tensor | None = None
     groups: Tensor | None = None
-    info: dict[str, Any] = field(default_factory=dict)
+    info: Info = field(default_factory=Info)
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -122,8 +126,9 @@ class SampleResult:
 
     def to_dict(self) -> dict[str, Any]:
         """Scalar metrics for metrics.json (NaN and inf become None): ``rhat_max``,
-        ``rank_rhat_max``, ``ess_bulk_min``, ``ess_tail_min`` for chains, ``warnings`` when
-        there are any."""
+        ``rank_rhat_max``, ``ess_bulk_min``, ``ess_tail_min`` for chains, the scalar entries
+        of ``info`` (None, tensors of more than one element, lists and objects left out),
+        ``warnings`` when there are any."""
         out: dict[str, Any] = {
             "method": self.method,
             "n": self.n,

@@ -4,6 +4,7 @@ importance sampling through its transport (arXiv:2105.12603, arXiv:2107.08001)."
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,6 +14,7 @@ from torch import Tensor
 from ..api import chain_result, register_method
 from ..base import check_int, make_generator, progress_bar
 from ..diagnostics import ess_of_weights, log_Z_from_weights
+from ..info import FlowMCMCInfo, ImportanceInfo
 from ..result import SampleResult
 from .config import FlowMCMCConfig
 from .moves import global_move
@@ -120,9 +122,10 @@ def run_flow_mcmc(
 
     Returns:
         :class:`~.result.SampleResult`; ``acceptance_rate`` is the production global
-        acceptance; ``info`` holds ``transport`` (the frozen transport),
-        ``training_acceptance`` (per round), ``global_accepted`` (draws, chains),
-        ``local_acceptance``, ``training_rounds``, ``stopped_by``, ``train_evaluations``.
+        acceptance; ``info`` is a :class:`~interpolants.samplers.info.FlowMCMCInfo`:
+        ``transport`` (the frozen transport), ``training_acceptance`` (per round),
+        ``global_accepted`` (draws, chains), ``local_acceptance``, ``training_rounds``,
+        ``stopped_by``, ``training_evaluations``, ``training_seconds``, ...
 
     References:
         M. Gabrie, G. M. Rotskoff, E. Vanden-Eijnden, arXiv:2105.12603, arXiv:2107.08001.
@@ -130,10 +133,9 @@ def run_flow_mcmc(
     c = _config(config, options, "flow-mcmc")
     n = check_int("n", n)
     generator = make_generator(seed)
-    trained = fit_transport(target, init, seed, c, chains, dtype, progress, generator)
-    train_evaluations = trained.density.evaluations
+    trained, training = _train(target, init, seed, c, chains, dtype, progress, generator)
     chain = _production(trained, n, c, progress, generator)
-    info = _chain_info(trained, c, chain, train_evaluations)
+    info = _chain_info(trained, c, chain, training)
     log_prob_trace = torch.cat([trained.log_prob_trace, torch.stack(chain.trace)])
     acceptance = sum(chain.glob) / len(chain.glob)
     draws = torch.stack(chain.draws)
@@ -200,31 +202,52 @@ def _final_acceptance(trained: TrainedTransport) -> float | None:
     return float(trained.acceptance_trace[-5:].mean()) if trained.rounds else None
 
 
-def _chain_info(
-    trained: TrainedTransport, c: FlowMCMCConfig, chain: _Chain, train_evaluations: int
-) -> dict[str, Any]:
-    """``info`` of a flow-MCMC result (see :func:`run_flow_mcmc`)."""
-    metric = trained.metric
-    return {
+def _train(
+    target: Any,
+    init: Tensor | None,
+    seed: int,
+    c: FlowMCMCConfig,
+    chains: int | None,
+    dtype: torch.dtype | None,
+    progress: bool,
+    generator: torch.Generator,
+) -> tuple[TrainedTransport, dict[str, Any]]:
+    """The trained transport, and the fields of its training for
+    :class:`~interpolants.samplers.info.TransportInfo` (target, transport, rounds, acceptance,
+    evaluations and seconds)."""
+    start = time.perf_counter()
+    trained = fit_transport(target, init, seed, c, chains, dtype, progress, generator)
+    return trained, {
         "target": trained.density.name,
-        "chains": trained.state.position.shape[0],
-        "draws_per_chain": chain.per_chain,
-        "thin": c.thin,
-        "local_steps": c.local_steps,
+        "training_evaluations": trained.density.evaluations,
+        "training_seconds": time.perf_counter() - start,
         "transport": trained.transport,
         "transport_kind": _transport_kind(c),
-        "step_size": trained.step_size,
-        "inverse_mass_matrix": None if metric is None else metric.inverse_mass_matrix,
         "training_rounds": trained.rounds,
         "stopped_by": trained.stopped_by,
         "training_acceptance": trained.acceptance_trace,
-        "training_loss": trained.loss_trace,
         "final_training_acceptance": _final_acceptance(trained),
-        "global_accepted": torch.stack(chain.accepted),
-        "global_acceptance_trace": torch.tensor(chain.glob, dtype=torch.float64),
-        "local_acceptance": sum(chain.local) / len(chain.local) if chain.local else None,
-        "train_evaluations": train_evaluations,
     }
+
+
+def _chain_info(
+    trained: TrainedTransport, c: FlowMCMCConfig, chain: _Chain, training: dict[str, Any]
+) -> FlowMCMCInfo:
+    """``info`` of a flow-MCMC result (see :func:`run_flow_mcmc`)."""
+    metric = trained.metric
+    return FlowMCMCInfo(
+        **training,
+        chains=trained.state.position.shape[0],
+        draws_per_chain=chain.per_chain,
+        thin=c.thin,
+        local_steps=c.local_steps,
+        step_size=trained.step_size,
+        inverse_mass_matrix=None if metric is None else metric.inverse_mass_matrix,
+        training_loss=trained.loss_trace,
+        global_accepted=torch.stack(chain.accepted),
+        global_acceptance_trace=torch.tensor(chain.glob, dtype=torch.float64),
+        local_acceptance=sum(chain.local) / len(chain.local) if chain.local else None,
+    )
 
 
 def run_is(
@@ -249,7 +272,8 @@ def run_is(
     ``batches`` in place of ``thin``) unless a trained one is passed with ``max_rounds=0``
     (then ``init`` only seeds the unused walkers). The draws are made in ``batches`` pieces
     (memory). ``evaluations`` counts the training's target
-    evaluations too (``info["train_evaluations"]``).
+    evaluations too (``info["training_evaluations"]``); ``info`` is an
+    :class:`~interpolants.samplers.info.ImportanceInfo`.
 
     References:
         M. Gabrie, G. M. Rotskoff, E. Vanden-Eijnden, arXiv:2105.12603;
@@ -258,8 +282,7 @@ def run_is(
     c = _config(config, options, "is")
     n = check_int("n", n)
     generator = make_generator(seed)
-    trained = fit_transport(target, init, seed, c, chains, dtype, progress, generator)
-    train_evaluations = trained.density.evaluations
+    trained, training = _train(target, init, seed, c, chains, dtype, progress, generator)
     x, lw = _weighted_draws(target, trained, n, c.batches, generator)
     log_z, se = log_Z_from_weights(lw)
     return SampleResult(
@@ -270,15 +293,7 @@ def run_is(
         log_Z_stderr=se,
         ess=float(ess_of_weights(lw)),
         evaluations=trained.density.evaluations,
-        info={
-            "transport": trained.transport,
-            "transport_kind": _transport_kind(c),
-            "training_rounds": trained.rounds,
-            "stopped_by": trained.stopped_by,
-            "training_acceptance": trained.acceptance_trace,
-            "final_training_acceptance": _final_acceptance(trained),
-            "train_evaluations": train_evaluations,
-        },
+        info=ImportanceInfo(**training),
     )
 
 

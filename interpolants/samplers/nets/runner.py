@@ -18,6 +18,7 @@ from ..ais import resolve_base
 from ..annealing import AnnealedDensity, systematic_resample
 from ..base import CountedDensity, check_int, make_generator
 from ..diagnostics import ess_of_weights, log_mean_exp, log_Z_from_weights
+from ..info import NETSInfo
 from ..result import SampleResult
 from .config import LOG_DET_EXACT_MAX_DIM, NETSConfig
 from .model import NETSModel, Potential
@@ -48,8 +49,8 @@ class _Setup:
     dtype: torch.dtype | None
     model: NETSModel | None  # the drift used (None: b = 0)
     history: list[dict[str, Any]]
-    train_evaluations: int
-    train_seconds: float
+    training_evaluations: int
+    training_seconds: float
     exact: bool  # the training divergence
     exact_log_det: bool
 
@@ -91,9 +92,10 @@ def run_nets(
 
     Returns:
         :class:`~.result.SampleResult` with log weights A_1, log Z, its delta-method standard
-        error, ESS/N and all target evaluations (training included); ``info`` holds the
-        model, the training history, the eps used, the evaluations of training and of
-        sampling apart, and the ESS of every eps of a sweep.
+        error, ESS/N and all target evaluations (training included); ``info`` is a
+        :class:`~interpolants.samplers.info.NETSInfo`: the model, the training history, the
+        eps used, the evaluations of training and of sampling apart, and the ESS of every eps
+        of a sweep.
     """
     n = check_int("n", n, 2)
     c = NETSConfig.from_options(options) if config is None else config.with_options(options)
@@ -112,7 +114,7 @@ def run_nets(
             "biased upwards (the fold's image is counted twice): use more steps or refine=",
             stacklevel=2,
         )
-    info = {
+    sampling = {
         "grid_steps": len(grid) - 1,
         "refinements": refinements,
         "eps_scale": eps_scale,
@@ -121,7 +123,7 @@ def run_nets(
         else None,
         "eps_sweep": sweep,
     }
-    return _result(setup, traj, info)
+    return _result(setup, traj, sampling)
 
 
 run_nets.config_class = NETSConfig  # type: ignore[attr-defined]  # its options, for the CLI
@@ -167,8 +169,8 @@ def _set_up(
             model.to(device)
     logger.bar.close()
     setup.model = model if c.drift is not None else None
-    setup.train_evaluations = density.evaluations
-    setup.train_seconds = time.perf_counter() - start + earlier_seconds
+    setup.training_evaluations = density.evaluations
+    setup.training_seconds = time.perf_counter() - start + earlier_seconds
     return setup
 
 
@@ -275,7 +277,9 @@ def _refined_grid(setup: _Setup, eps_fn: Callable[[float], float]) -> tuple[Tens
     return grid, refinements
 
 
-def _result(setup: _Setup, traj: Trajectory, info: dict[str, Any]) -> SampleResult:
+def _result(setup: _Setup, traj: Trajectory, sampling: dict[str, Any]) -> SampleResult:
+    """The result of the sampling run; ``sampling`` holds the :class:`NETSInfo` fields of the
+    grid and eps (grid_steps, refinements, eps_scale, eps_profile, eps_sweep)."""
     c = setup.config
     samples, groups = traj.state.position, None
     if c.resample_threshold > 0:
@@ -290,31 +294,29 @@ def _result(setup: _Setup, traj: Trajectory, info: dict[str, Any]) -> SampleResu
         samples = samples[idx]
         log_w = torch.full_like(log_w, log_Z)
     acc = [a for _, a in traj.acceptance]
-    info = {
-        "target": setup.density.name,
-        "steps": c.steps,
-        **info,
-        "mass_matrix": c.mass_matrix,
-        "step_size_per_move": torch.tensor(traj.step_sizes, dtype=torch.float64),
-        "training_evaluations": setup.train_evaluations,
-        "training_seconds": setup.train_seconds,
-        "sampling_evaluations": setup.density.evaluations - setup.train_evaluations,
-        "iterations": c.iterations if c.drift is not None else 0,
-        "divergence": "exact" if setup.exact else "hutchinson",
-        "log_det": "exact" if setup.exact_log_det else "hutchinson",
-        "schedule": setup.path.kind,
-        "non_invertible_steps": traj.bad_steps,
-        "resampled": bool(c.resample),
-        "resample_threshold": float(c.resample_threshold),
-        "batches": c.batches,
-        "resampling_steps": traj.resamplings,
-        "history": setup.history,
-        "model": setup.model,
-    }
-    if setup.model is not None:
-        info["log_Z_F"] = setup.model.log_Z_from_F()
-    if setup.history:
-        info["final_train_ess"] = setup.history[-1]["ess"]
+    info = NETSInfo(
+        target=setup.density.name,
+        steps=c.steps,
+        **sampling,
+        mass_matrix=c.mass_matrix,
+        step_size_per_move=torch.tensor(traj.step_sizes, dtype=torch.float64),
+        training_evaluations=setup.training_evaluations,
+        training_seconds=setup.training_seconds,
+        sampling_evaluations=setup.density.evaluations - setup.training_evaluations,
+        iterations=c.iterations if c.drift is not None else 0,
+        divergence="exact" if setup.exact else "hutchinson",
+        log_det="exact" if setup.exact_log_det else "hutchinson",
+        schedule=setup.path.kind,
+        non_invertible_steps=traj.bad_steps,
+        resampled=bool(c.resample),
+        resample_threshold=float(c.resample_threshold),
+        batches=c.batches,
+        resampling_steps=traj.resamplings,
+        history=setup.history,
+        model=setup.model,
+        log_Z_F=None if setup.model is None else setup.model.log_Z_from_F(),
+        final_training_ess=setup.history[-1]["ess"] if setup.history else None,
+    )
     return SampleResult(
         samples=samples,
         method="nets",
