@@ -54,6 +54,7 @@ __all__ = [
     "run_hmc",
     "run_mala",
     "sample",
+    "warn_unconverged",
 ]
 
 Runner = Callable[..., SampleResult]
@@ -216,11 +217,19 @@ def _run_mcmc(
     result = chain_result(
         torch.stack(draws), n, method, density, sum(acc) / len(acc), log_prob_trace, chain_info
     )
+    return warn_unconverged(result, density.name, per_chain, divergent)
+
+
+def warn_unconverged(
+    result: SampleResult, name: str, draws_per_chain: int, divergences: int = 0
+) -> SampleResult:
+    """Fill ``result.warnings`` with the failed convergence checks of an MCMC result
+    (:func:`~.diagnostics.convergence_warnings`) and emit each as a ConvergenceWarning."""
     result.warnings = convergence_warnings(
-        result.rank_rhat, result.ess_bulk, result.ess_tail, per_chain, divergent
+        result.rank_rhat, result.ess_bulk, result.ess_tail, draws_per_chain, divergences
     )
     for line in result.warnings:
-        warnings.warn(f"{density.name} ({method}): {line}", ConvergenceWarning, stacklevel=4)
+        warnings.warn(f"{name} ({result.method}): {line}", ConvergenceWarning, stacklevel=4)
     return result
 
 

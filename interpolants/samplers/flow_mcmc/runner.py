@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..api import chain_result, register_method
+from ..api import chain_result, register_method, warn_unconverged
 from ..base import check_int, make_generator, progress_bar
 from ..diagnostics import ess_of_weights, log_Z_from_weights
 from ..info import FlowMCMCInfo, ImportanceInfo
@@ -139,7 +139,8 @@ def run_flow_mcmc(
     log_prob_trace = torch.cat([trained.log_prob_trace, torch.stack(chain.trace)])
     acceptance = sum(chain.glob) / len(chain.glob)
     draws = torch.stack(chain.draws)
-    return chain_result(draws, n, "flow-mcmc", trained.density, acceptance, log_prob_trace, info)
+    result = chain_result(draws, n, "flow-mcmc", trained.density, acceptance, log_prob_trace, info)
+    return warn_unconverged(result, trained.density.name, draws.shape[0])
 
 
 run_flow_mcmc.config_class = FlowMCMCConfig  # type: ignore[attr-defined]  # its options, for the CLI
