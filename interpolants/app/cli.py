@@ -177,9 +177,17 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
         "held-out data (a built-in data set's test split, or the split kept from your file).",
     )
     p.add_argument("run", help="run folder")
-    p.add_argument("-n", type=_positive_int, help="samples for the sample metrics")
+    p.add_argument(
+        "-n",
+        type=_positive_int,
+        help="samples for the sample metrics (default: the run's eval.n, 20000)",
+    )
     p.add_argument("--steps", type=_positive_int, help="ODE steps (default: the run's eval.steps)")
-    p.add_argument("--solver", choices=["euler", "heun", "rk4", "dopri5"], help="ODE solver")
+    p.add_argument(
+        "--solver",
+        choices=["euler", "heun", "rk4", "dopri5"],
+        help="ODE solver (default: the run's eval.solver, heun)",
+    )
     p.set_defaults(func=_evaluate)
 
 
