@@ -45,7 +45,7 @@ __all__ = [
 ]
 
 CHECKPOINT = "checkpoint.safetensors"
-CONFIG = "config.json"
+CONFIG = "config.yaml"  # written as JSON, which every YAML parser reads as it is
 METRICS = "metrics.json"
 METRICS_LOG = "metrics.jsonl"
 ERROR = "error.json"
@@ -134,7 +134,8 @@ class RunFolder:
     # --- accepting the run ------------------------------------------------------------------
     def accept(self, config: dict[str, Any] | None = None) -> None:
         """Start writing: create the folder, move a replaced run aside, clear a stale
-        error.json, write ``config`` (plain data) to ``config.json``."""
+        error.json, write ``config`` (plain data) to ``config.yaml`` (as JSON, a subset of
+        YAML: the library needs no YAML writer)."""
         if self.accepted:
             return
         self.accepted = True

@@ -50,7 +50,7 @@ OBJECTIVE_OPTIONS = ("time_distribution", "trim", "antithetic", "ml_ode_steps", 
 
 @dataclass
 class TrainConfig:
-    """Every option of a training run; written to ``config.json`` in the run folder.
+    """Every option of a training run; written to ``config.yaml`` in the run folder.
 
     ``objective``, ``fields`` and the options of :data:`OBJECTIVE_OPTIONS` build the objective
     (:meth:`build_objective`); the rest are the loop's.
@@ -120,7 +120,7 @@ class TrainConfig:
 
     def record(self, objective: Objective) -> None:
         """Take the settings of ``objective`` (given, or bound to the interpolant) into the
-        options, so that config.json records them."""
+        options, so that config.yaml records them."""
         self.fields, self.objective = tuple(objective.fields), objective.name
         if isinstance(objective, InterpolantObjective):
             self.time_distribution = objective.time_distribution
@@ -211,7 +211,7 @@ def _lr_lambda(config: TrainConfig) -> Callable[[int], float]:
 
 
 def _config_dict(config: TrainConfig, job: _Job, data: Any, base: Any) -> dict[str, Any]:
-    """config.json: the options, the interpolant, what the data and base (or coupling) were,
+    """config.yaml: the options, the interpolant, what the data and base (or coupling) were,
     the networks, and the fingerprint of an objective object that the options do not rebuild."""
     out = asdict(config)
     out["fields"] = list(config.fields)
@@ -269,7 +269,7 @@ def fit(
             generator seeded by ``seed``.
         net: None for a default network per field, a module ``net(t, x)`` (one field) or a
             dict {field: module}; called ``net(t, x, cond=cond)`` when the coupling conditions.
-        out: a run folder: config.json (the options and a fingerprint of the data),
+        out: a run folder: config.yaml (the options and a fingerprint of the data),
             metrics.jsonl, checkpoint.safetensors (every ``checkpoint_every`` steps and at
             the end). None keeps nothing. A folder that already holds something is refused
             unless ``resume`` or ``overwrite``.
@@ -283,7 +283,7 @@ def fit(
             ``seed``), or held-out points; written to ``out/heldout.safetensors``, where
             ``interpolants evaluate`` finds them. None: no held-out split.
         progress: a progress bar; None shows one when standard error is a terminal.
-        record: plain data kept in config.json under ``run`` (the command line records the
+        record: plain data kept in config.yaml under ``run`` (the command line records the
             data set's description and the evaluation settings there); not compared on resume.
         on_end: ``on_end(model, out)``, called once the run has finished and is saved (on the
             first process of a distributed run). Default with ``out=``: the package's plot

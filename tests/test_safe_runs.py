@@ -293,6 +293,10 @@ def test_cli_trains_and_evaluates_on_the_users_file(tmp_path, capsys):
     assert main(["train", str(cfg), "--out", str(out), "--quiet"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["data"] == "held-out data" and np.isfinite(metrics["test_nll"])
+    import yaml
+
+    assert yaml.safe_load((out / "run.yaml").read_text())["data"]["holdout"] == 0.2
+    assert yaml.safe_load((out / "config.yaml").read_text())["run"]["data"]["holdout"] == 0.2
     held = checkpoints.load(out / "heldout.safetensors")["x"]
     assert held.shape == (120, 3)  # 20 % of the rows, none of them trained on
     assert not (held[:, None] == x[None]).all(-1).sum(0).gt(0).all()

@@ -222,7 +222,7 @@ def test_objective_objects_train_as_their_options(tmp_path):
     objective = InterpolantObjective(fields=fields, time_distribution="late")
     b = si.fit(x, interpolant=I, objective=objective, out=tmp_path / "b", **TINY_FIT)
     assert torch.equal(weights(a), weights(b))
-    config = lambda run: json.loads((tmp_path / run / "config.json").read_text())  # noqa: E731
+    config = lambda run: json.loads((tmp_path / run / "config.yaml").read_text())  # noqa: E731
     assert config("a") == config("b")  # so either spelling resumes the other
     assert (config("a")["trim"], config("a")["antithetic"]) == (1e-3, True)
     with pytest.raises(ValueError, match=r"\['trim'\] belong to the objective"):
@@ -250,7 +250,7 @@ def test_a_users_objective_is_recorded_and_compared_on_resume(tmp_path):
     x = gaussian_data(300)
     mine = si.fit(x, objective=Weighted(1.0), out=tmp_path / "run", **TINY_FIT)
     assert torch.equal(weights(mine), weights(si.fit(x, **TINY_FIT)))
-    config = json.loads((tmp_path / "run/config.json").read_text())
+    config = json.loads((tmp_path / "run/config.yaml").read_text())
     assert config["objective"] == "Weighted"
     assert config["objective_options"] == {"class": "Weighted", "weight": 1.0}
     with pytest.raises(ValueError, match=r"resume refused.*objective_options"):
@@ -267,10 +267,10 @@ def test_fit_writes_the_run_plots_by_default_and_on_end_replaces_them(tmp_path):
 
 
 def test_fit_writes_its_run_without_the_app_layer(tmp_path, monkeypatch):
-    # the library writes config.json, metrics and checkpoints; plots and YAML are the app's
+    # the library writes config.yaml, metrics and checkpoints; plots and YAML are the app's
     for app in ("matplotlib", "matplotlib.pyplot", "yaml"):
         monkeypatch.setitem(sys.modules, app, None)  # importing it now raises ImportError
     si.fit(gaussian_data(200), out=tmp_path / "run", progress=False, on_end=lambda m, o: None,
            **TINY_FIT)  # fmt: skip
-    assert json.loads((tmp_path / "run/config.json").read_text())["steps"] == 4
+    assert json.loads((tmp_path / "run/config.yaml").read_text())["steps"] == 4
     assert not list((tmp_path / "run").glob("*.png"))

@@ -260,15 +260,16 @@ def plot_run(model: Any, folder: str | Path | None) -> list[Path]:
     loss.png from its metrics.jsonl and, for 2-D data, samples.png of 2000 model samples.
 
     A plot that fails is a warning, not an error: the run is saved already."""
-    import json
     import warnings
+
+    import yaml
 
     from interpolants.run_folder import CONFIG, METRICS_LOG  # absolute: this module may move
 
     if folder is None:
         raise ValueError("plot_run writes into the run's folder: pass out= to fit")
     folder = Path(folder)
-    config = json.loads((folder / CONFIG).read_text()) if (folder / CONFIG).exists() else {}
+    config = yaml.safe_load((folder / CONFIG).read_text()) if (folder / CONFIG).exists() else {}
     paths = []
     try:
         loss = loss_plot(

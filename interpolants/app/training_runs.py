@@ -43,6 +43,7 @@ from ..interpolant import Interpolant
 from ..metrics import bits_per_dim, mmd2, sliced_w2
 from ..run_folder import CHECKPOINT, CONFIG, METRICS, METRICS_LOG, write_atomic
 from ..train import HELDOUT, TrainConfig, fit
+from .plots import plot_run
 
 __all__ = ["check_config", "evaluate_run", "generate", "read_config", "train_from_config"]
 
@@ -174,11 +175,21 @@ def train_from_config(
     options = {k: v for k, v in config.items() if k not in _RUN_KEYS | {"net"}}
     options["net_options"] = config.get("net") or {}
     record = {"data": spec, "base": base_spec, "eval": config.get("eval") or {}}
+
+    def on_end(model: GenerativeModel, folder: Path | None) -> None:
+        """run.yaml (the config as given) beside the run's own config.yaml, then the plots."""
+        if folder is not None:
+            write_atomic(folder / RUN_CONFIG, yaml.safe_dump(config, sort_keys=False))
+        plot_run(model, folder)
+
     return fit(
         x1, base=base, interpolant=interpolant, out=out, resume=resume, overwrite=overwrite,
         holdout=spec.get("holdout", 0.1) if "path" in spec else None, progress=progress,
-        record=record, **options,
+        record=record, on_end=on_end, **options,
     )  # fmt: skip
+
+
+RUN_CONFIG = "run.yaml"
 
 
 def _reference_sets(folder: Path, record: dict[str, Any] | None, n: int) -> tuple[Tensor, Tensor]:
@@ -211,7 +222,7 @@ def evaluate_run(folder: str | Path, progress: bool = True, **overrides: Any) ->
     folder = Path(folder)
     if not (folder / CHECKPOINT).exists():
         raise FileNotFoundError(f"{folder} is not a training run (no {CHECKPOINT})")
-    config = json.loads((folder / CONFIG).read_text()) if (folder / CONFIG).exists() else {}
+    config = yaml.safe_load((folder / CONFIG).read_text()) if (folder / CONFIG).exists() else {}
     record = (config or {}).get("run")
     ev = _eval_settings({**((record or {}).get("eval") or {}), **overrides}, "evaluate")
     model = load(folder)
@@ -260,7 +271,6 @@ def evaluate_run(folder: str | Path, progress: bool = True, **overrides: Any) ->
 
 
 def _json(value: dict[str, Any]) -> str:
-    import json
 
     return json.dumps(value, indent=2)
 
