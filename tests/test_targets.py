@@ -54,7 +54,8 @@ def assert_stein(target, x: torch.Tensor) -> None:
 
 
 def test_names_and_get_build_every_target():
-    expected = {"funnel", "gmm40", "many_well", "particles", "phi4", "phi4_1d", "radial_velocity"}
+    expected = {"eight_schools", "funnel", "gmm40", "many_well", "particles", "phi4", "phi4_1d",
+                "radial_velocity"}  # fmt: skip
     assert set(si.targets.names()) == expected
     for name in [*si.targets.names(), "gmm-d3-k4"]:
         target = si.targets.get(name)
@@ -562,3 +563,40 @@ def test_orbit_prior_is_normalised_and_sampled_exactly():
     assert_mean(p.gamma.square(), 400.0, "E gamma^2")
     lp_grad = torch.func.vmap(torch.func.grad(lambda y: prior.log_prob(y[None])[0]))(samples)
     assert_mean((samples * lp_grad).sum(1), -6.0, "prior Stein")
+
+
+# --- the eight schools, centred and non-centred (exact references by quadrature) ----------
+
+
+def test_eight_schools_forms_differ_by_their_jacobian():
+    """theta = mu + tau eta: log rho_nc(mu, u, eta) = log rho_c(mu, u, theta) + J u."""
+    c, nc = (si.targets.get("eight_schools", centered=k, dtype=torch.float64) for k in (1, 0))
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(50, 10, generator=g, dtype=torch.float64) * torch.tensor([5, 1] + [3] * 8)
+    tau = x[:, 1:2].exp()
+    theta = x[:, :1] + tau * x[:, 2:]
+    xc = torch.cat([x[:, :2], theta], 1)
+    torch.testing.assert_close(nc.log_prob(x), c.log_prob(xc) + 8 * x[:, 1], rtol=1e-12, atol=1e-9)
+    assert c.log_Z == nc.log_Z
+
+
+def test_eight_schools_reference_agrees_with_monte_carlo_over_the_prior():
+    """Z = E_prior[p(y | mu, tau)] (theta integrated in closed form), by 400k prior draws: the
+    quadrature's log Z and posterior means of mu and log tau within 4 Monte-Carlo errors."""
+    ref = si.targets.eight_schools_reference(True)
+    y = torch.tensor(si.targets.hierarchical.EIGHT_SCHOOLS_Y, dtype=torch.float64)
+    s2 = torch.tensor(si.targets.hierarchical.EIGHT_SCHOOLS_SIGMA, dtype=torch.float64) ** 2
+    g = torch.Generator().manual_seed(1)
+    n = 400_000
+    tau = 5 * torch.tan(math.pi / 2 * torch.rand(n, generator=g, dtype=torch.float64))
+    mu = 5 * torch.randn(n, generator=g, dtype=torch.float64)
+    v = s2 + tau[:, None] ** 2
+    lw = (-0.5 * ((y - mu[:, None]) ** 2 / v + v.log() + math.log(2 * math.pi))).sum(1)
+    w = torch.exp(lw - lw.max())
+    log_z = float(w.mean().log() + lw.max())
+    se_log_z = float(w.std() / (w.mean() * math.sqrt(n)))
+    assert abs(log_z - ref["log_Z"]) < 4 * se_log_z + 1e-6, (log_z, ref["log_Z"], se_log_z)
+    for values, k in ((mu, 0), (tau.log(), 1)):
+        mean = float((w * values).sum() / w.sum())
+        se = float(((w * (values - mean)) ** 2).sum().sqrt() / w.sum())  # delta method
+        assert abs(mean - float(ref["mean"][k])) < 4 * se, (k, mean, float(ref["mean"][k]), se)

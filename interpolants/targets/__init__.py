@@ -8,6 +8,7 @@
 from .base import Target
 from .funnel import Funnel
 from .gmm import GaussianMixture, gaussian_mixture_family, gmm40
+from .hierarchical import EightSchools, eight_schools_reference
 from .many_well import ManyWell, double_well_log_Z
 from .particles import Particles, UniformTorus
 from .phi4 import BridgeNormal, ChainReference, Phi4, Phi4Chain, chain_reference
@@ -24,6 +25,7 @@ from .registry import get, names
 __all__ = [
     "BridgeNormal",
     "ChainReference",
+    "EightSchools",
     "Funnel",
     "GaussianMixture",
     "ManyWell",
@@ -38,6 +40,7 @@ __all__ = [
     "UniformTorus",
     "chain_reference",
     "double_well_log_Z",
+    "eight_schools_reference",
     "gaussian_mixture_family",
     "get",
     "gmm40",

@@ -10,6 +10,7 @@ from typing import Any
 from .base import Target
 from .funnel import Funnel
 from .gmm import gaussian_mixture_family, gmm40
+from .hierarchical import EightSchools
 from .many_well import ManyWell
 from .particles import Particles
 from .phi4 import Phi4, Phi4Chain
@@ -18,6 +19,7 @@ from .radial_velocity import RadialVelocity
 __all__ = ["get", "names"]
 
 _TARGETS: dict[str, Callable[..., Target]] = {
+    "eight_schools": EightSchools,
     "funnel": Funnel,
     "gmm40": gmm40,
     "many_well": ManyWell,
