@@ -116,6 +116,9 @@ def save(path: str | Path, tree: dict[str, Any], kind: str) -> None:
     os.close(fd)
     try:
         save_file(tensors, tmp, metadata=meta)
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes 0600; a result is readable as any file
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

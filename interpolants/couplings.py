@@ -34,7 +34,7 @@ import torch
 from torch import Tensor
 
 from .data import DataBatch, as_data
-from .distributions import Distribution, StandardNormal, as_distribution
+from .distributions import Distribution, Empirical, StandardNormal, as_distribution
 
 __all__ = ["Coupling", "CouplingSample", "DataBatch", "Independent", "as_coupling"]
 
@@ -92,7 +92,19 @@ class Independent(Coupling):
         self.base = None if base is None else as_distribution(base)
 
     def bind(self, example: DataBatch) -> Independent:
-        return Independent(self._base_for(example.x1))
+        """The base on the data's events and dtype: samples are cast to it, a distribution of
+        another floating dtype is refused (a ValueError naming ``base``)."""
+        base = self._base_for(example.x1)
+        dtype = example.x1.dtype
+        if isinstance(base, Empirical) and base.samples.dtype != dtype:
+            base = Empirical(base.samples.to(dtype))
+        own = _dtype_of(base)
+        if own is not None and own.is_floating_point and own != dtype:
+            raise ValueError(
+                f"base draws {str(own).removeprefix('torch.')}, the data are "
+                f"{str(dtype).removeprefix('torch.')}: pass them in one dtype"
+            )
+        return Independent(base)
 
     def sample(self, batch: DataBatch, generator: torch.Generator | None = None) -> CouplingSample:
         x1 = batch.x1
@@ -109,6 +121,17 @@ class Independent(Coupling):
 
     def __repr__(self) -> str:
         return f"Independent({'N(0, I)' if self.base is None else type(self.base).__name__})"
+
+
+def _dtype_of(base: Any) -> torch.dtype | None:
+    """The dtype a base draws in, read from its parameters where it shows them."""
+    if isinstance(getattr(base, "dtype", None), torch.dtype):
+        return base.dtype
+    for name in ("mean", "means", "samples"):
+        value = getattr(base, name, None)
+        if isinstance(value, Tensor):
+            return value.dtype
+    return None
 
 
 def as_coupling(base: Any) -> Coupling:

@@ -278,7 +278,12 @@ def _torch_spec(dist: torch.distributions.Distribution) -> dict[str, object]:
             "reinterpreted_batch_ndims": dist.reinterpreted_batch_ndims,
         }
     keys = _TORCH_PARAMS.get(name) or [k for k in dist.arg_constraints if k in vars(dist)]
-    return {"class": name, **{k: getattr(dist, k) for k in keys}}
+    spec = {"class": name, **{k: getattr(dist, k) for k in keys}}
+    try:  # only a description that rebuilds the distribution is kept
+        _torch_from_spec(spec)
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise TypeError(f"{name} cannot be described by its parameters ({err})") from err
+    return spec
 
 
 def _torch_from_spec(spec: dict[str, object]) -> torch.distributions.Distribution:

@@ -484,9 +484,14 @@ def load(
     path = Path(path)
     if path.is_dir():
         path = _run_checkpoint(path)
-    tree = checkpoints.load(path, kind=("model", "training"))
-    if not isinstance(tree.get("model"), dict):
-        raise checkpoints.CheckpointError(f"{path} holds no model")
+    tree = checkpoints.load(path, kind=("model", "training", "nets"))
+    model = tree.get("model")
+    if not isinstance(model, dict) or "fields" not in model:
+        what = "a NETS sampler's training" if "drift_config" in tree else "no generative model's"
+        raise checkpoints.CheckpointError(
+            f"{path} holds {what} checkpoint, not a generative model (si.load reads the "
+            "files of GenerativeModel.save and of si.fit's run folders)"
+        )
     return from_state(tree["model"], net, base=base, interpolant=interpolant)
 
 

@@ -41,6 +41,7 @@ __all__ = [
     "RunFolder",
     "TrainingInterrupted",
     "deferred_interrupt",
+    "file_mode",
     "write_atomic",
 ]
 
@@ -59,10 +60,19 @@ def write_atomic(path: str | Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)
+        os.chmod(tmp, file_mode())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def file_mode() -> int:
+    """The mode a new file gets under the process's umask (mkstemp's temporary files are
+    0600; results renamed from them should be readable as any file the user writes)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 def _entries(folder: Path) -> list[str]:
@@ -211,20 +221,19 @@ class RunFolder:
         if self.path is None or not self.writer:
             return
         aside = self.path / REPLACED
-        if aside.is_dir() and not interrupted:
+        record: dict[str, Any] = {"status": "interrupted" if interrupted else "failed"}
+        if self.overwrite and self.accepted and aside.is_dir() and not interrupted:
             for name in _entries(self.path):
                 if name != REPLACED:
                     _remove(self.path / name)
             for name in _entries(aside):
                 os.replace(aside / name, self.path / name)
             aside.rmdir()
+            record["restored"] = "this run's files were removed, the run it was to replace put back"
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        status = "interrupted" if interrupted else "failed"
+        record |= {"error": reason, "type": type(err).__name__}
         self.path.mkdir(parents=True, exist_ok=True)
-        write_atomic(
-            self.path / ERROR,
-            json.dumps({"status": status, "error": reason, "type": type(err).__name__}, indent=2),
-        )
+        write_atomic(self.path / ERROR, json.dumps(record, indent=2))
 
     @contextlib.contextmanager
     def running(self) -> Iterator[RunFolder]:

@@ -90,8 +90,14 @@ class TrainConfig:
                     f"{name} must be a non-negative integer, got {getattr(self, name)!r}"
                 )
         for name in ("lr", "weight_decay", "grad_clip", "ema"):
+            value = getattr(self, name)
+            if isinstance(value, str):  # YAML 1.1 reads 1e-3 (without a point) as text
+                try:
+                    setattr(self, name, float(value))
+                except ValueError:
+                    pass
             if not _is_number(getattr(self, name)):
-                raise ValueError(f"{name} must be a number, got {getattr(self, name)!r}")
+                raise ValueError(f"{name} must be a number, got {value!r}")
         if not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr!r}")
         if not isinstance(self.net_options, dict):
@@ -100,6 +106,14 @@ class TrainConfig:
             raise ValueError(f"ema must lie in [0, 1), got {self.ema!r}")
         if self.schedule not in ("cosine", "constant"):
             raise ValueError(f"schedule must be 'cosine' or 'constant', got {self.schedule!r}")
+        try:
+            device = torch.device(self.device)
+        except (RuntimeError, TypeError) as err:
+            raise ValueError(
+                f"device must be 'cpu', 'cuda' or 'cuda:N', got {self.device!r}"
+            ) from err
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device {self.device!r} is not available on this machine (no CUDA)")
 
     def build_objective(self) -> Objective:
         """The objective these options describe; ValueError naming a bad option."""

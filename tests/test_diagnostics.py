@@ -116,11 +116,11 @@ def test_convergence_warnings():
     rhat = torch.tensor([1.0, 2.93, 1.2], dtype=F64)
     lines = convergence_warnings(rhat, torch.tensor([50.0, 900, 300]), 1000 * one, 20, 3)
     assert len(lines) == 4
-    assert lines[0].startswith("split R-hat 2.93 > 1.01 (x[1]; 2 of 3 coordinates)")
+    assert lines[0].startswith("rank-normalised split R-hat 2.93 > 1.01 (x[1]; 2 of 3 coordinates)")
     assert lines[1].startswith("bulk ESS 50 < 400 (x[0]; 2 of 3 coordinates)")
     assert "20 draws per chain" in lines[2] and "3 divergent" in lines[3]
     nan = convergence_warnings(
         torch.tensor([math.nan]), torch.tensor([500.0]), torch.tensor([500.0])
     )
-    assert nan == ["split R-hat nan > 1.01 (x[0]): the chains have not mixed"]
+    assert nan == ["rank-normalised split R-hat nan > 1.01 (x[0]): the chains have not mixed"]
     assert issubclass(ConvergenceWarning, RuntimeWarning)

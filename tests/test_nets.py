@@ -567,7 +567,7 @@ def test_a_training_cut_short_resumes_to_the_unbroken_run(tmp_path, monkeypatch)
     state = checkpoints.load(tmp_path / "b" / "checkpoint.safetensors")
     assert state["iteration"] == 3
     state["seconds"] = 1000.0  # training time before the crash: counted on after the resume
-    checkpoints.save(tmp_path / "b" / "checkpoint.safetensors", state, kind="training")
+    checkpoints.save(tmp_path / "b" / "checkpoint.safetensors", state, kind="nets")
     with pytest.raises(ValueError, match="resume"):  # another drift: refused, log untouched
         run_nets(target, **opts | {"width": 16}, log_dir=tmp_path / "b", resume=True)
     resumed = run_nets(target, **opts, log_dir=tmp_path / "b", resume=True)

@@ -384,3 +384,88 @@ def test_version_and_help_list_targets_and_options(capsys):
     text = capsys.readouterr().out
     for word in ("gmm40", "funnel", "phi4", "smc:", "nets:", "target_accept", "--overwrite"):
         assert word in text
+
+
+# --- found in review -------------------------------------------------------------------------
+
+
+def test_a_labelled_file_trains_with_its_held_out_split(tmp_path):
+    x, y = data(200, d=2), torch.arange(200) % 3
+    np.savez(tmp_path / "d.npz", x=x.numpy(), y=y.numpy())  # labels found by name
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("data: d.npz\nsteps: 4\nbatch_size: 16\nnet: {width: 8, depth: 1}\n")
+    config = si.app.training_runs.read_config(cfg)  # the shorthand is read beside the config
+    assert config["data"]["path"] == str((tmp_path / "d.npz").resolve())
+    si.app.training_runs.train_from_config(config, tmp_path / "run", progress=False)
+    held = checkpoints.load(tmp_path / "run" / "heldout.safetensors")["x"]
+    assert held.shape == (20, 2)
+
+
+def test_a_sampler_checkpoint_is_not_a_model(tmp_path, capsys):
+    opts = ["--option", "iterations=1", "--option", "train_steps=3", "--option", "steps=3",
+            "--option", "train_walkers=4", "--option", "updates=1"]  # fmt: skip
+    run = tmp_path / "nets"
+    assert main(["sample-target", "gmm-d2-k3", "--method", "nets", "-n", "20", "--out", str(run),
+                 "--quiet", *opts]) == 0  # fmt: skip
+    capsys.readouterr()
+    with pytest.raises(ValueError, match="NETS sampler's training checkpoint, not a generative"):
+        si.load(run)
+    assert main(["generate", str(run), "-n", "5"]) == 2
+    assert "not a generative model" in one_line_error(capsys)
+
+
+def test_nets_resume_compares_its_training_settings(tmp_path):
+    target = si.targets.get("gmm-d2-k3")
+    opts = {"n": 20, "steps": 3, "train_steps": 3, "train_walkers": 4, "updates": 1,
+            "iterations": 1, "checkpoint_every": 1}  # fmt: skip
+    si.sample(target, "nets", log_dir=tmp_path / "r", **opts)
+    with pytest.raises(ValueError, match=r"resume refused.*lr: checkpoint 0\.003, now 0\.5"):
+        si.sample(target, "nets", log_dir=tmp_path / "r", resume=True, **opts | {"lr": 0.5})
+    si.sample(target, "nets", log_dir=tmp_path / "r", resume=True, **opts | {"iterations": 2})
+
+
+def test_bases_in_another_dtype_are_cast_or_refused():
+    x = data()  # float32
+    model = tiny_fit(x, base=np.random.default_rng(0).normal(size=(100, 2)), steps=2)
+    assert model.base.sample(3).dtype == torch.float32  # numpy's float64 samples, cast
+    base64 = si.distributions.DiagonalNormal(torch.zeros(2, dtype=torch.float64), 1.0)
+    with pytest.raises(ValueError, match="base draws float64, the data are float32"):
+        tiny_fit(x, base=base64, steps=1)
+
+
+def test_devices_and_numbers_from_yaml_are_checked():
+    with pytest.raises(ValueError, match="device must be 'cpu', 'cuda' or 'cuda:N', got 'gpu'"):
+        tiny_fit(data(), device="gpu", steps=1)
+    assert isinstance(tiny_fit(data(), lr="1e-3", steps=1), si.GenerativeModel)  # YAML 1.1 text
+
+
+def test_a_torch_base_that_cannot_be_described_is_asked_for_on_load(tmp_path):
+    D = torch.distributions
+    mix = D.MixtureSameFamily(
+        D.Categorical(torch.ones(2)), D.Independent(D.Normal(torch.zeros(2, 2), 1.0), 1)
+    )
+    model = si.GenerativeModel(si.Interpolant("linear"), si.nn.MLPField(2, 8, 1), base=mix)
+    model.save(tmp_path / "m")
+    with pytest.raises(ValueError, match=r"could not be saved as data: pass it again"):
+        si.load(tmp_path / "m")
+    assert si.load(tmp_path / "m", base=mix).base.dist is mix
+
+
+def test_csv_labels_by_index_and_integer_checks(tmp_path):
+    (tmp_path / "a.csv").write_text("u,v,k\n1,2,0\n3,4,1\n")
+    x, y = si.data.read_file(tmp_path / "a.csv", label_column=2)
+    assert x.shape == (2, 2) and y.tolist() == [0, 1]
+    for bad in ("1.5", "inf"):
+        (tmp_path / "b.csv").write_text(f"u,k\n1,0\n2,{bad}\n")
+        with pytest.raises(ValueError, match=r"b\.csv: label column 'k' holds non-integer"):
+            si.data.read_file(tmp_path / "b.csv", label_column="k")
+
+
+def test_results_are_readable_as_files_the_user_writes(tmp_path):
+    old = os.umask(0o022)
+    try:
+        tiny_fit(data(), tmp_path / "run", steps=4)
+    finally:
+        os.umask(old)
+    for name in ("checkpoint.safetensors", "config.yaml", "metrics.jsonl"):
+        assert (tmp_path / "run" / name).stat().st_mode & 0o777 == 0o644, name

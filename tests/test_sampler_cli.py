@@ -132,9 +132,9 @@ def test_unconverged_chains_give_status_warning(tmp_path):
         m = run_sample_target("funnel", "mala", n=1000, seed=0, out=tmp_path, progress=False)
     on_disk = json.loads((tmp_path / "metrics.json").read_text())
     assert on_disk["status"] == "warning" and on_disk["warnings"] == m["warnings"]
-    assert m["warnings"][0].startswith("split R-hat") and m["rank_rhat_max"] > 1.01
+    assert m["warnings"][0].startswith("rank-normalised split R-hat") and m["rank_rhat_max"] > 1.01
     text = format_metrics(m)
-    assert text.startswith("funnel with mala: warning\n  warning: split R-hat ")
+    assert text.startswith("funnel with mala: warning\n  warning: rank-normalised split R-hat ")
     assert text.count("\n  warning: ") == len(m["warnings"])
     assert "min bulk ESS" in text and "max rank-normalised R-hat" in text
 

@@ -285,10 +285,12 @@ def test_non_finite_proposals_are_rejected():
 
 def test_mcmc_warns_when_chains_have_not_converged():
     funnel = targets.get("funnel")
-    with pytest.warns(ConvergenceWarning, match=r"funnel \(mala\): split R-hat") as record:
+    with pytest.warns(
+        ConvergenceWarning, match=r"funnel \(mala\): rank-normalised split R-hat"
+    ) as record:
         r = sample(funnel, "mala", n=1000, seed=0)
     assert r.info["chains"] == 4 and r.info["draws_per_chain"] == 250  # default chains
-    assert r.warnings and r.warnings[0].startswith("split R-hat")
+    assert r.warnings and r.warnings[0].startswith("rank-normalised split R-hat")
     assert len(record) == len(r.warnings)
     d = json.loads(json.dumps(r.to_dict()))
     assert d["warnings"] == r.warnings and d["rank_rhat_max"] > 1.01

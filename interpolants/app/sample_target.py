@@ -36,7 +36,7 @@ from typing import Any
 import torch
 
 from .. import targets as _targets
-from ..run_folder import METRICS, RunFolder
+from ..run_folder import METRICS, RunFolder, file_mode
 from ..samplers import METHODS, ConvergenceWarning, SampleResult, sample
 from .sampler_plots import plot_result
 
@@ -286,6 +286,7 @@ def _write_results(
     fd, tmp = tempfile.mkstemp(dir=out, prefix=".samples.", suffix=".tmp")
     os.close(fd)
     torch.save(samples, tmp)
+    os.chmod(tmp, file_mode())
     os.replace(tmp, out / "samples.pt")
     folder.write_json(METRICS, metrics)  # the numbers are safe before the plots are tried
     try:
@@ -399,7 +400,7 @@ def _epilog() -> str:
         ))  # fmt: skip
     lines += [
         "",
-        "writes OUT/metrics.json (status ok, warning or failed), samples.pt and PNGs;",
+        "writes OUT/metrics.json (status ok or warning), samples.pt and PNGs, or error.json;",
         "a folder that already holds a run is refused unless --overwrite (or, for nets,",
         "--option resume=true).",
     ]

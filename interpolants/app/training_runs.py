@@ -71,6 +71,8 @@ def read_config(path: str | Path) -> dict[str, Any]:
     check_config(config, str(path))
     for role in ("data", "base"):
         spec = config.get(role)
+        if spec is not None:
+            spec = _data_spec(spec, f"{path}: {role}")
         if isinstance(spec, dict) and "path" in spec:
             config[role] = {**spec, "path": str((path.parent / spec["path"]).resolve())}
     return config
@@ -104,7 +106,8 @@ def check_config(config: dict[str, Any], where: str = "config") -> None:
 def _data_spec(spec: Any, where: str) -> dict[str, Any]:
     """{name, n, seed} for a built-in data set, {path, ...} for a file."""
     if isinstance(spec, str):
-        spec = {"path": spec} if Path(spec).suffix in datasets.FILE_FORMATS else {"name": spec}
+        is_file = Path(spec).suffix.lower() in datasets.FILE_FORMATS
+        spec = {"path": spec} if is_file else {"name": spec}
     if not isinstance(spec, dict):
         raise ValueError(f"{where}: expected a data set name, a file or a mapping, got {spec!r}")
     if "path" in spec:
@@ -322,11 +325,11 @@ def generate(
             raise ValueError(f"{key} must be a positive integer, got {value!r}")
     folder = Path(folder)
     path = Path(out) if out is not None else folder / "samples.pt"
+    model = load(folder)  # the run first: a folder that holds no model is named as such
     if not path.parent.is_dir():
         raise FileNotFoundError(f"--out: folder {path.parent} does not exist")
     if path.exists() and not overwrite:
         raise ValueError(f"{path} exists; pass --overwrite to replace it, or another --out")
-    model = load(folder)
     x = model.sample(
         n,
         steps=steps,

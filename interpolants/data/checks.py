@@ -69,20 +69,22 @@ def _check_finite(data: Tensor, name: str) -> None:
 
 
 def split_holdout(
-    data: Tensor, holdout: float | Tensor | None, seed: int
-) -> tuple[Tensor, Tensor | None]:
-    """(training rows, held-out rows): a fraction of the rows drawn by a generator seeded by
-    ``seed`` (apart from the training stream), given held-out points, or none."""
+    data: Any, holdout: float | Tensor | None, seed: int
+) -> tuple[Any, Tensor | None]:
+    """(training rows, held-out points): a fraction of the rows drawn by a generator seeded by
+    ``seed`` (apart from the training stream), given held-out points, or none. ``data`` is a
+    tensor or a TensorDataset (x, labels): its tensors are split alike, the held-out points
+    are x."""
     if holdout is None:
         return data, None
+    x = data.tensors[0] if isinstance(data, TensorDataset) else data
     if isinstance(holdout, (Tensor, np.ndarray)):
         held = as_data(torch.as_tensor(holdout), "holdout")
-        if held.shape[1:] != data.shape[1:]:
-            raise ValueError(
-                f"holdout has events {tuple(held.shape[1:])}, data {tuple(data.shape[1:])}"
-            )
-        return data, held.to(data.dtype)
-    if not isinstance(data, Tensor):
+        if not isinstance(x, Tensor) or held.shape[1:] != x.shape[1:]:
+            shape = tuple(x.shape[1:]) if isinstance(x, Tensor) else type(data).__name__
+            raise ValueError(f"holdout has events {tuple(held.shape[1:])}, data {shape}")
+        return data, held.to(x.dtype)
+    if not isinstance(x, Tensor):
         raise ValueError("holdout as a fraction needs data as a tensor; pass held-out points")
     is_number = isinstance(holdout, (int, float)) and not isinstance(holdout, bool)
     if not is_number or not 0 < holdout < 1:
@@ -91,6 +93,8 @@ def split_holdout(
     if not 1 <= k < len(data):
         raise ValueError(f"holdout={holdout} of {len(data)} rows leaves no training or test rows")
     perm = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))
+    if isinstance(data, TensorDataset):
+        return TensorDataset(*(t[perm[k:]] for t in data.tensors)), x[perm[:k]]
     return data[perm[k:]], data[perm[:k]]
 
 

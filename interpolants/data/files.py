@@ -3,6 +3,7 @@ one-line error naming the file for anything that cannot be used."""
 
 from __future__ import annotations
 
+import math
 import pickle
 from pathlib import Path
 from typing import Any
@@ -63,9 +64,12 @@ def _read_csv(path: Path, label_column: str | int | None) -> tuple[Any, Any]:
     labels = None
     if label_column is not None:
         key = str(label_column)
-        if key not in names:
+        if key in names:
+            j = names.index(key)
+        elif isinstance(label_column, int) and 0 <= label_column < width:
+            j = label_column  # an index, with or without a header
+        else:
             raise _file_error(path, f"has no column {label_column!r}; columns: {names}")
-        j = names.index(key)
         labels = [r[j] for r in body]
         body = [r[:j] + r[j + 1 :] for r in body]
         names = names[:j] + names[j + 1 :]
@@ -76,9 +80,12 @@ def _read_csv(path: Path, label_column: str | int | None) -> tuple[Any, Any]:
     x = np.array([[float(c) for c in r] for r in body], dtype=np.float64).reshape(len(body), -1)
     if labels is not None:
         try:
-            labels = np.array([int(float(v)) for v in labels])
+            values = [float(v) for v in labels]
         except ValueError as err:
-            raise _file_error(path, f"label column {label_column!r} is not integer") from err
+            raise _file_error(path, f"label column {label_column!r} is not numeric") from err
+        if not all(math.isfinite(v) and v.is_integer() for v in values):
+            raise _file_error(path, f"label column {label_column!r} holds non-integer labels")
+        labels = np.array([int(v) for v in values])
     return x, labels
 
 
@@ -106,17 +113,18 @@ def read_file(
             labels that are not integers or not one per row.
     """
     path = Path(path)
-    if path.suffix not in FILE_FORMATS:
+    suffix = path.suffix.lower()
+    if suffix not in FILE_FORMATS:
         raise _file_error(path, f"unknown format {path.suffix!r}; use {', '.join(FILE_FORMATS)}")
     if not path.is_file():
         raise FileNotFoundError(f"data file {path} does not exist")
     y: Any = None
     try:
-        if path.suffix == ".csv":
+        if suffix == ".csv":
             x, y = _read_csv(path, label_column)
-        elif path.suffix == ".npy":
+        elif suffix == ".npy":
             x = np.load(path, allow_pickle=False)
-        elif path.suffix == ".npz":
+        elif suffix == ".npz":
             with np.load(path, allow_pickle=False) as f:
                 arrays = {k: f[k] for k in f.files}
             x = _pick(path, arrays, array, ("x", "data"))

@@ -381,7 +381,8 @@ def convergence_warnings(
     bad = ~(rhat <= RHAT_THRESHOLD)
     if bad.any():
         out.append(
-            f"split R-hat {_worst(rhat, bad, True, RHAT_THRESHOLD)}: the chains have not mixed"
+            f"rank-normalised split R-hat {_worst(rhat, bad, True, RHAT_THRESHOLD)}: "
+            "the chains have not mixed"
         )
     for name, ess, what in (("bulk", ess_bulk, "means"), ("tail", ess_tail, "tail quantiles")):
         bad = ~(ess >= ESS_THRESHOLD)

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ...data import fingerprint
 from ...nn import build_drift, same_drift
 from ...run_folder import RunFolder
 from ..ais import resolve_base
@@ -204,6 +205,11 @@ def _train(
         raise ValueError("resume=True needs log_dir (where the checkpoint is)")
     state = logger.load() if resume else None
     earlier = 0.0
+    identity = {"target": setup.density.name, "base": fingerprint(setup.base)}
+    opts = TrainOptions(c.iterations, c.train_walkers, c.train_steps, c.updates, c.batch_size,
+                        c.lr, c.objective, setup.exact, c.probes, c.moves, c.log_every,
+                        c.checkpoint_every, c.buffer if c.objective == "pinn" else 1,
+                        c.time_weighted, setup.history, identity)  # fmt: skip
     if state is not None:
         drift_config = getattr(model.drift, "config", None)
         saved = (state["config"], state.get("drift_config", drift_config))
@@ -212,6 +218,11 @@ def _train(
                 f"resume: the checkpoint in {log_dir} was made with {saved}, "
                 f"now {(model.config, drift_config)}"
             )
+        changed = _changed(state.get("settings"), opts.settings())
+        if changed:
+            raise ValueError(
+                f"resume refused: {log_dir} was trained with other settings: {changed}"
+            )
         model.load_state_dict(state["model"])
         setup.generator.set_state(state["generator"])
         setup.density.evaluations = state["evaluations"]
@@ -219,13 +230,20 @@ def _train(
         earlier = state.get("seconds", 0.0)
     # resumed: lines past the checkpoint go; no checkpoint yet: start again, so does the log
     logger.accept(None if state is None else state["iteration"])
-    opts = TrainOptions(c.iterations, c.train_walkers, c.train_steps, c.updates, c.batch_size,
-                        c.lr, c.objective, setup.exact, c.probes, c.moves, c.log_every,
-                        c.checkpoint_every, c.buffer if c.objective == "pinn" else 1,
-                        c.time_weighted, setup.history)  # fmt: skip
+    opts.history = setup.history
     setup.history = train_drift(model, setup.path, setup.base, setup.dtype, setup.generator,
                                 opts, logger, state)  # fmt: skip
     return model, earlier
+
+
+def _changed(saved: dict[str, Any] | None, now: dict[str, Any]) -> str:
+    """'key: checkpoint v, now w; ...' for the settings that differ ('' when none, or when the
+    checkpoint predates the settings record)."""
+    if saved is None:
+        return ""
+    keys = sorted(set(saved) | set(now))
+    return "; ".join(f"{k}: checkpoint {saved.get(k)!r:.80}, now {now.get(k)!r:.80}"
+                     for k in keys if saved.get(k) != now.get(k))  # fmt: skip
 
 
 def _run(

@@ -31,6 +31,8 @@ __all__ = [
     "update_var",
 ]
 
+CHECKPOINT_KIND = "nets"  # a NETS training checkpoint, not a generative model
+
 
 @dataclass
 class Batch:
@@ -128,10 +130,10 @@ class TrainingLog:
         self.folder.log(row)
 
     def save(self, state: dict[str, Any]) -> None:
-        self.folder.save_checkpoint(state)
+        self.folder.save_checkpoint(state, kind=CHECKPOINT_KIND)
 
     def load(self) -> dict[str, Any] | None:
-        return self.folder.checkpoint()
+        return self.folder.checkpoint(kind=CHECKPOINT_KIND)
 
     def accept(self, iteration: int | None) -> None:
         """Start writing; drop the metrics.jsonl lines logged after round ``iteration`` (a
@@ -158,6 +160,13 @@ class TrainOptions:
     buffer: int
     time_weighted: bool
     history: list[dict[str, Any]] = field(default_factory=list)
+    identity: dict[str, Any] = field(default_factory=dict)  # the target's name, the base's print
+
+    def settings(self) -> dict[str, Any]:
+        """What shapes the trained drift besides the number of rounds: compared on resume."""
+        skip = {"iterations", "log_every", "checkpoint_every", "history", "identity"}
+        own = {k: v for k, v in vars(self).items() if k not in skip}
+        return own | self.identity
 
 
 def train_drift(
@@ -203,6 +212,7 @@ def train_drift(
             "history": history,
             "buffer": [dict(vars(b)) for b in buffer],
             "accumulated": (acc_loss, acc_n),
+            "settings": o.settings(),
         })  # fmt: skip
 
     with deferred_interrupt() as interrupt:
