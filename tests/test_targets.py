@@ -54,8 +54,8 @@ def assert_stein(target, x: torch.Tensor) -> None:
 
 
 def test_names_and_get_build_every_target():
-    expected = {"eight_schools", "funnel", "gmm40", "many_well", "particles", "phi4", "phi4_1d",
-                "radial_velocity"}  # fmt: skip
+    expected = {"eight_schools", "funnel", "gmm40", "local_level", "many_well", "particles",
+                "phi4", "phi4_1d", "radial_velocity"}  # fmt: skip
     assert set(si.targets.names()) == expected
     for name in [*si.targets.names(), "gmm-d3-k4"]:
         target = si.targets.get(name)
@@ -600,3 +600,48 @@ def test_eight_schools_reference_agrees_with_monte_carlo_over_the_prior():
         mean = float((w * values).sum() / w.sum())
         se = float(((w * (values - mean)) ** 2).sum().sqrt() / w.sum())  # delta method
         assert abs(mean - float(ref["mean"][k])) < 4 * se, (k, mean, float(ref["mean"][k]), se)
+
+
+# --- the local-level time series (exact references: Gaussian given the scales) ---------------
+
+
+def test_local_level_density_is_the_gaussian_model_given_the_scales():
+    """For fixed scales, log rho(u, x) - log N(x; E[x | y, u], Cov[x | y, u]) is the constant
+    log p(y | u) + log p(u): the density and the reference's Gaussian formulas agree."""
+    from interpolants.targets.state_space import LOCAL_LEVEL_Y
+
+    target = si.targets.get("local_level", dtype=torch.float64)
+    y = torch.tensor(LOCAL_LEVEL_Y, dtype=torch.float64)
+    n = len(y)
+    idx = torch.arange(1, n + 1, dtype=torch.float64)
+    for uw, uv in ((-1.2, -0.7), (0.3, -2.0)):
+        c = 1 + math.exp(2 * uw) * (torch.minimum(idx[:, None], idx[None]) - 1)
+        s = c + math.exp(2 * uv) * torch.eye(n, dtype=torch.float64)
+        mean = c @ torch.linalg.solve(s, y)
+        cov = c - c @ torch.linalg.solve(s, c)
+        post = torch.distributions.MultivariateNormal(mean, cov)
+        xs = post.sample((5,))
+        x = torch.cat([torch.tensor([[uw, uv]], dtype=torch.float64).expand(5, 2), xs], 1)
+        gap = target.log_prob(x) - post.log_prob(xs)
+        marginal = torch.distributions.MultivariateNormal(torch.zeros(n, dtype=torch.float64), s)
+        prior = sum(-0.5 * (u + 1) ** 2 - 0.5 * math.log(2 * math.pi) for u in (uw, uv))
+        torch.testing.assert_close(gap, (marginal.log_prob(y) + prior).expand(5), atol=1e-8,
+                                   rtol=1e-10)  # fmt: skip
+
+
+def test_local_level_log_Z_agrees_with_monte_carlo_over_the_scales():
+    ref = si.targets.local_level_reference()
+    from interpolants.targets.state_space import LOCAL_LEVEL_Y
+
+    y = torch.tensor(LOCAL_LEVEL_Y, dtype=torch.float64)
+    n = len(y)
+    idx = torch.arange(1, n + 1, dtype=torch.float64)
+    g = torch.Generator().manual_seed(3)
+    u = -1 + torch.randn(4000, 2, generator=g, dtype=torch.float64)
+    c = 1 + torch.exp(2 * u[:, :1, None]) * (torch.minimum(idx[:, None], idx[None]) - 1)
+    s = c + torch.exp(2 * u[:, 1:, None]) * torch.eye(n, dtype=torch.float64)
+    lw = torch.distributions.MultivariateNormal(torch.zeros(n, dtype=torch.float64), s).log_prob(y)
+    w = torch.exp(lw - lw.max())
+    log_z = float(w.mean().log() + lw.max())
+    se = float(w.std() / (w.mean() * math.sqrt(len(w))))
+    assert abs(log_z - ref["log_Z"]) < 4 * se, (log_z, ref["log_Z"], se)

@@ -21,6 +21,7 @@ from .radial_velocity import (
     solve_kepler,
 )
 from .registry import get, names
+from .state_space import LocalLevel, local_level_reference
 
 __all__ = [
     "BridgeNormal",
@@ -28,6 +29,7 @@ __all__ = [
     "EightSchools",
     "Funnel",
     "GaussianMixture",
+    "LocalLevel",
     "ManyWell",
     "OrbitParameters",
     "OrbitPrior",
@@ -45,6 +47,7 @@ __all__ = [
     "get",
     "gmm40",
     "load_radial_velocity_data",
+    "local_level_reference",
     "names",
     "solve_kepler",
 ]

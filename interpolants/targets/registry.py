@@ -15,6 +15,7 @@ from .many_well import ManyWell
 from .particles import Particles
 from .phi4 import Phi4, Phi4Chain
 from .radial_velocity import RadialVelocity
+from .state_space import LocalLevel
 
 __all__ = ["get", "names"]
 
@@ -22,6 +23,7 @@ _TARGETS: dict[str, Callable[..., Target]] = {
     "eight_schools": EightSchools,
     "funnel": Funnel,
     "gmm40": gmm40,
+    "local_level": LocalLevel,
     "many_well": ManyWell,
     "particles": Particles,
     "phi4": Phi4,
