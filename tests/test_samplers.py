@@ -544,3 +544,21 @@ def test_annealing_configs_are_the_keyword_options_checked_once():
         SMCConfig(resample_threshold=0.0)
     with pytest.raises(ValueError, match="steps must be an integer >= 1 for AIS"):
         sample(target, "ais", n=10, steps=None)
+
+
+def test_self_tuned_moves_stop_once_the_walkers_decorrelate():
+    """decorrelated(r): the largest |correlation| between start and end positions below r;
+    SMC with decorrelation moves a level until then (at most ``moves``), log Z still right."""
+    from interpolants.samplers.annealing import decorrelated
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(500, 3, generator=g)
+    assert not decorrelated(0.1)(x, x + 0.01 * torch.randn(500, 3, generator=g))
+    assert decorrelated(0.2)(x, torch.randn(500, 3, generator=g))
+    target = targets.get("gmm-d2-k3")
+    r = sample(target, "smc", n=200, seed=0, decorrelation=0.2, moves=30, batches=4)
+    per_level = r.info["step_size_per_move"].numel() / r.info["levels"]
+    assert 1 <= per_level < 30
+    assert abs(r.log_Z - target.log_Z) < 4 * r.log_Z_stderr
+    with pytest.raises(ValueError, match="decorrelation must be a number in"):
+        sample(target, "smc", n=10, decorrelation=2.0)

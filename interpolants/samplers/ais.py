@@ -217,6 +217,11 @@ class AISConfig(MethodConfig):
             its support, e.g. ``Independent(Uniform(lo, hi), 1)`` for a target on a box);
             default ``target.base``. Its support must cover the target's.
         base_scale: instead of base, N(0, base_scale^2 I).
+        decorrelation: None (``moves`` per level), or r in (0, 1): each level moves until the
+            largest |correlation| over coordinates between the walkers' positions before and
+            after its moves is below r, at most ``moves`` times (self-tuned moves per level,
+            as in Buchholz, Chopin & Jacob, arXiv:1808.07730, and pocoMC; pass a larger
+            ``moves`` as the cap). With SMC's pilot the pilot's counts are followed.
     """
 
     steps: int | None = 100
@@ -229,6 +234,7 @@ class AISConfig(MethodConfig):
     mass_matrix: str | Tensor = "diag"
     base: Any = None
     base_scale: float | None = None
+    decorrelation: float | None = None
 
     method: ClassVar[str] = "ais"
 
@@ -249,6 +255,8 @@ class AISConfig(MethodConfig):
             raise ValueError(f"step_size must be a positive number or None, got {e!r}")
         accept = self.target_accept
         check_fraction("target_accept", KERNELS[self.kernel] if accept is None else accept)
+        if self.decorrelation is not None:
+            self.decorrelation = check_fraction("decorrelation", self.decorrelation)
 
     @property
     def accept(self) -> float:
@@ -349,10 +357,12 @@ def _anneal(
             levels, mover = TimeGrid(betas), ReplayMoves(design, build)
         elif temperatures is not None:
             levels = TimeGrid(temperatures)
-            mover = AdaptiveMoves(c.moves, c.accept, mm, c.step_size, build, smc)
+            mover = AdaptiveMoves(c.moves, c.accept, mm, c.step_size, build, smc,
+                                  decorrelation=c.decorrelation)  # fmt: skip
         else:
             levels = AdaptiveTempering(c.cess, c.max_levels)  # type: ignore[attr-defined]
-            mover = AdaptiveMoves(c.moves, c.accept, mm, c.step_size, build, smc)
+            mover = AdaptiveMoves(c.moves, c.accept, mm, c.step_size, build, smc,
+                                  decorrelation=c.decorrelation)  # fmt: skip
         threshold = c.resample_threshold if smc else 0.0  # type: ignore[attr-defined]
         return _anneal_once(annealed, x, generator, levels, mover, threshold,
                             lambda: bar.update(1))  # fmt: skip

@@ -51,6 +51,7 @@ __all__ = [
     "Resampler",
     "TimeGrid",
     "anneal",
+    "decorrelated",
     "gather",
     "next_temperature",
     "preconditioner",
@@ -285,8 +286,10 @@ def _run_kernel(
     moves: int,
     generator: torch.Generator,
     tune: Callable[[float], None] | None = None,
+    done: Callable[[Tensor, Tensor], bool] | None = None,
 ) -> Step:
-    used, acc = [], []
+    """Up to ``moves`` kernel steps; with ``done``, stop once done(start, now) holds."""
+    used, acc, start = [], [], state.position
     for j in range(moves):
         e = sizes(j)
         state, info = build(log_density, e, metric).step(generator, state)
@@ -295,7 +298,24 @@ def _run_kernel(
         acc.append(a)
         if tune is not None:
             tune(a)
+        if done is not None and done(start, state.position):
+            break
     return Step(state, metric, used, acc)
+
+
+def decorrelated(threshold: float) -> Callable[[Tensor, Tensor], bool]:
+    r"""Whether the walkers have forgotten where the level's moves began: the largest
+    |Pearson correlation| over coordinates between the start and the current positions of the
+    walkers is below ``threshold`` (the stopping rule of adaptive numbers of MCMC steps in SMC:
+    Buchholz, Chopin & Jacob, arXiv:1808.07730; pocoMC, Karamanis et al., arXiv:2207.05652)."""
+
+    def done(start: Tensor, now: Tensor) -> bool:
+        a = start.double() - start.double().mean(0)
+        b = now.double() - now.double().mean(0)
+        corr = (a * b).sum(0) / (a.norm(dim=0) * b.norm(dim=0)).clamp_min(1e-300)
+        return bool(corr.abs().max() < threshold)
+
+    return done
 
 
 @dataclass
@@ -304,7 +324,9 @@ class AdaptiveMoves:
     doubling heuristic at beta = 0) and is retuned after every move,
     eps <- eps exp(ADAPT_RATE (acceptance - target_accept)); the preconditioner is re-fitted
     to the walkers at every level (weighted by w when ``weighted_metric``). Only levels where
-    ``active(t)`` holds move (default: all)."""
+    ``active(t)`` holds move (default: all). With ``decorrelation`` r, a level's moves stop as
+    soon as the walkers have decorrelated from where they began (:func:`decorrelated`), at
+    most ``moves`` of them."""
 
     moves: int
     target_accept: float
@@ -313,6 +335,7 @@ class AdaptiveMoves:
     kernel: KernelBuilder = mala_kernel
     weighted_metric: bool = False
     active: Callable[[float], bool] | None = None
+    decorrelation: float | None = None  # with it, ``moves`` is the cap of a self-tuned count
     eps: float = field(default=0.0, init=False)
 
     def start(self, density: AnnealedDensity, state: State, generator: torch.Generator) -> None:
@@ -334,8 +357,9 @@ class AdaptiveMoves:
         def tune(a: float) -> None:
             self.eps *= math.exp(ADAPT_RATE * (a - self.target_accept))
 
+        done = None if self.decorrelation is None else decorrelated(self.decorrelation)
         return _run_kernel(self.kernel, density.at(beta), state, metric, lambda j: self.eps,
-                           self.moves, generator, tune)  # fmt: skip
+                           self.moves, generator, tune, done)  # fmt: skip
 
 
 @dataclass
