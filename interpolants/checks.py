@@ -18,9 +18,34 @@ __all__ = [
     "float_dtype",
     "fraction",
     "int_at_least",
+    "is_int",
+    "is_number",
     "positive_float",
     "positive_int",
+    "positive_number",
 ]
+
+
+def is_number(value: Any) -> bool:
+    """An int or a float, not a bool."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def is_int(value: Any) -> bool:
+    """An int, not a bool."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def positive_number(name: str, value: Any, allow_zero: bool = False) -> float:
+    """``value`` as a finite float > 0 (>= 0 with ``allow_zero``), else ``ValueError``."""
+    if (
+        not (is_number(value) and math.isfinite(value))
+        or value < 0
+        or (value == 0 and not allow_zero)
+    ):
+        kind = "non-negative" if allow_zero else "positive"
+        raise ValueError(f"{name} must be a {kind} number, got {value!r}")
+    return float(value)
 
 
 def int_at_least(name: str, value: Any, minimum: int = 1) -> int:

@@ -32,6 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from . import checkpoints
+from .checks import is_int, is_number
 from .couplings import Coupling, as_coupling
 from .data import DataBatch, as_data, batch_sampler, fingerprint, split_holdout
 from .generative import GenerativeModel
@@ -82,10 +83,10 @@ class TrainConfig:
         objective's options are checked by :meth:`build_objective`)."""
         for name in ("steps", "batch_size", "log_every", "checkpoint_every"):
             value = getattr(self, name)
-            if not _is_int(value) or value < 1:
+            if not is_int(value) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         for name in ("seed", "warmup"):
-            if not _is_int(getattr(self, name)) or getattr(self, name) < 0:
+            if not is_int(getattr(self, name)) or getattr(self, name) < 0:
                 raise ValueError(
                     f"{name} must be a non-negative integer, got {getattr(self, name)!r}"
                 )
@@ -96,7 +97,7 @@ class TrainConfig:
                     setattr(self, name, float(value))
                 except ValueError:
                     pass
-            if not _is_number(getattr(self, name)):
+            if not is_number(getattr(self, name)):
                 raise ValueError(f"{name} must be a number, got {value!r}")
         if not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr!r}")
@@ -141,14 +142,6 @@ class TrainConfig:
             self.trim, self.antithetic = objective.trim, objective.antithetic
         elif isinstance(objective, MaxLikelihood):
             self.ml_ode_steps, self.ml_divergence = objective.ode_steps, objective.divergence
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _settings(

@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 
 from torch import Tensor
 
+from ...checks import is_number
 from ..adaptation import MASS_MATRICES
 from ..base import MethodConfig, check_fraction, check_int
 from .transport import TRANSPORTS, DefensiveMixture, Transport
@@ -20,10 +21,6 @@ __all__ = ["FlowMCMCConfig"]
 
 # options that only one entry point reads (the others refuse them)
 _ONLY_FOR = {"thin": "flow-mcmc", "batches": "is"}
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 @dataclass
@@ -122,9 +119,9 @@ class FlowMCMCConfig(MethodConfig):
             self.plateau_tol,
             self.step_size,
         )
-        if not (_is_number(lam) and 0 <= lam <= 1):
+        if not (is_number(lam) and 0 <= lam <= 1):
             raise ValueError(f"defensive must be a number in [0, 1], got {lam!r}")
-        if not (_is_number(scale) and scale > 0):
+        if not (is_number(scale) and scale > 0):
             raise ValueError(f"defensive_scale must be a positive number, got {scale!r}")
         if not isinstance(tol, (int, float)) or tol < 0:
             raise ValueError(f"plateau_tol must be a number >= 0, got {tol!r}")

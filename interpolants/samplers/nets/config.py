@@ -7,17 +7,16 @@ num_warmup, ...)``).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from torch import nn
 
+from ...checks import positive_number as check_positive
 from ..base import MethodConfig, check_int
 
-__all__ = ["DIVERGENCES", "EPS_SWEEP", "LOG_DETS", "LOG_DET_EXACT_MAX_DIM", "NETSConfig",
-           "check_positive"]  # fmt: skip
+__all__ = ["DIVERGENCES", "EPS_SWEEP", "LOG_DETS", "LOG_DET_EXACT_MAX_DIM", "NETSConfig"]
 
 DIVERGENCES = ("auto", "exact", "hutchinson")
 LOG_DETS = ("auto", "exact", "hutchinson")
@@ -25,15 +24,6 @@ LOG_DET_EXACT_MAX_DIM = 50  # "auto": exact up to here (a d = 50 MLP: ~1 s per s
 EPS_SWEEP = (0.0, 0.1, 0.3, 1.0, 3.0)
 _SCHEDULES = ("linear", "power", "geometric", "reverse_power")
 _OBJECTIVES = ("pinn", "action")
-
-
-def check_positive(name: str, value: Any, allow_zero: bool = False) -> float:
-    """``value`` as a float, else a ValueError naming ``name``."""
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or value < 0 or (value == 0 and not allow_zero):
-        kind = "non-negative" if allow_zero else "positive"
-        raise ValueError(f"{name} must be a {kind} number, got {value!r}")
-    return float(value)
 
 
 @dataclass

@@ -11,12 +11,12 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
+from ...checks import positive_number as check_positive
 from ...distributions import DiagonalNormal
 from ...divergence import heun_step
 from ..annealing import AdaptiveMoves, AnnealedDensity, LangevinMoves, Resampler, TimeGrid, anneal
 from ..base import State, make_generator
 from ..diagnostics import log_mean_exp
-from .config import check_positive
 from .model import TARGET_ACCEPT, NETSModel, schedule
 
 __all__ = [
