@@ -155,7 +155,8 @@ def _chains(dim, draws=40, chains=3, warmup=10):
         info=MCMCInfo(
             chains=chains, draws_per_chain=draws, thin=1, step_size=0.5, warmup=warmup,
             mass_matrix="identity", divergences=0, warmup_acceptance=torch.full((warmup,), 0.5),
-            warmup_step_size=torch.full((warmup,), 0.5),
+            warmup_step_size=torch.full((warmup,), 0.5), target_accept=0.574,
+            warmup_divergences=0, adaptation_rounds=0,
         ),
     )  # fmt: skip
 

@@ -46,6 +46,7 @@ __all__ = [
     "dual_averaging_init",
     "dual_averaging_update",
     "find_reasonable_step_size",
+    "next_target_accept",
     "regularized_covariance",
     "warmup_schedule",
     "window_adaptation",
@@ -197,14 +198,87 @@ def warmup_schedule(
 
 
 class AdaptationResult(NamedTuple):
-    """The state after warm-up, the tuned parameters and the warm-up traces."""
+    """The state after warm-up, the tuned parameters and the warm-up traces.
+
+    ``target_accept`` is the acceptance target of the last adaptation round (raised from the
+    one asked for when divergences made warm-up re-adapt), ``divergences`` the divergent
+    transitions of all warm-up iterations and ``rounds`` the re-adaptations made."""
 
     state: State
     step_size: float
     metric: GaussianMetric | None
-    acceptance: Tensor  # (num_steps,) mean acceptance probability per iteration
-    log_prob_trace: Tensor  # (num_steps, chains)
-    step_size_trace: Tensor  # (num_steps,)
+    acceptance: Tensor  # (iterations,) mean acceptance probability per iteration
+    log_prob_trace: Tensor  # (iterations, chains)
+    step_size_trace: Tensor  # (iterations,)
+    target_accept: float = math.nan
+    divergences: int = 0
+    rounds: int = 0
+    first_step_size: float = math.nan  # eps_bar before the first raise (= step_size without)
+
+
+TARGET_ACCEPT_LADDER = (0.9, 0.95, 0.99)
+SETTLE, STEP_FACTOR = 10, 1.5
+
+
+def next_target_accept(target_accept: float, max_target_accept: float) -> float:
+    """The next acceptance target when warm-up diverged: the next of 0.9, 0.95, 0.99 (Stan's
+    usual advice for adapt_delta) above ``target_accept``, at most ``max_target_accept``."""
+    above = [t for t in TARGET_ACCEPT_LADDER if t > target_accept]
+    return min(above[0] if above else max_target_accept, max_target_accept)
+
+
+class _Adapter:
+    """The mutable warm-up: dual averaging, the covariance of the current window, the metric
+    and the traces; :meth:`run` goes through a list of :class:`WarmupStage`."""
+
+    def __init__(self, log_density, build_kernel, state, generator, mass_matrix, metric, eps):
+        self.log_density, self.build_kernel = log_density, build_kernel
+        self.state, self.generator, self.metric = state, generator, metric
+        self.dense = isinstance(mass_matrix, str) and mass_matrix == "dense"
+        self.adapt_metric = isinstance(mass_matrix, str) and mass_matrix in ("diag", "dense")
+        self.da = dual_averaging_init(eps)
+        self.cov = covariance_init(state.position.shape[1], self.dense, state.position)
+        self.acc: list[float] = []
+        self.eps_trace: list[float] = []
+        self.trace: list[Tensor] = []
+        self.divergent: list[int] = []
+
+    def restart(self, eps: float) -> None:
+        """Restart dual averaging at eps and empty the covariance window."""
+        self.da = dual_averaging_init(eps)
+        self.cov = covariance_init(self.state.position.shape[1], self.dense, self.state.position)
+
+    def run(self, stages: list[WarmupStage], target_accept: float, callback) -> int:
+        """Iterate through ``stages`` towards ``target_accept``; return the divergent
+        transitions made at a step size at most ``STEP_FACTOR`` times the eps_bar the stages
+        end with, less those of the first ``SETTLE`` iterations after a restart of dual
+        averaging. Dual averaging's first steps try up to 10 eps_0, and its excursions reach
+        past the leapfrog's stability limit even on a Gaussian: such divergences say nothing
+        of the step size sampling will use."""
+        start, settled = len(self.acc), []
+        for stage in stages:
+            eps = math.exp(self.da.log_step_size)
+            self.state, info = self.build_kernel(eps, self.metric).step(self.generator, self.state)
+            a = float(info.acceptance_rate.mean())
+            self.da = dual_averaging_update(self.da, a, target_accept)
+            self.divergent.append(int(info.is_divergent.sum()))
+            settled.append(self.da.count > SETTLE)
+            self.acc.append(a)
+            self.eps_trace.append(eps)
+            self.trace.append(self.state.log_prob)
+            if self.adapt_metric and stage.slow:
+                self.cov = covariance_update(self.cov, self.state.position)
+            if self.adapt_metric and stage.window_end:
+                self.metric = GaussianMetric(regularized_covariance(self.cov))
+                eps = find_reasonable_step_size(
+                    self.log_density, self.state, self.generator, eps, self.metric
+                )
+                self.restart(eps)
+            if callback is not None:
+                callback(len(self.acc) - 1)
+        limit = STEP_FACTOR * math.exp(self.da.log_step_size_avg)
+        rows = zip(self.eps_trace[start:], self.divergent[start:], settled, strict=True)
+        return sum(d for eps, d, ok in rows if ok and eps <= limit)
 
 
 def window_adaptation(
@@ -217,31 +291,49 @@ def window_adaptation(
     mass_matrix: str | Tensor = "diag",
     step_size: float | None = None,
     callback: Callable[[int], None] | None = None,
+    max_target_accept: float | None = None,
+    build_raised: Callable[[float, float, GaussianMetric | None], Kernel] | None = None,
 ) -> AdaptationResult:
     r"""Stan-style warm-up of a kernel over a batch of chains.
+
+    Divergences: with ``max_target_accept`` set, a warm-up whose last slow window and
+    terminal buffer (the iterations run with the final metric's estimate and step size)
+    made a divergent transition raises the acceptance target (:func:`next_target_accept`:
+    0.8 -> 0.9 -> 0.95 -> 0.99, a smaller step size) and runs that last window and buffer
+    again from where the chains are, the metric re-estimated, until a round has no
+    divergence or the target is ``max_target_accept``. Without slow windows (fewer than 20
+    iterations) the whole warm-up is the round re-run.
 
     Arguments:
         log_density: the density the kernel samples (used for the step size heuristic).
         build_kernel: (eps, metric) -> :class:`~.hmc.Kernel`, e.g.
             ``lambda e, m: hmc(log_density, e, m, num_steps=10)``.
         state: the chains' initial state, batch (chains, dim).
-        num_steps: warm-up iterations (see :func:`warmup_schedule`).
+        num_steps: warm-up iterations (see :func:`warmup_schedule`); re-adaptation rounds
+            add to them.
         target_accept: delta for dual averaging (0.574 for MALA, 0.8 for HMC).
         mass_matrix: "diag" or "dense" (adapted), "identity", a fixed tensor Sigma, or "auto":
             dense when dim <= min(100, 2.5 chains) (the first 25-iteration window then pools
             at least ten draws per dimension), else diag.
         step_size: eps_0; None runs :func:`find_reasonable_step_size` from 1.
+        callback: called with the iteration's index after every warm-up iteration.
+        max_target_accept: the highest acceptance target divergences may raise delta to;
+            None (default) keeps ``target_accept``.
+        build_raised: (eps_1, eps, metric) -> kernel for the rounds after a raise, given
+            the step size eps_1 the first round ended with (HMC keeps its trajectory
+            length eps_1 L with more, smaller steps); None: ``build_kernel``.
 
     Returns:
-        :class:`AdaptationResult` with eps = eps_bar at the end and the metric in use.
+        :class:`AdaptationResult` with eps = eps_bar at the end, the metric in use, the
+        final target and the warm-up's divergences.
 
     References:
-        M. D. Hoffman and A. Gelman (2014), arXiv:1111.4246; the Stan Reference Manual.
+        M. D. Hoffman and A. Gelman (2014), arXiv:1111.4246; the Stan Reference Manual;
+        Stan's advice on divergences (raise adapt_delta), Stan User's Guide.
     """
     chains, dim = state.position.shape
     if isinstance(mass_matrix, str) and mass_matrix == "auto":
         mass_matrix = "dense" if dim <= min(100, 2.5 * chains) else "diag"
-    adapt_metric = isinstance(mass_matrix, str) and mass_matrix in ("diag", "dense")
     if isinstance(mass_matrix, str):
         if mass_matrix not in MASS_MATRICES:
             raise ValueError(f"mass_matrix must be one of {MASS_MATRICES} or a tensor")
@@ -250,33 +342,33 @@ def window_adaptation(
         metric = GaussianMetric(torch.as_tensor(mass_matrix).to(state.position))
     if step_size is None:
         step_size = find_reasonable_step_size(log_density, state, generator, 1.0, metric)
-    da = dual_averaging_init(step_size)
-    cov = covariance_init(dim, mass_matrix == "dense", state.position)
-    acc, trace, eps_trace = [], [], []
-    for i, stage in enumerate(warmup_schedule(num_steps)):
-        eps = math.exp(da.log_step_size)
-        state, info = build_kernel(eps, metric).step(generator, state)
-        a = float(info.acceptance_rate.mean())
-        da = dual_averaging_update(da, a, target_accept)
-        acc.append(a)
-        eps_trace.append(eps)
-        trace.append(state.log_prob)
-        if adapt_metric and stage.slow:
-            cov = covariance_update(cov, state.position)
-        if adapt_metric and stage.window_end:
-            metric = GaussianMetric(regularized_covariance(cov))
-            cov = covariance_init(dim, mass_matrix == "dense", state.position)
-            eps = find_reasonable_step_size(log_density, state, generator, eps, metric)
-            da = dual_averaging_init(eps)
-        if callback is not None:
-            callback(i)
-    final = math.exp(da.log_step_size_avg) if num_steps > 0 else step_size
+    adapter = _Adapter(log_density, build_kernel, state, generator, mass_matrix, metric, step_size)
+    stages = warmup_schedule(num_steps)
+    slow = [i for i, s in enumerate(stages) if s.slow]
+    ends = [i for i, s in enumerate(stages) if s.window_end]
+    # where the last slow window starts (0 without slow windows)
+    last = ends[-2] + 1 if len(ends) > 1 else (slow[0] if slow else 0)
+    adapter.run(stages[:last], target_accept, callback)
+    divergent, rounds = adapter.run(stages[last:], target_accept, callback), 0
+    cap = target_accept if max_target_accept is None else max(max_target_accept, target_accept)
+    first = math.exp(adapter.da.log_step_size_avg) if num_steps > 0 else step_size
+    if build_raised is not None:
+        adapter.build_kernel = lambda eps, m: build_raised(first, eps, m)
+    while divergent > 0 and target_accept < cap and stages:
+        target_accept, rounds = next_target_accept(target_accept, cap), rounds + 1
+        adapter.restart(math.exp(adapter.da.log_step_size_avg))
+        divergent = adapter.run(stages[last:], target_accept, callback)
+    final = math.exp(adapter.da.log_step_size_avg) if num_steps > 0 else step_size
     empty = state.log_prob.new_zeros((0, state.log_prob.shape[0]))
     return AdaptationResult(
-        state,
+        adapter.state,
         final,
-        metric,
-        torch.tensor(acc, dtype=torch.float64),
-        torch.stack(trace) if trace else empty,
-        torch.tensor(eps_trace, dtype=torch.float64),
+        adapter.metric,
+        torch.tensor(adapter.acc, dtype=torch.float64),
+        torch.stack(adapter.trace) if adapter.trace else empty,
+        torch.tensor(adapter.eps_trace, dtype=torch.float64),
+        target_accept,
+        sum(adapter.divergent),
+        rounds,
+        first,
     )

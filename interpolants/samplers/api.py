@@ -58,6 +58,7 @@ __all__ = [
 ]
 
 Runner = Callable[..., SampleResult]
+MAX_NUM_STEPS = 1024  # leapfrog steps per HMC move at most (trajectory_length, raised target)
 
 
 # --- argument checks shared by the runners ------------------------------------------------
@@ -148,7 +149,7 @@ def _run_mcmc(
     seed: int,
     init: Tensor | None,
     method: str,
-    build: Callable[[CountedDensity, float, GaussianMetric | None], Kernel],
+    build: Callable[[CountedDensity, float, GaussianMetric | None, float | None], Kernel],
     chains: int | None,
     warmup: int,
     thin: int,
@@ -158,10 +159,13 @@ def _run_mcmc(
     dtype: torch.dtype | None,
     progress: bool,
     make_info: Callable[..., MCMCInfo],
+    max_target_accept: float | None = None,
 ) -> SampleResult:
     n = check_int("n", n)
     warmup, thin = check_int("warmup", warmup, 0), check_int("thin", thin)
     target_accept = check_fraction("target_accept", target_accept)
+    if max_target_accept is not None:  # a cap below target_accept: no raise
+        max_target_accept = check_fraction("max_target_accept", max_target_accept)
     if step_size is not None and not (isinstance(step_size, (int, float)) and step_size > 0):
         raise ValueError(f"step_size must be a positive number or None, got {step_size!r}")
     density = CountedDensity(target)
@@ -172,13 +176,13 @@ def _run_mcmc(
     mass_matrix = _check_mass_matrix(mass_matrix, target.dim, x0)
     chains = x0.shape[0]
     per_chain = math.ceil(n / chains)
-    state = build(density, 1.0, None).init(x0)
+    state = build(density, 1.0, None, None).init(x0)
     check_initial(state, density.name)
 
     bar = progress_bar(warmup + per_chain * thin, progress, method)
     adapted = window_adaptation(
         density,
-        lambda eps, metric: build(density, eps, metric),
+        lambda eps, metric: build(density, eps, metric, None),
         state,
         generator,
         warmup,
@@ -186,8 +190,11 @@ def _run_mcmc(
         mass_matrix,
         step_size,
         callback=lambda i: bar.update(1),
+        max_target_accept=max_target_accept,
+        build_raised=lambda first, eps, metric: build(density, eps, metric, first),
     )
-    kernel = build(density, adapted.step_size, adapted.metric)
+    first = adapted.first_step_size if adapted.rounds else None
+    kernel = build(density, adapted.step_size, adapted.metric, first)
     state, draws, trace, acc, divergent = adapted.state, [], [], [], 0
     for i in range(per_chain * thin):
         state, info = kernel.step(generator, state)
@@ -203,7 +210,7 @@ def _run_mcmc(
     chain_info = make_info(
         target=density.name,
         chains=chains,
-        warmup=warmup,
+        warmup=len(adapted.acceptance),
         thin=thin,
         draws_per_chain=per_chain,
         step_size=adapted.step_size,
@@ -212,6 +219,9 @@ def _run_mcmc(
         divergences=divergent,
         warmup_acceptance=adapted.acceptance,
         warmup_step_size=adapted.step_size_trace,
+        target_accept=adapted.target_accept,
+        warmup_divergences=adapted.divergences,
+        adaptation_rounds=adapted.rounds,
     )
     log_prob_trace = torch.cat([adapted.log_prob_trace, torch.stack(trace)])
     result = chain_result(
@@ -324,7 +334,7 @@ def run_mala(
     """
     return _run_mcmc(
         target, n, seed, init, "mala",
-        mala,
+        lambda d, eps, metric, first: mala(d, eps, metric),
         chains, warmup, thin, step_size, target_accept, mass_matrix, dtype, progress, MCMCInfo,
     )  # fmt: skip
 
@@ -343,6 +353,7 @@ def run_hmc(
     trajectory_length: float | None = None,
     jitter: float = 0.5,
     target_accept: float = 0.8,
+    max_target_accept: float | None = 0.99,
     mass_matrix: str | Tensor = "auto",
     dtype: torch.dtype | None = None,
     progress: bool = False,
@@ -356,6 +367,20 @@ def run_hmc(
     trajectories (Neal 2011, section 5.4.1; measured on a 30-dimensional logistic regression
     with a dense metric: integrated autocorrelation time 71 with j = 0, 1.1 with j = 0.5).
     ``target_accept`` defaults to 0.8.
+
+    Divergences in warm-up: ``target_accept`` is where the step size's tuning starts. When
+    the last slow window and terminal buffer of warm-up make a divergent transition (those
+    of dual averaging's first and overshooting steps left out), the target is raised to the
+    next of 0.9, 0.95, 0.99 up to ``max_target_accept`` (default 0.99) and that window and
+    buffer run again from where the chains are, until a round has none or the cap is
+    reached (:func:`~.adaptation.window_adaptation`). A raised target keeps the trajectory
+    length eps_1 L of the first round (eps_1 its step size) with more, smaller steps (at
+    most 1024): a smaller step at fixed L would only shorten the moves into a random walk.
+    Cost: on targets without divergences (a Gaussian) nothing changes; on a funnel the
+    extra rounds and longer trajectories cost several times the evaluations.
+    ``max_target_accept=None`` (or a value <= target_accept) keeps ``target_accept`` fixed.
+    ``info.target_accept``, ``info.warmup_divergences`` and ``info.adaptation_rounds``
+    report what warm-up did; divergences left after warm-up are in ``warnings``.
 
     Convergence checks and ``warnings`` as in :func:`run_mala`, with divergent
     trajectories (energy error above 1000 or not finite) among them; ``info`` is an
@@ -371,8 +396,11 @@ def run_hmc(
     ):
         raise ValueError(f"trajectory_length must be positive, got {trajectory_length!r}")
 
-    def build(d: CountedDensity, eps: float, m: GaussianMetric | None) -> Kernel:
-        return hmc(d, eps, m, num_steps, trajectory_length, jitter=jitter)
+    def build(d: CountedDensity, eps: float, m: GaussianMetric | None, first: float | None):
+        # after a raise of target_accept (first: the step size before it), keep the
+        # trajectory length first * num_steps with more, smaller steps
+        length = trajectory_length if first is None or trajectory_length else first * num_steps
+        return hmc(d, eps, m, num_steps, length, max_num_steps=MAX_NUM_STEPS, jitter=jitter)
 
     make_info = functools.partial(
         HMCInfo, num_steps=num_steps, trajectory_length=trajectory_length, jitter=jitter
@@ -380,6 +408,7 @@ def run_hmc(
     return _run_mcmc(
         target, n, seed, init, "hmc", build,
         chains, warmup, thin, step_size, target_accept, mass_matrix, dtype, progress, make_info,
+        max_target_accept,
     )  # fmt: skip
 
 

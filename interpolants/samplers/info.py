@@ -158,11 +158,19 @@ class MCMCInfo(ChainInfo):
     """``info`` of MALA (:func:`~.api.run_mala`); :class:`HMCInfo` adds HMC's trajectory.
 
     Attributes:
-        warmup: adaptation iterations (discarded; they come first in ``log_prob_trace``).
+        warmup: adaptation iterations run (discarded; they come first in
+            ``log_prob_trace``): the ``warmup`` option plus those of the re-adaptation rounds.
         mass_matrix: the preconditioner used: "identity", "diag" or "dense".
         divergences: divergent transitions after warm-up, summed over chains.
         warmup_acceptance: (warmup,) mean acceptance probability per warm-up iteration.
         warmup_step_size: (warmup,) the step size of every warm-up iteration.
+        target_accept: the acceptance target the step size was tuned to in the end: the
+            ``target_accept`` option, or higher when warm-up divergences raised it (HMC's
+            ``max_target_accept``).
+        warmup_divergences: divergent transitions during warm-up (all rounds), summed over
+            chains.
+        adaptation_rounds: the times warm-up divergences raised ``target_accept`` and re-ran
+            the last slow window and terminal buffer (0: none).
     """
 
     warmup: int
@@ -170,6 +178,9 @@ class MCMCInfo(ChainInfo):
     divergences: int
     warmup_acceptance: Tensor
     warmup_step_size: Tensor
+    target_accept: float
+    warmup_divergences: int
+    adaptation_rounds: int
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
