@@ -217,7 +217,7 @@ class AdaptationResult(NamedTuple):
 
 
 TARGET_ACCEPT_LADDER = (0.9, 0.95, 0.99)
-SETTLE, STEP_FACTOR = 10, 1.5
+SETTLE, STEP_FACTOR = 10, 1.2
 
 
 def next_target_accept(target_accept: float, max_target_accept: float) -> float:
