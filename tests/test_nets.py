@@ -40,7 +40,7 @@ def test_b_zero_without_moves_equals_ais_without_moves():
     """Same seed, no moves: both weigh the same base draws by log rho* - log p_0."""
     target = _mixture()
     nets = run_nets(target, n=300, seed=3, drift=None, eps=0.0, steps=7)
-    ais = run_ais(target, n=300, seed=3, steps=7, moves=0)
+    ais = run_ais(target, n=300, seed=3, steps=7, moves=0, reverse=None)
     torch.testing.assert_close(nets.samples, ais.samples)
     torch.testing.assert_close(nets.log_weights, ais.log_weights, rtol=0, atol=1e-5)
     assert nets.log_Z == pytest.approx(ais.log_Z, abs=1e-5)
@@ -51,7 +51,7 @@ def test_b_zero_with_adapted_moves_is_the_ais_run(mass_matrix):
     """eps="adapt" makes the moves of run_ais (step found at t = 0, retuned after every move,
     the same preconditioner): with b = 0 and beta = t the two runs draw and weigh alike."""
     target = si.targets.get("funnel")
-    ais = run_ais(target, n=200, seed=3, steps=20, mass_matrix=mass_matrix)
+    ais = run_ais(target, n=200, seed=3, steps=20, mass_matrix=mass_matrix, reverse=None)
     nets = run_nets(target, n=200, seed=3, steps=20, drift=None, eps="adapt",
                     mass_matrix=mass_matrix, schedule="linear")  # fmt: skip
     torch.testing.assert_close(nets.samples, ais.samples)

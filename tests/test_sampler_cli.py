@@ -32,7 +32,7 @@ def _one_thread():
 
 
 def test_weighted_run_writes_metrics_samples_and_plots(tmp_path):
-    options = {"steps": 5, "moves": 1, "batches": 2}
+    options = {"steps": 5, "moves": 3, "batches": 2, "reverse": None}
     m = run_sample_target("gmm40", "smc", n=40, seed=0, out=tmp_path, options=options)
     on_disk = json.loads((tmp_path / "metrics.json").read_text())
     assert on_disk == json.loads(json.dumps(m))

@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple
@@ -82,7 +83,15 @@ from .base import (
     make_generator,
     progress_bar,
 )
-from .diagnostics import ess_of_weights, log_mean_exp, log_Z_from_weights
+from .diagnostics import ConvergenceWarning, ess_of_weights, log_mean_exp, log_Z_from_weights
+from .evidence import (
+    REVERSE_SOURCES,
+    Sandwich,
+    moves_warning,
+    posterior_draws,
+    reverse_anneal,
+    sandwich,
+)
 from .hmc import hmc
 from .info import AnnealingInfo
 from .mala import mala
@@ -170,6 +179,8 @@ class _Run(NamedTuple):
     ess: list[float]
     resamplings: int
     acceptance: list[float]
+    correlation: list[float | None]
+    moved: list[float | None]
 
 
 def _anneal_once(
@@ -192,7 +203,8 @@ def _anneal_once(
     )  # fmt: skip
     log_z = float(run.log_z[0]) + float(log_mean_exp(run.log_w))
     acceptance = [a for _, a in run.acceptance]
-    return _Run(run.state, run.log_w, log_z, run.levels, run.ess, run.resamplings, acceptance)
+    return _Run(run.state, run.log_w, log_z, run.levels, run.ess, run.resamplings, acceptance,
+                run.correlation, run.moved)  # fmt: skip
 
 
 @dataclass
@@ -208,8 +220,12 @@ class AISConfig(MethodConfig):
         step_size: initial eps (None: doubling heuristic at beta = 0); re-tuned after every
             move by eps <- eps exp(2 (acceptance - target_accept)).
         target_accept: default 0.574 (MALA) or 0.8 (HMC).
-        mass_matrix: "diag" (the walkers' variance at each level), "dense", "identity" or a
-            fixed Sigma.
+        mass_matrix: "diag" (the walkers' variance at each level), "dense", "identity", a
+            fixed Sigma, or "flow": at every level a RealNVP is fitted to the walkers and the
+            moves are made in its latent space, where a funnel or a curved posterior looks
+            like N(0, I) (preconditioned Monte Carlo, pocoMC, arXiv:2207.05652;
+            :mod:`.latent`). Costs wall time for the fits (SMC: the pilot's alone), no
+            target evaluations.
         base: the base density p_0, the beta = 0 end of the path: anything with
             sample(n, generator) and log_prob(x) (e.g. a
             :class:`~interpolants.distributions.DiagonalNormal`), or a
@@ -222,6 +238,21 @@ class AISConfig(MethodConfig):
             after its moves is below r, at most ``moves`` times (self-tuned moves per level,
             as in Buchholz, Chopin & Jacob, arXiv:1808.07730, and pocoMC; pass a larger
             ``moves`` as the cap). With SMC's pilot the pilot's counts are followed.
+        reverse: the bias check of bidirectional Monte Carlo (:mod:`.evidence`, Grosse,
+            Ghahramani & Adams, arXiv:1511.02543): after the forward run, draws of the target
+            are annealed back to the base along the same levels, giving a stochastic upper
+            bound on log Z beside the forward (lower) one, in ``info.log_Z_lower`` /
+            ``info.log_Z_upper``. "auto" (default): with exact draws where ``target.sample``
+            gives them, else with the library's HMC (4 chains, its failed convergence checks
+            reported among the warnings); "exact": exact draws or a ValueError; "hmc"; a
+            (draws, dim) tensor: the user's draws of the target (the bound is then as good as
+            they are); None: off. When the bounds disagree beyond 3 combined
+            standard errors the result warns and ``log_Z_stderr`` is widened to
+            sqrt(se^2 + (gap / 3)^2) (``info.log_Z_mc_stderr`` keeps the Monte Carlo error).
+            Its evaluations are counted in ``evaluations``.
+        reverse_walkers: walkers of the reverse run (default: n, at most 1000). SMC's reverse
+            run resamples too, in min(10, walkers / 100) (at least 2) populations whose
+            spread gives the upper bound's standard error; AIS's does not.
     """
 
     steps: int | None = 100
@@ -235,6 +266,8 @@ class AISConfig(MethodConfig):
     base: Any = None
     base_scale: float | None = None
     decorrelation: float | None = None
+    reverse: Any = "auto"
+    reverse_walkers: int | None = None
 
     method: ClassVar[str] = "ais"
 
@@ -248,8 +281,8 @@ class AISConfig(MethodConfig):
         if self.kernel not in KERNELS:
             raise ValueError(f"kernel must be one of {tuple(KERNELS)}, got {self.kernel!r}")
         mm = self.mass_matrix
-        if isinstance(mm, str) and mm not in ("diag", "dense", "identity"):
-            raise ValueError("mass_matrix must be 'diag', 'dense', 'identity' or a tensor")
+        if isinstance(mm, str) and mm not in ("diag", "dense", "identity", "flow"):
+            raise ValueError("mass_matrix must be 'diag', 'dense', 'identity', 'flow' or a tensor")
         e = self.step_size
         if e is not None and not (isinstance(e, (int, float)) and e > 0):
             raise ValueError(f"step_size must be a positive number or None, got {e!r}")
@@ -257,6 +290,13 @@ class AISConfig(MethodConfig):
         check_fraction("target_accept", KERNELS[self.kernel] if accept is None else accept)
         if self.decorrelation is not None:
             self.decorrelation = check_fraction("decorrelation", self.decorrelation)
+        if isinstance(self.reverse, str) and self.reverse not in REVERSE_SOURCES:
+            raise ValueError(
+                f"reverse must be one of {REVERSE_SOURCES}, None or a (draws, dim) tensor of "
+                f"the target's draws, got {self.reverse!r}"
+            )
+        if self.reverse_walkers is not None:
+            self.reverse_walkers = check_int("reverse_walkers", self.reverse_walkers, 2)
 
     @property
     def accept(self) -> float:
@@ -370,7 +410,34 @@ def _anneal(
     design = run().design if smc and c.pilot else None  # type: ignore[attr-defined]
     runs = [run(design) for _ in range(batches)]
     bar.close()
-    return _annealing_result(runs, c, density, m, batches)
+    result = _annealing_result(runs, c, density, m, batches)
+    walkers = c.reverse_walkers or min(n, 1000)
+    draws = posterior_draws(target, c.reverse, walkers, generator, runs[0].state.position)
+    if draws is not None:
+        x, source = draws.x, draws.source
+        groups = max(2, min(10, x.shape[0] // 100))
+        resample = Resampler(c.resample_threshold, groups) if smc else None  # type: ignore[attr-defined]
+        if resample is not None:
+            x = x[: x.shape[0] // groups * groups]
+        terms = reverse_anneal(annealed, design or runs[0].design, x, generator, build, resample)
+        bounds = sandwich(result.log_Z, result.log_Z_stderr, terms, x.shape[0], source)
+        _add_sandwich(result, bounds, draws.warnings)
+        result.evaluations = density.evaluations + draws.evaluations
+    return result
+
+
+def _add_sandwich(result: SampleResult, s: Sandwich, notes: tuple[str, ...] = ()) -> None:
+    """Put the bounds into ``result.info``, widen the error bar, and warn if they disagree
+    or (``notes``) the draws of the reverse run failed their convergence checks."""
+    mc = result.log_Z_stderr
+    result.info = dataclasses.replace(result.info, log_Z_mc_stderr=mc, **s.as_dict())
+    if mc is not None:
+        result.log_Z_stderr = s.stderr(mc)
+    name = result.info.target
+    line = s.warning(name)
+    for text in ([] if line is None else [line]) + [f"{name}: {n}" for n in notes]:
+        result.warnings.append(text)
+        warnings.warn(text, ConvergenceWarning, stacklevel=4)
 
 
 def base_sample(base: Any, m: int, generator: torch.Generator, dtype: Any) -> Tensor:
@@ -400,6 +467,9 @@ def _annealing_result(
         ess_per_level=torch.tensor(runs[0].ess, dtype=torch.float64),
         acceptance_per_move=torch.tensor(runs[0].acceptance, dtype=torch.float64),
         step_size_per_move=torch.tensor([e for lv in runs[0].design for e in lv.step_sizes]),
+        correlation_per_level=torch.tensor(
+            [math.nan if c is None else c for c in runs[0].correlation], dtype=torch.float64
+        ),
     )
     groups = None
     if smc:
@@ -416,7 +486,13 @@ def _annealing_result(
         )
     else:
         log_Z, stderr = log_Z_from_weights(log_weights)
+    stuck = moves_warning(
+        density.name, [lv.beta for lv in runs[0].design], [r.moved for r in runs], c.moves
+    )
+    if stuck is not None:
+        warnings.warn(stuck, ConvergenceWarning, stacklevel=4)
     return SampleResult(
+        warnings=[] if stuck is None else [stuck],
         samples=samples,
         method=c.method,
         log_weights=log_weights.to(samples.device),

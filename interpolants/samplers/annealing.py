@@ -37,6 +37,7 @@ from torch import Tensor
 from .adaptation import find_reasonable_step_size
 from .base import Evaluation, GaussianMetric, Kernel, LogDensity, State, select, uniform
 from .diagnostics import ess_of_weights, log_mean_exp
+from .latent import LatentFlow
 from .mala import mala
 
 __all__ = [
@@ -55,6 +56,7 @@ __all__ = [
     "gather",
     "next_temperature",
     "preconditioner",
+    "start_end_correlation",
     "systematic_resample",
 ]
 
@@ -269,30 +271,44 @@ def mala_kernel(log_density: LogDensity, step: float, metric: GaussianMetric | N
 
 
 class Step(NamedTuple):
-    """One level's moves: the new state and what they used and saw."""
+    """One level's moves: the new state and what they used and saw, with the largest
+    |correlation| between the walkers' positions before and after them and the share of
+    walkers that moved at all (None: no move)."""
 
     state: State
-    metric: GaussianMetric | None
+    metric: Any
     step_sizes: list[float]
     acceptance: list[float]
+    correlation: float | None = None
+    moved: float | None = None
+
+
+Preconditioner = GaussianMetric | LatentFlow | None
+"""How a level's moves see the walkers: a Gaussian metric, a learned flow (moves in its
+latent space, :mod:`.latent`), or neither."""
 
 
 def _run_kernel(
     build: KernelBuilder,
     log_density: LogDensity,
     state: State,
-    metric: GaussianMetric | None,
+    metric: Preconditioner,
     sizes: Callable[[int], float],
     moves: int,
     generator: torch.Generator,
     tune: Callable[[float], None] | None = None,
     done: Callable[[Tensor, Tensor], bool] | None = None,
 ) -> Step:
-    """Up to ``moves`` kernel steps; with ``done``, stop once done(start, now) holds."""
+    """Up to ``moves`` kernel steps; with ``done``, stop once done(start, now) holds. With a
+    :class:`~.latent.LatentFlow` the steps are made in its latent space (unit metric)."""
+    flow = metric if isinstance(metric, LatentFlow) else None
+    if flow is not None and moves > 0:
+        state, log_density = flow.to_latent(state), flow.density(log_density)
+    gauss = None if flow is not None else metric
     used, acc, start = [], [], state.position
     for j in range(moves):
         e = sizes(j)
-        state, info = build(log_density, e, metric).step(generator, state)
+        state, info = build(log_density, e, gauss).step(generator, state)  # type: ignore[arg-type]
         a = float(info.acceptance_rate.mean())
         used.append(e)
         acc.append(a)
@@ -300,20 +316,33 @@ def _run_kernel(
             tune(a)
         if done is not None and done(start, state.position):
             break
-    return Step(state, metric, used, acc)
+    if not used:
+        return Step(state, metric, used, acc)
+    moved = float((state.position != start).any(1).double().mean())
+    corr = start_end_correlation(start, state.position)
+    if flow is not None:
+        state = flow.to_data(state)
+    return Step(state, metric, used, acc, corr, moved)
+
+
+def start_end_correlation(start: Tensor, now: Tensor) -> float:
+    r"""The largest |Pearson correlation| over coordinates between the walkers' positions
+    ``start`` and ``now`` (n, dim): 1 when the moves left them where they were, near 0 once
+    they have forgotten it."""
+    a = start.double() - start.double().mean(0)
+    b = now.double() - now.double().mean(0)
+    corr = (a * b).sum(0) / (a.norm(dim=0) * b.norm(dim=0)).clamp_min(1e-300)
+    return float(corr.abs().max())
 
 
 def decorrelated(threshold: float) -> Callable[[Tensor, Tensor], bool]:
-    r"""Whether the walkers have forgotten where the level's moves began: the largest
-    |Pearson correlation| over coordinates between the start and the current positions of the
-    walkers is below ``threshold`` (the stopping rule of adaptive numbers of MCMC steps in SMC:
-    Buchholz, Chopin & Jacob, arXiv:1808.07730; pocoMC, Karamanis et al., arXiv:2207.05652)."""
+    r"""Whether the walkers have forgotten where the level's moves began:
+    :func:`start_end_correlation` is below ``threshold`` (the stopping rule of adaptive
+    numbers of MCMC steps in SMC: Buchholz, Chopin & Jacob, arXiv:1808.07730; pocoMC,
+    Karamanis et al., arXiv:2207.05652)."""
 
     def done(start: Tensor, now: Tensor) -> bool:
-        a = start.double() - start.double().mean(0)
-        b = now.double() - now.double().mean(0)
-        corr = (a * b).sum(0) / (a.norm(dim=0) * b.norm(dim=0)).clamp_min(1e-300)
-        return bool(corr.abs().max() < threshold)
+        return start_end_correlation(start, now) < threshold
 
     return done
 
@@ -326,7 +355,9 @@ class AdaptiveMoves:
     to the walkers at every level (weighted by w when ``weighted_metric``). Only levels where
     ``active(t)`` holds move (default: all). With ``decorrelation`` r, a level's moves stop as
     soon as the walkers have decorrelated from where they began (:func:`decorrelated`), at
-    most ``moves`` of them."""
+    most ``moves`` of them. With ``mass_matrix="flow"`` the preconditioner is a RealNVP
+    refitted to the walkers at every level (``flow_steps`` Adam steps from the previous
+    level's), and the moves are made in its latent space (:mod:`.latent`)."""
 
     moves: int
     target_accept: float
@@ -336,9 +367,17 @@ class AdaptiveMoves:
     weighted_metric: bool = False
     active: Callable[[float], bool] | None = None
     decorrelation: float | None = None  # with it, ``moves`` is the cap of a self-tuned count
+    flow_steps: int = 100  # Adam steps of each level's flow fit (mass_matrix="flow")
     eps: float = field(default=0.0, init=False)
+    flow: Any = field(default=None, init=False)
 
     def start(self, density: AnnealedDensity, state: State, generator: torch.Generator) -> None:
+        if self.mass_matrix == "flow":
+            seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
+            x = state.position
+            self.flow = LatentFlow.new(x.shape[1], x.dtype, seed)
+            self.eps = self.step_size or 1.0  # the latent law is near N(0, I)
+            return
         metric = preconditioner(state.position, None, self.mass_matrix)
         self.eps = self.step_size or find_reasonable_step_size(
             density.at(0.0), state, generator, 1.0, metric
@@ -350,9 +389,12 @@ class AdaptiveMoves:
     ) -> Step:  # fmt: skip
         if self.active is not None and not (self.active(t1) and self.moves > 0):
             return Step(state, None, [], [])
-        metric = preconditioner(
-            state.position, log_w if self.weighted_metric else None, self.mass_matrix
-        )
+        weights = log_w if self.weighted_metric else None
+        metric: Preconditioner
+        if self.mass_matrix == "flow":
+            self.flow = metric = self.flow.refit(state.position, weights, self.flow_steps)
+        else:
+            metric = preconditioner(state.position, weights, self.mass_matrix)
 
         def tune(a: float) -> None:
             self.eps *= math.exp(ADAPT_RATE * (a - self.target_accept))
@@ -416,7 +458,7 @@ class Level(NamedTuple):
 
     t: float
     beta: float
-    metric: GaussianMetric | None
+    metric: Any  # a Preconditioner
     step_sizes: list[float]
 
 
@@ -437,6 +479,8 @@ class Annealed:
     resamplings: int = 0
     bad_steps: int = 0  # walker-steps where the transport was not invertible
     folded: tuple[int, ...] = ()  # the levels k with such a walker
+    correlation: list[float | None] = field(default_factory=list)  # per level, after its moves
+    moved: list[float | None] = field(default_factory=list)  # share of walkers that moved
 
 
 def _transport(
@@ -463,9 +507,12 @@ def anneal(
     transport: Transport | None = None,
     resample: Resampler | None = None,
     on_level: Callable[[float, State, Tensor], None] | None = None,
+    start: float = 0.0,
 ) -> Annealed:
     r"""Carry walkers ``state`` (at beta = 0, with the components of
     :class:`AnnealedDensity` as aux) to beta = 1 by the four steps of the module docstring.
+    With ``start`` = 1 and levels that go down to 0, the same loop anneals draws of the
+    target back to the base (reverse AIS, :mod:`.evidence`).
 
     Arguments:
         density: the annealed path between the base and the (counted) target.
@@ -478,6 +525,7 @@ def anneal(
         transport: (t0, t1, x) -> (T x, log |det grad T|), or None (AIS, SMC).
         resample: a :class:`Resampler`, or None.
         on_level: called as ``on_level(t, state, log_w)`` at t = 0 and after every level.
+        start: the time and temperature of ``state`` (0, or 1 for reverse annealing).
 
     Returns:
         :class:`Annealed`: log Z_hat = log_z + log mean exp(log_w) per population.
@@ -487,7 +535,7 @@ def anneal(
     log_z = torch.zeros(groups, dtype=torch.float64, device=state.position.device)
     out = Annealed(state, log_w, log_z, [], [], [])
     moves.start(density, state, generator)
-    t, beta = 0.0, 0.0
+    t, beta = start, start
     if on_level is not None:
         on_level(t, state, log_w)
     while True:
@@ -511,6 +559,8 @@ def anneal(
         step = moves(density, out.state, out.log_w, t, t1, beta1, len(out.levels), generator)
         out.state = step.state
         out.acceptance += [(t1, a) for a in step.acceptance]
+        out.correlation.append(step.correlation)
+        out.moved.append(step.moved)
         out.levels.append(Level(t1, beta1, step.metric, step.step_sizes))
         t, beta = t1, beta1
         if on_level is not None:

@@ -40,6 +40,7 @@ from .diagnostics import (
     rank_rhat,
     split_rhat,
 )
+from .evidence import POSTERIOR_SAMPLERS
 from .hmc import hmc
 from .info import ChainInfo, HMCInfo, MCMCInfo
 from .mala import mala
@@ -58,7 +59,8 @@ __all__ = [
 ]
 
 Runner = Callable[..., SampleResult]
-MAX_NUM_STEPS = 1024  # leapfrog steps per HMC move at most (trajectory_length, raised target)
+MAX_NUM_STEPS = 1024  # leapfrog steps per HMC move at most (trajectory_length)
+RAISED_STEPS = 4  # after a raised target_accept, at most this many times num_steps
 
 
 # --- argument checks shared by the runners ------------------------------------------------
@@ -375,7 +377,8 @@ def run_hmc(
     buffer run again from where the chains are, until a round has none or the cap is
     reached (:func:`~.adaptation.window_adaptation`). A raised target keeps the trajectory
     length eps_1 L of the first round (eps_1 its step size) with more, smaller steps (at
-    most 1024): a smaller step at fixed L would only shorten the moves into a random walk.
+    most 4 L, so that a raise costs at most 4 times the evaluations per move): a smaller
+    step at fixed L would only shorten the moves into a random walk.
     Cost: on targets without divergences (a Gaussian) nothing changes; on a funnel the
     extra rounds and longer trajectories cost several times the evaluations.
     ``max_target_accept=None`` (or a value <= target_accept) keeps ``target_accept`` fixed.
@@ -399,8 +402,12 @@ def run_hmc(
     def build(d: CountedDensity, eps: float, m: GaussianMetric | None, first: float | None):
         # after a raise of target_accept (first: the step size before it), keep the
         # trajectory length first * num_steps with more, smaller steps
-        length = trajectory_length if first is None or trajectory_length else first * num_steps
-        return hmc(d, eps, m, num_steps, length, max_num_steps=MAX_NUM_STEPS, jitter=jitter)
+        # (at most RAISED_STEPS x num_steps: the cost of a raise stays bounded)
+        if first is None or trajectory_length:
+            length, cap = trajectory_length, MAX_NUM_STEPS
+        else:
+            length, cap = first * num_steps, min(MAX_NUM_STEPS, RAISED_STEPS * num_steps)
+        return hmc(d, eps, m, num_steps, length, max_num_steps=cap, jitter=jitter)
 
     make_info = functools.partial(
         HMCInfo, num_steps=num_steps, trajectory_length=trajectory_length, jitter=jitter
@@ -421,6 +428,9 @@ METHODS: dict[str, Runner] = {
     "smc": run_smc,
     "nets": run_nets,
 }
+
+
+POSTERIOR_SAMPLERS["hmc"] = run_hmc  # the reverse runs' draws of AIS and SMC (.evidence)
 
 
 def register_method(name: str, runner: Runner) -> None:

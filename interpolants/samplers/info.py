@@ -216,6 +216,17 @@ class AnnealingInfo(Info):
         walkers_per_batch: SMC: m = n / R walkers per run (absent for AIS).
         resampling_steps: SMC: resamplings over all runs (absent for AIS).
         log_Z_batches: SMC: (R,) float64 log Z_hat_r of every run (absent for AIS).
+        correlation_per_level: (levels,) the largest |correlation| over coordinates between
+            the walkers' positions before and after each level's moves (NaN where a level
+            made none): near 1 means the moves did not decorrelate them.
+        log_Z_lower, log_Z_upper: the bidirectional bounds (:mod:`.evidence`): the forward
+            estimate and the reverse run's stochastic upper bound (absent without a reverse
+            run).
+        log_Z_upper_stderr: the upper bound's standard error.
+        log_Z_mc_stderr: the forward estimate's Monte Carlo standard error (``log_Z_stderr``
+            is widened beyond it when the bounds disagree).
+        reverse_walkers, reverse_source: the reverse run's walkers and where their draws of
+            the target came from ("exact" or "given").
     """
 
     kernel: str
@@ -230,6 +241,13 @@ class AnnealingInfo(Info):
     walkers_per_batch: int | None = field(default=None, metadata=OMIT_NONE)
     resampling_steps: int | None = field(default=None, metadata=OMIT_NONE)
     log_Z_batches: Tensor | None = field(default=None, metadata=OMIT_NONE)
+    correlation_per_level: Tensor | None = field(default=None, metadata=OMIT_NONE)
+    log_Z_lower: float | None = field(default=None, metadata=OMIT_NONE)
+    log_Z_upper: float | None = field(default=None, metadata=OMIT_NONE)
+    log_Z_upper_stderr: float | None = field(default=None, metadata=OMIT_NONE)
+    log_Z_mc_stderr: float | None = field(default=None, metadata=OMIT_NONE)
+    reverse_walkers: int | None = field(default=None, metadata=OMIT_NONE)
+    reverse_source: str | None = field(default=None, metadata=OMIT_NONE)
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)

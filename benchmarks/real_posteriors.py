@@ -1,0 +1,112 @@
+"""The real-posterior suite over seeds: log Z error against the reported standard error (with
+the bidirectional bounds of every AIS/SMC run), whether 3 standard errors cover the truth,
+and the largest posterior-mean error in posterior sds.
+
+    OMP_NUM_THREADS=1 python benchmarks/real_posteriors.py [--seeds 5] [--n 4000]
+        [--targets eight_schools ...] [--variants default ...] [--json OUT.json]
+
+Variants are SMC option sets (``VARIANTS``); "hmc" is the library's HMC for the moments.
+Targets: the suite of docs/benchmarks.md with exact or long-run references.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+import warnings
+
+import torch
+
+import interpolants as si
+
+VARIANTS: dict[str, tuple[str, dict]] = {
+    "default": ("smc", {}),
+    "hmc-moves": ("smc", {"kernel": "hmc", "decorrelation": 0.1, "moves": 50}),
+    "flow-hmc": ("smc", {"kernel": "hmc", "mass_matrix": "flow"}),
+    "ais": ("ais", {}),
+    "hmc": ("hmc", {}),
+}
+TARGETS: dict[str, dict] = {
+    "eight_schools": {"centered": True},
+    "eight_schools_noncentered": {"centered": False},
+    "local_level": {},
+}
+
+
+def run(name: str, variant: str, seed: int, n: int) -> dict:
+    """One run's figures."""
+    base = "eight_schools" if name.startswith("eight_schools") else name
+    target = si.targets.get(base, **TARGETS.get(name, {}))
+    method, options = VARIANTS[variant]
+    start = time.time()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = si.sample(target, method, n=n, seed=seed, **options)
+    row = {"target": target.name, "variant": variant, "seed": seed, "evaluations": r.evaluations,
+           "seconds": time.time() - start, "warnings": len(r.warnings)}  # fmt: skip
+    refs = getattr(target, "references", None) or {}
+    if "mean" in refs:
+        m, _ = r.expectation(lambda x: x.double())
+        z = (m.cpu() - torch.tensor(refs["mean"])) / torch.tensor(refs["sd"])
+        row["mean_error_sd"] = float(z.abs().max())
+    if r.log_Z is not None and target.log_Z is not None:
+        err, se = r.log_Z - target.log_Z, r.log_Z_stderr or math.nan
+        row.update(error=err, stderr=se, covered=abs(err) <= 3 * se)
+        info = r.info
+        if "log_Z_upper" in info:
+            row.update(mc_stderr=info["log_Z_mc_stderr"],
+                       upper_error=info["log_Z_upper"] - target.log_Z,
+                       upper_stderr=info["log_Z_upper_stderr"])  # fmt: skip
+    return row
+
+
+def table(rows: list[dict]) -> str:
+    """Markdown: one line per (target, variant), medians and coverage over seeds."""
+    out = ["| target | variant | seeds | median log Z error | median se (MC) | median upper - "
+           "log Z | covered (3 se) | max mean error / sd | evaluations | seconds |",
+           "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    keys = sorted({(r["target"], r["variant"]) for r in rows}, key=lambda k: (k[0], k[1]))
+
+    def med(group: list[dict], key: str) -> float:
+        values = [g[key] for g in group if key in g]
+        return float(torch.tensor(values).median()) if values else math.nan
+
+    for t, v in keys:
+        g = [r for r in rows if r["target"] == t and r["variant"] == v]
+        cov = sum(r.get("covered", False) for r in g)
+        has = any("covered" in r for r in g)
+        mean_err = max((r["mean_error_sd"] for r in g if "mean_error_sd" in r), default=math.nan)
+        out.append(
+            f"| {t} | {v} | {len(g)} | {med(g, 'error'):+.3f} | {med(g, 'stderr'):.3f} "
+            f"({med(g, 'mc_stderr'):.3f}) | {med(g, 'upper_error'):+.3f} | "
+            f"{f'{cov}/{len(g)}' if has else ''} | {mean_err:.2f} | "
+            f"{med(g, 'evaluations'):.0f} | {med(g, 'seconds'):.0f} |"
+        )
+    return "\n".join(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--n", type=int, default=4000)
+    parser.add_argument("--targets", nargs="+", default=list(TARGETS))
+    parser.add_argument("--variants", nargs="+", default=["default", "hmc-moves", "hmc"])
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    rows = []
+    for name in args.targets:
+        for variant in args.variants:
+            for seed in range(args.seeds):
+                rows.append(run(name, variant, seed, args.n))
+                print(json.dumps(rows[-1]), flush=True)
+    print(table(rows))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rows, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

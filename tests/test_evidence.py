@@ -1,0 +1,155 @@
+"""Honest evidence: the bidirectional bounds on log Z (forward and reverse annealing) and
+error bars that cover the truth over seeds."""
+
+import math
+import warnings
+
+import pytest
+import torch
+
+import interpolants as si
+from interpolants.samplers.evidence import Sandwich
+
+DIM = 5
+SHIFT, SCALE = 3.0, 0.4  # target N(SHIFT 1, SCALE^2 I) times Z, far from the base N(0, I)
+LOG_Z = 1.7
+
+
+def shifted_gaussian() -> si.targets.Target:
+    """exp(LOG_Z) N(x; SHIFT 1, SCALE^2 I): exact draws and log Z known."""
+
+    def log_prob(x):
+        z = (x - SHIFT) / SCALE
+        return LOG_Z - 0.5 * (z**2).sum(-1) - DIM * (math.log(SCALE) + 0.5 * math.log(2 * math.pi))
+
+    def sample(n, generator=None):
+        e = torch.randn(n, DIM, generator=generator, dtype=torch.float64)
+        return SHIFT + SCALE * e
+
+    return si.targets.Target(log_prob=log_prob, dim=DIM, log_Z=LOG_Z, sample=sample)
+
+
+def test_bounds_bracket_log_z_and_agree_when_the_walkers_equilibrate():
+    target = shifted_gaussian()
+    for method in ("ais", "smc"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no disagreement warning
+            r = si.sample(target, method, n=1000, seed=1, reverse="exact")
+        info = r.info
+        lo, up = info.log_Z_lower, info.log_Z_upper
+        se = math.hypot(info.log_Z_mc_stderr, info.log_Z_upper_stderr)
+        assert lo == r.log_Z
+        assert abs(lo - LOG_Z) < 4 * info.log_Z_mc_stderr + 0.02, method
+        assert abs(up - LOG_Z) < 4 * info.log_Z_upper_stderr + 0.02, method
+        assert up - lo > -3 * se, method
+        assert r.log_Z_stderr == info.log_Z_mc_stderr  # not widened
+        assert info.reverse_source == "exact" and info.reverse_walkers == 1000
+        assert not r.warnings
+
+
+def starved_ais(seed: int, reverse="exact") -> si.samplers.SampleResult:
+    """AIS with 3 levels and no moves: importance sampling through a path far too short,
+    whose log Z is biased low with an error bar that is too small."""
+    return si.sample(shifted_gaussian(), "ais", n=400, seed=seed, steps=3, moves=0,
+                     reverse=reverse)  # fmt: skip
+
+
+def test_a_starved_run_warns_and_its_widened_error_bar_covers_the_truth():
+    misses, covered, warned = 0, 0, 0
+    seeds = range(20)
+    for seed in seeds:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            r = starved_ais(seed)
+        mc = r.info.log_Z_mc_stderr
+        misses += abs(r.log_Z - LOG_Z) > 3 * mc
+        covered += abs(r.log_Z - LOG_Z) <= 3 * r.log_Z_stderr
+        assert r.info.log_Z_lower < LOG_Z < r.info.log_Z_upper + 3 * r.info.log_Z_upper_stderr
+        if len(r.warnings) > 1:
+            warned += 1
+            assert any("forward and reverse annealing disagree" in w for w in r.warnings)
+            assert "moves=0: the walkers never move" in r.warnings[0]
+            assert any("disagree" in str(w.message) for w in caught)
+    assert misses >= 15  # the Monte Carlo error alone does not cover: the case is hard
+    assert warned >= 15
+    assert covered >= 19  # >= 95 % with the widened error bar
+
+
+def test_reverse_from_given_draws_and_bad_reverse_options():
+    target = shifted_gaussian()
+    draws = target.sample(300, torch.Generator().manual_seed(3))
+    r = si.sample(target, "smc", n=400, seed=0, reverse=draws)
+    assert r.info.reverse_source == "given" and r.info.reverse_walkers == 300
+    assert abs(r.info.log_Z_upper - LOG_Z) < 4 * r.info.log_Z_upper_stderr + 0.05
+    plain = si.targets.Target(log_prob=lambda x: -0.5 * (x**2).sum(-1), dim=2)
+    with pytest.raises(ValueError, match=r"reverse='exact'.*no exact sampler"):
+        si.sample(plain, "ais", n=100, seed=0, steps=5, reverse="exact")
+    assert "log_Z_upper" not in si.sample(plain, "ais", n=100, seed=0, steps=5, reverse=None).info
+    auto = si.sample(plain, "smc", n=400, seed=0)  # no exact sampler: HMC draws
+    assert auto.info.reverse_source == "hmc" and auto.info.reverse_walkers == 400
+    log_z = math.log(2 * math.pi)
+    assert abs(auto.info.log_Z_upper - log_z) < 4 * auto.info.log_Z_upper_stderr + 0.02
+    assert auto.evaluations > si.sample(plain, "smc", n=400, seed=0, reverse=None).evaluations
+    with pytest.raises(ValueError, match="reverse must be one of"):
+        si.sample(target, "smc", n=100, seed=0, reverse="hmcc")
+    with pytest.raises(ValueError, match=r"reverse must be a \(draws >= 2, 5\) tensor"):
+        si.sample(target, "smc", n=100, seed=0, reverse=torch.zeros(10, 3))
+    with pytest.raises(ValueError, match="reverse_walkers"):
+        si.sample(target, "smc", n=100, seed=0, reverse_walkers=1)
+
+
+def test_sandwich_arithmetic():
+    agree = Sandwich(1.0, 0.1, 1.2, 0.1, 100, "exact")
+    assert agree.agree and agree.stderr(0.1) == 0.1 and agree.warning("t") is None
+    apart = Sandwich(1.0, 0.1, 3.0, 0.1, 100, "exact")
+    assert not apart.agree
+    assert apart.stderr(0.1) == pytest.approx(math.hypot(0.1, 2.0 / 3))
+    assert "lies between 1.000 and 3.000" in apart.warning("t")
+    # below the lower bound with exact draws is only noise; with given draws it is a warning
+    assert Sandwich(1.0, 0.01, 0.5, 0.01, 100, "exact").warning("t") is None
+    assert "not distributed" in Sandwich(1.0, 0.01, 0.5, 0.01, 100, "given").warning("t")
+    assert "not finite" in Sandwich(1.0, 0.1, math.inf, math.nan, 100, "exact").warning("t")
+
+
+def test_collapsed_moves_warn():
+    target = shifted_gaussian()
+    # a step size far too large, never adapted below: almost every proposal is rejected
+    with pytest.warns(si.samplers.ConvergenceWarning, match="the moves collapsed at"):
+        r = si.sample(target, "smc", n=400, seed=0, step_size=50.0, target_accept=0.001,
+                      reverse=None)  # fmt: skip
+    assert any("collapsed" in w for w in r.warnings)
+    assert r.info.correlation_per_level.shape == (len(r.info.temperatures) - 1,)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fine = si.sample(target, "smc", n=400, seed=0, reverse=None)
+    assert not fine.warnings and float(fine.info.correlation_per_level.max()) < 0.9
+
+
+def test_latent_flow_moves_are_exact_in_x():
+    """The latent density's value and gradient (float64, finite differences), the round trip,
+    and SMC with moves in the latent space of the fitted flows recovers log Z."""
+    from interpolants.samplers.annealing import AnnealedDensity
+    from interpolants.samplers.base import CountedDensity
+    from interpolants.samplers.latent import LatentFlow
+
+    target = si.targets.get("funnel", dim=4, dtype=torch.float64)
+    density = AnnealedDensity(CountedDensity(target), target.base)
+    x = target.sample(300, torch.Generator().manual_seed(0))
+    flow = LatentFlow.new(4, torch.float64, seed=0).refit(x, None, steps=50)
+    state = density.state(x, 0.7)
+    latent = flow.to_latent(state)
+    f = flow.density(density.at(0.7))
+    ev = f(latent.position)
+    torch.testing.assert_close(ev.log_prob, latent.log_prob)
+    torch.testing.assert_close(LatentFlow.to_data(latent).position, x)
+    z, h = latent.position[:4], 1e-6
+    eye = torch.eye(4, dtype=torch.float64)
+    fd = torch.stack([(f(z + h * eye[j]).log_prob - f(z - h * eye[j]).log_prob) / (2 * h)
+                      for j in range(4)], 1)  # fmt: skip
+    torch.testing.assert_close(f(z).grad, fd, rtol=1e-5, atol=1e-5)
+    r = si.sample(
+        shifted_gaussian(), "smc", n=1000, seed=0, mass_matrix="flow", batches=2, reverse=None
+    )
+    assert abs(r.log_Z - LOG_Z) < 4 * r.log_Z_stderr + 0.02
+    with pytest.raises(ValueError, match="mass_matrix must be"):
+        si.sample(shifted_gaussian(), "smc", n=400, seed=0, mass_matrix="flows")
