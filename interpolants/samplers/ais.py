@@ -411,30 +411,47 @@ def _anneal(
     runs = [run(design) for _ in range(batches)]
     bar.close()
     result = _annealing_result(runs, c, density, m, batches)
-    walkers = c.reverse_walkers or min(n, 1000)
-    draws = posterior_draws(target, c.reverse, walkers, generator, runs[0].state.position)
-    if draws is not None:
-        x, source = draws.x, draws.source
-        groups = max(2, min(10, x.shape[0] // 100))
-        resample = Resampler(c.resample_threshold, groups) if smc else None  # type: ignore[attr-defined]
-        if resample is not None:
-            x = x[: x.shape[0] // groups * groups]
-        terms = reverse_anneal(annealed, design or runs[0].design, x, generator, build, resample)
-        bounds = sandwich(result.log_Z, result.log_Z_stderr, terms, x.shape[0], source)
-        _add_sandwich(result, bounds, draws.warnings)
-        result.evaluations = density.evaluations + draws.evaluations
+    _reverse_check(result, target, c, annealed, design or runs[0].design, generator, build)
     return result
 
 
-def _add_sandwich(result: SampleResult, s: Sandwich, notes: tuple[str, ...] = ()) -> None:
+def _reverse_check(
+    result: SampleResult, target: Any, c: AISConfig, annealed: AnnealedDensity,
+    design: list[Level], generator: torch.Generator, build: Any,
+) -> None:  # fmt: skip
+    """The bidirectional bounds (:mod:`.evidence`) into ``result``, per ``c.reverse``, and
+    their cost (the reverse run's and the HMC draws' evaluations) into ``evaluations``."""
+    smc = isinstance(c, SMCConfig)
+    start = result.samples[systematic_resample(result.log_weights[None], generator)[0, :4]]
+    walkers = c.reverse_walkers or min(result.n, 1000)
+    draws = posterior_draws(target, c.reverse, walkers, generator, start)
+    if draws is None:
+        return
+    x = draws.x
+    if x.shape[0] < 2:  # the HMC of reverse="auto" failed: say so, no bounds
+        _add_sandwich(result, None, draws.warnings)
+        return
+    groups = max(2, min(10, x.shape[0] // 100))
+    resample = Resampler(c.resample_threshold, groups) if smc else None  # type: ignore[attr-defined]
+    if resample is not None:
+        x = x[: x.shape[0] // groups * groups]
+    terms = reverse_anneal(annealed, design, x, generator, build, resample)
+    bounds = sandwich(result.log_Z, result.log_Z_stderr, terms, x.shape[0], draws.source)
+    _add_sandwich(result, bounds, draws.warnings)
+    result.evaluations = annealed.target.evaluations + draws.evaluations
+
+
+def _add_sandwich(result: SampleResult, s: Sandwich | None, notes: tuple[str, ...] = ()) -> None:
     """Put the bounds into ``result.info``, widen the error bar, and warn if they disagree
     or (``notes``) the draws of the reverse run failed their convergence checks."""
-    mc = result.log_Z_stderr
-    result.info = dataclasses.replace(result.info, log_Z_mc_stderr=mc, **s.as_dict())
-    if mc is not None:
-        result.log_Z_stderr = s.stderr(mc)
     name = result.info.target
-    line = s.warning(name)
+    line = None
+    if s is not None:
+        mc = result.log_Z_stderr
+        result.info = dataclasses.replace(result.info, log_Z_mc_stderr=mc, **s.as_dict())
+        if mc is not None:
+            result.log_Z_stderr = s.stderr(mc)
+        line = s.warning(name)
     for text in ([] if line is None else [line]) + [f"{name}: {n}" for n in notes]:
         result.warnings.append(text)
         warnings.warn(text, ConvergenceWarning, stacklevel=4)

@@ -144,14 +144,15 @@ class Draws(NamedTuple):
 
 
 def posterior_draws(
-    target: Any, reverse: Any, walkers: int, generator: torch.Generator, like: Tensor
+    target: Any, reverse: Any, walkers: int, generator: torch.Generator, start: Tensor
 ) -> Draws | None:
     """Draws of the target to start the reverse run from, or None.
 
     ``reverse``: None or False (no reverse run); "auto" (exact draws when ``target.sample``
-    gives them, else the library's HMC, n = ``walkers`` pooled over 4 chains); "exact" (exact
-    draws, or a ValueError); "hmc"; or a tensor (draws, dim) of the target given by the user
-    (its last ``walkers`` rows are used)."""
+    gives them, else the library's HMC, n = ``walkers`` pooled over 4 chains started at the
+    rows of ``start``, e.g. forward walkers drawn by weight; if HMC fails, a note and no
+    bounds); "exact" (exact draws, or a ValueError); "hmc"; or a tensor (draws, dim) of the
+    target given by the user (its last ``walkers`` rows are used)."""
     if reverse is None or reverse is False:
         return None
     if isinstance(reverse, str):
@@ -162,7 +163,7 @@ def posterior_draws(
             )
         if reverse != "hmc":
             try:
-                return Draws(target.sample(walkers, generator).to(like), "exact")
+                return Draws(target.sample(walkers, generator).to(start), "exact")
             except NotImplementedError:
                 if reverse == "exact":
                     raise ValueError(
@@ -170,30 +171,37 @@ def posterior_draws(
                         "exact sampler; use reverse='hmc' or pass reverse= a (draws, dim) "
                         "tensor of its draws"
                     ) from None
-        return mcmc_draws(target, walkers, generator, like)
+        try:
+            return mcmc_draws(target, walkers, generator, start)
+        except (ValueError, RuntimeError) as err:
+            if reverse == "hmc":
+                raise
+            return Draws(
+                start[:0], "hmc", 0, (f"no bias check: the reverse run's HMC failed ({err})",)
+            )
     x = torch.as_tensor(reverse)
-    if x.ndim != 2 or x.shape[1] != like.shape[1] or x.shape[0] < 2:
+    if x.ndim != 2 or x.shape[1] != start.shape[1] or x.shape[0] < 2:
         raise ValueError(
-            f"reverse must be a (draws >= 2, {like.shape[1]}) tensor of the target's draws, "
+            f"reverse must be a (draws >= 2, {start.shape[1]}) tensor of the target's draws, "
             f"got shape {tuple(x.shape)}"
         )
     if not bool(torch.isfinite(x).all()):
         raise ValueError("reverse: the given draws have NaN or inf entries")
-    return Draws(x[-walkers:].to(like), "given")
+    return Draws(x[-walkers:].to(start), "given")
 
 
-def mcmc_draws(target: Any, walkers: int, generator: torch.Generator, like: Tensor) -> Draws:
-    """``walkers`` HMC draws of the target (4 chains of at least 100 draws, evenly thinned;
-    defaults otherwise), seeded from ``generator``; its convergence warnings are returned,
-    not emitted."""
+def mcmc_draws(target: Any, walkers: int, generator: torch.Generator, start: Tensor) -> Draws:
+    """``walkers`` HMC draws of the target (4 chains of at least 100 draws started at the
+    rows of ``start``, evenly thinned; defaults otherwise), seeded from ``generator``; its
+    convergence warnings are returned, not emitted."""
     seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
     n = max(walkers, 4 * MIN_DRAWS_PER_CHAIN)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        r = POSTERIOR_SAMPLERS["hmc"](target, n=n, seed=seed, chains=4, dtype=like.dtype)
+        r = POSTERIOR_SAMPLERS["hmc"](target, n=n, seed=seed, init=start[:4])
     lines = tuple(f"the reverse run's HMC draws: {w}" for w in r.warnings)
     keep = torch.linspace(0, n - 1, walkers).round().long()  # evenly thinned
-    return Draws(r.samples[keep].to(like), "hmc", int(r.evaluations), lines)
+    return Draws(r.samples[keep].to(start), "hmc", int(r.evaluations), lines)
 
 
 def reverse_anneal(
