@@ -1,11 +1,15 @@
-"""The samplers' defaults on the real-posterior targets with exact references (eight_schools
-centred and non-centred, local_level): log Z error against its standard error, and the
-largest posterior-mean error in posterior sds. One seed, n = 4000: a first look, not the
-five-seed protocol of docs/benchmarks.md.
+"""The samplers' defaults on the real-posterior targets (eight_schools centred and
+non-centred, local_level: exact references; logistic_regression, item_response centred and
+non-centred: long-run references): log Z error against its standard error, and the largest
+posterior-mean error in posterior sds. One seed, n = 4000: a first look, not the five-seed
+protocol of docs/benchmarks.md.
 
-    OMP_NUM_THREADS=1 python benchmarks/real_posteriors_defaults.py
+    OMP_NUM_THREADS=1 python benchmarks/real_posteriors_defaults.py [NAME ...]
+
+With names, only those targets run.
 """
 
+import sys
 import time
 import warnings
 
@@ -20,9 +24,14 @@ RUNS = [
     ("eight_schools", {"centered": True}, ("hmc", "smc")),
     ("eight_schools", {"centered": False}, ("hmc", "smc")),
     ("local_level", {}, ("hmc", "smc", "ais")),
+    ("logistic_regression", {}, ("hmc", "smc")),
+    ("item_response", {"centered": True}, ("hmc", "smc")),
+    ("item_response", {"centered": False}, ("hmc", "smc")),
 ]
 
 for name, options, methods in RUNS:
+    if sys.argv[1:] and name not in sys.argv[1:]:
+        continue
     target = si.targets.get(name, **options)
     mean, sd = torch.tensor(target.references["mean"]), torch.tensor(target.references["sd"])
     for method in methods:

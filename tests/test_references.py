@@ -112,3 +112,37 @@ def test_radial_velocity_evidence_and_modes_from_fresh_prior_draws():
     p_se = float((w.square() * (inside - p).square()).sum().sqrt())
     key = "13 < P < 16.5"
     assert_consistent(p, p_se, refs["mode_weights"][key], refs["mode_weights_stderr"][key], "mode")
+
+
+def test_logistic_regression_short_importance_run_matches_reference():
+    """A fresh Student-t importance sampler (another seed, 2 x 10^4 draws) against the stored
+    log Z, means and sds; the Laplace log Z is within 0.2 of it (0.12 low)."""
+    script = load_script("logistic_regression")
+    refs = si.targets.get("logistic_regression").references
+    out = script.reference(draws=20_000, seed=3)
+    assert_consistent(out["log_Z"], out["log_Z_stderr"], refs["log_Z"], refs["log_Z_stderr"],
+                      "log Z")  # fmt: skip
+    for key in ("mean", "sd"):
+        for k in range(11):
+            assert_consistent(float(out[key][k]), float(out[f"{key}_stderr"][k]),
+                              refs[key][k], refs[f"{key}_stderr"][k], f"{key}[{k}]")  # fmt: skip
+    _, _, laplace = script.laplace(script.target64())
+    assert abs(laplace - refs["log_Z"]) < 0.2
+
+
+def test_item_response_data_and_coarse_quadrature_match_reference():
+    """The shipped responses are redrawn from their seed; a coarse quadrature over log sigma
+    (method B of the script: 11 nodes, 2 x 1000 inner draws each) against the stored log Z
+    and the moments of log sigma and the difficulties."""
+    script = load_script("item_response")
+    assert tuple("".join(map(str, row)) for row in script.simulate()) == script.ITEM_RESPONSES
+    refs = si.targets.get("item_response").references
+    out = script.quadrature_reference(lo=-1.5, hi=1.5, h=0.3, inner=2000, replicates=2, seed=5)
+    assert out["edge_weights"][0] < 1e-6 and out["edge_weights"][1] < 1e-6
+    # two replicates give a rough error: allow 0.01 beside it (the inner samplers' ESS ~ 80%)
+    assert abs(out["log_Z"] - refs["log_Z"]) < 4 * out["log_Z_stderr"] + 0.01
+    # a coarse check against gross errors (seen: at most 0.022 in the means and 0.016 in the
+    # sds); the scripts compare the long runs within their standard errors
+    for k in [0, *range(31, 41)]:  # log sigma, b: features 0 and 31..40 of both forms
+        assert abs(float(out["mean"][k]) - refs["mean"][k]) < 0.15 * refs["sd"][k], k
+        assert abs(float(out["sd"][k]) - refs["sd"][k]) < 0.15 * refs["sd"][k], k

@@ -54,8 +54,9 @@ def assert_stein(target, x: torch.Tensor) -> None:
 
 
 def test_names_and_get_build_every_target():
-    expected = {"eight_schools", "funnel", "gmm40", "local_level", "many_well", "particles",
-                "phi4", "phi4_1d", "radial_velocity"}  # fmt: skip
+    expected = {"eight_schools", "funnel", "gmm40", "item_response", "local_level",
+                "logistic_regression", "many_well", "particles", "phi4", "phi4_1d",
+                "radial_velocity"}  # fmt: skip
     assert set(si.targets.names()) == expected
     for name in [*si.targets.names(), "gmm-d3-k4"]:
         target = si.targets.get(name)
@@ -84,7 +85,11 @@ def test_get_rejects_unknown_names_and_options():
         si.targets.get("radial_velocity", prior={"P_low": 1.0})
 
 
-@pytest.mark.parametrize("name", ["gmm40", "funnel", "many_well", "phi4", "phi4_1d", "particles"])
+@pytest.mark.parametrize(
+    "name",
+    ["gmm40", "funnel", "many_well", "phi4", "phi4_1d", "particles", "logistic_regression",
+     "item_response"],
+)  # fmt: skip
 def test_bad_shapes_raise_naming_x(name):
     target = si.targets.get(name)
     with pytest.raises(ValueError, match="x must have shape"):
@@ -645,3 +650,109 @@ def test_local_level_log_Z_agrees_with_monte_carlo_over_the_scales():
     log_z = float(w.mean().log() + lw.max())
     se = float(w.std() / (w.mean() * math.sqrt(len(w))))
     assert abs(log_z - ref["log_Z"]) < 4 * se, (log_z, ref["log_Z"], se)
+
+
+# --- real posteriors with long-run references: logistic regression, item response ----------
+
+
+def finite_difference_grad(target, x: torch.Tensor, h: float = 1e-5) -> torch.Tensor:
+    """Central differences of log_prob, coordinate by coordinate (float64)."""
+    eye = torch.eye(target.dim, dtype=D)
+    cols = [(target.log_prob(x + h * e) - target.log_prob(x - h * e)) / (2 * h) for e in eye]
+    return torch.stack(cols, 1)
+
+
+def assert_reference_shapes(target) -> None:
+    refs = target.references
+    assert refs["coordinates"] == target.coordinate_names and len(refs["coordinates"]) == target.dim
+    for key in ("mean", "sd", "mean_stderr", "sd_stderr"):
+        assert len(refs[key]) == target.dim, key
+    assert all(s > 0 for s in refs["sd"]) and 0 < refs["log_Z_stderr"] < 0.01
+    assert target.log_Z == refs["log_Z"] and "source" in refs
+    # the errors are small against the posterior sds: the references resolve 1% of an sd
+    assert max(e / s for e, s in zip(refs["mean_stderr"], refs["sd"], strict=True)) < 0.01
+
+
+def test_logistic_regression_data_and_density_against_scipy():
+    from scipy.special import log_expit
+
+    target = si.targets.get("logistic_regression", dtype=D)
+    design, labels = si.targets.load_breast_cancer_data()
+    assert design.shape == (569, 11) and int(labels.sum()) == 357
+    assert torch.all(design[:, 0] == 1)
+    # standardised features, up to the 4-decimal rounding
+    np.testing.assert_allclose(design[:, 1:].mean(0), 0, atol=1e-4)
+    np.testing.assert_allclose(design[:, 1:].std(0, unbiased=False), 1, atol=1e-4)
+    x = 0.7 * torch.randn(20, 11, generator=gen(2), dtype=D)
+    a, y, beta = design.numpy(), labels.numpy(), x.numpy()
+    eta = beta @ a.T
+    like = (y * log_expit(eta) + (1 - y) * log_expit(-eta)).sum(1)
+    expected = like + stats.norm.logpdf(beta, 0, 1).sum(1)
+    np.testing.assert_allclose(target.log_prob(x).numpy(), expected, rtol=1e-12, atol=1e-9)
+    torch.testing.assert_close(target.grad_log_prob(x), finite_difference_grad(target, x),
+                               rtol=1e-6, atol=1e-6)  # fmt: skip
+    # the base is the prior N(0, I), a normalised density
+    np.testing.assert_allclose(
+        target.base.log_prob(x).numpy(), stats.norm.logpdf(beta).sum(1), rtol=1e-12
+    )
+    assert_reference_shapes(target)
+    assert target.coordinate_names[:2] == ["intercept", "beta[radius]"]
+
+
+def item_response_np(x: np.ndarray, y: np.ndarray, centered: bool) -> np.ndarray:
+    from scipy.special import expit
+
+    u, local, b = x[:, 0], x[:, 1:31], x[:, 31:]
+    sigma = np.exp(u)
+    out = stats.halfcauchy.logpdf(sigma, scale=1.0) + u + stats.norm.logpdf(b, 0, 2).sum(1)
+    if centered:
+        theta = local
+        out = out + stats.norm.logpdf(theta, 0, sigma[:, None]).sum(1)
+    else:
+        theta = sigma[:, None] * local
+        out = out + stats.norm.logpdf(local).sum(1)
+    p = expit(theta[:, :, None] - b[:, None, :])
+    return out + stats.bernoulli.logpmf(y[None], p).sum((1, 2))
+
+
+@pytest.mark.parametrize("centered", [True, False])
+def test_item_response_density_against_scipy(centered):
+    target = si.targets.get("item_response", centered=centered, dtype=D)
+    y = si.targets.item_response_matrix()
+    assert y.shape == (30, 10) and float(y.mean()) == pytest.approx(157 / 300)
+    x = target.base.sample(10, gen(3))
+    expected = item_response_np(x.numpy(), y.numpy(), centered)
+    np.testing.assert_allclose(target.log_prob(x).numpy(), expected, rtol=1e-12, atol=1e-9)
+    torch.testing.assert_close(target.grad_log_prob(x), finite_difference_grad(target, x),
+                               rtol=1e-6, atol=1e-6)  # fmt: skip
+    # the base: a normalised diagonal Gaussian (log sigma, local, difficulties)
+    scale = np.array([1.0] + [1.5 if centered else 1.0] * 30 + [1.5] * 10)
+    expected = stats.norm.logpdf(x.numpy(), 0, scale).sum(1)
+    np.testing.assert_allclose(target.base.log_prob(x).numpy(), expected, rtol=1e-12)
+    assert_reference_shapes(target)
+    assert target.coordinate_names[1] == ("theta[0]" if centered else "z[0]")
+
+
+def test_item_response_forms_differ_by_their_jacobian():
+    """theta = sigma z: log rho_nc(u, z, b) = log rho_c(u, e^u z, b) + 30 u; the references
+    of u and b are shared, and theta's mean is about E[e^u z] (within the errors)."""
+    c, nc = (si.targets.get("item_response", centered=k, dtype=D) for k in (True, False))
+    x = nc.base.sample(20, gen(4))
+    xc = torch.cat([x[:, :1], x[:, :1].exp() * x[:, 1:31], x[:, 31:]], 1)
+    torch.testing.assert_close(nc.log_prob(x), c.log_prob(xc) + 30 * x[:, 0], rtol=1e-12,
+                               atol=1e-9)  # fmt: skip
+    assert c.log_Z == nc.log_Z
+    for k in [0, *range(31, 41)]:
+        assert c.references["mean"][k] == nc.references["mean"][k]
+        assert c.references["sd"][k] == nc.references["sd"][k]
+
+
+def test_new_targets_reject_bad_options():
+    with pytest.raises(ValueError, match="centered"):
+        si.targets.get("item_response", centered="yes")
+    with pytest.raises(ValueError, match="dtype"):
+        si.targets.get("item_response", dtype=torch.int64)
+    with pytest.raises(ValueError, match="dtype"):
+        si.targets.get("logistic_regression", dtype="float16")
+    with pytest.raises(ValueError, match=r"'prior_scale'.*logistic_regression"):
+        si.targets.get("logistic_regression", prior_scale=2.0)

@@ -9,6 +9,7 @@ from .base import Target
 from .funnel import Funnel
 from .gmm import GaussianMixture, gaussian_mixture_family, gmm40
 from .hierarchical import EightSchools, eight_schools_reference
+from .item_response import ItemResponse, item_response_matrix
 from .many_well import ManyWell, double_well_log_Z
 from .particles import Particles, UniformTorus
 from .phi4 import BridgeNormal, ChainReference, Phi4, Phi4Chain, chain_reference
@@ -21,6 +22,7 @@ from .radial_velocity import (
     solve_kepler,
 )
 from .registry import get, names
+from .regression import LogisticRegression, load_breast_cancer_data
 from .state_space import LocalLevel, local_level_reference
 
 __all__ = [
@@ -29,7 +31,9 @@ __all__ = [
     "EightSchools",
     "Funnel",
     "GaussianMixture",
+    "ItemResponse",
     "LocalLevel",
+    "LogisticRegression",
     "ManyWell",
     "OrbitParameters",
     "OrbitPrior",
@@ -46,6 +50,8 @@ __all__ = [
     "gaussian_mixture_family",
     "get",
     "gmm40",
+    "item_response_matrix",
+    "load_breast_cancer_data",
     "load_radial_velocity_data",
     "local_level_reference",
     "names",

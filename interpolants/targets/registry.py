@@ -11,10 +11,12 @@ from .base import Target
 from .funnel import Funnel
 from .gmm import gaussian_mixture_family, gmm40
 from .hierarchical import EightSchools
+from .item_response import ItemResponse
 from .many_well import ManyWell
 from .particles import Particles
 from .phi4 import Phi4, Phi4Chain
 from .radial_velocity import RadialVelocity
+from .regression import LogisticRegression
 from .state_space import LocalLevel
 
 __all__ = ["get", "names"]
@@ -23,7 +25,9 @@ _TARGETS: dict[str, Callable[..., Target]] = {
     "eight_schools": EightSchools,
     "funnel": Funnel,
     "gmm40": gmm40,
+    "item_response": ItemResponse,
     "local_level": LocalLevel,
+    "logistic_regression": LogisticRegression,
     "many_well": ManyWell,
     "particles": Particles,
     "phi4": Phi4,
