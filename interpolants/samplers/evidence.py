@@ -89,11 +89,11 @@ class Sandwich:
     def stderr(self, mc_stderr: float) -> float:
         r"""The error bar to print with the forward estimate: its Monte Carlo ``mc_stderr``,
         or, when the upper bound lies above the lower one by more than their noise,
-        sqrt(se^2 + (gap / 3)^2), so that a log Z anywhere in [lower, upper] lies within 3
-        standard errors."""
+        max(se, gap / 3 + se_upper): the truth lies (stochastically) below
+        upper + 3 se_upper, so within 3 of these standard errors of the forward estimate."""
         if self.agree or not self.gap > 0 or not math.isfinite(self.gap):
             return mc_stderr
-        return math.hypot(_finite(mc_stderr), self.gap / AGREE_SIGMAS)
+        return max(_finite(mc_stderr), self.gap / AGREE_SIGMAS + _finite(self.upper_stderr))
 
     def warning(self, name: str) -> str | None:
         """One line when the bounds disagree, else None. An upper bound below the lower one
