@@ -77,15 +77,19 @@ def table(rows: list[dict]) -> str:
         values = [g[key] for g in group if key in g]
         return float(torch.tensor(values).median()) if values else math.nan
 
+    def fmt(value: float, spec: str) -> str:
+        return "" if math.isnan(value) else format(value, spec)
+
     for t, v in keys:
         g = [r for r in rows if r["target"] == t and r["variant"] == v]
         cov = sum(r.get("covered", False) for r in g)
         has = any("covered" in r for r in g)
         mean_err = max((r["mean_error_sd"] for r in g if "mean_error_sd" in r), default=math.nan)
+        se, mc = fmt(med(g, "stderr"), ".3f"), fmt(med(g, "mc_stderr"), ".3f")
         out.append(
-            f"| {t} | {v} | {len(g)} | {med(g, 'error'):+.3f} | {med(g, 'stderr'):.3f} "
-            f"({med(g, 'mc_stderr'):.3f}) | {med(g, 'upper_error'):+.3f} | "
-            f"{f'{cov}/{len(g)}' if has else ''} | {mean_err:.2f} | "
+            f"| {t} | {v} | {len(g)} | {fmt(med(g, 'error'), '+.3f')} | "
+            f"{se}{f' ({mc})' if mc else ''} | {fmt(med(g, 'upper_error'), '+.3f')} | "
+            f"{f'{cov}/{len(g)}' if has else ''} | {fmt(mean_err, '.2f')} | "
             f"{med(g, 'evaluations'):.0f} | {med(g, 'seconds'):.0f} |"
         )
     return "\n".join(out)

@@ -89,7 +89,9 @@ def test_reverse_from_given_draws_and_bad_reverse_options():
     assert auto.info.reverse_source == "hmc" and auto.info.reverse_walkers == 400
     log_z = math.log(2 * math.pi)
     assert abs(auto.info.log_Z_upper - log_z) < 4 * auto.info.log_Z_upper_stderr + 0.02
-    assert auto.evaluations > si.sample(plain, "smc", n=400, seed=0, reverse=None).evaluations
+    off = si.sample(plain, "smc", n=400, seed=0, reverse=None)
+    assert auto.evaluations == off.evaluations + auto.info.reverse_evaluations
+    assert "reverse_evaluations" not in off.info
     with pytest.raises(ValueError, match="reverse must be one of"):
         si.sample(target, "smc", n=100, seed=0, reverse="hmcc")
     with pytest.raises(ValueError, match=r"reverse must be a \(draws >= 2, 5\) tensor"):
@@ -153,3 +155,19 @@ def test_latent_flow_moves_are_exact_in_x():
     assert abs(r.log_Z - LOG_Z) < 4 * r.log_Z_stderr + 0.02
     with pytest.raises(ValueError, match="mass_matrix must be"):
         si.sample(shifted_gaussian(), "smc", n=400, seed=0, mass_matrix="flows")
+
+
+def test_nets_log_z_gets_the_same_bounds():
+    """NETS with b = 0 and no moves over 3 steps is importance sampling through a path far
+    too short: its bounds disagree, it warns, and the widened error bar covers log Z."""
+    r = si.sample(shifted_gaussian(), "nets", n=400, seed=0, drift=None, eps=0.0, steps=3,
+                  reverse_walkers=400)  # fmt: skip
+    info = r.info
+    assert info.reverse_source == "exact" and info.log_Z_lower == r.log_Z
+    assert info.log_Z_upper > LOG_Z - 3 * info.log_Z_upper_stderr
+    assert abs(r.log_Z - LOG_Z) > 3 * info.log_Z_mc_stderr  # the own error bar misses
+    assert abs(r.log_Z - LOG_Z) <= 3 * r.log_Z_stderr  # the widened one covers
+    assert any("forward and reverse annealing disagree" in w for w in r.warnings)
+    off = si.sample(shifted_gaussian(), "nets", n=400, seed=0, drift=None, eps=0.0, steps=3,
+                    reverse=None)  # fmt: skip
+    assert "log_Z_upper" not in off.info and off.evaluations < r.evaluations

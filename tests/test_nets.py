@@ -39,7 +39,7 @@ def _mixture() -> GaussianMixture:
 def test_b_zero_without_moves_equals_ais_without_moves():
     """Same seed, no moves: both weigh the same base draws by log rho* - log p_0."""
     target = _mixture()
-    nets = run_nets(target, n=300, seed=3, drift=None, eps=0.0, steps=7)
+    nets = run_nets(target, n=300, seed=3, drift=None, eps=0.0, steps=7, reverse=None)
     ais = run_ais(target, n=300, seed=3, steps=7, moves=0, reverse=None)
     torch.testing.assert_close(nets.samples, ais.samples)
     torch.testing.assert_close(nets.log_weights, ais.log_weights, rtol=0, atol=1e-5)
@@ -53,7 +53,7 @@ def test_b_zero_with_adapted_moves_is_the_ais_run(mass_matrix):
     target = si.targets.get("funnel")
     ais = run_ais(target, n=200, seed=3, steps=20, mass_matrix=mass_matrix, reverse=None)
     nets = run_nets(target, n=200, seed=3, steps=20, drift=None, eps="adapt",
-                    mass_matrix=mass_matrix, schedule="linear")  # fmt: skip
+                    mass_matrix=mass_matrix, schedule="linear", reverse=None)  # fmt: skip
     torch.testing.assert_close(nets.samples, ais.samples)
     torch.testing.assert_close(nets.log_weights, ais.log_weights, rtol=0, atol=1e-5)
     assert nets.evaluations == ais.evaluations
@@ -100,7 +100,9 @@ def test_b_zero_estimates_log_Z_like_ais():
     se = math.hypot(nets.log_Z_stderr, ais.log_Z_stderr)
     assert abs(nets.log_Z - ais.log_Z) < 4 * se
     assert abs(nets.log_Z) < 4 * nets.log_Z_stderr
-    assert nets.evaluations == 1000 * 31  # the start, then one MALA proposal per step
+    # the start, then one MALA proposal per step; the bias check's are counted on top
+    assert nets.info["sampling_evaluations"] == 1000 * 31
+    assert nets.evaluations == 1000 * 31 + nets.info["reverse_evaluations"]
 
 
 def test_resampling_every_step_keeps_Z_hat_unbiased():
@@ -118,7 +120,7 @@ def test_resampling_every_step_keeps_Z_hat_unbiased():
     ratios, resamplings = [], 0
     for seed in range(400):
         r = run_nets(target, n=20, seed=seed, drift=None, eps=0.0, steps=4, base=base,
-                     resample_threshold=1.0, batches=1)  # fmt: skip
+                     resample_threshold=1.0, batches=1, reverse=None)  # fmt: skip
         ratios.append(math.exp(r.log_Z - target.log_Z))
         resamplings += r.info["resampling_steps"]
     ratios = torch.tensor(ratios)
@@ -181,9 +183,8 @@ def test_exact_drift_gives_equal_weights_and_exact_log_Z(log_det, eps):
     base = DiagonalNormal(torch.zeros(2, dtype=torch.float64), a)
     config = {"schedule": "linear", "schedule_power": 1.0, "objective": "pinn", "dim": 2}
     model = NETSModel(GaussianDrift(mu, a, c), config)
-    result = run_nets(
-        target, n=400, seed=0, model=model, base=base, steps=200, eps=eps, log_det=log_det
-    )
+    result = run_nets(target, n=400, seed=0, model=model, base=base, steps=200, eps=eps,
+                      log_det=log_det, reverse=None)  # fmt: skip
     spread = float(result.log_weights.std())
     assert spread < 2e-3, spread
     assert result.ess > 0.9999
@@ -198,6 +199,7 @@ def test_exact_drift_gives_equal_weights_and_exact_log_Z(log_det, eps):
         eps=max(eps, 0.1),
         drift=None,
         schedule="linear",
+        reverse=None,
     )
     assert float(ais.log_weights.std()) > 20 * spread
 
@@ -218,7 +220,7 @@ def test_a_folding_transport_step_overcounts_as_the_docstring_says():
     config = {"schedule": "linear", "schedule_power": 1.0, "objective": "pinn", "dim": 1}
     model = NETSModel(FoldingDrift(), config)
     with pytest.warns(UserWarning, match="biased upwards"):
-        result = run_nets(target, n=100_000, seed=0, model=model, steps=1, eps=0.0)
+        result = run_nets(target, n=100_000, seed=0, model=model, steps=1, eps=0.0, reverse=None)
     assert result.info["non_invertible_steps"] > 10_000
     w = result.log_weights.exp()
     x = torch.linspace(-8, 8, 400_001, dtype=torch.float64)
@@ -229,7 +231,8 @@ def test_a_folding_transport_step_overcounts_as_the_docstring_says():
     assert expected > 1.5
     assert abs(float(w.mean()) - expected) < 4 * float(w.std()) / math.sqrt(len(w))
     # refine: pilots halve the folding steps until none folds; then E exp(A) = Z = 1
-    refined = run_nets(target, n=100_000, seed=0, model=model, steps=1, eps=0.0, refine=8)
+    refined = run_nets(target, n=100_000, seed=0, model=model, steps=1, eps=0.0, refine=8,
+                       reverse=None)  # fmt: skip
     assert refined.info["non_invertible_steps"] == 0 and refined.info["refinements"] >= 2
     assert 2 <= refined.info["grid_steps"] <= 2 ** refined.info["refinements"]
     w = refined.log_weights.exp()
@@ -266,7 +269,8 @@ def test_exact_log_det_keeps_weights_equal_above_the_hutchinson_threshold():
     base = DiagonalNormal(torch.zeros(d, dtype=torch.float64), 1.0)
     config = {"schedule": "linear", "schedule_power": 1.0, "objective": "pinn", "dim": d}
     model = NETSModel(RotatedDrift(q, mu, 1.0, c), config)
-    options = {"n": 300, "seed": 0, "model": model, "base": base, "steps": 100, "eps": 0.0}
+    options = {"n": 300, "seed": 0, "model": model, "base": base, "steps": 100, "eps": 0.0,
+               "reverse": None}  # fmt: skip
     runs = {m: run_nets(target, log_det=m, **options) for m in ("exact", "hutchinson")}
     exact, hutch = runs["exact"], runs["hutchinson"]
     assert exact.info["log_det"] == "exact" and float(exact.log_weights.std()) < 5e-3
@@ -358,7 +362,9 @@ def test_short_training_beats_ais_at_equal_steps():
     assert abs(trained.log_Z) < 4 * trained.log_Z_stderr + 1e-3
     assert trained.info["training_evaluations"] > 0
     assert trained.evaluations == (
-        trained.info["training_evaluations"] + trained.info["sampling_evaluations"]
+        trained.info["training_evaluations"]
+        + trained.info["sampling_evaluations"]
+        + trained.info["reverse_evaluations"]
     )
     history = trained.info["history"]
     assert history and {"loss", "ess", "log_Z", "evaluations"} <= set(history[-1])
@@ -383,12 +389,11 @@ def test_action_matching_runs_and_stays_unbiased():
 
 def test_lattice_network_and_hutchinson_on_phi4():
     target = si.targets.get("phi4", L=6)  # dim 36 > 32: Hutchinson
-    result = run_nets(
-        target, n=64, seed=0, steps=5, train_steps=5, iterations=2, train_walkers=8, updates=2
-    )
+    result = run_nets(target, n=64, seed=0, steps=5, train_steps=5, iterations=2,
+                      train_walkers=8, updates=2, reverse=None)  # fmt: skip
     assert result.info["divergence"] == "hutchinson" and result.info["log_det"] == "exact"
     assert run_nets(target, n=8, steps=2, iterations=1, train_walkers=8, updates=1,
-                    log_det="hutchinson").info["log_det"] == "hutchinson"  # fmt: skip
+                    log_det="hutchinson", reverse=None).info["log_det"] == "hutchinson"  # fmt: skip
     assert type(result.info["model"].drift).__name__ == "LatticeDrift"
     assert result.samples.shape == (64, 36) and math.isfinite(result.log_Z)
 

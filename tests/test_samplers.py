@@ -156,7 +156,7 @@ def test_log_Z_of_2d_mixture(method, options):
 def test_smc_recovers_unequal_mode_weights():
     target = mixture_target([[-3.0, 0.0], [3.0, 0.0]], [0.7, 0.7], [0.8, 0.2], 0.0, 4.0)
     for seed in SEEDS:
-        r = sample(target, "smc", n=1000, seed=seed)
+        r = sample(target, "smc", n=1000, seed=seed, reverse=None)
         mean, se = r.expectation(lambda x: (x[:, 0] < 0).to(F64))
         assert 0 < se < 0.05
         assert abs(mean - 0.8) < 3 * se, (seed, mean, se)

@@ -101,6 +101,8 @@ __all__ = [
     "AISConfig",
     "AnnealedDensity",
     "SMCConfig",
+    "bias_check",
+    "kernel_builder",
     "next_temperature",
     "resolve_base",
     "run_ais",
@@ -379,11 +381,7 @@ def _anneal(
     annealed = AnnealedDensity(density, resolve_base(target, c.base, c.base_scale, dtype))
     temperatures = c.temperatures()
 
-    def build(log_density: LogDensity, eps: float, metric: GaussianMetric | None) -> Kernel:
-        if c.kernel == "hmc":
-            return hmc(log_density, eps, metric, num_steps=c.num_steps)
-        return mala(log_density, eps, metric)
-
+    build = kernel_builder(c)
     m = n // batches
     levels = batches * (len(temperatures) - 1) if temperatures is not None else None
     bar = progress_bar(levels, progress, c.method)
@@ -411,7 +409,9 @@ def _anneal(
     runs = [run(design) for _ in range(batches)]
     bar.close()
     result = _annealing_result(runs, c, density, m, batches)
+    forward = result.evaluations
     _reverse_check(result, target, c, annealed, design or runs[0].design, generator, build)
+    _count_check(result, density.evaluations + (result.evaluations - forward), forward)
     return result
 
 
@@ -419,8 +419,9 @@ def _reverse_check(
     result: SampleResult, target: Any, c: AISConfig, annealed: AnnealedDensity,
     design: list[Level], generator: torch.Generator, build: Any,
 ) -> None:  # fmt: skip
-    """The bidirectional bounds (:mod:`.evidence`) into ``result``, per ``c.reverse``, and
-    their cost (the reverse run's and the HMC draws' evaluations) into ``evaluations``."""
+    """The bidirectional bounds (:mod:`.evidence`) into ``result``, per ``c.reverse``; the HMC
+    draws' evaluations are added to ``result.evaluations`` (the reverse run's own are in
+    ``annealed``'s counted density, for the caller to add)."""
     smc = isinstance(c, SMCConfig)
     start = result.samples[systematic_resample(result.log_weights[None], generator)[0, :4]]
     walkers = c.reverse_walkers or min(result.n, 1000)
@@ -438,7 +439,15 @@ def _reverse_check(
     terms = reverse_anneal(annealed, design, x, generator, build, resample)
     bounds = sandwich(result.log_Z, result.log_Z_stderr, terms, x.shape[0], draws.source)
     _add_sandwich(result, bounds, draws.warnings)
-    result.evaluations = annealed.target.evaluations + draws.evaluations
+    result.evaluations += draws.evaluations
+
+
+def _count_check(result: SampleResult, total: int, before: int) -> None:
+    """Set ``result.evaluations`` to ``total``, the bias check's (total - before) included,
+    and name those in ``info.reverse_evaluations``."""
+    result.evaluations = int(total)
+    if total > before:
+        result.info = dataclasses.replace(result.info, reverse_evaluations=int(total - before))
 
 
 def _add_sandwich(result: SampleResult, s: Sandwich | None, notes: tuple[str, ...] = ()) -> None:
@@ -455,6 +464,50 @@ def _add_sandwich(result: SampleResult, s: Sandwich | None, notes: tuple[str, ..
     for text in ([] if line is None else [line]) + [f"{name}: {n}" for n in notes]:
         result.warnings.append(text)
         warnings.warn(text, ConvergenceWarning, stacklevel=4)
+
+
+def kernel_builder(c: AISConfig) -> Callable[[LogDensity, float, Any], Kernel]:
+    """(log density, eps, metric) -> the MALA or HMC kernel of the moves of ``c``."""
+
+    def build(log_density: LogDensity, eps: float, metric: GaussianMetric | None) -> Kernel:
+        if c.kernel == "hmc":
+            return hmc(log_density, eps, metric, num_steps=c.num_steps)
+        return mala(log_density, eps, metric)
+
+    return build
+
+
+def bias_check(
+    result: SampleResult,
+    target: Any,
+    seed: int,
+    *,
+    reverse: Any = "auto",
+    base: Any = None,
+    walkers: int | None = None,
+    dtype: torch.dtype | None = None,
+) -> None:
+    r"""The bidirectional bounds of :mod:`.evidence` for a log Z made by any method (NETS):
+    an adaptive SMC pilot of ``walkers`` walkers (default min(n, 1000)) from ``base`` finds
+    levels, metrics and step sizes, and draws of the target (``reverse``, as for
+    :class:`AISConfig`) are annealed back along them. ``result`` gets the bounds in its
+    ``info``, the widened error bar and warning where they disagree, and their cost in
+    ``evaluations``."""
+    c = SMCConfig(reverse=reverse, base=base, reverse_walkers=walkers)
+    if c.reverse is None or c.reverse is False or result.log_Z is None:
+        return
+    density = CountedDensity(target)
+    generator = make_generator(seed + 104_729)  # a stream apart from the run's
+    annealed = AnnealedDensity(density, resolve_base(target, base, None, dtype))
+    build = kernel_builder(c)
+    m = c.reverse_walkers or min(result.n, 1000)
+    before = result.evaluations
+    moves = AdaptiveMoves(c.moves, c.accept, c.mass_matrix, None, build, True)
+    x = base_sample(annealed.base, m, generator, dtype or result.samples.dtype)
+    levels = AdaptiveTempering(c.cess, c.max_levels)
+    pilot = _anneal_once(annealed, x, generator, levels, moves, c.resample_threshold, lambda: None)
+    _reverse_check(result, target, c, annealed, pilot.design, generator, build)
+    _count_check(result, result.evaluations + density.evaluations, before)
 
 
 def base_sample(base: Any, m: int, generator: torch.Generator, dtype: Any) -> Tensor:

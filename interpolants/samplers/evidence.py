@@ -108,8 +108,8 @@ class Sandwich:
                 f"{self.lower:.3f} and {self.upper:.3f} (gap {self.gap:.3f} > "
                 f"{AGREE_SIGMAS:.0f} x {self.noise:.3f}): the walkers lagged behind their "
                 "levels, so the estimate may be biased low by up to the gap; log_Z_stderr is "
-                "widened to cover it. More moves per level (decorrelation=0.1, moves=50), "
-                "kernel='hmc' or more walkers narrow it"
+                "widened to cover it. More moves per level (AIS/SMC: decorrelation=0.1, "
+                "moves=50, kernel='hmc'), more walkers or a better-trained transport narrow it"
             )
         if self.source == "exact":
             return None

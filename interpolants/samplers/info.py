@@ -60,9 +60,26 @@ class Info(Mapping[str, Any]):
 
     Attributes:
         target: the target's name (absent when unknown).
+        log_Z_lower, log_Z_upper: the bidirectional bounds of methods that estimate log Z
+            (AIS, SMC, NETS; :mod:`.evidence`): the forward estimate and the reverse run's
+            stochastic upper bound (absent without a reverse run).
+        log_Z_upper_stderr: the upper bound's standard error.
+        log_Z_mc_stderr: the forward estimate's Monte Carlo standard error (``log_Z_stderr``
+            is widened beyond it when the bounds disagree).
+        reverse_walkers, reverse_source: the reverse run's walkers and where their draws of
+            the target came from ("exact", "hmc" or "given").
+        reverse_evaluations: the target evaluations of that check (HMC draws, reverse run,
+            NETS's SMC pilot), included in ``SampleResult.evaluations``.
     """
 
     target: str | None = field(default=None, metadata=OMIT_NONE)
+    log_Z_lower: float | None = field(default=None, metadata=OMIT_NONE)
+    log_Z_upper: float | None = field(default=None, metadata=OMIT_NONE)
+    log_Z_upper_stderr: float | None = field(default=None, metadata=OMIT_NONE)
+    log_Z_mc_stderr: float | None = field(default=None, metadata=OMIT_NONE)
+    reverse_walkers: int | None = field(default=None, metadata=OMIT_NONE)
+    reverse_source: str | None = field(default=None, metadata=OMIT_NONE)
+    reverse_evaluations: int | None = field(default=None, metadata=OMIT_NONE)
 
     def _keys(self) -> list[str]:
         return [
@@ -219,14 +236,6 @@ class AnnealingInfo(Info):
         correlation_per_level: (levels,) the largest |correlation| over coordinates between
             the walkers' positions before and after each level's moves (NaN where a level
             made none): near 1 means the moves did not decorrelate them.
-        log_Z_lower, log_Z_upper: the bidirectional bounds (:mod:`.evidence`): the forward
-            estimate and the reverse run's stochastic upper bound (absent without a reverse
-            run).
-        log_Z_upper_stderr: the upper bound's standard error.
-        log_Z_mc_stderr: the forward estimate's Monte Carlo standard error (``log_Z_stderr``
-            is widened beyond it when the bounds disagree).
-        reverse_walkers, reverse_source: the reverse run's walkers and where their draws of
-            the target came from ("exact" or "given").
     """
 
     kernel: str
@@ -242,12 +251,6 @@ class AnnealingInfo(Info):
     resampling_steps: int | None = field(default=None, metadata=OMIT_NONE)
     log_Z_batches: Tensor | None = field(default=None, metadata=OMIT_NONE)
     correlation_per_level: Tensor | None = field(default=None, metadata=OMIT_NONE)
-    log_Z_lower: float | None = field(default=None, metadata=OMIT_NONE)
-    log_Z_upper: float | None = field(default=None, metadata=OMIT_NONE)
-    log_Z_upper_stderr: float | None = field(default=None, metadata=OMIT_NONE)
-    log_Z_mc_stderr: float | None = field(default=None, metadata=OMIT_NONE)
-    reverse_walkers: int | None = field(default=None, metadata=OMIT_NONE)
-    reverse_source: str | None = field(default=None, metadata=OMIT_NONE)
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)

@@ -15,6 +15,7 @@ from torch import nn
 
 from ...checks import positive_number as check_positive
 from ..base import MethodConfig, check_int
+from ..evidence import REVERSE_SOURCES
 
 __all__ = ["DIVERGENCES", "EPS_SWEEP", "LOG_DETS", "LOG_DET_EXACT_MAX_DIM", "NETSConfig"]
 
@@ -52,6 +53,13 @@ class NETSConfig(MethodConfig):
         schedule, schedule_power: beta_t of the path: "power" t^p (default p = 3),
             "linear", "geometric" or "reverse_power" 1 - (1 - t)^p.
         base, base_scale: the base p_0 (default ``target.base``) or N(0, base_scale^2 I).
+        reverse: the bias check of bidirectional Monte Carlo after sampling (CPU runs;
+            :func:`~interpolants.samplers.ais.bias_check`): an SMC pilot finds levels from the
+            base, and draws of the target ("auto": exact where the target has a sampler, else
+            HMC; "exact"; "hmc"; a (draws, dim) tensor; None: off) are annealed back along
+            them, an upper bound on log Z beside NETS's estimate (``info.log_Z_lower`` /
+            ``log_Z_upper``); where they disagree, a warning and a wider ``log_Z_stderr``.
+        reverse_walkers: walkers of that check (default min(n, 1000)).
         log_det: of the transport steps: "exact" (unbiased weights), "hutchinson" (d times
             cheaper, biased) or "auto" (exact when dim <= 50).
         probes: Hutchinson probes (training divergence and log-det).
@@ -90,6 +98,8 @@ class NETSConfig(MethodConfig):
     schedule_power: float = 3.0
     base: Any = None
     base_scale: float | None = None
+    reverse: Any = "auto"
+    reverse_walkers: int | None = None
     objective: str = "pinn"
     model: nn.Module | None = None
     drift: str | None = "learned"
@@ -163,6 +173,13 @@ class NETSConfig(MethodConfig):
                 raise ValueError(f"{name} must be one of {known}, got {value!r}")
         if self.drift not in ("learned", None):
             raise ValueError(f"drift must be 'learned' or None (b = 0), got {self.drift!r}")
+        if isinstance(self.reverse, str) and self.reverse not in REVERSE_SOURCES:
+            raise ValueError(
+                f"reverse must be one of {REVERSE_SOURCES}, None or a (draws, dim) tensor of "
+                f"the target's draws, got {self.reverse!r}"
+            )
+        if self.reverse_walkers is not None:
+            self.reverse_walkers = check_int("reverse_walkers", self.reverse_walkers, 2)
         from .model import NETSModel
 
         if self.model is not None and not isinstance(self.model, NETSModel):

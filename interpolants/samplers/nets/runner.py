@@ -15,7 +15,7 @@ from torch import Tensor
 from ...data import fingerprint
 from ...nn import build_drift, same_drift
 from ...run_folder import RunFolder
-from ..ais import resolve_base
+from ..ais import bias_check, resolve_base
 from ..annealing import AnnealedDensity, systematic_resample
 from ..base import CountedDensity, check_int, make_generator
 from ..diagnostics import ess_of_weights, log_mean_exp, log_Z_from_weights
@@ -124,7 +124,11 @@ def run_nets(
         else None,
         "eps_sweep": sweep,
     }
-    return _result(setup, traj, sampling)
+    result = _result(setup, traj, sampling)
+    if result.samples.device.type == "cpu":
+        bias_check(result, target, seed, reverse=c.reverse, base=setup.base,
+                   walkers=c.reverse_walkers, dtype=result.samples.dtype)  # fmt: skip
+    return result
 
 
 run_nets.config_class = NETSConfig  # type: ignore[attr-defined]  # its options, for the CLI
