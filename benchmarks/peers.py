@@ -226,10 +226,13 @@ class Counted:
     """log L(x) = log rho*(x) - log base(x) for numpy points, counting evaluations (one per
     point, vectorised or not)."""
 
-    def __init__(self, target: Any):
+    def __init__(self, target: Any, timeout: float = math.inf):
         self.target, self.calls = target, 0
+        self.deadline = time.perf_counter() + timeout
 
     def __call__(self, x: np.ndarray) -> np.ndarray | float:
+        if time.perf_counter() > self.deadline:  # for a peer with no time limit of its own
+            raise TimeoutError(f"no result within the time limit ({self.calls:,} evaluations)")
         x = np.asarray(x, dtype=float)
         points = np.atleast_2d(x)
         self.calls += points.shape[0]
@@ -408,10 +411,12 @@ def run_ours(target: Any, method: str, n: int, seed: int, **options: Any) -> dic
     return out
 
 
-def run_pocomc(target: Any, budget: int, seed: int, quick: bool) -> dict[str, Any]:
+def run_pocomc(
+    target: Any, budget: int, seed: int, quick: bool, timeout: float = math.inf
+) -> dict[str, Any]:
     import pocomc
 
-    prior, like = BasePrior(target.base, target.dim, seed), Counted(target)
+    prior, like = BasePrior(target.base, target.dim, seed), Counted(target, timeout)
     # no cap on its calls: a rule of thumb, measured once on eight_schools (--quick): about
     # 9 dim calls per active walker over the run, plus the evidence draws and 4 n_active
     # prior draws; n_active from that (64..1024), n_effective = 2 n_active as its defaults
@@ -616,7 +621,8 @@ def main(argv: list[str] | None = None) -> int:
         "--timeout",
         type=float,
         default=900.0,
-        help="nautilus's time limit per run, seconds (default 900)",
+        help="time limit per nautilus or pocoMC run, seconds (default 900): nautilus stops "
+        "and reports, pocoMC (no limit of its own) fails with a message",
     )
     p.add_argument(
         "--out",
@@ -677,8 +683,9 @@ def main(argv: list[str] | None = None) -> int:
                     elif method == "ais":
                         steps = max(1, round(budget / n) - 3)
                         res = run_ours(target, "ais", n, seed, steps=steps)
-                    elif method == "nautilus":
-                        res = run_nautilus(target, budget, seed, args.quick, args.timeout)
+                    elif method in ("nautilus", "pocomc"):
+                        runner = run_nautilus if method == "nautilus" else run_pocomc
+                        res = runner(target, budget, seed, args.quick, args.timeout)
                     else:
                         res = PEER_RUNNERS[method](target, budget, seed, args.quick)
                 except Exception as exc:  # a peer that fails is reported, not fatal
