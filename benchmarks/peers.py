@@ -46,7 +46,7 @@ ratio.
 
     OMP_NUM_THREADS=1 XLA_FLAGS="--xla_cpu_multi_thread_eigen=false \
         intra_op_parallelism_threads=1" python benchmarks/peers.py [--n 1000] [--seeds K] \
-        [--targets ...] [--methods ...] [--quick] [--out PATH]
+        [--targets ...] [--methods ...] [--quick] [--timeout S] [--out PATH]
 
 Peers: ``pip install -c constraints.txt pocomc dynesty nautilus-sampler numpyro`` (the
 ``bench`` extra); a peer that is not installed is skipped with a message.
