@@ -314,6 +314,12 @@ def format_metrics(metrics: dict[str, Any]) -> str:
                     text += f", z = {metrics['log_Z_z']:+.2f}"
             text += ")"
         lines.append(text)
+    if metrics.get("log_Z_upper") is not None:
+        lines.append(
+            f"  bounds (forward, reverse) = [{metrics['log_Z_lower']:.4f}, "
+            f"{metrics['log_Z_upper']:.4f} ± {metrics.get('log_Z_upper_stderr') or 0:.4f}]"
+            f"  ({metrics.get('reverse_source')} draws)"
+        )
     for key, fmt in (
         ("ess", "ESS/N = {:.3f}"),
         ("acceptance_rate", "acceptance = {:.3f}"),

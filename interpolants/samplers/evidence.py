@@ -199,7 +199,13 @@ def mcmc_draws(target: Any, walkers: int, generator: torch.Generator, start: Ten
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         r = POSTERIOR_SAMPLERS["hmc"](target, n=n, seed=seed, init=start[:4])
-    lines = tuple(f"the reverse run's HMC draws: {w}" for w in r.warnings)
+    lines = ()
+    if r.warnings:  # one line: which checks failed, the upper bound is approximate
+        failed = "; ".join(w.split(":")[0] for w in r.warnings)
+        lines = (
+            f"the reverse run's HMC draws failed {len(r.warnings)} convergence check(s) "
+            f"({failed}): the upper bound is approximate",
+        )
     keep = torch.linspace(0, n - 1, walkers).round().long()  # evenly thinned
     return Draws(r.samples[keep].to(start), "hmc", int(r.evaluations), lines)
 
