@@ -245,8 +245,9 @@ class AISConfig(MethodConfig):
             are annealed back to the base along the same levels, giving a stochastic upper
             bound on log Z beside the forward (lower) one, in ``info.log_Z_lower`` /
             ``info.log_Z_upper``. "auto" (default): with exact draws where ``target.sample``
-            gives them, else with the library's HMC (4 chains, its failed convergence checks
-            reported among the warnings); "exact": exact draws or a ValueError; "hmc"; a
+            gives them, else with the library's HMC (4 chains of >= 500 draws started at
+            forward walkers; its failed convergence checks are added to the warning when the
+            bounds disagree); "exact": exact draws or a ValueError; "hmc"; a
             (draws, dim) tensor: the user's draws of the target (the bound is then as good as
             they are); None: off. When the bounds disagree beyond 3 combined
             standard errors the result warns and ``log_Z_stderr`` is widened to
@@ -451,8 +452,9 @@ def _count_check(result: SampleResult, total: int, before: int) -> None:
 
 
 def _add_sandwich(result: SampleResult, s: Sandwich | None, notes: tuple[str, ...] = ()) -> None:
-    """Put the bounds into ``result.info``, widen the error bar, and warn if they disagree
-    or (``notes``) the draws of the reverse run failed their convergence checks."""
+    """Put the bounds into ``result.info``, widen the error bar, and warn if they disagree,
+    then also with ``notes`` (the reverse draws' failed convergence checks, which may explain
+    it; alone when there are no bounds)."""
     name = result.info.target
     line = None
     if s is not None:
@@ -461,7 +463,9 @@ def _add_sandwich(result: SampleResult, s: Sandwich | None, notes: tuple[str, ..
         if mc is not None:
             result.log_Z_stderr = s.stderr(mc)
         line = s.warning(name)
-    for text in ([] if line is None else [line]) + [f"{name}: {n}" for n in notes]:
+    # the draws' own failed checks matter where they may explain a disagreement
+    shown = notes if s is None or line is not None else ()
+    for text in ([] if line is None else [line]) + [f"{name}: {n}" for n in shown]:
         result.warnings.append(text)
         warnings.warn(text, ConvergenceWarning, stacklevel=4)
 

@@ -33,7 +33,7 @@ from torch import Tensor
 
 from .annealing import AnnealedDensity, Level, ReplayMoves, Resampler, TimeGrid, anneal
 from .base import State, check_initial
-from .diagnostics import MIN_DRAWS_PER_CHAIN, log_mean_exp, log_Z_from_weights
+from .diagnostics import log_mean_exp, log_Z_from_weights
 
 __all__ = [
     "POSTERIOR_SAMPLERS",
@@ -49,6 +49,7 @@ REVERSE_SOURCES = ("auto", "exact", "hmc")
 POSTERIOR_SAMPLERS: dict[str, Callable[..., Any]] = {}
 """MCMC runners ``(target, n=, seed=, dtype=) -> SampleResult`` for reverse draws ("hmc")."""
 AGREE_SIGMAS = 3.0  # bounds farther apart than this many combined standard errors disagree
+HMC_DRAWS_PER_CHAIN = 500  # at least, for the reverse run's HMC draws (R-hat needs several 100)
 MIN_MOVED = 0.2  # a level whose moves moved fewer walkers than this share is stuck
 STUCK_SHARE = 0.1  # warn when at least this share of the levels (and one) is stuck
 
@@ -191,11 +192,11 @@ def posterior_draws(
 
 
 def mcmc_draws(target: Any, walkers: int, generator: torch.Generator, start: Tensor) -> Draws:
-    """``walkers`` HMC draws of the target (4 chains of at least 100 draws started at the
+    """``walkers`` HMC draws of the target (4 chains of at least 500 draws started at the
     rows of ``start``, evenly thinned; defaults otherwise), seeded from ``generator``; its
     convergence warnings are returned, not emitted."""
     seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
-    n = max(walkers, 4 * MIN_DRAWS_PER_CHAIN)
+    n = max(walkers, 4 * HMC_DRAWS_PER_CHAIN)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         r = POSTERIOR_SAMPLERS["hmc"](target, n=n, seed=seed, init=start[:4])
