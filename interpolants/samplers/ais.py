@@ -85,8 +85,8 @@ from .base import (
 )
 from .diagnostics import ConvergenceWarning, ess_of_weights, log_mean_exp, log_Z_from_weights
 from .evidence import (
-    REVERSE_SOURCES,
     Sandwich,
+    check_reverse,
     moves_warning,
     posterior_draws,
     reverse_anneal,
@@ -293,11 +293,7 @@ class AISConfig(MethodConfig):
         check_fraction("target_accept", KERNELS[self.kernel] if accept is None else accept)
         if self.decorrelation is not None:
             self.decorrelation = check_fraction("decorrelation", self.decorrelation)
-        if isinstance(self.reverse, str) and self.reverse not in REVERSE_SOURCES:
-            raise ValueError(
-                f"reverse must be one of {REVERSE_SOURCES}, None or a (draws, dim) tensor of "
-                f"the target's draws, got {self.reverse!r}"
-            )
+        self.reverse = check_reverse(self.reverse)
         if self.reverse_walkers is not None:
             self.reverse_walkers = check_int("reverse_walkers", self.reverse_walkers, 2)
 
@@ -411,28 +407,28 @@ def _anneal(
     bar.close()
     result = _annealing_result(runs, c, density, m, batches)
     forward = result.evaluations
-    _reverse_check(result, target, c, annealed, design or runs[0].design, generator, build)
-    _count_check(result, density.evaluations + (result.evaluations - forward), forward)
+    drawn = _reverse_check(result, target, c, annealed, design or runs[0].design, generator, build)
+    _count_check(result, density.evaluations - forward + drawn)
     return result
 
 
 def _reverse_check(
     result: SampleResult, target: Any, c: AISConfig, annealed: AnnealedDensity,
     design: list[Level], generator: torch.Generator, build: Any,
-) -> None:  # fmt: skip
-    """The bidirectional bounds (:mod:`.evidence`) into ``result``, per ``c.reverse``; the HMC
-    draws' evaluations are added to ``result.evaluations`` (the reverse run's own are in
-    ``annealed``'s counted density, for the caller to add)."""
+) -> int:  # fmt: skip
+    """The bidirectional bounds (:mod:`.evidence`) into ``result``, per ``c.reverse``; returns
+    the target evaluations of the HMC draws (the reverse run's own are in ``annealed``'s
+    counted density)."""
     smc = isinstance(c, SMCConfig)
     start = result.samples[systematic_resample(result.log_weights[None], generator)[0, :4]]
     walkers = c.reverse_walkers or min(result.n, 1000)
     draws = posterior_draws(target, c.reverse, walkers, generator, start)
     if draws is None:
-        return
+        return 0
     x = draws.x
     if x.shape[0] < 2:  # the HMC of reverse="auto" failed: say so, no bounds
         _add_sandwich(result, None, draws.warnings)
-        return
+        return 0
     groups = max(2, min(10, x.shape[0] // 100))
     resample = Resampler(c.resample_threshold, groups) if smc else None  # type: ignore[attr-defined]
     if resample is not None:
@@ -440,15 +436,15 @@ def _reverse_check(
     terms = reverse_anneal(annealed, design, x, generator, build, resample)
     bounds = sandwich(result.log_Z, result.log_Z_stderr, terms, x.shape[0], draws.source)
     _add_sandwich(result, bounds, draws.warnings)
-    result.evaluations += draws.evaluations
+    return draws.evaluations
 
 
-def _count_check(result: SampleResult, total: int, before: int) -> None:
-    """Set ``result.evaluations`` to ``total``, the bias check's (total - before) included,
-    and name those in ``info.reverse_evaluations``."""
-    result.evaluations = int(total)
-    if total > before:
-        result.info = dataclasses.replace(result.info, reverse_evaluations=int(total - before))
+def _count_check(result: SampleResult, extra: int) -> None:
+    """Add the bias check's ``extra`` target evaluations to ``result.evaluations`` and name
+    them in ``info.reverse_evaluations``."""
+    if extra > 0:
+        result.evaluations += int(extra)
+        result.info = dataclasses.replace(result.info, reverse_evaluations=int(extra))
 
 
 def _add_sandwich(result: SampleResult, s: Sandwich | None, notes: tuple[str, ...] = ()) -> None:
@@ -465,9 +461,14 @@ def _add_sandwich(result: SampleResult, s: Sandwich | None, notes: tuple[str, ..
         line = s.warning(name)
     # the draws' own failed checks matter where they may explain a disagreement
     shown = notes if s is None or line is not None else ()
-    for text in ([] if line is None else [line]) + [f"{name}: {n}" for n in shown]:
+    _report(result, ([] if line is None else [line]) + [f"{name}: {n}" for n in shown])
+
+
+def _report(result: SampleResult, lines: list[str]) -> None:
+    """Add ``lines`` to ``result.warnings`` and emit each as a ConvergenceWarning."""
+    for text in lines:
         result.warnings.append(text)
-        warnings.warn(text, ConvergenceWarning, stacklevel=4)
+        warnings.warn(text, ConvergenceWarning, stacklevel=5)
 
 
 def kernel_builder(c: AISConfig) -> Callable[[LogDensity, float, Any], Kernel]:
@@ -505,13 +506,12 @@ def bias_check(
     annealed = AnnealedDensity(density, resolve_base(target, base, None, dtype))
     build = kernel_builder(c)
     m = c.reverse_walkers or min(result.n, 1000)
-    before = result.evaluations
     moves = AdaptiveMoves(c.moves, c.accept, c.mass_matrix, None, build, True)
     x = base_sample(annealed.base, m, generator, dtype or result.samples.dtype)
     levels = AdaptiveTempering(c.cess, c.max_levels)
     pilot = _anneal_once(annealed, x, generator, levels, moves, c.resample_threshold, lambda: None)
-    _reverse_check(result, target, c, annealed, pilot.design, generator, build)
-    _count_check(result, result.evaluations + density.evaluations, before)
+    drawn = _reverse_check(result, target, c, annealed, pilot.design, generator, build)
+    _count_check(result, density.evaluations + drawn)
 
 
 def base_sample(base: Any, m: int, generator: torch.Generator, dtype: Any) -> Tensor:
@@ -560,13 +560,7 @@ def _annealing_result(
         )
     else:
         log_Z, stderr = log_Z_from_weights(log_weights)
-    stuck = moves_warning(
-        density.name, [lv.beta for lv in runs[0].design], [r.moved for r in runs], c.moves
-    )
-    if stuck is not None:
-        warnings.warn(stuck, ConvergenceWarning, stacklevel=4)
-    return SampleResult(
-        warnings=[] if stuck is None else [stuck],
+    result = SampleResult(
         samples=samples,
         method=c.method,
         log_weights=log_weights.to(samples.device),
@@ -578,6 +572,10 @@ def _annealing_result(
         groups=groups,
         info=info,
     )
+    betas = [lv.beta for lv in runs[0].design]
+    stuck = moves_warning(density.name, betas, [r.moved for r in runs], c.moves)
+    _report(result, [] if stuck is None else [stuck])
+    return result
 
 
 def run_ais(

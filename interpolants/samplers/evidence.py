@@ -39,6 +39,7 @@ __all__ = [
     "POSTERIOR_SAMPLERS",
     "REVERSE_SOURCES",
     "Sandwich",
+    "check_reverse",
     "moves_warning",
     "posterior_draws",
     "reverse_anneal",
@@ -144,6 +145,17 @@ class Draws(NamedTuple):
     warnings: tuple[str, ...] = ()
 
 
+def check_reverse(reverse: Any) -> Any:
+    """``reverse`` itself when it names a source of :data:`REVERSE_SOURCES` or is anything
+    but a string (None, False or draws, checked where used), else a ValueError."""
+    if isinstance(reverse, str) and reverse not in REVERSE_SOURCES:
+        raise ValueError(
+            f"reverse must be one of {REVERSE_SOURCES}, None or a (draws, dim) tensor of "
+            f"the target's draws, got {reverse!r}"
+        )
+    return reverse
+
+
 def posterior_draws(
     target: Any, reverse: Any, walkers: int, generator: torch.Generator, start: Tensor
 ) -> Draws | None:
@@ -157,11 +169,7 @@ def posterior_draws(
     if reverse is None or reverse is False:
         return None
     if isinstance(reverse, str):
-        if reverse not in REVERSE_SOURCES:
-            raise ValueError(
-                f"reverse must be one of {REVERSE_SOURCES}, None or a (draws, dim) tensor of "
-                f"the target's draws, got {reverse!r}"
-            )
+        check_reverse(reverse)
         if reverse != "hmc":
             try:
                 return Draws(target.sample(walkers, generator).to(start), "exact")

@@ -15,7 +15,7 @@ from torch import nn
 
 from ...checks import positive_number as check_positive
 from ..base import MethodConfig, check_int
-from ..evidence import REVERSE_SOURCES
+from ..evidence import check_reverse
 
 __all__ = ["DIVERGENCES", "EPS_SWEEP", "LOG_DETS", "LOG_DET_EXACT_MAX_DIM", "NETSConfig"]
 
@@ -173,11 +173,7 @@ class NETSConfig(MethodConfig):
                 raise ValueError(f"{name} must be one of {known}, got {value!r}")
         if self.drift not in ("learned", None):
             raise ValueError(f"drift must be 'learned' or None (b = 0), got {self.drift!r}")
-        if isinstance(self.reverse, str) and self.reverse not in REVERSE_SOURCES:
-            raise ValueError(
-                f"reverse must be one of {REVERSE_SOURCES}, None or a (draws, dim) tensor of "
-                f"the target's draws, got {self.reverse!r}"
-            )
+        self.reverse = check_reverse(self.reverse)
         if self.reverse_walkers is not None:
             self.reverse_walkers = check_int("reverse_walkers", self.reverse_walkers, 2)
         from .model import NETSModel
