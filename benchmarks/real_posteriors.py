@@ -53,7 +53,8 @@ def run(name: str, variant: str, seed: int, n: int) -> dict:
         warnings.simplefilter("ignore")
         r = si.sample(target, method, n=n, seed=seed, **method_options)
     row = {"target": target.name, "variant": variant, "seed": seed, "evaluations": r.evaluations,
-           "seconds": time.time() - start, "warnings": len(r.warnings)}  # fmt: skip
+           "seconds": time.time() - start, "warnings": len(r.warnings),
+           "escalations": len(r.info.get("escalations") or ())}  # fmt: skip
     refs = getattr(target, "references", None) or {}
     if "mean" in refs and "sd" in refs:
         m, _ = r.expectation(lambda x: x.double())

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import interpolants as si
+from interpolants.app.sample_target import format_metrics
 from interpolants.samplers.evidence import Sandwich
 
 DIM = 5
@@ -118,13 +119,44 @@ def test_collapsed_moves_warn():
     # a step size far too large, never adapted below: almost every proposal is rejected
     with pytest.warns(si.samplers.ConvergenceWarning, match="the moves collapsed at"):
         r = si.sample(target, "smc", n=400, seed=0, step_size=50.0, target_accept=0.001,
-                      reverse=None)  # fmt: skip
+                      reverse=None, escalate=0)  # fmt: skip
     assert any("collapsed" in w for w in r.warnings)
     assert r.info.correlation_per_level.shape == (len(r.info.temperatures) - 1,)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         fine = si.sample(target, "smc", n=400, seed=0, reverse=None)
     assert not fine.warnings and float(fine.info.correlation_per_level.max()) < 0.9
+
+
+def test_smc_escalates_when_the_bias_check_fails(monkeypatch):
+    """SMC reruns with the next configuration of ESCALATION while the walkers lag (moves
+    collapsed, or bounds apart): the rerun's estimate is returned, the discarded attempt is
+    in info.escalations, every evaluation is counted, and only the chosen run warns. (The
+    ladder is replaced by one cheap rung, the kernel's own tuning, to keep this fast.)"""
+    from interpolants.samplers import ais
+
+    monkeypatch.setattr(ais, "ESCALATION", ({"target_accept": None, "step_size": None},))
+    target = shifted_gaussian()
+    bad = {"step_size": 50.0, "target_accept": 0.001, "reverse": "exact"}
+    first = si.sample(target, "smc", n=400, seed=0, escalate=0, **bad)
+    assert any("collapsed" in w or "disagree" in w for w in first.warnings)
+    assert abs(first.log_Z - LOG_Z) > 10  # the walkers never left the base
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the discarded attempt's warnings are not shown
+        r = si.sample(target, "smc", n=400, seed=0, **bad)
+    (attempt,) = r.info.escalations
+    assert attempt["log_Z"] == first.log_Z and attempt["kernel"] == "mala"
+    assert attempt["log_Z_upper"] > attempt["log_Z"] + 10
+    assert not r.warnings and abs(r.log_Z - LOG_Z) < 3 * r.log_Z_stderr
+    assert r.evaluations > first.evaluations + attempt["evaluations"] / 2
+    metrics = r.to_dict()  # metrics.json and the command line's lines show it
+    assert metrics["escalations"][0]["log_Z"] == first.log_Z
+    assert "discarded after its bias check failed: kernel=mala" in format_metrics(metrics)
+    # a run whose bounds agree is not rerun
+    fine = si.sample(target, "smc", n=400, seed=0, reverse="exact")
+    assert "escalations" not in fine.info
+    with pytest.raises(ValueError, match="escalate"):
+        si.sample(target, "smc", n=400, escalate=-1)
 
 
 def test_latent_flow_moves_are_exact_in_x():

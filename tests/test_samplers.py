@@ -531,10 +531,11 @@ def test_annealing_configs_are_the_keyword_options_checked_once():
     from interpolants.samplers.ais import AISConfig, SMCConfig
 
     target = targets.get("gmm-d2-k3")
-    a = sample(target, "smc", n=100, seed=1, steps=5, moves=2, pilot=False)
-    b = sample(target, "smc", n=100, seed=1, config=SMCConfig(steps=5, moves=2, pilot=False))
+    a = sample(target, "smc", n=100, seed=1, steps=5, moves=2, pilot=False, reverse=None)
+    b = sample(target, "smc", n=100, seed=1, reverse=None,
+               config=SMCConfig(steps=5, moves=2, pilot=False))  # fmt: skip
     c = sample(target, "smc", n=100, seed=1, config=SMCConfig(steps=5, moves=9), moves=2,
-               pilot=False)  # fmt: skip
+               pilot=False, reverse=None)  # fmt: skip
     for r in (b, c):
         assert torch.equal(r.samples, a.samples) and r.log_Z == a.log_Z
     with pytest.raises(ValueError, match=r"unknown option\(s\) 'cess' for method 'ais'"):

@@ -320,6 +320,13 @@ def format_metrics(metrics: dict[str, Any]) -> str:
             f"{metrics['log_Z_upper']:.4f} ± {metrics.get('log_Z_upper_stderr') or 0:.4f}]"
             f"  ({metrics.get('reverse_source')} draws)"
         )
+    for e in metrics.get("escalations") or []:
+        upper = "none" if e.get("log_Z_upper") is None else f"{e['log_Z_upper']:.4f}"
+        lines.append(
+            f"  discarded after its bias check failed: kernel={e['kernel']}, "
+            f"mass_matrix={e['mass_matrix']}, moves={e['moves']} gave log Z = "
+            f"{e['log_Z']:.4f} (reverse bound {upper}); rerun with heavier moves"
+        )
     for key, fmt in (
         ("ess", "ESS/N = {:.3f}"),
         ("acceptance_rate", "acceptance = {:.3f}"),

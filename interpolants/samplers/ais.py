@@ -85,6 +85,7 @@ from .base import (
 )
 from .diagnostics import ConvergenceWarning, ess_of_weights, log_mean_exp, log_Z_from_weights
 from .evidence import (
+    Draws,
     Sandwich,
     check_reverse,
     moves_warning,
@@ -326,6 +327,14 @@ class SMCConfig(AISConfig):
             +0.018 +- 0.007 for m = 100 on a 4-d Gaussian, against -0.002 +- 0.007 with the
             pilot).
         max_levels: with adaptive tempering, jump to beta = 1 (with a warning) after this many.
+        escalate: heavier reruns allowed when the bias check (``reverse``) finds the walkers
+            lagged behind their levels (the upper bound more than 2 combined standard errors
+            above the lower one) or the moves collapsed: first HMC moves in the latent space
+            of a flow fitted per level (``kernel="hmc", mass_matrix="flow"``), then that with
+            self-tuned moves (``decorrelation=0.1``, up to ``max(moves, 20)`` per level).
+            Each rerun starts afresh (the same reverse draws check it); the first that
+            passes, or the last, is returned, with the earlier attempts in ``info.escalations`` and
+            all their evaluations counted. Default 2; 0 returns the first run as it is.
     """
 
     steps: int | None = None
@@ -335,6 +344,7 @@ class SMCConfig(AISConfig):
     batches: int = 10
     pilot: bool = True
     max_levels: int = 1000
+    escalate: int = 2
 
     method: ClassVar[str] = "smc"
 
@@ -348,7 +358,32 @@ class SMCConfig(AISConfig):
         self.resample_threshold = float(r)
         self.batches = check_int("batches", self.batches)
         self.max_levels = check_int("max_levels", self.max_levels)
+        self.escalate = check_int("escalate", self.escalate, 0)
         self.pilot = bool(self.pilot)
+
+
+# SMC's heavier reruns when the bias check fails (SMCConfig.escalate), in order
+# (the kernel's own target acceptance and initial step size: those given were for the first)
+_HMC_FLOW = {"kernel": "hmc", "mass_matrix": "flow", "target_accept": None, "step_size": None}
+ESCALATION: tuple[dict[str, Any], ...] = (
+    _HMC_FLOW,
+    {**_HMC_FLOW, "decorrelation": 0.1, "moves": 20},
+)
+# rerun when the upper bound lies this many combined se above the lower one: stricter than
+# the warning's 3, since a rerun costs only time (a run that equilibrated is rerun with
+# probability about 2.3 %, the normal tail), and a lag of 2-3 se is a bias the user would
+# rather not keep
+ESCALATE_SIGMAS = 2.0
+
+
+class _Attempt(NamedTuple):
+    """One forward run with its bias check: the result, the draws of the target used (kept
+    for a rerun), the bounds and the warnings the run recorded (emitted once chosen)."""
+
+    result: SampleResult
+    draws: Draws | None
+    bounds: Sandwich | None
+    caught: list[warnings.WarningMessage]
 
 
 def _anneal(
@@ -360,9 +395,9 @@ def _anneal(
     dtype: torch.dtype | None,
     progress: bool,
 ) -> SampleResult:
-    """AIS (``c`` an :class:`AISConfig`) or SMC (an :class:`SMCConfig`) on the one engine."""
-    smc = isinstance(c, SMCConfig)
-    batches = c.batches if smc else 1
+    """AIS (``c`` an :class:`AISConfig`) or SMC (an :class:`SMCConfig`) on the one engine,
+    rerun with heavier moves while the bias check fails (SMC's ``escalate``)."""
+    batches = c.batches if isinstance(c, SMCConfig) else 1
     n = check_int("n", n, 2)
     if init is not None:
         raise ValueError(
@@ -373,8 +408,99 @@ def _anneal(
         )
     if n % batches or n // batches < 2:
         raise ValueError(f"n={n} must be a multiple of batches={batches} with >= 2 per batch")
-    density = CountedDensity(target)
     generator = make_generator(seed)
+    used, attempt = c, _attempt(target, n, c, dtype, progress, generator, None)
+    spent, earlier = attempt.result.evaluations, []
+    for heavier in _escalation(c):
+        if not _lagged(attempt):
+            break
+        earlier.append(_summary(attempt, used))
+        used = heavier
+        attempt = _attempt(target, n, heavier, dtype, progress, generator, attempt.draws)
+        spent += attempt.result.evaluations
+    result = attempt.result
+    if earlier:
+        result.evaluations = spent
+        result.info = dataclasses.replace(result.info, escalations=tuple(earlier))
+    for w in attempt.caught:  # the chosen run's warnings, emitted now
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return result
+
+
+def _escalation(c: AISConfig) -> list[AISConfig]:
+    """The heavier configurations SMC may rerun with (``c.escalate`` of :data:`ESCALATION`,
+    skipping those that change nothing); none for AIS."""
+    if not isinstance(c, SMCConfig):
+        return []
+    out: list[AISConfig] = []
+    for rung in ESCALATION[: c.escalate]:
+        options = dict(rung, escalate=0)
+        if "moves" in rung:
+            options["moves"] = max(c.moves, rung["moves"])
+        heavier = dataclasses.replace(c, **options)
+        if all(getattr(heavier, k) == getattr(c, k) for k in rung) or heavier in out:
+            continue
+        out.append(heavier)
+    return out
+
+
+def _lagged(attempt: _Attempt) -> bool:
+    """Whether the bias check says the walkers lagged (the upper bound above the lower one
+    by more than :data:`ESCALATE_SIGMAS` of their combined standard error) or the moves
+    collapsed."""
+    b = attempt.bounds
+    lag = b is not None and math.isfinite(b.gap) and b.gap > ESCALATE_SIGMAS * b.noise
+    return lag or any("moves collapsed" in w for w in attempt.result.warnings)
+
+
+def _summary(attempt: _Attempt, c: AISConfig) -> dict[str, Any]:
+    """What an escalated (discarded) attempt found, for ``info.escalations``."""
+    b = attempt.bounds
+    return {
+        "kernel": c.kernel,
+        "mass_matrix": c.mass_matrix if isinstance(c.mass_matrix, str) else "given",
+        "moves": c.moves,
+        "decorrelation": c.decorrelation,
+        "log_Z": attempt.result.log_Z,
+        "log_Z_upper": None if b is None else b.upper,
+        "evaluations": attempt.result.evaluations,
+    }
+
+
+def _attempt(
+    target: Any,
+    n: int,
+    c: AISConfig,
+    dtype: torch.dtype | None,
+    progress: bool,
+    generator: torch.Generator,
+    draws: Draws | None,
+) -> _Attempt:
+    """One forward run (R batches after SMC's pilot) and its bias check; the warnings it
+    raises are recorded, not shown."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result, design, annealed, density, build = _forward(target, n, c, dtype, progress,
+                                                            generator)  # fmt: skip
+        forward = result.evaluations
+        check = _reverse_check(result, target, c, annealed, design, generator, build, draws)
+        _count_check(result, density.evaluations - forward + check.evaluations)
+    return _Attempt(result, check.draws, check.bounds, list(caught))
+
+
+def _forward(
+    target: Any,
+    n: int,
+    c: AISConfig,
+    dtype: torch.dtype | None,
+    progress: bool,
+    generator: torch.Generator,
+) -> tuple[SampleResult, list[Level], AnnealedDensity, CountedDensity, Any]:
+    """The forward runs: the result, the design the reverse run replays, the annealed and
+    counted densities and the kernel builder."""
+    smc = isinstance(c, SMCConfig)
+    batches = c.batches if smc else 1
+    density = CountedDensity(target)
     annealed = AnnealedDensity(density, resolve_base(target, c.base, c.base_scale, dtype))
     temperatures = c.temperatures()
 
@@ -406,29 +532,37 @@ def _anneal(
     runs = [run(design) for _ in range(batches)]
     bar.close()
     result = _annealing_result(runs, c, density, m, batches)
-    forward = result.evaluations
-    drawn = _reverse_check(result, target, c, annealed, design or runs[0].design, generator, build)
-    _count_check(result, density.evaluations - forward + drawn)
-    return result
+    return result, design or runs[0].design, annealed, density, build
+
+
+class _Check(NamedTuple):
+    """The bias check's target evaluations for draws (the reverse run's own are counted by
+    the annealed density), the draws and the bounds (None where there are none)."""
+
+    evaluations: int
+    draws: Draws | None
+    bounds: Sandwich | None
 
 
 def _reverse_check(
     result: SampleResult, target: Any, c: AISConfig, annealed: AnnealedDensity,
-    design: list[Level], generator: torch.Generator, build: Any,
-) -> int:  # fmt: skip
-    """The bidirectional bounds (:mod:`.evidence`) into ``result``, per ``c.reverse``; returns
-    the target evaluations of the HMC draws (the reverse run's own are in ``annealed``'s
-    counted density)."""
+    design: list[Level], generator: torch.Generator, build: Any, draws: Draws | None = None,
+) -> _Check:  # fmt: skip
+    """The bidirectional bounds (:mod:`.evidence`) into ``result``, per ``c.reverse``, from
+    ``draws`` when given (a rerun's, already paid for) else new ones."""
     smc = isinstance(c, SMCConfig)
     start = result.samples[systematic_resample(result.log_weights[None], generator)[0, :4]]
     walkers = c.reverse_walkers or min(result.n, 1000)
-    draws = posterior_draws(target, c.reverse, walkers, generator, start)
+    drawn = 0
     if draws is None:
-        return 0
+        draws = posterior_draws(target, c.reverse, walkers, generator, start)
+        drawn = 0 if draws is None else draws.evaluations
+    if draws is None:
+        return _Check(0, None, None)
     x = draws.x
     if x.shape[0] < 2:  # the HMC of reverse="auto" failed: say so, no bounds
         _add_sandwich(result, None, draws.warnings)
-        return 0
+        return _Check(drawn, draws, None)
     groups = max(2, min(10, x.shape[0] // 100))
     resample = Resampler(c.resample_threshold, groups) if smc else None  # type: ignore[attr-defined]
     if resample is not None:
@@ -436,7 +570,7 @@ def _reverse_check(
     terms = reverse_anneal(annealed, design, x, generator, build, resample)
     bounds = sandwich(result.log_Z, result.log_Z_stderr, terms, x.shape[0], draws.source)
     _add_sandwich(result, bounds, draws.warnings)
-    return draws.evaluations
+    return _Check(drawn, draws, bounds)
 
 
 def _count_check(result: SampleResult, extra: int) -> None:
@@ -510,8 +644,8 @@ def bias_check(
     x = base_sample(annealed.base, m, generator, dtype or result.samples.dtype)
     levels = AdaptiveTempering(c.cess, c.max_levels)
     pilot = _anneal_once(annealed, x, generator, levels, moves, c.resample_threshold, lambda: None)
-    drawn = _reverse_check(result, target, c, annealed, pilot.design, generator, build)
-    _count_check(result, density.evaluations + drawn)
+    check = _reverse_check(result, target, c, annealed, pilot.design, generator, build)
+    _count_check(result, density.evaluations + check.evaluations)
 
 
 def base_sample(base: Any, m: int, generator: torch.Generator, dtype: Any) -> Tensor:

@@ -236,6 +236,9 @@ class AnnealingInfo(Info):
         correlation_per_level: (levels,) the largest |correlation| over coordinates between
             the walkers' positions before and after each level's moves (NaN where a level
             made none): near 1 means the moves did not decorrelate them.
+        escalations: SMC: the discarded attempts before this one, when the bias check made
+            it rerun with heavier moves (``SMCConfig.escalate``): each one's kernel,
+            mass_matrix, moves, decorrelation, log_Z, log_Z_upper and evaluations.
     """
 
     kernel: str
@@ -251,6 +254,7 @@ class AnnealingInfo(Info):
     resampling_steps: int | None = field(default=None, metadata=OMIT_NONE)
     log_Z_batches: Tensor | None = field(default=None, metadata=OMIT_NONE)
     correlation_per_level: Tensor | None = field(default=None, metadata=OMIT_NONE)
+    escalations: tuple[dict[str, Any], ...] | None = field(default=None, metadata=OMIT_NONE)
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)

@@ -127,8 +127,9 @@ class SampleResult:
     def to_dict(self) -> dict[str, Any]:
         """Scalar metrics for metrics.json (NaN and inf become None): ``rhat_max``,
         ``rank_rhat_max``, ``ess_bulk_min``, ``ess_tail_min`` for chains, the scalar entries
-        of ``info`` (None, tensors of more than one element, lists and objects left out),
-        ``warnings`` when there are any."""
+        of ``info`` and its records (tuples of dicts, e.g. SMC's ``escalations``, as lists
+        of their scalar entries; None, tensors of more than one element, other lists and
+        objects left out), ``warnings`` when there are any."""
         out: dict[str, Any] = {
             "method": self.method,
             "n": self.n,
@@ -151,6 +152,8 @@ class SampleResult:
             out["iat_max"] = _scalar(torch.nan_to_num(self.iat, nan=math.inf).max())
         for key, value in self.info.items():
             s = _scalar(value)
+            if isinstance(value, tuple) and value and all(isinstance(v, dict) for v in value):
+                s = [{k: _scalar(x) for k, x in v.items()} for v in value]
             if s is not None and key not in out:
                 out[key] = s
         if self.warnings:
