@@ -108,6 +108,9 @@ def test_sandwich_arithmetic():
     assert not apart.agree
     assert apart.stderr(0.1) == pytest.approx(2.0 / 3 + 0.1)
     assert "lies between 1.000 and 3.000" in apart.warning("t")
+    # strict (a rerun after a failed check): widened by any gap, kept when the upper is below
+    assert agree.stderr(0.01, strict=True) == pytest.approx(0.2 / 3 + 0.1)
+    assert Sandwich(1.0, 0.1, 0.9, 0.1, 100, "exact").stderr(0.05, strict=True) == 0.05
     # below the lower bound with exact draws is only noise; with given draws it is a warning
     assert Sandwich(1.0, 0.01, 0.5, 0.01, 100, "exact").warning("t") is None
     assert "not distributed" in Sandwich(1.0, 0.01, 0.5, 0.01, 100, "given").warning("t")

@@ -333,8 +333,11 @@ class SMCConfig(AISConfig):
             of a flow fitted per level (``kernel="hmc", mass_matrix="flow"``), then that with
             self-tuned moves (``decorrelation=0.1``, up to ``max(moves, 20)`` per level).
             Each rerun starts afresh (the same reverse draws check it); the first that
-            passes, or the last, is returned, with the earlier attempts in ``info.escalations`` and
-            all their evaluations counted. Default 2; 0 returns the first run as it is.
+            passes, or the last, is returned, with the earlier attempts in
+            ``info.escalations`` and all their evaluations counted. A rerun's
+            ``log_Z_stderr`` is widened to cover any gap between its bounds
+            (:meth:`.evidence.Sandwich.stderr` with ``strict``). Default 2; 0 returns the
+            first run as it is.
     """
 
     steps: int | None = None
@@ -422,6 +425,9 @@ def _anneal(
     if earlier:
         result.evaluations = spent
         result.info = dataclasses.replace(result.info, escalations=tuple(earlier))
+        mc = result.info.log_Z_mc_stderr
+        if attempt.bounds is not None and mc is not None:
+            result.log_Z_stderr = attempt.bounds.stderr(mc, strict=True)
     for w in attempt.caught:  # the chosen run's warnings, emitted now
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     return result

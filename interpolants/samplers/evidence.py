@@ -88,12 +88,17 @@ class Sandwich:
         """Whether |gap| <= 3 combined standard errors (a NaN bound never agrees)."""
         return math.isfinite(self.gap) and abs(self.gap) <= AGREE_SIGMAS * self.noise
 
-    def stderr(self, mc_stderr: float) -> float:
+    def stderr(self, mc_stderr: float, *, strict: bool = False) -> float:
         r"""The error bar to print with the forward estimate: its Monte Carlo ``mc_stderr``,
         or, when the upper bound lies above the lower one by more than their noise,
         max(se, gap / 3 + se_upper): the truth lies (stochastically) below
-        upper + 3 se_upper, so within 3 of these standard errors of the forward estimate."""
-        if self.agree or not self.gap > 0 or not math.isfinite(self.gap):
+        upper + 3 se_upper, so within 3 of these standard errors of the forward estimate.
+        ``strict`` widens it so whenever the upper bound lies above at all: for a rerun
+        after a failed check (SMC's escalation), whose own error bar a first failure has
+        shown not to be trusted on this target, and whose passing the same check may be
+        luck (the choice of the first passing run is a selection)."""
+        lag = self.gap > 0 and math.isfinite(self.gap)
+        if not lag or (self.agree and not strict):
             return mc_stderr
         return max(_finite(mc_stderr), self.gap / AGREE_SIGMAS + _finite(self.upper_stderr))
 
