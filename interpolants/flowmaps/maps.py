@@ -33,6 +33,7 @@ __all__ = [
     "flow_map",
     "jump_log_det",
     "jump_times",
+    "jvp",
 ]
 
 TwoTimeField = Callable[..., Tensor]
@@ -63,6 +64,30 @@ def flow_map(
                 [1., 1.]])
     """
     return x + broadcast_like(t - s, x) * call_map(net, s, t, x, cond)
+
+
+def jvp(
+    fn: Callable[..., tuple[Tensor, Tensor]],
+    primals: tuple[Tensor, ...],
+    tangents: tuple[Tensor, ...],
+) -> tuple[Tensor, Tensor, Tensor]:
+    """(y, dy, aux) for ``(y, aux) = fn(*primals)``, dy = the directional derivative of y along
+    ``tangents``, by forward-mode AD (``torch.autograd.forward_ad``, one pass with dual numbers).
+
+    y, dy and aux keep their graphs: a loss of dy back-propagates to the parameters. Dual numbers
+    rather than ``torch.func.jvp``: a ``DistributedDataParallel`` module broadcasts its buffers
+    in place inside its forward, which ``torch.func`` refuses; with dual numbers the module is
+    called as usual and its gradients are synchronised as in any other step.
+    """
+    import torch.autograd.forward_ad as fwad
+
+    with fwad.dual_level():
+        out, aux = fn(*(fwad.make_dual(p, d) for p, d in zip(primals, tangents, strict=True)))
+        y, dy = fwad.unpack_dual(out)
+        plain = fwad.unpack_dual(aux).primal
+    if dy is None:  # y does not depend on the primals
+        dy = torch.zeros_like(y)
+    return y, dy, plain
 
 
 def jump_times(

@@ -51,7 +51,7 @@ from ..checks import is_int, is_number
 from ..couplings import Coupling, CouplingSample
 from ..interpolant import TIME_DISTRIBUTIONS, Interpolant, broadcast_like, sample_times
 from ..losses import EVERY_ROW, LossTerms, Nets, Objective, call_field
-from .maps import TwoTimeField, call_map, flow_map
+from .maps import TwoTimeField, call_map, flow_map, jvp
 from .model import FlowMapModel
 
 __all__ = [
@@ -146,13 +146,13 @@ def lagrangian_residual(
     net: TwoTimeField, s: Tensor, t: Tensor, x: Tensor, cond: Tensor | None, b: Velocity
 ) -> Residual:
     """r = d/dt X_{s,t}(x) - sg b_t(X_{s,t}(x)) (LSD, arXiv 2505.18825): d/dt by a forward-mode
-    JVP in t alone (``torch.func.jvp``), b evaluated without a graph."""
+    JVP in t alone (:func:`~.maps.jvp`), b evaluated without a graph."""
 
     def end(tt: Tensor) -> tuple[Tensor, Tensor]:
         v = call_map(net, s, tt, x, cond)
         return x + broadcast_like(tt - s, x) * v, v
 
-    X, dX, v = torch.func.jvp(end, (t,), (torch.ones_like(t),), has_aux=True)
+    X, dX, v = jvp(end, (t,), (torch.ones_like(t),))
     with torch.no_grad():
         target = b(t, X.detach())
     return Residual(v, dX - target)
@@ -168,7 +168,7 @@ def eulerian_residual(
         v = call_map(net, ss, t, xx, cond)
         return xx + broadcast_like(t - ss, xx) * v, v
 
-    _, dX, v = torch.func.jvp(start, (s, x), (torch.ones_like(s), bs.detach()), has_aux=True)
+    _, dX, v = jvp(start, (s, x), (torch.ones_like(s), bs.detach()))
     return Residual(v, -dX)
 
 
