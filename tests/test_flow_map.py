@@ -329,3 +329,25 @@ def test_two_cpu_processes_match_one_through_the_jvp(tmp_path, method):
     single = si.fit_flow_map(data, method=method, steps=8, batch_size=64, seed=5, **options)
     for a, b in zip(single.net.parameters(), torch.load(tmp_path / "ddp.pt"), strict=True):
         torch.testing.assert_close(a.detach(), b, atol=1e-5, rtol=1e-4)
+
+
+def test_a_config_with_model_flow_map_trains_evaluates_and_generates(tmp_path):
+    from interpolants.app import training_runs as runs
+
+    config = {"data": {"name": "moons", "n": 2000}, "model": "flow_map",
+              "flow_map": {"method": "eulerian", "diagonal": 0.5}, "steps": 20, "batch_size": 64,
+              "net": {"width": 16, "depth": 1}, "log_every": 10,
+              "eval": {"n": 400, "jumps": [1, 2], "nll_points": 40}}  # fmt: skip
+    fm = runs.train_from_config(config, tmp_path / "run", progress=False)
+    assert isinstance(fm, FlowMapModel)
+    metrics = runs.evaluate_run(tmp_path / "run")
+    for key in ("sliced_w2_1", "sliced_w2_2", "sliced_w2_floor", "test_nll_2", "round_trip_1"):
+        assert math.isfinite(metrics[key])
+    path = runs.generate(tmp_path / "run", 10, steps=2)
+    assert torch.load(path).shape == (10, 2)
+    bad_configs = [({"fields": ["velocity"]}, "fields"), ({"flow_map": {"metod": 1}}, "metod"),
+                   ({"flow_map": {"method": "ddim"}}, "method"), ({"model": "gan"}, "model"),
+                   ({"eval": {"jumps": [0]}}, "jumps")]  # fmt: skip
+    for bad, match in bad_configs:
+        with pytest.raises(ValueError, match=match):
+            runs.check_config({**config, **bad})
