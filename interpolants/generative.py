@@ -463,7 +463,8 @@ def from_state(
 MODEL_READERS: dict[str, Callable[..., Any]] = {}
 """Readers of saved models other than GenerativeModel, by the key their state holds
 (``"flow_map"``: :class:`~interpolants.flowmaps.FlowMapModel`, registered when that module is
-imported); :func:`load` hands such a state and ``net`` to the reader."""
+imported); :func:`load` hands such a state, ``net``, ``base`` and ``interpolant`` to the
+reader."""
 
 
 def load(
@@ -498,9 +499,7 @@ def load(
     reader = next((f for k, f in MODEL_READERS.items() if isinstance(model, dict) and k in model),
                   None)  # fmt: skip
     if reader is not None:
-        if base is not None or interpolant is not None or isinstance(net, dict):
-            raise ValueError("a saved flow map takes net= (a module) only")
-        return reader(model, net)
+        return reader(model, net, base=base, interpolant=interpolant)
     if not isinstance(model, dict) or "fields" not in model:
         what = "a NETS sampler's training" if "drift_config" in tree else "no generative model's"
         raise checkpoints.CheckpointError(

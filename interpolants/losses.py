@@ -12,7 +12,8 @@ The functions return the batch mean (``reduction="mean"``) or per-sample values 
 
 What :func:`~interpolants.fit` descends is an :class:`Objective` object: the loop draws the
 end points from a coupling (:mod:`interpolants.couplings`) and calls ``objective.loss``, so a
-new objective (flow maps next) arrives as a class, not as an edit of the loop.
+new objective (the flow maps of :mod:`interpolants.flowmaps`) arrives as a class, not as an
+edit of the loop.
 :class:`InterpolantObjective` sums the quadratic objectives above over t;
 :class:`MaxLikelihood` is the maximum-likelihood baseline through the ODE.
 """

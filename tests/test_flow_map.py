@@ -29,9 +29,10 @@ def _gen(seed: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-@pytest.fixture(params=["linear", "trig"])
+@pytest.fixture(params=["linear", "trig", "linear-brownian"])
 def interpolant(request):
-    return si.Interpolant(request.param)
+    path, _, gamma = request.param.partition("-")
+    return si.Interpolant(path, gamma=gamma or "zero")
 
 
 def _exact(interpolant):
@@ -351,3 +352,14 @@ def test_a_config_with_model_flow_map_trains_evaluates_and_generates(tmp_path):
     for bad, match in bad_configs:
         with pytest.raises(ValueError, match=match):
             runs.check_config({**config, **bad})
+
+
+@pytest.mark.parametrize("name", ["maps", "objectives", "model", "training"])
+def test_docstring_examples_run(name):
+    import doctest
+    import importlib
+
+    module = importlib.import_module(f"interpolants.flowmaps.{name}")
+    names = {**vars(module), "torch": torch, "si": si}
+    result = doctest.testmod(module, extraglobs=names, optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0 and result.attempted > 0

@@ -58,9 +58,21 @@ class FlowMapModel:
             base = StandardNormal(event_shape, dtype=dtype)
         self.base: Distribution | None = None if base is None else as_distribution(base)
 
+    def _points(self, x: Tensor) -> Tensor:
+        """x as the network takes it: a floating tensor (batch, *event) in its dtype and device;
+        TypeError / ValueError naming ``x`` otherwise."""
+        if not isinstance(x, Tensor) or not x.is_floating_point():
+            raise TypeError(f"x must be a floating-point Tensor, got {type(x).__name__}")
+        events = None if self.base is None else tuple(self.base.event_shape)
+        if x.ndim < 2 or x.shape[0] == 0 or (events is not None and x.shape[1:] != events):
+            raise ValueError(f"x must have shape (batch, *{events}), got {tuple(x.shape)}")
+        own = next(iter(_tensors(self.net)), None)
+        return x if own is None else x.to(dtype=own.dtype, device=own.device)
+
     def jump(self, x: Tensor, s: float | Tensor = 0.0, t: float | Tensor = 1.0) -> Tensor:
         """X_{s,t}(x): points x at time s carried to time t in one jump (t < s: backward).
         ``s``, ``t`` are floats or (batch,) tensors in [0, 1]."""
+        x = self._points(x)
         return flow_map(self.net, as_time(s, x, "s"), as_time(t, x, "t"), x)
 
     def velocity(self, t: Tensor, x: Tensor) -> Tensor:
@@ -94,7 +106,7 @@ class FlowMapModel:
         :meth:`round_trip` measures how far they do. The Jacobians are exact (``jacrev``),
         d x d per row: for small events.
         """
-        grid = jump_times(steps)[::-1]
+        grid, x = jump_times(steps)[::-1], self._points(x)
         base = self.base or StandardNormal(x.shape[1:], dtype=x.dtype, device=x.device)
         total = x.new_zeros(x.shape[0])
         for a, b in itertools.pairwise(grid):
@@ -106,7 +118,7 @@ class FlowMapModel:
     def round_trip(self, x0: Tensor, steps: int = 1) -> Tensor:
         """|X_back(X_forward(x0)) - x0| per row, ``steps`` jumps each way: how far the backward
         map inverts the sampler (0 for the exact flow map)."""
-        grid = jump_times(steps)
+        grid, x0 = jump_times(steps), self._points(x0)
         back = compose(self.net, compose(self.net, x0, grid), grid[::-1])
         return (back - x0).flatten(1).norm(dim=1)
 
@@ -126,28 +138,51 @@ class FlowMapModel:
         if not isinstance(self.net, nn.Module):
             raise TypeError("the flow map is a plain callable; only an nn.Module can be saved")
         cls = type(self.net)
-        base = distribution_spec(self.base) if self._base_given else None
+        base: dict[str, Any] | None = None
+        if self._base_given:
+            try:
+                base = distribution_spec(self.base)
+            except TypeError:  # load(base=...) supplies it
+                base = {"kind": "unsaved", "class": type(self.base).__name__}
+        try:
+            interpolant: dict[str, Any] | None = self.interpolant.spec()
+        except ValueError:  # built from callables: load(interpolant=...) supplies it
+            interpolant = None
         return {
             "flow_map": {
                 "network": describe(self.net),
                 "class": f"{cls.__module__}.{cls.__qualname__}",
                 "weights": self.net.state_dict(),
             },
-            "interpolant": self.interpolant.spec(),
+            "interpolant": interpolant,
             "base": base,
             "event_shape": None if self.base is None else list(self.base.event_shape),
         }
 
     @classmethod
-    def from_state(cls, state: dict[str, Any], net: nn.Module | None = None) -> FlowMapModel:
-        """The model :meth:`state` described; ``net`` for a network of an unregistered class."""
+    def from_state(
+        cls,
+        state: dict[str, Any],
+        net: nn.Module | None = None,
+        *,
+        base: object = None,
+        interpolant: Interpolant | None = None,
+    ) -> FlowMapModel:
+        """The model :meth:`state` described; ``net`` for a network of an unregistered class,
+        ``base`` and ``interpolant`` for those the state could not hold."""
         from ..distributions import distribution_from_spec
 
         module = restore_network("flow_map", state["flow_map"], net)
-        base = None if state["base"] is None else distribution_from_spec(state["base"])
-        return cls(
-            Interpolant(**state["interpolant"]), module, base, event_shape=state["event_shape"]
-        )
+        saved = state["base"]
+        if base is None and saved is not None:
+            if saved["kind"] == "unsaved":
+                raise ValueError(f"the base ({saved['class']}) was not saved: load(base=...)")
+            base = distribution_from_spec(saved)
+        if interpolant is None:
+            if state["interpolant"] is None:
+                raise ValueError("the interpolant was built from callables: load(interpolant=...)")
+            interpolant = Interpolant(**state["interpolant"])
+        return cls(interpolant, module, base, event_shape=state["event_shape"])
 
     def __repr__(self) -> str:
         return f"FlowMapModel({self.interpolant!r}, net={type(self.net).__name__})"
