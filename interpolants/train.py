@@ -300,7 +300,9 @@ def fit(
             trim, time_distribution, antithetic, ml_ode_steps, ml_divergence, ...).
 
     Returns:
-        A :class:`GenerativeModel` whose fields are the EMA networks.
+        A :class:`GenerativeModel` whose fields are the EMA networks, or the model that the
+        objective makes of them (:meth:`~interpolants.losses.Objective.model`; the flow maps'
+        :class:`~interpolants.flowmaps.FlowMapModel`).
 
     Raises:
         TrainingInterrupted: on Ctrl-C, after a checkpoint of the last finished step (with

@@ -34,7 +34,7 @@ __all__ = [
     "jumps_setting",
 ]
 
-FLOW_MAP_KEYS = ("method", "teacher", *(o for o in OPTIONS if o != "teacher"))
+FLOW_MAP_KEYS = ("method", "teacher", *OPTIONS)
 """The keys of a config's ``flow_map`` section."""
 
 EXACT_NLL_DIMS = 16

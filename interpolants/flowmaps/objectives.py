@@ -115,8 +115,10 @@ def draw_pairs(
     """The (s, t, u) of n rows: the first round(``diagonal`` n) rows have s = t = a; the others
     draw (s, t) by ``pairs`` ("uniform": the ordered pair of two times of ``time_distribution``;
     "dyadic": shortcut's steps 2^-k on their grid), then swap them with probability 1/2 when
-    ``backward``; u is uniform between s and t, or their midpoint. Everything is drawn for all
-    rows, from ``generator``, so the stream does not depend on the options' values."""
+    ``backward``; u is uniform between s and t, or their midpoint. Everything is drawn for the
+    whole batch from ``generator``: the processes of a distributed run draw the same times."""
+    _choice("pairs", pairs, PAIRS)
+    _choice("intermediate", intermediate, INTERMEDIATES)
     options = {"trim": trim, "generator": generator, "dtype": dtype, "device": device}
     a = sample_times(n, distribution=time_distribution, **options)
     b = sample_times(n, distribution=time_distribution, **options)
@@ -335,32 +337,35 @@ class FlowMapObjective(Objective):
         )  # fmt: skip
         sample = interpolant.sample(x0, batch.x1, times.s, generator=generator)
         times, x, dx = times.select(rows), sample.xt[rows], sample.dxt[rows]
-        cond = None if cond is None else cond[rows]
+        cond = None if cond is None else cond[rows]  # one row per x1
         total, logs = x.new_zeros(()), {}
-        skip = {"diagonal": self.diagonal == 0, "residual": self.diagonal == 1}
-        for key, mask in (("diagonal", times.diagonal), ("residual", ~times.diagonal)):
-            if skip[key]:
+        terms = {"diagonal": (times.diagonal, self.diagonal == 0, self.diagonal_term),
+                 "residual": (~times.diagonal, self.diagonal == 1, self.off_diagonal)}  # fmt: skip
+        for key, (mask, skipped, term) in terms.items():
+            if skipped:
                 continue
-            if not bool(mask.any()):
+            if not bool(mask.any()):  # a small batch split over processes
                 logs[key] = x.new_zeros(())
                 continue
-            part = self._part(key, net, times.select(mask), x[mask], dx[mask], cond, mask)
+            part = term(net, times.select(mask), x[mask], dx[mask], _rows_of(cond, mask))
             per_row, raw = self._rows(part)
             total, logs[key] = total + per_row.sum(), raw.mean()
         return LossTerms(total / x.shape[0], logs)
 
-    def _part(
-        self, key: str, net: TwoTimeField, times: TimePairs, x: Tensor, dx: Tensor,
-        cond: Tensor | None, mask: Tensor,
-    ) -> Residual:  # fmt: skip
-        cond = None if cond is None else cond[mask]
-        if key == "residual":
-            return self.off_diagonal(net, times, x, dx, cond)
+    def diagonal_term(
+        self, net: TwoTimeField, times: TimePairs, x: Tensor, dx: Tensor, cond: Tensor | None
+    ) -> Residual:
+        """r = v_{t,t}(x) - dx on the rows with s = t (x = I_t, dx = dI_t/dt), or
+        v_{t,t}(x) - b_t(x) with a teacher's velocity b."""
         v = call_map(net, times.t, times.t, x, cond)
         if self.velocity == "teacher":
             with torch.no_grad():
                 dx = self._teacher(cond)(times.t, x)
         return Residual(v, v - dx)
+
+
+def _rows_of(cond: Tensor | None, rows: Tensor) -> Tensor | None:
+    return None if cond is None else cond[rows]
 
 
 METHODS: dict[str, dict[str, Any]] = {
@@ -387,8 +392,11 @@ METHODS: dict[str, dict[str, Any]] = {
 """The methods of :func:`~interpolants.fit_flow_map`: the options each sets (the others keep
 :class:`FlowMapObjective`'s defaults); options given by the user override them."""
 
-OPTIONS = tuple(f.name for f in dataclasses.fields(FlowMapObjective) if f.name != "method")
-"""The options of the objective (the rest of fit_flow_map's keywords go to fit's loop)."""
+OPTIONS = tuple(
+    f.name for f in dataclasses.fields(FlowMapObjective) if f.name not in ("method", "teacher")
+)
+"""The options of the objective by name (``method`` and ``teacher`` are fit_flow_map's own
+arguments; the rest of its keywords go to fit's loop)."""
 
 
 def flow_map_objective(method: str = "lagrangian", teacher: Any = None, **options: Any) -> (
@@ -407,7 +415,7 @@ def flow_map_objective(method: str = "lagrangian", teacher: Any = None, **option
         raise ValueError("method='distill' needs teacher= (a trained GenerativeModel)")
     if teacher is not None and method != "distill":
         raise ValueError(f"teacher= is for method='distill', got method={method!r}")
-    unknown = sorted(set(options) - set(OPTIONS) - {"teacher"})
+    unknown = sorted(set(options) - set(OPTIONS))
     if unknown:
         raise ValueError(f"unknown flow-map option(s) {unknown}; known: {sorted(OPTIONS)}")
     return FlowMapObjective(method=method, teacher=teacher, **{**METHODS[method], **options})
