@@ -263,10 +263,21 @@ def test_save_load_and_the_run_folder_round_trip(tmp_path):
     assert config["objective_options"]["method"] == "lagrangian"
 
 
-def test_distillation_needs_and_uses_a_teacher():
+def test_distillation_needs_and_uses_a_teacher(tmp_path):
     teacher = _teacher(si.Interpolant("linear"))
     fm = _fit("distill", teacher=teacher, steps=5, batch_size=64)
     assert isinstance(fm, FlowMapModel)
+    data = torch.randn(256, 2, generator=_gen(23))
+    small = {"steps": 3, "batch_size": 32, "net_options": {"width": 8, "depth": 1}}
+    trained = [si.fit(data, seed=seed, **small) for seed in (0, 1)]
+    si.fit_flow_map(data, method="distill", teacher=trained[0], out=tmp_path / "d", **small)
+    config = json.loads((tmp_path / "d/config.yaml").read_text())
+    assert "sha256" in config["objective_options"]["teacher_weights"]
+    si.fit_flow_map(data, method="distill", teacher=trained[0], out=tmp_path / "d", resume=True,
+                    **small)  # fmt: skip
+    with pytest.raises(ValueError, match="resume refused"):  # another teacher
+        si.fit_flow_map(data, method="distill", teacher=trained[1], out=tmp_path / "d",
+                        resume=True, **small)  # fmt: skip
     with pytest.raises(ValueError, match="teacher"):
         _fit("distill", steps=5)
     with pytest.raises(ValueError, match="teacher"):

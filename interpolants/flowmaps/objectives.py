@@ -40,6 +40,7 @@ of :meth:`~interpolants.flowmaps.FlowMapModel.log_prob` needs it).
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -49,6 +50,7 @@ from torch import Tensor
 
 from ..checks import is_int, is_number
 from ..couplings import Coupling, CouplingSample
+from ..data import fingerprint
 from ..interpolant import TIME_DISTRIBUTIONS, Interpolant, broadcast_like, sample_times
 from ..losses import EVERY_ROW, LossTerms, Nets, Objective, call_field
 from .maps import TwoTimeField, call_map, flow_map, jvp
@@ -257,6 +259,9 @@ class FlowMapObjective(Objective):
             if not is_number(getattr(self, name)) or not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be a positive number, got {getattr(self, name)!r}")
         self._check_velocity()
+        # a run's config fingerprints the objective's plain attributes: the teacher's weights
+        # enter as their hashes, so that a resume with another teacher is refused
+        object.__setattr__(self, "teacher_weights", _weights_fingerprint(self.teacher))
 
     def _check_velocity(self) -> None:
         if self.velocity == "teacher" and self.teacher is None:
@@ -362,6 +367,14 @@ class FlowMapObjective(Objective):
             with torch.no_grad():
                 dx = self._teacher(cond)(times.t, x)
         return Residual(v, v - dx)
+
+
+def _weights_fingerprint(teacher: Any) -> str | None:
+    """The hashes of the teacher's tensors (its velocity network's state dict) as JSON text."""
+    module = getattr(teacher, "velocity", teacher)
+    if not isinstance(module, torch.nn.Module):
+        return None if teacher is None else repr(teacher)
+    return json.dumps(fingerprint(dict(module.state_dict())))
 
 
 def _rows_of(cond: Tensor | None, rows: Tensor) -> Tensor | None:
