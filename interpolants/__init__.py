@@ -5,6 +5,7 @@ from . import (
     data,
     distributions,
     fields,
+    flowmaps,
     integrate,
     losses,
     metrics,
@@ -21,6 +22,7 @@ from .fields import (
     score_from_velocity,
     velocity_from_score,
 )
+from .flowmaps import FlowMapModel, fit_flow_map
 from .generative import GenerativeModel, load
 from .integrate import odeint, sdeint
 from .interpolant import Interpolant, InterpolantSample, sample_times
@@ -31,6 +33,7 @@ from .train import fit
 __version__ = "0.2.0"
 
 __all__ = [
+    "FlowMapModel",
     "GaussianMixture",
     "GaussianMixtureFields",
     "GenerativeModel",
@@ -46,6 +49,8 @@ __all__ = [
     "distributions",
     "fields",
     "fit",
+    "fit_flow_map",
+    "flowmaps",
     "integrate",
     "load",
     "losses",

@@ -22,7 +22,7 @@ from .fields import score_from_denoiser, score_from_velocity, score_from_velocit
 from .integrate import Diffusion, Solution, odeint, odeint_with_divergence, sdeint
 from .interpolant import Interpolant
 
-__all__ = ["GenerativeModel", "from_state", "load"]
+__all__ = ["MODEL_READERS", "GenerativeModel", "from_state", "load", "restore_network"]
 
 Field = Callable[[Tensor, Tensor], Tensor]
 
@@ -388,7 +388,9 @@ class GenerativeModel:
         return f"GenerativeModel({self.interpolant!r}, fields={fields}, base={base})"
 
 
-def _restore(name: str, saved: dict[str, Any], given: nn.Module | None) -> nn.Module:
+def restore_network(name: str, saved: dict[str, Any], given: nn.Module | None) -> nn.Module:
+    """The network of field ``name`` as a saved model describes it (``{"network", "class",
+    "weights"}``): rebuilt from the registry, or ``given`` with the weights loaded."""
     from .nn import build
 
     if given is None:
@@ -435,7 +437,7 @@ def from_state(
     unknown = sorted(set(net) - set(saved))
     if unknown:
         raise ValueError(f"net names fields {unknown} the model does not have ({sorted(saved)})")
-    fields = {k: _restore(k, v, net.get(k)) for k, v in saved.items()}
+    fields = {k: restore_network(k, v, net.get(k)) for k, v in saved.items()}
     if "velocity" not in fields:
         raise ValueError("the saved model holds no velocity field")
     if base is None and state["base"] is not None:
@@ -458,6 +460,13 @@ def from_state(
     )  # fmt: skip
 
 
+MODEL_READERS: dict[str, Callable[..., Any]] = {}
+"""Readers of saved models other than GenerativeModel, by the key their state holds
+(``"flow_map"``: :class:`~interpolants.flowmaps.FlowMapModel`, registered when that module is
+imported); :func:`load` hands such a state, ``net``, ``base`` and ``interpolant`` to the
+reader."""
+
+
 def load(
     path: str | Path,
     net: nn.Module | dict[str, nn.Module] | None = None,
@@ -465,7 +474,8 @@ def load(
     base: object = None,
     interpolant: Interpolant | None = None,
 ) -> GenerativeModel:
-    """Read a model written by :meth:`GenerativeModel.save`, or a training run's model.
+    """Read a model written by :meth:`GenerativeModel.save`, or a training run's model (a
+    :class:`~interpolants.flowmaps.FlowMapModel` for the files and runs of flow maps).
 
     Arguments:
         path: a file of :meth:`GenerativeModel.save`, a run folder of :func:`~.train.fit`
@@ -486,6 +496,10 @@ def load(
         path = _run_checkpoint(path)
     tree = checkpoints.load(path, kind=("model", "training", "nets"))
     model = tree.get("model")
+    reader = next((f for k, f in MODEL_READERS.items() if isinstance(model, dict) and k in model),
+                  None)  # fmt: skip
+    if reader is not None:
+        return reader(model, net, base=base, interpolant=interpolant)
     if not isinstance(model, dict) or "fields" not in model:
         what = "a NETS sampler's training" if "drift_config" in tree else "no generative model's"
         raise checkpoints.CheckpointError(

@@ -12,7 +12,8 @@ The functions return the batch mean (``reduction="mean"``) or per-sample values 
 
 What :func:`~interpolants.fit` descends is an :class:`Objective` object: the loop draws the
 end points from a coupling (:mod:`interpolants.couplings`) and calls ``objective.loss``, so a
-new objective (flow maps next) arrives as a class, not as an edit of the loop.
+new objective (the flow maps of :mod:`interpolants.flowmaps`) arrives as a class, not as an
+edit of the loop.
 :class:`InterpolantObjective` sums the quadratic objectives above over t;
 :class:`MaxLikelihood` is the maximum-likelihood baseline through the ODE.
 """
@@ -36,6 +37,7 @@ from .interpolant import broadcast_like as _bcast
 __all__ = [
     "FIELDS",
     "InterpolantObjective",
+    "LossTerms",
     "MaxLikelihood",
     "Objective",
     "call_field",
@@ -122,6 +124,15 @@ Nets = Mapping[str, Callable[..., Tensor]]
 EVERY_ROW = slice(None)
 
 
+@dataclass(frozen=True)
+class LossTerms:
+    """What :meth:`Objective.loss` may return instead of a scalar: the loss descended and named
+    scalars that :func:`~interpolants.fit` logs beside it (e.g. unweighted residuals)."""
+
+    loss: Tensor
+    logs: Mapping[str, Tensor]
+
+
 class Objective(abc.ABC):
     """What :func:`~interpolants.fit` descends: a loss of the networks on a batch of end points.
 
@@ -132,7 +143,9 @@ class Objective(abc.ABC):
 
     :meth:`loss` draws everything random for the whole batch from ``generator`` and then
     evaluates the networks on ``rows`` of it only: P processes, each passing
-    ``rows=slice(rank, None, P)``, then see exactly the batch of one process.
+    ``rows=slice(rank, None, P)``, then see exactly the batch of one process. It returns the
+    scalar loss, or a :class:`LossTerms` with named values to log beside it (the same names on
+    every step and every process). :meth:`model` says what model the trained networks make.
     """
 
     name: ClassVar[str] = "objective"
@@ -148,6 +161,11 @@ class Objective(abc.ABC):
         unchanged."""
         return self
 
+    def model(self, interpolant: Interpolant, nets: Mapping[str, Any], base: Any) -> Any:
+        """The model that the trained ``nets`` make with ``base``; None (the default): a
+        :class:`~interpolants.GenerativeModel` of the fields."""
+        return None
+
     @abc.abstractmethod
     def loss(
         self,
@@ -156,7 +174,7 @@ class Objective(abc.ABC):
         batch: CouplingSample,
         generator: torch.Generator | None = None,
         rows: slice = EVERY_ROW,
-    ) -> Tensor:
+    ) -> Tensor | LossTerms:
         """The scalar loss of ``nets`` ({field: network}) on ``rows`` of ``batch``."""
 
 

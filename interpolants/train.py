@@ -37,7 +37,7 @@ from .couplings import Coupling, as_coupling
 from .data import DataBatch, as_data, batch_sampler, fingerprint, split_holdout
 from .generative import GenerativeModel
 from .interpolant import Interpolant
-from .losses import EVERY_ROW, InterpolantObjective, MaxLikelihood, Objective
+from .losses import EVERY_ROW, InterpolantObjective, LossTerms, MaxLikelihood, Objective
 from .nn import default_net
 from .progress import progress_bar
 from .run_folder import RunFolder, TrainingInterrupted, deferred_interrupt
@@ -300,7 +300,9 @@ def fit(
             trim, time_distribution, antithetic, ml_ode_steps, ml_divergence, ...).
 
     Returns:
-        A :class:`GenerativeModel` whose fields are the EMA networks.
+        A :class:`GenerativeModel` whose fields are the EMA networks, or the model that the
+        objective makes of them (:meth:`~interpolants.losses.Objective.model`; the flow maps'
+        :class:`~interpolants.flowmaps.FlowMapModel`).
 
     Raises:
         TrainingInterrupted: on Ctrl-C, after a checkpoint of the last finished step (with
@@ -431,14 +433,17 @@ class _Job:
             "model": self.model().state(),
         })  # fmt: skip
 
-    def model(self) -> GenerativeModel:
+    def model(self) -> Any:
+        """The objective's model of the EMA networks (a GenerativeModel unless it says)."""
         modules = {
             k: e.module if self.config.ema > 0 else self.nets[k] for k, e in self.emas.items()
         }
-        return _model(self.I, modules, self.coupling.base)
+        made = self.objective.model(self.I, modules, self.coupling.base)
+        return made if made is not None else _model(self.I, modules, self.coupling.base)
 
-    def step(self, step: int) -> tuple[float, float]:
-        """One optimiser step: (loss averaged over processes, gradient norm).
+    def step(self, step: int) -> tuple[float, float, dict[str, float]]:
+        """One optimiser step: (loss averaged over processes, gradient norm, the objective's
+        logged terms averaged over processes).
 
         Every process draws the whole global batch from the same generator and evaluates
         rows rank::size of it, so a run on several processes sees exactly the batch of one.
@@ -448,6 +453,8 @@ class _Job:
         pair = self.coupling.sample(batch, self.gen).to(self.device)
         rows = slice(rank, None, size) if size > 1 else EVERY_ROW
         loss = self.objective.loss(self.train_nets, self.I, pair, self.gen, rows)
+        terms = loss.logs if isinstance(loss, LossTerms) else {}
+        loss = loss.loss if isinstance(loss, LossTerms) else loss
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"loss is {float(loss.detach())} at step {step}; stopped, keeping the last good "
@@ -462,26 +469,27 @@ class _Job:
         self.sched.step()
         for k, m in self.nets.items():
             self.emas[k].update(m, step)
-        return _mean_over_processes(loss.detach(), size), float(grad_norm)
+        logs = {k: _mean_over_processes(v.detach(), size) for k, v in terms.items()}
+        return _mean_over_processes(loss.detach(), size), float(grad_norm), logs
 
     def train(self, folder: RunFolder, start: int, progress: bool) -> None:
         config = self.config
         bar = progress_bar(config.steps, progress, "training")
         bar.update(start)
-        window: list[float] = []
+        window: list[dict[str, float]] = []
         began = clock = time.perf_counter()
         with deferred_interrupt() as interrupt:
             for step in range(start, config.steps):
-                loss, grad_norm = self.step(step)
-                window.append(loss)
+                loss, grad_norm, logs = self.step(step)
+                window.append({"loss": loss, **logs})
                 done = step + 1
                 if done % config.log_every == 0 or done == config.steps:
                     now = time.perf_counter()
-                    mean = sum(window) / len(window)
+                    means = {k: sum(row[k] for row in window) / len(window) for k in window[0]}
                     lr = self.sched.get_last_lr()[0]
-                    folder.log({"step": done, "loss": mean, "lr": lr, "grad_norm": grad_norm,
+                    folder.log({"step": done, **means, "lr": lr, "grad_norm": grad_norm,
                                 "steps_per_s": len(window) / (now - clock)})  # fmt: skip
-                    bar.set_postfix(loss=f"{mean:.4f}")
+                    bar.set_postfix(loss=f"{means['loss']:.4f}")
                     window, clock = [], now
                 seconds = self.seconds + time.perf_counter() - began
                 if done % config.checkpoint_every == 0 or done == config.steps:

@@ -257,8 +257,8 @@ def test_docstring_examples_of_the_networks_run():
 
     saved = dict(NETWORKS)  # the registry's example registers a class
     try:
-        for name in ("mlp", "embedding", "fields", "unet", "drifts", "lattice", "realnvp",
-                     "registry"):  # fmt: skip
+        for name in ("mlp", "embedding", "fields", "flowmap", "unet", "drifts", "lattice",
+                     "realnvp", "registry"):  # fmt: skip
             module = importlib.import_module(f"interpolants.nn.{name}")
             names = {**vars(package), "torch": torch, "si": si, "nn": nn}
             names["net"] = MLPField(2, width=16, depth=2, cond_features=3)

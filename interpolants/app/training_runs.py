@@ -16,6 +16,9 @@ option::
     net: {width: 256, depth: 4}
     eval: {n: 20000, steps: 100, solver: heun, nll_points: 2000, grid: 80}
 
+``model: flow_map`` trains a flow map instead (:mod:`.flow_map_runs`: a ``flow_map`` section
+with the method and its options; ``eval: {jumps: [1, 2, 4]}``).
+
 Every key is checked, nested ones included: an unknown key or a value of the wrong type is a
 ValueError naming it. File paths are read relative to the config file's folder.
 """
@@ -37,18 +40,26 @@ from torch.utils.data import TensorDataset
 from .. import checkpoints
 from .. import data as datasets
 from ..distributions import Empirical
+from ..flowmaps import FlowMapModel
 from ..generative import GenerativeModel, load
 from ..integrate import SOLVERS
 from ..interpolant import Interpolant
 from ..metrics import bits_per_dim, mmd2, sliced_w2
 from ..run_folder import CHECKPOINT, CONFIG, METRICS, METRICS_LOG, write_atomic
 from ..train import HELDOUT, TrainConfig, fit
+from .flow_map_runs import (
+    check_flow_map_config,
+    evaluate_flow_map,
+    flow_map_trainer,
+    jumps_setting,
+)
 from .plots import plot_run
 
 __all__ = ["check_config", "evaluate_run", "generate", "read_config", "train_from_config"]
 
-_RUN_KEYS = {"data", "base", "interpolant", "eval"}
-_EVAL_DEFAULTS = {"n": 20_000, "steps": 100, "solver": "heun", "nll_points": 2000, "grid": 80}
+_RUN_KEYS = {"data", "base", "interpolant", "eval", "model", "flow_map"}
+_EVAL_DEFAULTS = {"n": 20_000, "steps": 100, "solver": "heun", "nll_points": 2000, "grid": 80,
+                  "jumps": None}  # fmt: skip
 _NAMED_KEYS = ("name", "n", "seed")
 _FILE_KEYS = ("path", "array", "labels", "label_column", "holdout")
 _INTERPOLANT_KEYS = tuple(p for p in inspect.signature(Interpolant).parameters)
@@ -75,6 +86,9 @@ def read_config(path: str | Path) -> dict[str, Any]:
             spec = _data_spec(spec, f"{path}: {role}")
         if isinstance(spec, dict) and "path" in spec:
             config[role] = {**spec, "path": str((path.parent / spec["path"]).resolve())}
+    teacher = (config.get("flow_map") or {}).get("teacher")
+    if teacher is not None:
+        config["flow_map"]["teacher"] = str((path.parent / str(teacher)).resolve())
     return config
 
 
@@ -101,6 +115,7 @@ def check_config(config: dict[str, Any], where: str = "config") -> None:
         if value and keys is not None:
             _unknown(value, keys, f"{where}: {section}")
     _eval_settings(config.get("eval") or {}, f"{where}: eval")
+    check_flow_map_config(config, where)
 
 
 def _data_spec(spec: Any, where: str) -> dict[str, Any]:
@@ -136,6 +151,7 @@ def _eval_settings(ev: dict[str, Any], where: str) -> dict[str, Any]:
         value = ev[key]
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"{where}: {key} must be a positive integer, got {value!r}")
+    jumps_setting(ev["jumps"], where)
     if ev["solver"] not in SOLVERS:
         raise ValueError(f"{where}: solver must be one of {sorted(SOLVERS)}, got {ev['solver']!r}")
     return ev
@@ -185,7 +201,8 @@ def train_from_config(
             write_atomic(folder / RUN_CONFIG, yaml.safe_dump(config, sort_keys=False))
         plot_run(model, folder)
 
-    return fit(
+    trainer = fit if config.get("model", "generative") == "generative" else flow_map_trainer(config)
+    return trainer(
         x1, base=base, interpolant=interpolant, out=out, resume=resume, overwrite=overwrite,
         holdout=spec.get("holdout", 0.1) if "path" in spec else None, progress=progress,
         record=record, on_end=on_end, **options,
@@ -234,6 +251,8 @@ def evaluate_run(folder: str | Path, progress: bool = True, **overrides: Any) ->
         raise ValueError(
             f"{folder}: the model's events differ from the data's {tuple(test.shape[1:])}"
         )
+    if isinstance(model, FlowMapModel):
+        return _evaluate_flow_map_run(folder, model, test, reference, ev, record)
     gen = torch.Generator().manual_seed(0)
     start = time.perf_counter()
     sol = model.sample(
@@ -268,6 +287,28 @@ def evaluate_run(folder: str | Path, progress: bool = True, **overrides: Any) ->
         result["bits_per_dim"] = bits_per_dim(nll, dims, levels=17)
     objective = (config or {}).get("objective", "interpolant")
     plots = _evaluation_plots(folder, model, test, x, ev, has_density, objective)
+    result["plots"] = [str(p) for p in plots]
+    write_atomic(folder / METRICS, _json(result))
+    return result
+
+
+def _evaluate_flow_map_run(
+    folder: Path, model: FlowMapModel, test: Tensor, reference: Tensor, ev: dict[str, Any],
+    record: dict[str, Any] | None,
+) -> dict[str, Any]:  # fmt: skip
+    """evaluate_run for a flow map: the metrics at each jump count, loss.png and, for 2-D data,
+    samples.png of the most jumps."""
+    from .plots import loss_plot, samples_over_density
+
+    name = (record or {}).get("data", {}).get("name", "held-out data")
+    metrics, samples = evaluate_flow_map(model, test, reference, ev)
+    result: dict[str, Any] = {"data": name, **metrics}
+    loss = loss_plot(folder / METRICS_LOG, folder / "loss.png", "flow_map")
+    plots = [] if loss is None else [loss]
+    if test[0].numel() == 2:
+        k = max(samples)
+        pair = {"data (held out)": test, f"flow map, {k} jumps": samples[k]}
+        plots.append(samples_over_density(pair, folder / "samples.png"))
     result["plots"] = [str(p) for p in plots]
     write_atomic(folder / METRICS, _json(result))
     return result
@@ -330,14 +371,15 @@ def generate(
         raise FileNotFoundError(f"--out: folder {path.parent} does not exist")
     if path.exists() and not overwrite:
         raise ValueError(f"{path} exists; pass --overwrite to replace it, or another --out")
-    x = model.sample(
-        n,
-        steps=steps,
-        solver=solver,
-        diffusion=diffusion,
-        generator=torch.Generator().manual_seed(seed),
-        progress=True,
-    )
+    gen = torch.Generator().manual_seed(seed)
+    if isinstance(model, FlowMapModel):
+        if diffusion:
+            raise ValueError("a flow map samples without diffusion (steps are its jumps)")
+        x = model.sample(n, steps=steps, generator=gen)
+    else:
+        x = model.sample(
+            n, steps=steps, solver=solver, diffusion=diffusion, generator=gen, progress=True
+        )
     tmp = path.with_name(f".{path.name}.tmp")
     torch.save(x, tmp)
     tmp.replace(path)

@@ -6,6 +6,8 @@ r"""The networks of the package, built from one MLP builder and one time embeddi
 - :class:`MLPField`, :func:`default_net` (:mod:`.fields`) and :class:`UNetField`
   (:mod:`.unet`): the default velocity, score or denoiser for vectors and images,
   called as ``net(t, x)`` with t of shape (batch,), returning a tensor shaped like x.
+- :class:`FlowMapMLP` (:mod:`.flowmap`): the default flow map v_{s,t}(x), called as
+  ``net(s, t, x)``.
 - :class:`DriftMLP`, :class:`BlockDrift`, :class:`LatticeDrift`, :class:`FreeEnergyRate`,
   :func:`build_drift` (:mod:`.drifts`) and :func:`lattice_coloring` (:mod:`.lattice`): the
   networks of NETS.
@@ -38,6 +40,7 @@ Example:
 from .drifts import BlockDrift, DriftMLP, FreeEnergyRate, LatticeDrift, build_drift, same_drift
 from .embedding import Conditioning, TimeEmbedding, fourier_features
 from .fields import MLPField, default_net
+from .flowmap import FlowMapMLP
 from .lattice import Sparsity, lattice_coloring
 from .mlp import mlp
 from .realnvp import CouplingFlow, affine_coupling, coupling_masks
@@ -50,6 +53,7 @@ __all__ = [
     "Conditioning",
     "CouplingFlow",
     "DriftMLP",
+    "FlowMapMLP",
     "FreeEnergyRate",
     "LatticeDrift",
     "MLPField",
