@@ -136,9 +136,9 @@ def test_smc_escalates_when_the_bias_check_fails(monkeypatch):
     collapsed, or bounds apart): the rerun's estimate is returned, the discarded attempt is
     in info.escalations, every evaluation is counted, and only the chosen run warns. (The
     ladder is replaced by one cheap rung, the kernel's own tuning, to keep this fast.)"""
-    from interpolants.samplers import ais
+    from interpolants.samplers import escalation
 
-    monkeypatch.setattr(ais, "ESCALATION", ({"target_accept": None, "step_size": None},))
+    monkeypatch.setattr(escalation, "ESCALATION", ({"target_accept": None, "step_size": None},))
     target = shifted_gaussian()
     bad = {"step_size": 50.0, "target_accept": 0.001, "reverse": "exact"}
     first = si.sample(target, "smc", n=400, seed=0, escalate=0, **bad)

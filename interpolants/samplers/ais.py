@@ -57,7 +57,6 @@ from typing import Any, ClassVar, NamedTuple
 import torch
 from torch import Tensor
 
-from ..distributions import DiagonalNormal, TorchDistribution
 from .annealing import (
     AdaptiveMoves,
     AdaptiveTempering,
@@ -67,7 +66,9 @@ from .annealing import (
     Resampler,
     TimeGrid,
     anneal,
+    base_sample,
     next_temperature,
+    resolve_base,
     systematic_resample,
 )
 from .base import (
@@ -84,6 +85,7 @@ from .base import (
     progress_bar,
 )
 from .diagnostics import ConvergenceWarning, ess_of_weights, log_mean_exp, log_Z_from_weights
+from .escalation import Attempt, heavier_configs, run_escalated
 from .evidence import (
     Draws,
     Sandwich,
@@ -132,44 +134,6 @@ def temperature_schedule(steps: int, kind: str = "linear") -> Tensor:
         s = torch.sigmoid(4.0 * (2 * k / steps - 1))
         return (s - s[0]) / (s[-1] - s[0])
     raise ValueError(f"schedule must be one of {SCHEDULES}, got {kind!r}")
-
-
-class _TorchBase(TorchDistribution):
-    """A ``torch.distributions`` base with log p_0 = -inf outside its support (where torch
-    would raise with ``validate_args``), so that moves may propose there and be rejected."""
-
-    def log_prob(self, x: Tensor) -> Tensor:
-        try:
-            inside = self.dist.support.check(x).reshape(x.shape[0], -1).all(1)
-        except NotImplementedError:  # a support torch cannot check: leave it to torch
-            return super().log_prob(x)
-        lp = torch.full(x.shape[:1], -math.inf, dtype=x.dtype, device=x.device)
-        if bool(inside.any()):
-            lp = lp.index_put((inside,), super().log_prob(x[inside]).to(x.dtype))
-        return lp
-
-
-def resolve_base(target: Any, base: Any, base_scale: float | None, dtype: Any) -> Any:
-    """The annealing path's p_0: ``base`` (anything with sample(n, generator) and log_prob,
-    or a torch.distributions.Distribution), N(0, base_scale^2 I), or ``target.base``."""
-    if isinstance(base, Tensor):
-        raise ValueError(
-            "base must be a distribution with a density (sample(n, generator) and log_prob), "
-            "not a tensor of samples: e.g. interpolants.distributions.DiagonalNormal(mean, std)"
-        )
-    if isinstance(base, torch.distributions.Distribution):
-        base = _TorchBase(base)
-    if base is not None and base_scale is not None:
-        raise ValueError("give base or base_scale, not both")
-    if base_scale is not None:
-        if not (isinstance(base_scale, (int, float)) and base_scale > 0):
-            raise ValueError(f"base_scale must be a positive number, got {base_scale!r}")
-        zeros = torch.zeros(target.dim, dtype=dtype or torch.get_default_dtype())
-        return DiagonalNormal(zeros, float(base_scale))
-    base = target.base if base is None else base
-    if not (callable(getattr(base, "sample", None)) and callable(getattr(base, "log_prob", None))):
-        raise ValueError("base must have sample(n, generator) and log_prob(x)")
-    return base
 
 
 class _Run(NamedTuple):
@@ -365,30 +329,6 @@ class SMCConfig(AISConfig):
         self.pilot = bool(self.pilot)
 
 
-# SMC's heavier reruns when the bias check fails (SMCConfig.escalate), in order
-# (the kernel's own target acceptance and initial step size: those given were for the first)
-_HMC_FLOW = {"kernel": "hmc", "mass_matrix": "flow", "target_accept": None, "step_size": None}
-ESCALATION: tuple[dict[str, Any], ...] = (
-    _HMC_FLOW,
-    {**_HMC_FLOW, "decorrelation": 0.1, "moves": 20},
-)
-# rerun when the upper bound lies this many combined se above the lower one: stricter than
-# the warning's 3, since a rerun costs only time (a run that equilibrated is rerun with
-# probability about 2.3 %, the normal tail), and a lag of 2-3 se is a bias the user would
-# rather not keep
-ESCALATE_SIGMAS = 2.0
-
-
-class _Attempt(NamedTuple):
-    """One forward run with its bias check: the result, the draws of the target used (kept
-    for a rerun), the bounds and the warnings the run recorded (emitted once chosen)."""
-
-    result: SampleResult
-    draws: Draws | None
-    bounds: Sandwich | None
-    caught: list[warnings.WarningMessage]
-
-
 def _anneal(
     target: Any,
     n: int,
@@ -412,65 +352,12 @@ def _anneal(
     if n % batches or n // batches < 2:
         raise ValueError(f"n={n} must be a multiple of batches={batches} with >= 2 per batch")
     generator = make_generator(seed)
-    used, attempt = c, _attempt(target, n, c, dtype, progress, generator, None)
-    spent, earlier = attempt.result.evaluations, []
-    for heavier in _escalation(c):
-        if not _lagged(attempt):
-            break
-        earlier.append(_summary(attempt, used))
-        used = heavier
-        attempt = _attempt(target, n, heavier, dtype, progress, generator, attempt.draws)
-        spent += attempt.result.evaluations
-    result = attempt.result
-    if earlier:
-        result.evaluations = spent
-        result.info = dataclasses.replace(result.info, escalations=tuple(earlier))
-        mc = result.info.log_Z_mc_stderr
-        if attempt.bounds is not None and mc is not None:
-            result.log_Z_stderr = attempt.bounds.stderr(mc, strict=True)
-    for w in attempt.caught:  # the chosen run's warnings, emitted now
-        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    return result
 
+    def attempt(config: AISConfig, draws: Draws | None) -> Attempt:
+        return _attempt(target, n, config, dtype, progress, generator, draws)
 
-def _escalation(c: AISConfig) -> list[AISConfig]:
-    """The heavier configurations SMC may rerun with (``c.escalate`` of :data:`ESCALATION`,
-    skipping those that change nothing); none for AIS."""
-    if not isinstance(c, SMCConfig):
-        return []
-    out: list[AISConfig] = []
-    for rung in ESCALATION[: c.escalate]:
-        options = dict(rung, escalate=0)
-        if "moves" in rung:
-            options["moves"] = max(c.moves, rung["moves"])
-        heavier = dataclasses.replace(c, **options)
-        if all(getattr(heavier, k) == getattr(c, k) for k in rung) or heavier in out:
-            continue
-        out.append(heavier)
-    return out
-
-
-def _lagged(attempt: _Attempt) -> bool:
-    """Whether the bias check says the walkers lagged (the upper bound above the lower one
-    by more than :data:`ESCALATE_SIGMAS` of their combined standard error) or the moves
-    collapsed."""
-    b = attempt.bounds
-    lag = b is not None and math.isfinite(b.gap) and b.gap > ESCALATE_SIGMAS * b.noise
-    return lag or any("moves collapsed" in w for w in attempt.result.warnings)
-
-
-def _summary(attempt: _Attempt, c: AISConfig) -> dict[str, Any]:
-    """What an escalated (discarded) attempt found, for ``info.escalations``."""
-    b = attempt.bounds
-    return {
-        "kernel": c.kernel,
-        "mass_matrix": c.mass_matrix if isinstance(c.mass_matrix, str) else "given",
-        "moves": c.moves,
-        "decorrelation": c.decorrelation,
-        "log_Z": attempt.result.log_Z,
-        "log_Z_upper": None if b is None else b.upper,
-        "evaluations": attempt.result.evaluations,
-    }
+    heavier = heavier_configs(c, c.escalate) if isinstance(c, SMCConfig) else []
+    return run_escalated(c, heavier, attempt)
 
 
 def _attempt(
@@ -481,7 +368,7 @@ def _attempt(
     progress: bool,
     generator: torch.Generator,
     draws: Draws | None,
-) -> _Attempt:
+) -> Attempt:
     """One forward run (R batches after SMC's pilot) and its bias check; the warnings it
     raises are recorded, not shown."""
     with warnings.catch_warnings(record=True) as caught:
@@ -491,7 +378,7 @@ def _attempt(
         forward = result.evaluations
         check = _reverse_check(result, target, c, annealed, design, generator, build, draws)
         _count_check(result, density.evaluations - forward + check.evaluations)
-    return _Attempt(result, check.draws, check.bounds, list(caught))
+    return Attempt(result, check.draws, check.bounds, list(caught))
 
 
 def _forward(
@@ -652,12 +539,6 @@ def bias_check(
     pilot = _anneal_once(annealed, x, generator, levels, moves, c.resample_threshold, lambda: None)
     check = _reverse_check(result, target, c, annealed, pilot.design, generator, build)
     _count_check(result, density.evaluations + check.evaluations)
-
-
-def base_sample(base: Any, m: int, generator: torch.Generator, dtype: Any) -> Tensor:
-    """m draws of the base, in ``dtype`` when given."""
-    x = base.sample(m, generator)
-    return x.to(dtype) if dtype is not None else x
 
 
 def _annealing_result(

@@ -34,6 +34,7 @@ from typing import Any, NamedTuple, Protocol
 import torch
 from torch import Tensor
 
+from ..distributions import DiagonalNormal, TorchDistribution
 from .adaptation import find_reasonable_step_size
 from .base import Evaluation, GaussianMetric, Kernel, LogDensity, State, select, uniform
 from .diagnostics import ess_of_weights, log_mean_exp
@@ -52,10 +53,12 @@ __all__ = [
     "Resampler",
     "TimeGrid",
     "anneal",
+    "base_sample",
     "decorrelated",
     "gather",
     "next_temperature",
     "preconditioner",
+    "resolve_base",
     "start_end_correlation",
     "systematic_resample",
 ]
@@ -566,3 +569,50 @@ def anneal(
         if on_level is not None:
             on_level(t, out.state, out.log_w)
     return out
+
+
+# --- the path's base p_0 ------------------------------------------------------------------
+
+
+class _TorchBase(TorchDistribution):
+    """A ``torch.distributions`` base with log p_0 = -inf outside its support (where torch
+    would raise with ``validate_args``), so that moves may propose there and be rejected."""
+
+    def log_prob(self, x: Tensor) -> Tensor:
+        try:
+            inside = self.dist.support.check(x).reshape(x.shape[0], -1).all(1)
+        except NotImplementedError:  # a support torch cannot check: leave it to torch
+            return super().log_prob(x)
+        lp = torch.full(x.shape[:1], -math.inf, dtype=x.dtype, device=x.device)
+        if bool(inside.any()):
+            lp = lp.index_put((inside,), super().log_prob(x[inside]).to(x.dtype))
+        return lp
+
+
+def resolve_base(target: Any, base: Any, base_scale: float | None, dtype: Any) -> Any:
+    """The annealing path's p_0: ``base`` (anything with sample(n, generator) and log_prob,
+    or a torch.distributions.Distribution), N(0, base_scale^2 I), or ``target.base``."""
+    if isinstance(base, Tensor):
+        raise ValueError(
+            "base must be a distribution with a density (sample(n, generator) and log_prob), "
+            "not a tensor of samples: e.g. interpolants.distributions.DiagonalNormal(mean, std)"
+        )
+    if isinstance(base, torch.distributions.Distribution):
+        base = _TorchBase(base)
+    if base is not None and base_scale is not None:
+        raise ValueError("give base or base_scale, not both")
+    if base_scale is not None:
+        if not (isinstance(base_scale, (int, float)) and base_scale > 0):
+            raise ValueError(f"base_scale must be a positive number, got {base_scale!r}")
+        zeros = torch.zeros(target.dim, dtype=dtype or torch.get_default_dtype())
+        return DiagonalNormal(zeros, float(base_scale))
+    base = target.base if base is None else base
+    if not (callable(getattr(base, "sample", None)) and callable(getattr(base, "log_prob", None))):
+        raise ValueError("base must have sample(n, generator) and log_prob(x)")
+    return base
+
+
+def base_sample(base: Any, m: int, generator: torch.Generator, dtype: Any) -> Tensor:
+    """m draws of the base, in ``dtype`` when given."""
+    x = base.sample(m, generator)
+    return x.to(dtype) if dtype is not None else x

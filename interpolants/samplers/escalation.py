@@ -1,0 +1,117 @@
+"""SMC's answer to a failed bias check: rerun with heavier moves (``SMCConfig.escalate``).
+
+A forward run whose reverse (upper) bound on log Z lies well above it, or whose moves
+collapsed, has walkers that lagged behind their levels (:mod:`.evidence`). Rather than only
+warn, SMC reruns afresh with the next configuration of :data:`ESCALATION` (HMC in the latent
+space of a flow refitted per level, pocoMC's preconditioning, arXiv:2207.05652; then that
+with self-tuned moves, Buchholz, Chopin & Jacob, arXiv:1808.07730), checked by the same
+draws of the target, and returns the first run that passes, or the last. Since passing the
+same check may be luck, the chosen rerun's error bar covers any gap between its bounds
+(:meth:`.evidence.Sandwich.stderr` with ``strict``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import warnings
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+from .evidence import Draws, Sandwich
+from .result import SampleResult
+
+__all__ = ["ESCALATE_SIGMAS", "ESCALATION", "Attempt", "heavier_configs", "run_escalated"]
+
+# the reruns, in order (each with the kernel's own target acceptance and initial step size:
+# those given were tuned for the first run's kernel)
+_HMC_FLOW = {"kernel": "hmc", "mass_matrix": "flow", "target_accept": None, "step_size": None}
+ESCALATION: tuple[dict[str, Any], ...] = (
+    _HMC_FLOW,
+    {**_HMC_FLOW, "decorrelation": 0.1, "moves": 20},  # moves: at least this many
+)
+# rerun when the upper bound lies this many combined se above the lower one: stricter than
+# the warning's 3, since a rerun costs only time (a run that equilibrated is rerun with
+# probability about 2.3 %, the normal tail), and a lag of 2-3 se is a bias to be rid of
+ESCALATE_SIGMAS = 2.0
+
+
+class Attempt(NamedTuple):
+    """One forward run with its bias check: the result, the draws of the target used (kept
+    for a rerun), the bounds and the warnings the run recorded (emitted once chosen)."""
+
+    result: SampleResult
+    draws: Draws | None
+    bounds: Sandwich | None
+    caught: list[warnings.WarningMessage]
+
+
+def heavier_configs(c: Any, rungs: int) -> list[Any]:
+    """The configurations (dataclass copies of the method config ``c``, with escalate=0)
+    of the first ``rungs`` of :data:`ESCALATION`, skipping any that would change nothing."""
+    out: list[Any] = []
+    keys = sorted({k for rung in ESCALATION for k in rung})
+    seen = {_key(c, keys)}
+    for rung in ESCALATION[:rungs]:
+        options = dict(rung, escalate=0)
+        if "moves" in rung:
+            options["moves"] = max(c.moves, rung["moves"])
+        heavier = dataclasses.replace(c, **options)
+        if _key(heavier, keys) not in seen:
+            seen.add(_key(heavier, keys))
+            out.append(heavier)
+    return out
+
+
+def _key(c: Any, keys: list[str]) -> tuple[str, ...]:
+    return tuple(repr(getattr(c, k)) for k in keys)  # repr: tensors compare too
+
+
+def lagged(attempt: Attempt) -> bool:
+    """Whether the bias check says the walkers lagged (the upper bound above the lower one
+    by more than :data:`ESCALATE_SIGMAS` of their combined standard error) or the moves
+    collapsed."""
+    b = attempt.bounds
+    lag = b is not None and math.isfinite(b.gap) and b.gap > ESCALATE_SIGMAS * b.noise
+    return lag or any("moves collapsed" in w for w in attempt.result.warnings)
+
+
+def summary(attempt: Attempt, c: Any) -> dict[str, Any]:
+    """What a discarded attempt made with config ``c`` found, for ``info.escalations``."""
+    b = attempt.bounds
+    return {
+        "kernel": c.kernel,
+        "mass_matrix": c.mass_matrix if isinstance(c.mass_matrix, str) else "given",
+        "moves": c.moves,
+        "decorrelation": c.decorrelation,
+        "log_Z": attempt.result.log_Z,
+        "log_Z_upper": None if b is None else b.upper,
+        "evaluations": attempt.result.evaluations,
+    }
+
+
+def run_escalated(
+    c: Any, heavier: list[Any], attempt: Callable[[Any, Draws | None], Attempt]
+) -> SampleResult:
+    """Run ``attempt(c, None)``, then ``attempt(h, draws)`` for each config h of ``heavier``
+    while the last one :func:`lagged`; the chosen result with every attempt's evaluations,
+    the discarded ones in ``info.escalations``, the strict error bar after a rerun, and its
+    own warnings emitted (the discarded ones' are not)."""
+    used, last = c, attempt(c, None)
+    spent, earlier = last.result.evaluations, []
+    for h in heavier:
+        if not lagged(last):
+            break
+        earlier.append(summary(last, used))
+        used, last = h, attempt(h, last.draws)
+        spent += last.result.evaluations
+    result = last.result
+    if earlier:
+        result.evaluations = spent
+        result.info = dataclasses.replace(result.info, escalations=tuple(earlier))
+        mc = getattr(result.info, "log_Z_mc_stderr", None)
+        if last.bounds is not None and mc is not None:
+            result.log_Z_stderr = last.bounds.stderr(mc, strict=True)
+    for w in last.caught:  # the chosen run's warnings, emitted now
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return result
