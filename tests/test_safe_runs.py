@@ -180,7 +180,8 @@ def test_a_folder_holding_a_run_is_refused_and_overwrite_keeps_it_until_success(
 def test_every_command_refuses_a_used_folder(tmp_path, capsys):
     out = tmp_path / "s"
     argv = ["sample-target", "gmm40", "--method", "smc", "-n", "100", "--out", str(out), "--quiet",
-            "--option", "steps=4", "--option", "pilot=false"]  # fmt: skip
+            "--option", "steps=4", "--option", "pilot=false",
+            "--option", "reverse=None"]  # fmt: skip
     assert main(argv) == 0
     metrics = (out / "metrics.json").read_bytes()
     capsys.readouterr()
