@@ -79,7 +79,7 @@ def test_a_starved_run_warns_and_its_widened_error_bar_covers_the_truth():
 def test_reverse_from_given_draws_and_bad_reverse_options():
     target = shifted_gaussian()
     draws = target.sample(300, torch.Generator().manual_seed(3))
-    r = si.sample(target, "smc", n=400, seed=0, reverse=draws)
+    r = si.sample(target, "smc", n=400, seed=0, reverse=draws, escalate=0)
     assert r.info.reverse_source == "given" and r.info.reverse_walkers == 300
     assert abs(r.info.log_Z_upper - LOG_Z) < 4 * r.info.log_Z_upper_stderr + 0.05
     plain = si.targets.Target(log_prob=lambda x: -0.5 * (x**2).sum(-1), dim=2)

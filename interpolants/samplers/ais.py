@@ -87,6 +87,7 @@ from .base import (
 from .diagnostics import ConvergenceWarning, ess_of_weights, log_mean_exp, log_Z_from_weights
 from .escalation import Attempt, heavier_configs, run_escalated
 from .evidence import (
+    REVERSE_WALKERS,
     Draws,
     Sandwich,
     check_reverse,
@@ -218,7 +219,7 @@ class AISConfig(MethodConfig):
             standard errors the result warns and ``log_Z_stderr`` is widened to
             max(se, gap / 3 + se_upper) (``info.log_Z_mc_stderr`` keeps the Monte Carlo error).
             Its evaluations are counted in ``evaluations``.
-        reverse_walkers: walkers of the reverse run (default: n, at most 1000). SMC's reverse
+        reverse_walkers: walkers of the reverse run (default: n, at most 2000). SMC's reverse
             run resamples too, in min(10, walkers / 100) (at least 2) populations whose
             spread gives the upper bound's standard error; AIS's does not.
     """
@@ -445,7 +446,7 @@ def _reverse_check(
     ``draws`` when given (a rerun's, already paid for) else new ones."""
     smc = isinstance(c, SMCConfig)
     start = result.samples[systematic_resample(result.log_weights[None], generator)[0, :4]]
-    walkers = c.reverse_walkers or min(result.n, 1000)
+    walkers = c.reverse_walkers or min(result.n, REVERSE_WALKERS)
     drawn = 0
     if draws is None:
         draws = posterior_draws(target, c.reverse, walkers, generator, start)
@@ -520,7 +521,7 @@ def bias_check(
     dtype: torch.dtype | None = None,
 ) -> None:
     r"""The bidirectional bounds of :mod:`.evidence` for a log Z made by any method (NETS):
-    an adaptive SMC pilot of ``walkers`` walkers (default min(n, 1000)) from ``base`` finds
+    an adaptive SMC pilot of ``walkers`` walkers (default min(n, 2000)) from ``base`` finds
     levels, metrics and step sizes, and draws of the target (``reverse``, as for
     :class:`AISConfig`) are annealed back along them. ``result`` gets the bounds in its
     ``info``, the widened error bar and warning where they disagree, and their cost in
@@ -532,7 +533,7 @@ def bias_check(
     generator = make_generator(seed + 104_729)  # a stream apart from the run's
     annealed = AnnealedDensity(density, resolve_base(target, base, None, dtype))
     build = kernel_builder(c)
-    m = c.reverse_walkers or min(result.n, 1000)
+    m = c.reverse_walkers or min(result.n, REVERSE_WALKERS)
     moves = AdaptiveMoves(c.moves, c.accept, c.mass_matrix, None, build, True)
     x = base_sample(annealed.base, m, generator, dtype or result.samples.dtype)
     levels = AdaptiveTempering(c.cess, c.max_levels)

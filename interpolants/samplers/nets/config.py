@@ -59,7 +59,7 @@ class NETSConfig(MethodConfig):
             HMC; "exact"; "hmc"; a (draws, dim) tensor; None: off) are annealed back along
             them, an upper bound on log Z beside NETS's estimate (``info.log_Z_lower`` /
             ``log_Z_upper``); where they disagree, a warning and a wider ``log_Z_stderr``.
-        reverse_walkers: walkers of that check (default min(n, 1000)).
+        reverse_walkers: walkers of that check (default min(n, 2000)).
         log_det: of the transport steps: "exact" (unbiased weights), "hutchinson" (d times
             cheaper, biased) or "auto" (exact when dim <= 50).
         probes: Hutchinson probes (training divergence and log-det).
