@@ -355,10 +355,18 @@ def _anneal(
     generator = make_generator(seed)
 
     def attempt(config: AISConfig, draws: Draws | None) -> Attempt:
-        return _attempt(target, n, config, dtype, progress, generator, draws)
+        label = c.method if config is c else f"{c.method}, heavier rerun"
+        return _attempt(target, n, config, dtype, Bar(progress, label), generator, draws)
 
     heavier = heavier_configs(c, c.escalate) if isinstance(c, SMCConfig) else []
     return run_escalated(c, heavier, attempt)
+
+
+class Bar(NamedTuple):
+    """Whether to show a run's progress bar, and its label."""
+
+    shown: bool
+    label: str
 
 
 def _attempt(
@@ -366,7 +374,7 @@ def _attempt(
     n: int,
     c: AISConfig,
     dtype: torch.dtype | None,
-    progress: bool,
+    progress: Bar,
     generator: torch.Generator,
     draws: Draws | None,
 ) -> Attempt:
@@ -387,7 +395,7 @@ def _forward(
     n: int,
     c: AISConfig,
     dtype: torch.dtype | None,
-    progress: bool,
+    progress: Bar,
     generator: torch.Generator,
 ) -> tuple[SampleResult, list[Level], AnnealedDensity, CountedDensity, Any]:
     """The forward runs: the result, the design the reverse run replays, the annealed and
@@ -401,7 +409,7 @@ def _forward(
     build = kernel_builder(c)
     m = n // batches
     levels = batches * (len(temperatures) - 1) if temperatures is not None else None
-    bar = progress_bar(levels, progress, c.method)
+    bar = progress_bar(levels, progress.shown, progress.label)
 
     def run(design: list[Level] | None = None) -> _Run:
         x = base_sample(annealed.base, m, generator, dtype)
