@@ -162,6 +162,29 @@ def test_smc_escalates_when_the_bias_check_fails(monkeypatch):
         si.sample(target, "smc", n=400, escalate=-1)
 
 
+def test_escalation_reasons():
+    """Each trigger of a rerun, alone: bounds apart by > 2 combined se, collapsed moves, and
+    runs spread > 3x the perfect-mixing standard error sqrt(levels (1/cess - 1) / n)."""
+    from types import SimpleNamespace
+
+    from interpolants.samplers.escalation import Attempt, mixed_stderr, reason
+
+    assert mixed_stderr(40, 0.9, 4000) == pytest.approx(math.sqrt(40 * (1 / 0.9 - 1) / 4000))
+
+    def attempt(bounds=None, warnings=(), se=0.01, mixed=0.01):
+        info = SimpleNamespace(log_Z_mc_stderr=se)
+        result = SimpleNamespace(warnings=list(warnings), info=info, log_Z_stderr=se)
+        return Attempt(result, None, bounds, [], mixed)
+
+    assert reason(attempt()) is None
+    assert reason(attempt(se=0.029)) is None  # within 3x perfect mixing
+    assert "spread 5.0 times" in reason(attempt(se=0.05))
+    assert reason(attempt(se=0.05, mixed=None)) is None  # fixed schedules: no prediction
+    assert "collapsed" in reason(attempt(warnings=["t: the moves collapsed at 3 level(s)"]))
+    near, apart = Sandwich(0.0, 0.1, 0.25, 0.1, 100, "exact"), Sandwich(0, 0.1, 0.3, 0.1, 9, "hmc")
+    assert reason(attempt(near)) is None and "2.1 combined se" in reason(attempt(apart))
+
+
 def test_latent_flow_moves_are_exact_in_x():
     """The latent density's value and gradient (float64, finite differences), the round trip,
     and SMC with moves in the latent space of the fitted flows recovers log Z."""

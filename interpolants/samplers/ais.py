@@ -85,7 +85,7 @@ from .base import (
     progress_bar,
 )
 from .diagnostics import ConvergenceWarning, ess_of_weights, log_mean_exp, log_Z_from_weights
-from .escalation import Attempt, heavier_configs, run_escalated
+from .escalation import Attempt, heavier_configs, mixed_stderr, run_escalated
 from .evidence import (
     REVERSE_WALKERS,
     Draws,
@@ -292,9 +292,11 @@ class SMCConfig(AISConfig):
             +0.018 +- 0.007 for m = 100 on a 4-d Gaussian, against -0.002 +- 0.007 with the
             pilot).
         max_levels: with adaptive tempering, jump to beta = 1 (with a warning) after this many.
-        escalate: heavier reruns allowed when the bias check (``reverse``) finds the walkers
-            lagged behind their levels (the upper bound more than 2 combined standard errors
-            above the lower one) or the moves collapsed: first HMC moves in the latent space
+        escalate: heavier reruns allowed when the walkers lagged behind their levels: the
+            bias check (``reverse``) puts the upper bound more than 2 combined standard errors
+            above the lower one, the moves collapsed, or (adaptive tempering) the R runs
+            spread more than 3 times what perfectly mixing moves would give
+            (:func:`.escalation.mixed_stderr`): first HMC moves in the latent space
             of a flow fitted per level (``kernel="hmc", mass_matrix="flow"``), then that with
             self-tuned moves (``decorrelation=0.1``, up to ``max(moves, 20)`` per level).
             Each rerun starts afresh (the same reverse draws check it); the first that
@@ -387,7 +389,10 @@ def _attempt(
         forward = result.evaluations
         check = _reverse_check(result, target, c, annealed, design, generator, build, draws)
         _count_check(result, density.evaluations - forward + check.evaluations)
-    return Attempt(result, check.draws, check.bounds, list(caught))
+    spread = None
+    if isinstance(c, SMCConfig) and c.steps is None and c.batches > 1:
+        spread = mixed_stderr(float(result.info.levels), c.cess, n)
+    return Attempt(result, check.draws, check.bounds, list(caught), spread)
 
 
 def _forward(
