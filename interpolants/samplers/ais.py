@@ -294,8 +294,8 @@ class SMCConfig(AISConfig):
         max_levels: with adaptive tempering, jump to beta = 1 (with a warning) after this many.
         escalate: heavier reruns allowed when the walkers lagged behind their levels: the
             bias check (``reverse``) puts the upper bound more than 2 combined standard errors
-            above the lower one, the moves collapsed, or (adaptive tempering) the R runs
-            spread more than 3 times what perfectly mixing moves would give
+            above the lower one, the moves collapsed, or (adaptive tempering, >= 100 walkers
+            per run) the R runs spread more than 3 times what perfectly mixing moves give
             (:func:`.escalation.mixed_stderr`): first HMC moves in the latent space
             of a flow fitted per level (``kernel="hmc", mass_matrix="flow"``), then that with
             self-tuned moves (``decorrelation=0.1``, up to ``max(moves, 20)`` per level).
@@ -390,8 +390,8 @@ def _attempt(
         check = _reverse_check(result, target, c, annealed, design, generator, build, draws)
         _count_check(result, density.evaluations - forward + check.evaluations)
     spread = None
-    if isinstance(c, SMCConfig) and c.steps is None and c.batches > 1:
-        spread = mixed_stderr(float(result.info.levels), c.cess, n)
+    if isinstance(c, SMCConfig) and c.steps is None and c.batches > 1 and n // c.batches >= 100:
+        spread = mixed_stderr(float(result.info.levels), c.cess, n)  # asymptotic in m: m >= 100
     return Attempt(result, check.draws, check.bounds, list(caught), spread)
 
 
