@@ -108,9 +108,12 @@ def test_sandwich_arithmetic():
     assert not apart.agree
     assert apart.stderr(0.1) == pytest.approx(2.0 / 3 + 0.1)
     assert "lies between 1.000 and 3.000" in apart.warning("t")
-    # strict (a rerun after a failed check): widened by any gap, kept when the upper is below
+    # strict (a rerun after a failed check): the upper bound's reach, gap / 3 + se_upper,
+    # also when the upper bound lies below, unless the Monte Carlo se is wider
     assert agree.stderr(0.01, strict=True) == pytest.approx(0.2 / 3 + 0.1)
-    assert Sandwich(1.0, 0.1, 0.9, 0.1, 100, "exact").stderr(0.05, strict=True) == 0.05
+    below = Sandwich(1.0, 0.1, 0.7, 0.2, 100, "hmc")
+    assert below.stderr(0.02) == 0.02 and below.stderr(0.02, strict=True) == pytest.approx(0.1)
+    assert Sandwich(1.0, 0.1, 0.4, 0.1, 100, "exact").stderr(0.05, strict=True) == 0.05
     # below the lower bound with exact draws is only noise; with given draws it is a warning
     assert Sandwich(1.0, 0.01, 0.5, 0.01, 100, "exact").warning("t") is None
     assert "not distributed" in Sandwich(1.0, 0.01, 0.5, 0.01, 100, "given").warning("t")

@@ -8,7 +8,8 @@ make them (:func:`mixed_stderr`), has walkers that lagged behind their levels
 preconditioning, arXiv:2207.05652; then that with self-tuned moves, Buchholz, Chopin & Jacob,
 arXiv:1808.07730), checked by the same draws of the target, and returns the first run that
 passes, or the last. Since passing the same check may be luck, the chosen rerun's error bar
-covers any gap between its bounds (:meth:`.evidence.Sandwich.stderr` with ``strict``).
+is at least what its upper bound vouches for, gap / 3 + se_upper
+(:meth:`.evidence.Sandwich.stderr` with ``strict``).
 """
 
 from __future__ import annotations

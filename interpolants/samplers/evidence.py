@@ -96,12 +96,14 @@ class Sandwich:
         or, when the upper bound lies above the lower one by more than their noise,
         max(se, gap / 3 + se_upper): the truth lies (stochastically) below
         upper + 3 se_upper, so within 3 of these standard errors of the forward estimate.
-        ``strict`` widens it so whenever the upper bound lies above at all: for a rerun
-        after a failed check (SMC's escalation), whose own error bar a first failure has
-        shown not to be trusted on this target, and whose passing the same check may be
-        luck (the choice of the first passing run is a selection)."""
-        lag = self.gap > 0 and math.isfinite(self.gap)
-        if not lag or (self.agree and not strict):
+        ``strict`` takes that maximum whatever the gap: for a rerun after a failed check
+        (SMC's escalation), whose own error bar a first failure has shown not to be trusted
+        on this target, and whose passing the same check may be luck (the first passing
+        run is a selection); then only the upper bound's own reach, gap + 3 se_upper,
+        bounds the error."""
+        if not math.isfinite(self.gap):
+            return mc_stderr
+        if not strict and (self.agree or not self.gap > 0):
             return mc_stderr
         return max(_finite(mc_stderr), self.gap / AGREE_SIGMAS + _finite(self.upper_stderr))
 
