@@ -302,9 +302,9 @@ class SMCConfig(AISConfig):
             Each rerun starts afresh (the same reverse draws check it); the first that
             passes, or the last, is returned, with the earlier attempts in
             ``info.escalations`` and all their evaluations counted. A rerun's
-            ``log_Z_stderr`` is at least gap / 3 + se_upper, what its upper bound
-            can vouch for (:meth:`.evidence.Sandwich.stderr` with ``strict``). Default 2; 0 returns the
-            first run as it is.
+            ``log_Z_stderr`` is at least gap / 3 + se_upper, what its upper bound can vouch
+            for (:meth:`.evidence.Sandwich.stderr` with ``strict``). Default 2; 0 returns
+            the first run as it is.
     """
 
     steps: int | None = None
