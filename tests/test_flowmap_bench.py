@@ -9,7 +9,12 @@ import pytest
 import torch
 
 from interpolants.app.cli import main
-from interpolants.app.flowmap_bench import FLOW_MAP_METHODS, format_flowmap, jump_goals
+from interpolants.app.flowmap_bench import (
+    FLOW_MAP_METHODS,
+    format_flowmap,
+    jump_goals,
+    rescore_flowmap,
+)
 
 TINY = ["--steps", "2", "--batch", "32", "--set", "width=8", "--set", "depth=1"]
 
@@ -17,14 +22,15 @@ TINY = ["--steps", "2", "--batch", "32", "--set", "width=8", "--set", "depth=1"]
 def test_bench_flowmap_command_writes_metrics_table_and_plot(tmp_path, capsys):
     argv = ["bench", "flowmap", "--out", str(tmp_path), *TINY, "--set", "n=300",
             "--set", "datasets=['checkerboard']", "--set", "cost_steps=1",
-            "--set", "cost_repeats=1"]  # fmt: skip
+            "--set", "cost_repeats=1", "--set", "jumps=[1, 2, 4]",
+            "--set", "ode_steps=10"]  # fmt: skip
     assert main(argv) == 0
     folder = tmp_path / "flowmap"
     m = json.loads((folder / "metrics.json").read_text())
     d = m["datasets"]["checkerboard"]
     assert set(d["flow_maps"]) == set(FLOW_MAP_METHODS)
-    assert set(d["flow_maps"]["meanflow"]) == {"1", "2", "4", "8", "16"}
-    assert d["velocity"]["ode"]["nfe"] == 200 and d["velocity"]["heun NFE 4"]["nfe"] == 4
+    assert set(d["flow_maps"]["meanflow"]) == {"1", "2", "4"}
+    assert d["velocity"]["ode"]["nfe"] == 20 and d["velocity"]["heun NFE 4"]["nfe"] == 4
     assert d["floor"] > 0
     row = d["flow_maps"]["lagrangian"]["2"]
     assert row["over_floor"] == pytest.approx(row["sliced_w2"] - d["floor"])
@@ -34,6 +40,12 @@ def test_bench_flowmap_command_writes_metrics_table_and_plot(tmp_path, capsys):
     assert (folder / "flowmap.png").stat().st_size > 10_000
     assert "| lagrangian |" in (folder / "table.md").read_text()
     assert "monotone" in capsys.readouterr().out
+    # scored again from the saved models over 2 draws: draw 0 is the run's own floor
+    again = rescore_flowmap(folder, tmp_path / "again", draws=2)
+    floors = again["datasets"]["checkerboard"]["floors"]
+    assert floors[0] == pytest.approx(d["floor"]) and len(floors) == 2
+    assert again["datasets"]["checkerboard"]["flow_maps"]["shortcut"]["4"]["stderr"] >= 0
+    assert " ± " in (tmp_path / "again" / "table.md").read_text()
 
 
 def test_bench_flowmap_digits_command_reports_fd_and_bits_per_dim(tmp_path):

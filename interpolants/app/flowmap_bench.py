@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import copy
 import itertools
+import json
+import math
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -24,6 +26,7 @@ import torch
 
 from ..data import load
 from ..flowmaps import fit_flow_map
+from ..generative import load as load_model
 from ..metrics import sliced_w2
 from ..nn import FlowMapMLP, MLPField
 from ..train import fit
@@ -35,6 +38,7 @@ __all__ = [
     "format_flowmap",
     "jump_goals",
     "plot_flowmap",
+    "rescore_flowmap",
 ]
 
 FLOW_MAP_METHODS = ("lagrangian", "eulerian", "progressive", "distill", "meanflow", "shortcut")
@@ -44,9 +48,30 @@ SELF_DISTILLATION = ("lagrangian", "eulerian", "progressive")
 """The self-distillation methods (arXiv 2505.18825), compared with MeanFlow and shortcut."""
 
 
+Draw = Callable[[torch.Generator], torch.Tensor]
+
+
+def _floors(name: str, test: torch.Tensor, draws: int) -> list[float]:
+    """The floor of each draw r: sliced W2 between the data drawn with seed 11 + r and the test
+    split, same sizes (draw 0: the floor of ``bench checkerboard`` and ``evaluate``)."""
+    return [sliced_w2(load(name, n=len(test), seed=11 + r), test) for r in range(draws)]
+
+
+def _score(draw: Draw, test: torch.Tensor, floors: Sequence[float], seed: int) -> dict[str, Any]:
+    """W2 - floor averaged over the draws r (samples from a generator seeded ``seed + r``
+    against the test split, less floor r), with its standard error when there are several."""
+    gens = [torch.Generator().manual_seed(seed + r) for r in range(len(floors))]
+    w2 = [sliced_w2(draw(g), test) for g in gens]
+    gaps = [w - f for w, f in zip(w2, floors, strict=True)]
+    stderr = statistics.stdev(gaps) / math.sqrt(len(gaps)) if len(gaps) > 1 else None
+    return {"sliced_w2": statistics.fmean(w2), "over_floor": statistics.fmean(gaps),
+            "stderr": stderr}  # fmt: skip
+
+
 def _velocity_rows(
-    model: Any, test: torch.Tensor, floor: float, jumps: Sequence[int], ode_steps: int, seed: int
-) -> dict[str, dict[str, Any]]:
+    model: Any, test: torch.Tensor, floors: Sequence[float], jumps: Sequence[int],
+    ode_steps: int, seed: int,
+) -> dict[str, dict[str, Any]]:  # fmt: skip
     """Sliced W2 over the floor of the velocity's samples: Euler and Heun at each NFE of
     ``jumps`` (Heun: NFE / 2 steps, none at NFE 1) and Heun with ``ode_steps`` steps."""
     configs: dict[str, tuple[str, int]] = {}
@@ -57,25 +82,44 @@ def _velocity_rows(
     configs["ode"] = ("heun", ode_steps)
     rows = {}
     for name, (solver, steps) in configs.items():
-        gen = torch.Generator().manual_seed(seed)
-        sol = model.sample(len(test), steps=steps, solver=solver, generator=gen, return_info=True)
-        w2 = sliced_w2(sol.x, test)
-        rows[name] = {"solver": solver, "steps": steps, "nfe": sol.nfe, "sliced_w2": w2,
-                      "over_floor": w2 - floor}  # fmt: skip
+
+        def draw(g: torch.Generator, solver: str = solver, steps: int = steps) -> torch.Tensor:
+            return model.sample(len(test), steps=steps, solver=solver, generator=g)
+
+        nfe = steps * (2 if solver == "heun" else 1)
+        rows[name] = {"solver": solver, "steps": steps, "nfe": nfe,
+                      **_score(draw, test, floors, seed)}  # fmt: skip
     return rows
 
 
 def _jump_rows(
-    fm: Any, test: torch.Tensor, floor: float, jumps: Sequence[int], seed: int
-) -> dict[str, dict[str, float]]:
+    fm: Any, test: torch.Tensor, floors: Sequence[float], jumps: Sequence[int], seed: int
+) -> dict[str, dict[str, Any]]:
     """Sliced W2 (and over the floor) of the flow map's samples in k jumps, for k in jumps
     (keyed by str(k), as in metrics.json)."""
     rows = {}
     for k in jumps:
-        x = fm.sample(len(test), steps=k, generator=torch.Generator().manual_seed(seed))
-        w2 = sliced_w2(x, test)
-        rows[str(k)] = {"sliced_w2": w2, "over_floor": w2 - floor}
+
+        def draw(g: torch.Generator, k: int = k) -> torch.Tensor:
+            return fm.sample(len(test), steps=k, generator=g)
+
+        rows[str(k)] = _score(draw, test, floors, seed)
     return rows
+
+
+def _score_models(
+    name: str, velocity: Any, maps: dict[str, Any], n: int, jumps: Sequence[int],
+    ode_steps: int, seed: int, draws: int,
+) -> dict[str, Any]:  # fmt: skip
+    """The scores of one data set's velocity and flow maps, averaged over ``draws`` draws."""
+    test = load(name, n=n, split="test")
+    floors = _floors(name, test, draws)
+    return {
+        "floor": statistics.fmean(floors),
+        "floors": floors,
+        "velocity": _velocity_rows(velocity, test, floors, jumps, ode_steps, seed),
+        "flow_maps": {m: _jump_rows(fm, test, floors, jumps, seed) for m, fm in maps.items()},
+    }
 
 
 def _nets(width: int, depth: int, seed: int) -> tuple[MLPField, FlowMapMLP]:
@@ -102,28 +146,23 @@ def _one_dataset(
     steps, batch, seed = budget["steps"], budget["batch"], budget["seed"]
     (out / name).mkdir(parents=True, exist_ok=True)
     data = load(name, n=200_000)
-    test = load(name, n=n, split="test")
-    floor = sliced_w2(load(name, n=n, seed=11), test)
     velocity_net, _ = _nets(budget["width"], budget["depth"], seed)
     start = time.perf_counter()
     velocity = fit(data, steps=steps, batch_size=batch, seed=seed, net=velocity_net,
                    **_train_options(steps))  # fmt: skip
     seconds = {"fit": time.perf_counter() - start}
     velocity.save(out / name / "velocity.pt")
-    result: dict[str, Any] = {
-        "floor": floor,
-        "velocity": _velocity_rows(velocity, test, floor, jumps, ode_steps, seed),
-        "flow_maps": {},
-    }
+    maps = {}
     for method in methods:
         _, net = _nets(budget["width"], budget["depth"], seed)
         start = time.perf_counter()
-        fm = fit_flow_map(data, method=method, steps=steps, batch_size=batch, seed=seed, net=net,
-                          teacher=velocity if method == "distill" else None,
-                          **_train_options(steps))  # fmt: skip
+        maps[method] = fit_flow_map(
+            data, method=method, steps=steps, batch_size=batch, seed=seed, net=net,
+            teacher=velocity if method == "distill" else None, **_train_options(steps),
+        )  # fmt: skip
         seconds[method] = time.perf_counter() - start
-        fm.save(out / name / f"{method}.pt")
-        result["flow_maps"][method] = _jump_rows(fm, test, floor, jumps, seed)
+        maps[method].save(out / name / f"{method}.pt")
+    result = _score_models(name, velocity, maps, n, jumps, ode_steps, seed, budget["draws"])
     result["train_seconds"] = seconds
     return result, velocity
 
@@ -253,16 +292,19 @@ def bench_flowmap(
     ode_steps: int = 100,
     cost_steps: int = 20,
     cost_repeats: int = 5,
+    draws: int = 1,
 ) -> dict[str, Any]:
     """Flow maps against the velocity they replace (module docstring; docs/benchmarks.md):
     for each of ``datasets``, sliced W2 over the floor of every method at each of ``jumps``
     beside the velocity's Euler / Heun at the same NFE and its ``ode_steps``-step Heun; the
-    training cost per step as a ratio to ``fit``'s on the first data set. Writes
-    ``flowmap.png`` and ``table.md`` beside ``metrics.json``."""
+    training cost per step as a ratio to ``fit``'s on the first data set. With ``draws`` > 1,
+    every score is the mean over that many independent draws (samples and floor), with its
+    standard error. Writes ``flowmap.png`` and ``table.md`` beside ``metrics.json``."""
     unknown = sorted(set(methods) - set(FLOW_MAP_METHODS))
     if unknown:
         raise ValueError(f"unknown method(s) {unknown}; known: {FLOW_MAP_METHODS}")
-    budget = {"steps": steps, "batch": batch, "seed": seed, "width": width, "depth": depth}
+    budget = {"steps": steps, "batch": batch, "seed": seed, "width": width, "depth": depth,
+              "draws": draws}  # fmt: skip
     metrics: dict[str, Any] = {**budget, "n": n, "jumps": list(jumps), "ode_steps": ode_steps,
                                "train_options": _train_options(steps), "datasets": {}}  # fmt: skip
     teacher = None
@@ -275,14 +317,47 @@ def bench_flowmap(
         metrics["step_cost"] = _step_costs(
             datasets[0], methods, budget, teacher, cost_steps, cost_repeats
         )
+    return _finish(metrics, out)
+
+
+def _finish(metrics: dict[str, Any], out: Path) -> dict[str, Any]:
+    """Add the goals; write the plot and the tables into ``out``."""
     metrics["goals"] = jump_goals(metrics)
     plot_flowmap(metrics, out / "flowmap.png")
     (out / "table.md").write_text(format_flowmap(metrics) + "\n")
     return metrics
 
 
+def rescore_flowmap(folder: Path, out: Path, draws: int = 5) -> dict[str, Any]:
+    """Score again the models a flowmap benchmark saved in ``folder`` (its metrics.json, and
+    DATASET/velocity.pt, DATASET/METHOD.pt), averaging every score over ``draws`` independent
+    draws of the samples and of the floor's data (its standard error beside it); the training
+    times and step costs are carried over. Writes metrics.json, table.md and flowmap.png
+    into ``out``; returns the metrics."""
+    old = json.loads((folder / "metrics.json").read_text())
+    metrics = {k: v for k, v in old.items() if k not in ("datasets", "goals", "machine")}
+    metrics["draws"], metrics["rescored_from"], metrics["datasets"] = draws, str(folder), {}
+    for name, d in old["datasets"].items():
+        velocity = load_model(folder / name / "velocity.pt")
+        maps = {m: load_model(folder / name / f"{m}.pt") for m in d["flow_maps"]}
+        metrics["datasets"][name] = _score_models(
+            name, velocity, maps, old["n"], old["jumps"], old["ode_steps"], old["seed"], draws
+        ) | {"train_seconds": d.get("train_seconds")}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.json").write_text(json.dumps(_finish(metrics, out), indent=1) + "\n")
+    return metrics
+
+
 def _fmt(x: float | None, spec: str = ".4f") -> str:
     return "" if x is None else format(x, spec)
+
+
+def _cell(row: dict[str, Any] | None) -> str:
+    """W2 - floor, with its standard error when the score is a mean over draws."""
+    if not row:
+        return ""
+    se = row.get("stderr")
+    return _fmt(row["over_floor"]) + ("" if se is None else f" ± {se:.4f}")
 
 
 def format_flowmap(m: dict[str, Any]) -> str:
@@ -291,24 +366,23 @@ def format_flowmap(m: dict[str, Any]) -> str:
     ks = [str(k) for k in m["jumps"]]
     lines = [
         f"{m['steps']} steps, batch {m['batch']}, MLP {m['depth']} x {m['width']}, seed "
-        f"{m['seed']}; n = {m['n']} samples against n test points; sliced W2 minus the floor",
+        f"{m['seed']}; n = {m['n']} samples against n test points; sliced W2 minus the floor"
+        + (f", mean ± standard error over {m['draws']} draws" if m.get("draws", 1) > 1 else ""),
     ]
     for name, d in m["datasets"].items():
         ode = d["velocity"]["ode"]
         lines += ["", f"### {name} (floor {d['floor']:.4f}; velocity ODE, Heun {ode['steps']} "
-                  f"steps, NFE {ode['nfe']}: W2 - floor {ode['over_floor']:.4f})", "",
+                  f"steps, NFE {ode['nfe']}: W2 - floor {_cell(ode)})", "",
                   "| model | " + " | ".join(f"{k} jumps / NFE" for k in ks) + " | monotone |",
                   "|---|" + "---|" * (len(ks) + 1)]  # fmt: skip
         goals = m["goals"][name]["methods"]
         for method, rows in d["flow_maps"].items():
-            cells = " | ".join(_fmt(rows[k]["over_floor"]) for k in ks)
+            cells = " | ".join(_cell(rows[k]) for k in ks)
             mono = "yes" if goals[method]["monotone"] else (
                 f"no (rise {goals[method]['largest_rise']:.4f})")  # fmt: skip
             lines.append(f"| {method} | {cells} | {mono} |")
         for solver in ("euler", "heun"):
-            cells = " | ".join(
-                _fmt(d["velocity"].get(f"{solver} NFE {k}", {}).get("over_floor")) for k in ks
-            )
+            cells = " | ".join(_cell(d["velocity"].get(f"{solver} NFE {k}")) for k in ks)
             lines.append(f"| velocity, {solver} | {cells} | |")
         lines += ["", "| method | 1 jump / ODE (goal <= 2) | 2 jumps / ODE (goal <= 1.5) |",
                   "|---|---|---|"]  # fmt: skip
