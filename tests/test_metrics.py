@@ -96,3 +96,12 @@ def test_frechet_distance_refuses_mismatched_shapes():
 
     with pytest.raises(ValueError, match="one d"):
         frechet_distance(torch.zeros(5, 2), torch.zeros(5, 3))
+
+
+def test_docstring_examples_of_the_metrics_run():
+    import doctest
+
+    import interpolants.metrics as module
+
+    result = doctest.testmod(module, extraglobs={"torch": torch})
+    assert result.failed == 0 and result.attempted >= 2
