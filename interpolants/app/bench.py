@@ -7,6 +7,7 @@ Timings interleave the compared variants and report medians, since machines are 
 from __future__ import annotations
 
 import copy
+import inspect
 import math
 import statistics
 import time
@@ -23,6 +24,8 @@ from ..integrate import odeint
 from ..interpolant import Interpolant
 from ..run_folder import METRICS, RunFolder
 from .demo import demo_problem
+from .flowmap_bench import bench_flowmap, format_flowmap
+from .flowmap_digits import bench_flowmap_digits, digits_problem, format_flowmap_digits
 from .machine import machine_info
 
 __all__ = ["BENCHMARKS", "machine_info", "run_benchmark"]
@@ -331,16 +334,6 @@ def bench_checkerboard(
     }
 
 
-def _digits_problem(alpha: float, whiten: bool = False) -> tuple[Any, Any, Tensor]:
-    """(train sampler with fresh dequantisation in logit space, the transform, test images)."""
-    from ..data import Dequantized, LogitTransform, digits, load
-
-    levels = (digits("train", dequantize=False) * 17 - 0.5).round().flatten(1)
-    transform = LogitTransform(load("digits").flatten(1), alpha=alpha, whiten=whiten)
-    test = load("digits", split="test").flatten(1)  # one fixed dequantisation (seed 1)
-    return Dequantized(levels, 17, transform), transform, test
-
-
 def _timed_training(step: Callable[[], None], seconds: float, desc: str) -> int:
     """Call ``step`` until ``seconds`` of wall time have passed; the number of steps."""
     steps, start = 0, time.perf_counter()
@@ -418,7 +411,7 @@ def bench_digits(
     from ..nn import MLPField
     from ..train import fit
 
-    train, transform, test = _digits_problem(alpha, whiten)
+    train, transform, test = digits_problem(alpha, whiten)
     y_test, log_det = transform(test), transform.log_det(test)
     dims = test.shape[1]
 
@@ -658,23 +651,45 @@ BENCHMARKS: dict[str, tuple[Callable[..., dict[str, Any]], Callable[[dict[str, A
     "digits": (bench_digits, _format_digits),
     "ml-vs-interpolant": (bench_ml_vs_interpolant, _format_ml),
     "samplers": (_bench_samplers, _format_samplers_table),
+    "flowmap": (bench_flowmap, format_flowmap),
+    "flowmap-digits": (bench_flowmap_digits, format_flowmap_digits),
 }
 
 
+def benchmark_options(name: str, options: dict[str, Any]) -> None:
+    """ValueError unless benchmark ``name`` takes every keyword of ``options``."""
+    params = inspect.signature(BENCHMARKS[name][0]).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    unknown = sorted(set(options) - set(params) - {"out"})
+    if unknown:
+        known = ", ".join(k for k in params if k != "out")
+        raise ValueError(f"benchmark {name!r} takes no option {unknown[0]!r}; its options: {known}")
+
+
 def run_benchmark(
-    name: str, out: str | Path = "runs/bench", *, overwrite: bool = False
+    name: str,
+    out: str | Path = "runs/bench",
+    *,
+    overwrite: bool = False,
+    options: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], str]:
-    """Run benchmark ``name``; write ``OUT/NAME/metrics.json``; return (metrics, table).
+    """Run benchmark ``name`` with its keyword ``options`` (e.g. {"steps": 200} for a quick
+    run); write ``OUT/NAME/metrics.json``; return (metrics, table).
 
     ``OUT/NAME`` is a run folder (:mod:`interpolants.run_folder`): one that holds an earlier
     result is refused unless ``overwrite``, and kept if the new run fails."""
     if name not in BENCHMARKS:
         raise ValueError(f"unknown benchmark {name!r}; known: {', '.join(sorted(BENCHMARKS))}")
+    options = dict(options or {})
+    benchmark_options(name, options)
     fn, fmt = BENCHMARKS[name]
     folder = RunFolder(Path(out) / name, overwrite=overwrite)
     with folder.running():
         folder.accept()
-        metrics = fn(folder.file(METRICS).parent)
+        metrics = fn(folder.file(METRICS).parent, **options)
+        if options:
+            metrics["options"] = {**metrics.get("options", {}), **options}
         metrics["machine"] = machine_info()
         folder.write_json(METRICS, metrics)
     return metrics, fmt(metrics)

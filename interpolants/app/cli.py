@@ -7,6 +7,7 @@ training writes a checkpoint first and says how to resume (exit 130).
 from __future__ import annotations
 
 import argparse
+import ast
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,6 +33,17 @@ def _non_negative_float(text: str) -> float:
     if not value >= 0:
         raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
     return value
+
+
+def _bench_option(text: str) -> tuple[str, object]:
+    """KEY=VALUE with VALUE a Python literal (a bare word is kept as a string)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return key, value
 
 
 def _demo(args: argparse.Namespace) -> None:
@@ -114,8 +126,10 @@ def _bench(args: argparse.Namespace) -> None:
         raise ValueError(
             f"unknown benchmark {unknown[0]!r}; known: {', '.join(sorted(BENCHMARKS))}"
         )
+    options = dict(args.set or [])
+    options |= {k: v for k in ("steps", "batch", "seed") if (v := getattr(args, k)) is not None}
     for name in names:
-        _, table = run_benchmark(name, out=args.out, overwrite=args.overwrite)
+        _, table = run_benchmark(name, out=args.out, overwrite=args.overwrite, options=options)
         print(f"## {name}\n\n{table}\n\nmetrics: {args.out}/{name}/metrics.json\n")
 
 
@@ -222,6 +236,17 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("names", nargs="*", help="benchmarks to run (default: all)")
     p.add_argument("--out", default="runs/bench", help="output folder (default runs/bench)")
+    p.add_argument("--steps", type=_positive_int, help="training steps (a quick run: fewer)")
+    p.add_argument("--batch", type=_positive_int, help="training batch size")
+    p.add_argument("--seed", type=int, help="random seed")
+    p.add_argument(
+        "--set",
+        action="append",
+        type=_bench_option,
+        metavar="KEY=VALUE",
+        help="any other keyword of the benchmark's function, VALUE a Python literal "
+        "(e.g. --set width=64 --set \"datasets=['moons']\"); repeatable",
+    )
     _overwrite(p, "earlier results in OUT/NAME")
     p.set_defaults(func=_bench)
 

@@ -20,6 +20,7 @@ __all__ = [
     "Dequantized",
     "LogitTransform",
     "digits",
+    "digits_labels",
     "gmm_data_distribution",
     "load",
     "true_nll",
@@ -99,11 +100,25 @@ def digits(
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     images = torch.tensor(load_digits().images, dtype=torch.float32)  # (1797, 8, 8), values 0..16
-    perm = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))
-    idx = perm[:DIGITS_TRAIN] if split == "train" else perm[DIGITS_TRAIN:]
-    v = images[idx][:, None]
+    v = images[_digits_split(split, len(images))][:, None]
     u = torch.rand(v.shape, generator=g) if dequantize else torch.full_like(v, 0.5)
     return (v + u) / 17
+
+
+def _digits_split(split: str, n: int) -> Tensor:
+    """The indices of ``split`` in sklearn's digits: the fixed permutation (seed 0)."""
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(0))
+    return perm[:DIGITS_TRAIN] if split == "train" else perm[DIGITS_TRAIN:]
+
+
+def digits_labels(split: str = "train") -> Tensor:
+    """The class (0 to 9, int64) of each image of :func:`digits` ``(split)``, in its order."""
+    from sklearn.datasets import load_digits
+
+    target = torch.as_tensor(load_digits().target, dtype=torch.int64)
+    return target[_digits_split(split, len(target))]
 
 
 class Dequantized:
