@@ -345,36 +345,10 @@ class GenerativeModel:
     def state(self) -> dict[str, Any]:
         """The model as tensors and plain data: interpolant spec, base spec, each field's
         network description (or None) and state dict. :func:`from_state` inverts it."""
-        from .distributions import distribution_spec
-        from .nn import describe
-
         modules = {"velocity": self.velocity, "score": self._score, "denoiser": self.denoiser}
-        fields: dict[str, Any] = {}
-        for name, fn in modules.items():
-            if fn is None:
-                continue
-            if not isinstance(fn, nn.Module):
-                raise TypeError(f"{name} is a plain callable; only nn.Module fields can be saved")
-            cls = type(fn)
-            fields[name] = {
-                "network": describe(fn),
-                "class": f"{cls.__module__}.{cls.__qualname__}",
-                "weights": fn.state_dict(),
-            }
-        try:
-            interpolant: dict[str, Any] | None = self.interpolant.spec()
-        except ValueError:  # built from callables: load(interpolant=...) supplies it
-            interpolant = None
-        base: dict[str, Any] | None = None
-        if self._base_given:
-            try:
-                base = distribution_spec(self.base)
-            except TypeError:  # load(base=...) supplies it
-                base = {"kind": "unsaved", "class": type(self.base).__name__}
+        fields = {name: network_state(name, fn) for name, fn in modules.items() if fn is not None}
         return {
-            "interpolant": interpolant,
-            "base": base,
-            "event_shape": list(self.base.event_shape) if self.base is not None else None,
+            **setting_state(self.interpolant, self.base, self._base_given),
             "fields": fields,
         }
 
@@ -386,6 +360,69 @@ class GenerativeModel:
             fields.append("denoiser")
         base = type(self.base).__name__
         return f"GenerativeModel({self.interpolant!r}, fields={fields}, base={base})"
+
+
+def network_state(name: str, fn: object) -> dict[str, Any]:
+    """A field's network as a saved model holds it, ``{"network", "class", "weights"}``
+    (:func:`restore_network` inverts it); a TypeError for a plain callable."""
+    from .nn import describe
+
+    if not isinstance(fn, nn.Module):
+        raise TypeError(f"{name} is a plain callable; only nn.Module fields can be saved")
+    cls = type(fn)
+    return {
+        "network": describe(fn),
+        "class": f"{cls.__module__}.{cls.__qualname__}",
+        "weights": fn.state_dict(),
+    }
+
+
+def setting_state(interpolant: Interpolant, base: Any, base_given: bool) -> dict[str, Any]:
+    """What a saved model holds besides its networks: the interpolant's spec (None when
+    built from callables), the base's (None for the default N(0, I); ``{"kind": "unsaved"}``
+    when it cannot be described by data) and the event shape; :func:`restore_setting`
+    inverts it."""
+    from .distributions import distribution_spec
+
+    try:
+        spec: dict[str, Any] | None = interpolant.spec()
+    except ValueError:  # built from callables: load(interpolant=...) supplies it
+        spec = None
+    saved_base: dict[str, Any] | None = None
+    if base_given:
+        try:
+            saved_base = distribution_spec(base)
+        except TypeError:  # load(base=...) supplies it
+            saved_base = {"kind": "unsaved", "class": type(base).__name__}
+    return {
+        "interpolant": spec,
+        "base": saved_base,
+        "event_shape": list(base.event_shape) if base is not None else None,
+    }
+
+
+def restore_setting(
+    state: dict[str, Any], interpolant: Interpolant | None, base: object
+) -> tuple[Interpolant, object]:
+    """The interpolant and base of a saved model's ``state`` (:func:`setting_state`), or the
+    ``interpolant`` and ``base`` given for those it could not hold."""
+    from .distributions import distribution_from_spec
+
+    if base is None and state["base"] is not None:
+        if state["base"]["kind"] == "unsaved":
+            raise ValueError(
+                f"the model's base ({state['base']['class']}) could not be saved as data: pass "
+                "it again, load(path, base=...)"
+            )
+        base = distribution_from_spec(state["base"])
+    if interpolant is None:
+        if state["interpolant"] is None:
+            raise ValueError(
+                "the model's interpolant was built from callables and could not be saved: "
+                "pass it again, load(path, interpolant=...)"
+            )
+        interpolant = Interpolant(**state["interpolant"])
+    return interpolant, base
 
 
 def restore_network(name: str, saved: dict[str, Any], given: nn.Module | None) -> nn.Module:
@@ -422,8 +459,6 @@ def from_state(
 ) -> GenerativeModel:
     """The model :meth:`GenerativeModel.state` described; ``net``, ``base`` and
     ``interpolant`` supply what the state could not hold (see :func:`load`)."""
-    from .distributions import distribution_from_spec
-
     saved = state["fields"]
     if isinstance(net, nn.Module):
         if len(saved) != 1:
@@ -440,20 +475,7 @@ def from_state(
     fields = {k: restore_network(k, v, net.get(k)) for k, v in saved.items()}
     if "velocity" not in fields:
         raise ValueError("the saved model holds no velocity field")
-    if base is None and state["base"] is not None:
-        if state["base"]["kind"] == "unsaved":
-            raise ValueError(
-                f"the model's base ({state['base']['class']}) could not be saved as data: pass "
-                "it again, load(path, base=...)"
-            )
-        base = distribution_from_spec(state["base"])
-    if interpolant is None:
-        if state["interpolant"] is None:
-            raise ValueError(
-                "the model's interpolant was built from callables and could not be saved: "
-                "pass it again, load(path, interpolant=...)"
-            )
-        interpolant = Interpolant(**state["interpolant"])
+    interpolant, base = restore_setting(state, interpolant, base)
     return GenerativeModel(
         interpolant, fields["velocity"], score=fields.get("score"), base=base,
         denoiser=fields.get("denoiser"), event_shape=state["event_shape"],

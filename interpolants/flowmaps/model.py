@@ -12,7 +12,13 @@ from torch import Tensor, nn
 
 from ..checks import positive_int
 from ..distributions import Distribution, StandardNormal, as_distribution
-from ..generative import MODEL_READERS, restore_network
+from ..generative import (
+    MODEL_READERS,
+    network_state,
+    restore_network,
+    restore_setting,
+    setting_state,
+)
 from ..interpolant import Interpolant, as_time
 from .maps import TwoTimeField, call_map, compose, flow_map, jump_log_det, jump_times
 
@@ -132,31 +138,9 @@ class FlowMapModel:
     def state(self) -> dict[str, Any]:
         """The model as tensors and plain data (the network's registered description and
         weights, the interpolant and base specs)."""
-        from ..distributions import distribution_spec
-        from ..nn import describe
-
-        if not isinstance(self.net, nn.Module):
-            raise TypeError("the flow map is a plain callable; only an nn.Module can be saved")
-        cls = type(self.net)
-        base: dict[str, Any] | None = None
-        if self._base_given:
-            try:
-                base = distribution_spec(self.base)
-            except TypeError:  # load(base=...) supplies it
-                base = {"kind": "unsaved", "class": type(self.base).__name__}
-        try:
-            interpolant: dict[str, Any] | None = self.interpolant.spec()
-        except ValueError:  # built from callables: load(interpolant=...) supplies it
-            interpolant = None
         return {
-            "flow_map": {
-                "network": describe(self.net),
-                "class": f"{cls.__module__}.{cls.__qualname__}",
-                "weights": self.net.state_dict(),
-            },
-            "interpolant": interpolant,
-            "base": base,
-            "event_shape": None if self.base is None else list(self.base.event_shape),
+            "flow_map": network_state("flow_map", self.net),
+            **setting_state(self.interpolant, self.base, self._base_given),
         }
 
     @classmethod
@@ -170,18 +154,8 @@ class FlowMapModel:
     ) -> FlowMapModel:
         """The model :meth:`state` described; ``net`` for a network of an unregistered class,
         ``base`` and ``interpolant`` for those the state could not hold."""
-        from ..distributions import distribution_from_spec
-
         module = restore_network("flow_map", state["flow_map"], net)
-        saved = state["base"]
-        if base is None and saved is not None:
-            if saved["kind"] == "unsaved":
-                raise ValueError(f"the base ({saved['class']}) was not saved: load(base=...)")
-            base = distribution_from_spec(saved)
-        if interpolant is None:
-            if state["interpolant"] is None:
-                raise ValueError("the interpolant was built from callables: load(interpolant=...)")
-            interpolant = Interpolant(**state["interpolant"])
+        interpolant, base = restore_setting(state, interpolant, base)
         return cls(interpolant, module, base, event_shape=state["event_shape"])
 
     def __repr__(self) -> str:

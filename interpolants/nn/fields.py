@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Sequence
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -33,6 +34,9 @@ class MLPField(nn.Module):
         cond_features: size F of the conditioning c (0: none, and ``cond`` must be None).
         classes: with K > 0, ``cond`` holds labels in [0, K), embedded in F features.
 
+    ``times`` (1 here) is how many times the network takes, each embedded alike
+    (:class:`~.flowmap.FlowMapMLP` takes two).
+
     Example:
         >>> net = MLPField(2, width=64, depth=2, cond_features=3)
         >>> net(torch.rand(5), torch.randn(5, 2), cond=torch.randn(5, 3)).shape
@@ -41,6 +45,8 @@ class MLPField(nn.Module):
         >>> labels(torch.rand(5), torch.randn(5, 2), cond=torch.tensor(7)).shape
         torch.Size([5, 2])
     """
+
+    times: ClassVar[int] = 1
 
     def __init__(
         self,
@@ -58,7 +64,7 @@ class MLPField(nn.Module):
                        "cond_features": cond_features, "classes": classes}  # fmt: skip
         self.conditioning = Conditioning(cond_features, classes)
         self.embed = TimeEmbedding(time_features)
-        self.net = mlp(dim + self.embed.dim + cond_features, dim, width, depth)
+        self.net = mlp(dim + self.times * self.embed.dim + cond_features, dim, width, depth)
 
     def forward(self, t: Tensor, x: Tensor, cond: Tensor | None = None) -> Tensor:
         """f(t, x) for t (batch,) and x (batch, d); ``cond`` (batch, F), (F,), or labels."""

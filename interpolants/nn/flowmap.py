@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from .embedding import Conditioning, TimeEmbedding
-from .mlp import mlp
+from .fields import MLPField
 from .registry import register
 
 __all__ = ["FlowMapMLP"]
 
 
 @register
-class FlowMapMLP(nn.Module):
+class FlowMapMLP(MLPField):
     r"""The two-time velocity of a flow map for vector events,
 
     .. math:: v_{s,t}(x) = \mathrm{MLP}([x, e(s), e(t), c]),
@@ -22,7 +21,7 @@ class FlowMapMLP(nn.Module):
     optional conditioning; the flow map is X_{s,t}(x) = x + (t - s) v_{s,t}(x)
     (:func:`interpolants.flowmaps.flow_map`, arXiv 2406.07507, 2505.18825).
 
-    Arguments:
+    Arguments (those of :class:`~.fields.MLPField`):
         dim: event size d; x is (batch, d) and so is the output.
         width: hidden width.
         depth: number of hidden layers.
@@ -36,23 +35,7 @@ class FlowMapMLP(nn.Module):
         torch.Size([5, 2])
     """
 
-    def __init__(
-        self,
-        dim: int,
-        width: int = 256,
-        depth: int = 4,
-        time_features: int = 16,
-        cond_features: int = 0,
-        classes: int = 0,
-    ):
-        super().__init__()
-        if dim < 1 or width < 1 or depth < 1:
-            raise ValueError(f"dim, width and depth must be positive, got {dim}, {width}, {depth}")
-        self.config = {"dim": dim, "width": width, "depth": depth, "time_features": time_features,
-                       "cond_features": cond_features, "classes": classes}  # fmt: skip
-        self.conditioning = Conditioning(cond_features, classes)
-        self.embed = TimeEmbedding(time_features)
-        self.net = mlp(dim + 2 * self.embed.dim + cond_features, dim, width, depth)
+    times = 2  # s and t, one embedding
 
     def forward(self, s: Tensor, t: Tensor, x: Tensor, cond: Tensor | None = None) -> Tensor:
         """v_{s,t}(x) for s, t (batch,) and x (batch, d); ``cond`` as :class:`~.MLPField`'s."""

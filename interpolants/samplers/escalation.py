@@ -29,7 +29,6 @@ __all__ = [
     "SPREAD_RATIO",
     "Attempt",
     "heavier_configs",
-    "lagged",
     "mixed_stderr",
     "reason",
     "run_escalated",
@@ -109,13 +108,9 @@ def reason(attempt: Attempt) -> str | None:
     return None
 
 
-def lagged(attempt: Attempt) -> bool:
-    """Whether :func:`reason` finds the walkers lagged."""
-    return reason(attempt) is not None
-
-
-def summary(attempt: Attempt, c: Any) -> dict[str, Any]:
-    """What a discarded attempt made with config ``c`` found, for ``info.escalations``."""
+def summary(attempt: Attempt, c: Any, why: str) -> dict[str, Any]:
+    """What a discarded attempt made with config ``c`` found, and ``why`` it was discarded
+    (its :func:`reason`), for ``info.escalations``."""
     b = attempt.bounds
     return {
         "kernel": c.kernel,
@@ -125,7 +120,7 @@ def summary(attempt: Attempt, c: Any) -> dict[str, Any]:
         "log_Z": attempt.result.log_Z,
         "log_Z_upper": None if b is None else b.upper,
         "evaluations": attempt.result.evaluations,
-        "reason": reason(attempt),
+        "reason": why,
     }
 
 
@@ -133,15 +128,16 @@ def run_escalated(
     c: Any, heavier: list[Any], attempt: Callable[[Any, Draws | None], Attempt]
 ) -> SampleResult:
     """Run ``attempt(c, None)``, then ``attempt(h, draws)`` for each config h of ``heavier``
-    while the last one :func:`lagged`; the chosen result with every attempt's evaluations,
-    the discarded ones in ``info.escalations``, the strict error bar after a rerun, and its
-    own warnings emitted (the discarded ones' are not)."""
+    while the last one lagged (:func:`reason`); the chosen result with every attempt's
+    evaluations, the discarded ones in ``info.escalations``, the strict error bar after a
+    rerun, and its own warnings emitted (the discarded ones' are not)."""
     used, last = c, attempt(c, None)
     spent, earlier = last.result.evaluations, []
     for h in heavier:
-        if not lagged(last):
+        why = reason(last)
+        if why is None:
             break
-        earlier.append(summary(last, used))
+        earlier.append(summary(last, used, why))
         used, last = h, attempt(h, last.draws)
         spent += last.result.evaluations
     result = last.result
