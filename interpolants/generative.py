@@ -8,6 +8,7 @@ along the ODE run backward from X_1 = x.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .checks import positive_int
+from .conditioning import Fields, bind_fields, source_for
+from .couplings import Conditioned, Coupling, Independent, Source
 from .distributions import Distribution, StandardNormal, as_distribution, is_standard_normal
 from .fields import score_from_denoiser, score_from_velocity, score_from_velocity_unchecked
 from .integrate import Diffusion, Solution, odeint, odeint_with_divergence, sdeint
@@ -25,6 +27,7 @@ from .interpolant import Interpolant
 __all__ = ["MODEL_READERS", "GenerativeModel", "from_state", "load", "restore_network"]
 
 Field = Callable[[Tensor, Tensor], Tensor]
+
 
 SCORE_T_GAP = 1e-3
 """A score derived from the velocity is singular at t = 1 (and one from a denoiser at t = 0
@@ -56,7 +59,10 @@ class GenerativeModel:
         score: s(t, x) = grad log rho_t(x), optional; needed by the SDE unless it follows
             from ``denoiser`` or, for a standard Gaussian base, from the velocity.
         base: the law of x0: None for N(0, I), a distribution with ``sample(n, generator)``
-            and ``log_prob(x)``, a ``torch.distributions`` object, or a tensor of samples.
+            and ``log_prob(x)``, a ``torch.distributions`` object, or a tensor of samples; or
+            a coupling (:mod:`interpolants.couplings`): the fields then take ``cond=`` and
+            ``sample``, ``transport`` and ``log_prob`` take ``cond``, labels for
+            ``Independent(classes=K)`` or observations for the others.
         denoiser: eta(t, x) = E[z | x_t = x], optional; gives the score -eta / gamma.
         event_shape: the shape of one sample, needed by ``sample`` with the default base.
 
@@ -86,6 +92,14 @@ class GenerativeModel:
             raise ValueError("velocity is required")
         self.interpolant = interpolant
         self.velocity, self._score, self.denoiser = velocity, score, denoiser
+        self.coupling: Coupling | None = None  # a coupling that conditions the fields
+        if isinstance(base, Independent):
+            self.coupling = base if base.classes else None
+            base = base.base
+        elif isinstance(base, Conditioned):
+            self.coupling, base = base, None
+        elif isinstance(base, Coupling):  # a user's coupling: its base, if any, is the model's
+            base = base.base
         self._base_given = base is not None
         if base is None:
             if event_shape is not None:
@@ -95,10 +109,30 @@ class GenerativeModel:
                 )
                 base = StandardNormal(event_shape, dtype=dtype, device=device)
         self.base: Distribution | None = as_distribution(base) if base is not None else None
+        if isinstance(self.coupling, Independent) and self.coupling.base is not self.base:
+            labels = self.coupling
+            self.coupling = Independent(
+                self.base, classes=labels.classes, label_dropout=labels.label_dropout
+            )
 
     # --- fields ---------------------------------------------------------------------------
     def _base_is_standard(self) -> bool:
+        if isinstance(self.coupling, Conditioned):  # x0 ~ N(0, I) whatever y: the baseline
+            return self.coupling.start == "noise"
         return not self._base_given or is_standard_normal(self.base)
+
+    @property
+    def classes(self) -> int:
+        """K, the number of labels the fields are conditioned on (0: none)."""
+        return self.coupling.classes if isinstance(self.coupling, Independent) else 0
+
+    def _source(self, n: int | None, cond: Any) -> tuple[int, Source | None]:
+        like = _module_dtype_device(self.velocity, self._score, self.denoiser)
+        return source_for(self.coupling, n, cond, like)
+
+    def _fields(self, source: Source | None, guidance: float) -> Fields:
+        fields = Fields(self.velocity, self._score, self.denoiser)
+        return bind_fields(fields, source, guidance, self.coupling, self.interpolant)
 
     def _score_source(self) -> str:
         """Where the score comes from: "score", "denoiser" or "velocity" (derived).
@@ -135,27 +169,32 @@ class GenerativeModel:
             return score_from_denoiser(self.interpolant, t, x, self.denoiser(t, x))  # type: ignore[misc]
         return score_from_velocity(self.interpolant, t, x, self.velocity(t, x))
 
-    def _drift(self, eps: Diffusion, sign: float) -> Field:
+    def _drift(self, eps: Diffusion, sign: float, f: Fields) -> Field:
         """b + sign * eps(t) s: the forward (sign = +1) or backward (-1) SDE drift."""
         source = self._score_source()
 
         def drift(t: Tensor, x: Tensor) -> Tensor:
             e = eps(t[0]) if callable(eps) else eps
-            b = self.velocity(t, x)  # one velocity evaluation serves both terms when derived
+            b = f.velocity(t, x)  # one velocity evaluation serves both terms when derived
             if source == "velocity":  # singular at t = 1: evaluated at min(t, 1 - SCORE_T_GAP)
                 s = score_from_velocity_unchecked(
                     self.interpolant, t.clamp(max=1 - SCORE_T_GAP), x, b
                 )
             elif source == "score":
-                s = self._score(t, x)  # type: ignore[misc]
+                s = f.score(t, x)  # type: ignore[misc]
             else:  # -eta / gamma is singular where gamma = 0, at both ends
-                s = self.score(t.clamp(SCORE_T_GAP, 1 - SCORE_T_GAP), x)
+                tc = t.clamp(SCORE_T_GAP, 1 - SCORE_T_GAP)
+                s = score_from_denoiser(self.interpolant, tc, x, f.denoiser(tc, x))  # type: ignore[misc]
             return b + (sign * e) * s
 
         return drift
 
     # --- sampling and transport -----------------------------------------------------------
-    def _draw_base(self, n: int, generator: torch.Generator | None) -> Tensor:
+    def _draw_base(
+        self, n: int, generator: torch.Generator | None, source: Source | None = None
+    ) -> Tensor:
+        if source is not None:
+            return source.sample(generator)
         if self.base is None:
             raise ValueError(
                 "the default N(0, I) base needs event_shape=: pass event_shape or base to "
@@ -165,12 +204,14 @@ class GenerativeModel:
 
     def sample(
         self,
-        n: int,
+        n: int | None = None,
         steps: int = 100,
         solver: str = "heun",
         diffusion: Diffusion = 0.0,
         generator: torch.Generator | None = None,
         *,
+        cond: Any = None,
+        guidance: float = 0.0,
         atol: float = 1e-5,
         rtol: float = 1e-5,
         return_info: bool = False,
@@ -179,21 +220,35 @@ class GenerativeModel:
         r"""n samples of rho_1 by the ODE (``diffusion=0``) or the SDE with eps = ``diffusion``.
 
         Arguments:
-            n: number of samples.
+            n: number of samples; with ``cond`` it may be omitted (one sample per row of
+                cond), or be any number for a cond of one row (an ensemble of it).
             steps: uniform time steps (fixed-step ODE solvers and the SDE).
             solver: "euler", "heun", "rk4", "dopri5" for the ODE; "euler" (Euler-Maruyama) or
                 "heun" (stochastic Heun) for the SDE.
             diffusion: eps(t) >= 0, a float or a callable of t.
             generator: the random stream of the base draw and the noise.
+            cond: for a model conditioned on labels, integer labels (n,) (omitted: the
+                unconditional field, if trained with label dropout); for a coupling's model,
+                observations (``coupling.observe(x1)``: masked images with NaN at the hidden
+                pixels, low-resolution images, corrupted images, current states).
+            guidance: classifier-free guidance w (labels with label dropout): the fields
+                (1 + w) f(t, x | label) - w f(t, x | null). w = 0 is the conditional model;
+                w here is the ``cfg_scale - 1`` of SiT and DiT (whose cfg_scale = 1 is ours 0).
             return_info: return the :class:`Solution` (samples in ``.x``, ``nfe``) instead.
             progress: show a progress bar over the time steps.
+
+        In-painting keeps the visible entries: they follow their exact path and end at the
+        observed values.
         """
-        positive_int("n", n)
-        x0 = self._draw_base(n, generator)
+        n, source = self._source(n, cond)
+        x0 = self._draw_base(n, generator, source)
+        fields = self._fields(source, guidance)
         with torch.no_grad():
             sol = self._integrate(
-                x0, 0.0, 1.0, steps, solver, diffusion, generator, atol, rtol, progress
+                x0, 0.0, 1.0, steps, solver, diffusion, generator, atol, rtol, progress, fields
             )
+        if source is not None and source.keep is not None:
+            sol = dataclasses.replace(sol, x=torch.where(source.keep, source.mean, sol.x))
         return sol if return_info else sol.x
 
     def _integrate(
@@ -208,15 +263,17 @@ class GenerativeModel:
         atol: float,
         rtol: float,
         progress: bool = False,
+        fields: Fields | None = None,
     ) -> Solution:
+        f = fields or Fields(self.velocity, self._score, self.denoiser)
         if not callable(diffusion) and float(diffusion) == 0.0:
             return odeint(
-                self.velocity, x, t0, t1, steps=steps, solver=solver, atol=atol, rtol=rtol,
+                f.velocity, x, t0, t1, steps=steps, solver=solver, atol=atol, rtol=rtol,
                 progress=progress,
             )  # fmt: skip
         if solver not in ("euler", "heun"):
             raise ValueError(f"solver must be 'euler' or 'heun' when diffusion > 0, got {solver!r}")
-        drift = self._drift(diffusion, 1.0 if t1 > t0 else -1.0)
+        drift = self._drift(diffusion, 1.0 if t1 > t0 else -1.0, f)
         return sdeint(
             drift, diffusion, x, t0, t1, steps=steps, method=solver, generator=generator,
             progress=progress,
@@ -232,19 +289,24 @@ class GenerativeModel:
         *,
         diffusion: Diffusion = 0.0,
         generator: torch.Generator | None = None,
+        cond: Any = None,
+        guidance: float = 0.0,
         atol: float = 1e-5,
         rtol: float = 1e-5,
         return_info: bool = False,
         progress: bool = False,
     ) -> Tensor | Solution:
-        """Carry points x at time t0 to time t1 along the ODE (or the forward/backward SDE)."""
+        """Carry points x at time t0 to time t1 along the ODE (or the forward/backward SDE);
+        ``cond`` and ``guidance`` as in :meth:`sample` (one row of cond per point, or one)."""
         t0, t1 = _check_time("t0", t0), _check_time("t1", t1)
         dtype = x.dtype if isinstance(x, Tensor) else None
         x = self._check_x(x)
+        _, source = self._source(len(x), cond)
         with torch.no_grad():
             sol = self._integrate(
-                x, t0, t1, steps, solver, diffusion, generator, atol, rtol, progress
-            )
+                x, t0, t1, steps, solver, diffusion, generator, atol, rtol, progress,
+                self._fields(source, guidance),
+            )  # fmt: skip
         if return_info:
             return sol
         return sol.x.to(dtype) if dtype is not None and dtype.is_floating_point else sol.x
@@ -278,6 +340,15 @@ class GenerativeModel:
             return self.base
         return StandardNormal(x.shape[1:], dtype=x.dtype, device=x.device)
 
+    def _likelihood_source(self, n: int, cond: Any) -> Source | None:
+        _, source = self._source(n, cond)
+        if source is not None and source.keep is not None and not self.interpolant.is_deterministic:
+            raise ValueError(
+                "log_prob of an in-painting model needs a deterministic interpolant (gamma = "
+                "0): with gamma > 0 the visible entries' path has no finite log-determinant"
+            )
+        return source
+
     def log_prob(
         self,
         x: Tensor,
@@ -286,6 +357,7 @@ class GenerativeModel:
         solver: str = "heun",
         generator: torch.Generator | None = None,
         *,
+        cond: Any = None,
         probe: str = "rademacher",
         atol: float = 1e-5,
         rtol: float = 1e-5,
@@ -294,36 +366,45 @@ class GenerativeModel:
         r"""log rho_1(x) = log rho_0(X_0) - int_0^1 div b(t, X_t) dt, in nats, shape (n,).
 
         The ODE is solved backward from X_1 = x. ``divergence``: "exact" or "hutchinson"
-        (probe "rademacher" or "gaussian", drawn from ``generator``, unbiased).
+        (probe "rademacher" or "gaussian", drawn from ``generator``, unbiased). With ``cond``
+        (:meth:`sample`): log rho_1(x | cond) = log rho_0(X_0 | cond) - int div b(t, X_t |
+        cond) dt; for in-painting, the density of the hidden entries given the visible ones.
         """
         dtype = x.dtype if isinstance(x, Tensor) and x.is_floating_point() else None
         x = self._check_x(x)
+        source = self._likelihood_source(len(x), cond)
         sol = odeint_with_divergence(
-            self.velocity, x, 1.0, 0.0, steps=steps, solver=solver,
+            self._fields(source, 0.0).velocity, x, 1.0, 0.0, steps=steps, solver=solver,
             divergence_method=divergence, probe=probe, generator=generator,
             create_graph=create_graph, atol=atol, rtol=rtol,
         )  # fmt: skip
         # int_1^0 div b dt = -int_0^1 div b dt
-        logp = self._base_for(x).log_prob(sol.x) + sol.divergence_integral
+        base = self._base_for(x) if source is None else source
+        logp = base.log_prob(sol.x) + sol.divergence_integral
         return logp if dtype is None else logp.to(dtype)
 
     def sample_with_log_prob(
         self,
-        n: int,
+        n: int | None = None,
         steps: int = 100,
         solver: str = "heun",
         generator: torch.Generator | None = None,
         *,
+        cond: Any = None,
         divergence: str = "exact",
         probe: str = "rademacher",
         atol: float = 1e-5,
         rtol: float = 1e-5,
     ) -> tuple[Tensor, Tensor]:
-        """Samples X_1 by the ODE and their model log density, integrated along the same path."""
-        x0 = self._draw_base(n, generator)
-        base_lp = self.base.log_prob(x0)  # type: ignore[union-attr]
+        """Samples X_1 by the ODE and their model log density, integrated along the same path
+        (``cond`` as in :meth:`sample`)."""
+        n, source = self._source(n, cond)
+        if source is not None:
+            self._likelihood_source(n, cond)
+        x0 = self._draw_base(n, generator, source)
+        base_lp = (source or self.base).log_prob(x0)  # type: ignore[union-attr]
         sol = odeint_with_divergence(
-            self.velocity, x0, 0.0, 1.0, steps=steps, solver=solver,
+            self._fields(source, 0.0).velocity, x0, 0.0, 1.0, steps=steps, solver=solver,
             divergence_method=divergence, probe=probe, generator=generator, atol=atol, rtol=rtol,
         )  # fmt: skip
         return sol.x, base_lp - sol.divergence_integral
@@ -350,6 +431,7 @@ class GenerativeModel:
         return {
             **setting_state(self.interpolant, self.base, self._base_given),
             "fields": fields,
+            "coupling": coupling_state(self.coupling),
         }
 
     def __repr__(self) -> str:
@@ -358,7 +440,7 @@ class GenerativeModel:
             fields.append("score")
         if self.denoiser is not None:
             fields.append("denoiser")
-        base = type(self.base).__name__
+        base = repr(self.coupling) if self.coupling is not None else type(self.base).__name__
         return f"GenerativeModel({self.interpolant!r}, fields={fields}, base={base})"
 
 
@@ -375,6 +457,29 @@ def network_state(name: str, fn: object) -> dict[str, Any]:
         "class": f"{cls.__module__}.{cls.__qualname__}",
         "weights": fn.state_dict(),
     }
+
+
+def coupling_state(coupling: Coupling | None) -> dict[str, Any] | None:
+    """A model's conditioning as plain data: None, the labels (``{"kind": "labels",
+    "classes", "label_dropout"}``) or a coupling's :meth:`~interpolants.couplings.Coupling.spec`;
+    :func:`restore_coupling` inverts it."""
+    if coupling is None:
+        return None
+    if isinstance(coupling, Independent):
+        return {"kind": "labels", "classes": coupling.classes,
+                "label_dropout": coupling.label_dropout}  # fmt: skip
+    return coupling.spec()
+
+
+def restore_coupling(spec: dict[str, Any] | None, base: object) -> object:
+    """The base argument of a model whose conditioning :func:`coupling_state` saved."""
+    from .couplings import coupling_from_spec
+
+    if spec is None:
+        return base
+    if spec["kind"] == "labels":
+        return Independent(base, classes=spec["classes"], label_dropout=spec["label_dropout"])
+    return coupling_from_spec(spec)
 
 
 def setting_state(interpolant: Interpolant, base: Any, base_given: bool) -> dict[str, Any]:
@@ -476,6 +581,7 @@ def from_state(
     if "velocity" not in fields:
         raise ValueError("the saved model holds no velocity field")
     interpolant, base = restore_setting(state, interpolant, base)
+    base = restore_coupling(state.get("coupling"), base)
     return GenerativeModel(
         interpolant, fields["velocity"], score=fields.get("score"), base=base,
         denoiser=fields.get("denoiser"), event_shape=state["event_shape"],

@@ -149,6 +149,7 @@ class Objective(abc.ABC):
     """
 
     name: ClassVar[str] = "objective"
+    conditions: ClassVar[bool] = True  # whether its networks take the data's labels as cond
     fields: tuple[str, ...]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:

@@ -30,10 +30,11 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor, nn
+from torch.utils.data import TensorDataset
 
 from . import checkpoints
 from .checks import is_int, is_number
-from .couplings import Coupling, as_coupling
+from .couplings import Coupling, Independent, as_coupling
 from .data import DataBatch, as_data, batch_sampler, fingerprint, split_holdout
 from .generative import GenerativeModel
 from .interpolant import Interpolant
@@ -77,6 +78,8 @@ class TrainConfig:
     objective: str = "interpolant"  # or "max_likelihood": the baseline, through the ODE
     ml_ode_steps: int = 10  # Heun steps of the likelihood ODE (max_likelihood only)
     ml_divergence: str = "hutchinson"  # or "exact" (max_likelihood only)
+    label_dropout: float = 0.1  # data with labels: P(label -> null label), for guidance
+    classes: int | None = None  # data with labels: K (None: the largest label + 1)
 
     def check(self) -> None:
         """ValueError naming the option for any value of the wrong type or range (the
@@ -101,6 +104,12 @@ class TrainConfig:
                 raise ValueError(f"{name} must be a number, got {value!r}")
         if not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr!r}")
+        if not is_number(self.label_dropout) or not 0 <= self.label_dropout < 1:
+            raise ValueError(
+                f"label_dropout must be a number in [0, 1), got {self.label_dropout!r}"
+            )
+        if self.classes is not None and (not is_int(self.classes) or self.classes < 1):
+            raise ValueError(f"classes must be a positive integer, got {self.classes!r}")
         if not isinstance(self.net_options, dict):
             raise ValueError(f"net options must be a mapping, got {self.net_options!r}")
         if not 0 <= self.ema < 1:
@@ -192,7 +201,10 @@ class EMA:
 
 def _differences(saved: dict[str, Any], now: dict[str, Any]) -> list[str]:
     ignored = {"log_every", "checkpoint_every", "device", "run"}
-    keys = (set(saved) | set(now)) - ignored
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    # an option added since the checkpoint was written, at its default, is no difference
+    added = {k for k in set(now) - set(saved) if k in defaults and now[k] == defaults[k]}
+    keys = (set(saved) | set(now)) - ignored - added
     return [
         f"{k}: checkpoint {_short(saved.get(k))}, now {_short(now.get(k))}"
         for k in sorted(keys)
@@ -378,10 +390,11 @@ class _Job:
         device = torch.device(config.device)
         gen = torch.Generator().manual_seed(config.seed)
         example = draw(2, gen)
-        coupling = coupling.bind(example)
+        coupling = _with_labels(coupling, objective, data, example, config).bind(example)
         objective = objective.bind(I, coupling)
         event_shape, dtype = example.x1.shape[1:], example.x1.dtype
-        nets = _make_nets(net, config, event_shape, dtype, device)
+        options = {**coupling.net_options(tuple(event_shape)), **config.net_options}
+        nets = _make_nets(net, config, event_shape, dtype, device, options)
         if config.batch_size % world[0]:
             raise ValueError(
                 f"batch_size {config.batch_size} must divide by the {world[0]} processes"
@@ -439,7 +452,7 @@ class _Job:
             k: e.module if self.config.ema > 0 else self.nets[k] for k, e in self.emas.items()
         }
         made = self.objective.model(self.I, modules, self.coupling.base)
-        return made if made is not None else _model(self.I, modules, self.coupling.base)
+        return made if made is not None else _model(self.I, modules, self.coupling)
 
     def step(self, step: int) -> tuple[float, float, dict[str, float]]:
         """One optimiser step: (loss averaged over processes, gradient norm, the objective's
@@ -555,9 +568,38 @@ def _mean_over_processes(value: Tensor, size: int) -> float:
     return float(value)
 
 
+def _with_labels(
+    coupling: Coupling, objective: Objective, data: Any, example: DataBatch, config: TrainConfig
+) -> Coupling:
+    """The independent coupling conditioned on the data's labels (classifier-free guidance's
+    label dropout included) when the data come with labels and the objective conditions."""
+    if example.label is None:
+        if config.classes is not None:
+            raise ValueError(f"classes={config.classes} given, but the data have no labels")
+        return coupling
+    if not isinstance(coupling, Independent) or coupling.classes or not objective.conditions:
+        return coupling  # labels are not what this coupling or objective conditions on
+    classes = config.classes or _count_classes(data)
+    return coupling.with_labels(classes, config.label_dropout)
+
+
+def _count_classes(data: Any) -> int:
+    """The largest label of a labelled data set, plus one."""
+    if isinstance(data, TensorDataset):
+        labels = data.tensors[1]
+    else:
+        labels = torch.stack([torch.as_tensor(data[i][1]) for i in range(len(data))])
+    if labels.is_floating_point() and not bool((labels == labels.round()).all()):
+        raise ValueError("labels must be integers (class indices); got fractional values")
+    if int(labels.min()) < 0:
+        raise ValueError(f"labels must be non-negative class indices, got {int(labels.min())}")
+    return int(labels.max()) + 1
+
+
 def _make_nets(
-    net: Any, config: TrainConfig, event_shape: torch.Size, dtype: torch.dtype, device: torch.device
-) -> dict[str, nn.Module]:
+    net: Any, config: TrainConfig, event_shape: torch.Size, dtype: torch.dtype,
+    device: torch.device, options: dict[str, Any],
+) -> dict[str, nn.Module]:  # fmt: skip
     if isinstance(net, dict):
         missing = [f for f in config.fields if f not in net]
         if missing:
@@ -570,7 +612,7 @@ def _make_nets(
     elif net is None:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
-            nets = {f: default_net(event_shape, **config.net_options) for f in config.fields}
+            nets = {f: default_net(event_shape, **options) for f in config.fields}
     else:
         raise TypeError(
             f"net must be None, an nn.Module or a dict of them, got {type(net).__name__}"
@@ -578,10 +620,10 @@ def _make_nets(
     return {k: m.to(device=device, dtype=dtype) for k, m in nets.items()}
 
 
-def _model(I: Interpolant, modules: dict[str, nn.Module], base: Any) -> GenerativeModel:
+def _model(I: Interpolant, modules: dict[str, nn.Module], coupling: Coupling) -> GenerativeModel:
     velocity = modules.get("velocity")
     if velocity is None:
         raise ValueError("sampling needs a velocity: include 'velocity' in fields")
     return GenerativeModel(
-        I, velocity, score=modules.get("score"), base=base, denoiser=modules.get("denoiser")
+        I, velocity, score=modules.get("score"), base=coupling, denoiser=modules.get("denoiser")
     )

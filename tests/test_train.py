@@ -190,16 +190,32 @@ def test_max_likelihood_baseline_reaches_the_true_nll():
 
 
 def test_fit_on_a_labelled_dataset_matches_the_tensor():
-    # a Dataset of (x1, label) draws the same rows as the tensor: the same run, to the bit
-    from torch.utils.data import TensorDataset
+    # a Dataset of (x1, label) items draws the same rows as a TensorDataset: the same run, to
+    # the bit; both train a field conditioned on the labels (issue 21)
+    from torch.utils.data import Dataset, TensorDataset
+
+    class Items(Dataset):
+        def __init__(self, x, labels):
+            self.x, self.labels = x, labels
+
+        def __len__(self):
+            return len(self.x)
+
+        def __getitem__(self, i):
+            return self.x[i], int(self.labels[i])
 
     x = torch.randn(64, 2, generator=torch.Generator().manual_seed(0))
     labels = torch.arange(64) % 3
     kw = dict(steps=5, batch_size=16, seed=3, net=None, ema=0.0)
-    a = si.fit(x, net_options={"width": 16, "depth": 1}, **kw)
-    b = si.fit(TensorDataset(x, labels), net_options={"width": 16, "depth": 1}, **kw)
-    t, pts = torch.rand(8), torch.randn(8, 2)
-    torch.testing.assert_close(a.velocity(t, pts), b.velocity(t, pts), rtol=0, atol=0)
+    a = si.fit(TensorDataset(x, labels), net_options={"width": 16, "depth": 1}, **kw)
+    b = si.fit(Items(x, labels), net_options={"width": 16, "depth": 1}, **kw)
+    assert a.classes == b.classes == 3
+    t, pts, c = torch.rand(8), torch.randn(8, 2), torch.arange(8) % 4
+    torch.testing.assert_close(
+        a.velocity(t, pts, cond=c), b.velocity(t, pts, cond=c), rtol=0, atol=0
+    )
+    plain = si.fit(x, net_options={"width": 16, "depth": 1}, **kw)
+    assert plain.classes == 0
 
 
 TINY_FIT = dict(steps=4, batch_size=32, seed=1, net_options={"width": 16, "depth": 1})

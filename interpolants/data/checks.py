@@ -30,9 +30,21 @@ transform); deeper ones by their class alone."""
 
 
 def as_data(data: Any, name: str = "data") -> Any:
-    """Check and convert training data: a numpy array becomes a tensor, integers become
+    """Check and convert training data: a numpy array becomes a tensor, a pair (x, labels) a
+    TensorDataset, integers become
     float32; an empty set, a scalar per row, or NaN / inf values are a ValueError naming
     ``name``. A Dataset or a sampler (``sample(n, generator)``) passes unchanged."""
+    if isinstance(data, tuple) and len(data) == 2:  # (x, labels)
+        x, labels = (torch.as_tensor(np.asarray(v)) if isinstance(v, (np.ndarray, list)) else v
+                     for v in data)  # fmt: skip
+        if not isinstance(x, Tensor) or not isinstance(labels, Tensor):
+            raise TypeError(f"{name} as a pair must be (x, labels), two arrays or tensors")
+        if labels.ndim != 1 or len(labels) != len(x):
+            raise ValueError(
+                f"{name}: labels must have one entry per row of x ({len(x)}), got shape "
+                f"{tuple(labels.shape)}"
+            )
+        data = TensorDataset(x, labels)
     if isinstance(data, np.ndarray):
         data = torch.from_numpy(np.ascontiguousarray(data))
     if isinstance(data, TensorDataset) and data.tensors:
@@ -111,7 +123,9 @@ def _fingerprint(value: Any, depth: int) -> Any:
         return value
     if isinstance(value, Tensor):
         raw = value.detach().cpu().contiguous()
-        digest = hashlib.sha256(raw.view(torch.uint8).numpy().tobytes() if raw.numel() else b"")
+        digest = hashlib.sha256(
+            raw.reshape(-1).view(torch.uint8).numpy().tobytes() if raw.numel() else b""
+        )
         return {"shape": list(raw.shape), "dtype": str(raw.dtype).removeprefix("torch."),
                 "sha256": digest.hexdigest()}  # fmt: skip
     if isinstance(value, (list, tuple)):

@@ -224,6 +224,7 @@ class FlowMapObjective(Objective):
     """
 
     name: ClassVar[str] = "flow_map"
+    conditions: ClassVar[bool] = False  # the data's labels are not given to the map
     fields: ClassVar[tuple[str, ...]] = ("flow_map",)
     method: str = "lagrangian"
     residual: str = "lagrangian"
@@ -280,6 +281,11 @@ class FlowMapObjective(Objective):
             )
 
     def bind(self, interpolant: Interpolant, coupling: Coupling | None) -> FlowMapObjective:
+        if coupling is not None and coupling.net_options((2,)):
+            raise ValueError(
+                f"flow maps take no conditioning yet: train them with the independent "
+                f"coupling, not {coupling!r}"
+            )
         if self.trim is not None:
             return self
         return dataclasses.replace(self, trim=0.0 if interpolant.is_deterministic else 1e-3)

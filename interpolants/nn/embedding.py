@@ -128,6 +128,8 @@ class Conditioning(nn.Module):
                 raise ValueError(f"cond must hold labels in [0, {self.classes})")
             c = self.embedding(cond.long().expand(batch))
             return c if dtype is None else c.to(dtype)
+        if cond.ndim > 2 and len(cond) == batch and cond[0].numel() == self.features:
+            cond = cond.flatten(1)  # an image-shaped observation, for a network on vectors
         if cond.shape not in ((self.features,), (batch, self.features)):
             raise ValueError(
                 f"cond must have shape ({self.features},) or ({batch}, {self.features}), "
