@@ -73,7 +73,8 @@ def source_for(
             if n is None:
                 raise ValueError("n is required (the number of samples)")
             cond = torch.full((n,), coupling.null_label, dtype=torch.long)
-        source = coupling.given(torch.as_tensor(cond))
+        labels = torch.as_tensor(cond)
+        source = coupling.given(labels if like is None else labels.to(like[1]))
     else:
         if cond is None:
             raise ValueError(
