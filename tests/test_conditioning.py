@@ -36,61 +36,72 @@ def gaussian_data(n, seed=0):
     return MU + torch.randn(n, 3, generator=gen(seed), dtype=D) @ CHOL.T
 
 
-class ExactInpainting:
-    r"""The exact fields of in-painting Gaussian data x1 ~ N(mu, Sigma) with a fixed mask xi.
+class ExactLinearCoupling:
+    r"""The exact fields of a linear-Gaussian coupling of Gaussian data x1 ~ N(mu, Sigma):
+    x0 = A x1 + B zeta, observation y = M x1 (in-painting: A = diag(xi), B = sigma diag(1 - xi),
+    M = the rows of the visible entries; super-resolution: M the block means, A = U M with U the
+    up-sampling, B = sigma I).
 
     With u = (x1 - mu, zeta, z) ~ N(0, diag(Sigma, I, I)), every quantity is linear in u:
-    x0 = xi x1 + sigma (1 - xi) zeta, x_t = (alpha xi + beta) x1 + alpha sigma (1 - xi) zeta
-    + gamma z, dx_t/dt = (alpha' xi + beta') x1 + alpha' sigma (1 - xi) zeta + gamma' z, and the
-    visible entries y = P x1. So b(t, x, y) = E[dx_t/dt | x_t = x, y] is the Gaussian regression
-    m_D + K_DW K_WW^+ (w - m_W) with w = (x, y), and the score s = -E[z | x_t = x, y] / gamma.
-    K_WW is singular where the kept entries of x_t are fixed by y (gamma = 0): the
+    x_t = alpha x0 + beta x1 + gamma z = [alpha A + beta, alpha B, gamma] u + (alpha A + beta) mu,
+    dx_t/dt = [alpha' A + beta', alpha' B, gamma'] u + (alpha' A + beta') mu, y = [M, 0, 0] u +
+    M mu. So b(t, x, y) = E[dx_t/dt | x_t = x, y] is the Gaussian regression m_D + K_DW
+    K_WW^+ (w - m_W) with w = (x, y), and the score s = -E[z | x_t = x, y] / gamma. K_WW is
+    singular where entries of x_t are fixed by y (the kept entries when gamma = 0): the
     pseudo-inverse solves the consistent system.
     """
 
-    def __init__(self, I, noise=1.0, visible=VISIBLE):
-        self.I, self.noise, self.visible = I, noise, visible
-        d = len(MU)
-        self.U = torch.block_diag(SIGMA, torch.eye(2 * d, dtype=D))
-        self.P = torch.eye(d, dtype=D)[visible]
+    def __init__(self, I, mu, sigma, A, B, M, read_y, shape):
+        self.I, self.mu, self.A, self.B, self.M = I, mu, A, B, M
+        self.read_y, self.shape = read_y, shape
+        d = len(mu)
+        self.U = torch.block_diag(sigma, torch.eye(2 * d, dtype=D))
 
     def _maps(self, t):
-        I, xi = self.I, self.visible.to(D)
-        n, d = len(t), len(MU)
-        a, b, g = I.alpha(t), I.beta(t), I.gamma(t)
-        da, db, dg = I.dalpha(t), I.dbeta(t), I.dgamma(t)
-        eye = torch.eye(d, dtype=D).expand(n, d, d)
+        I, A, B, M, mu = self.I, self.A, self.B, self.M, self.mu
+        n, d = len(t), len(mu)
+        eye = torch.eye(d, dtype=D)
 
-        def row(p, q, r):  # [p xi + q, p sigma (1 - xi), r] per row of t
-            return torch.cat([torch.diag_embed(p[:, None] * xi + q[:, None]),
-                              torch.diag_embed(p[:, None] * self.noise * (1 - xi)),
-                              r[:, None, None] * eye], dim=2)  # fmt: skip
+        def row(p, q, r):  # [p A + q, p B, r] per row of t
+            p, q, r = p[:, None, None], q[:, None, None], r[:, None, None]
+            return torch.cat([p * A + q * eye, p * B, r * eye.expand(n, d, d)], dim=2)
 
-        Lx, LD = row(a, b, g), row(da, db, dg)
-        LY = torch.cat([self.P, torch.zeros(len(self.P), 2 * d, dtype=D)], 1).expand(n, -1, -1)
-        LZ = torch.cat([torch.zeros(d, 2 * d, dtype=D), torch.eye(d, dtype=D)], 1).expand(n, -1, -1)
+        Lx = row(I.alpha(t), I.beta(t), I.gamma(t))
+        LD = row(I.dalpha(t), I.dbeta(t), I.dgamma(t))
+        LY = torch.cat([M, torch.zeros(len(M), 2 * d, dtype=D)], 1).expand(n, -1, -1)
+        LZ = torch.cat([torch.zeros(d, 2 * d, dtype=D), eye], 1).expand(n, -1, -1)
         LW = torch.cat([Lx, LY], 1)
-        mW = torch.cat([(a[:, None] * xi + b[:, None]) * MU, (self.P @ MU).expand(n, -1)], 1)
-        mD = (da[:, None] * xi + db[:, None]) * MU
-        return LW, mW, LD, mD, LZ
+        mW = torch.cat([Lx[:, :, :d] @ mu, (M @ mu).expand(n, -1)], 1)
+        return LW, mW, LD, LD[:, :, :d] @ mu, LZ
 
     def _regress(self, t, x, cond, which):
         t = t.to(D).expand(len(x))
-        y = cond[:, len(MU) :][:, self.visible]
         LW, mW, LD, mD, LZ = self._maps(t)
         K = LW @ self.U @ LW.transpose(1, 2)
-        w = torch.cat([x, y], 1) - mW
+        w = torch.cat([x.flatten(1), self.read_y(cond)], 1) - mW
         L, m = (LD, mD) if which == "velocity" else (LZ, torch.zeros_like(mD))
         C = L @ self.U @ LW.transpose(1, 2)
-        return m + (C @ torch.linalg.pinv(K, hermitian=True) @ w[:, :, None])[:, :, 0]
+        out = m + (C @ torch.linalg.pinv(K, hermitian=True) @ w[:, :, None])[:, :, 0]
+        return out.reshape(len(x), *self.shape)
 
     def velocity(self, t, x, cond):
         return self._regress(t, x, cond, "velocity")
 
     def score(self, t, x, cond):  # singular (0 / 0) where gamma = 0: evaluated just inside
         t = t.to(D).clamp(1e-3, 1 - 1e-3)
-        gamma = self.I.gamma(t).expand(len(x))[:, None]
+        gamma = self.I.gamma(t).expand(len(x)).reshape(-1, *[1] * len(self.shape))
         return -self._regress(t, x, cond, "z") / gamma
+
+
+def ExactInpainting(I, noise=1.0, visible=VISIBLE):
+    """The exact fields of in-painting N(MU, SIGMA) with the fixed mask ``visible``; the
+    network's cond is (xi, xi x1), so y = the visible entries of its second half."""
+    xi = visible.to(D)
+    P = torch.eye(len(MU), dtype=D)[visible]
+    read_y = lambda cond: cond[:, len(MU) :][:, visible]  # noqa: E731
+    return ExactLinearCoupling(
+        I, MU, SIGMA, torch.diag(xi), noise * torch.diag(1 - xi), P, read_y, (len(MU),)
+    )
 
 
 def conditional(y_visible, visible=VISIBLE):
@@ -102,15 +113,16 @@ def conditional(y_visible, visible=VISIBLE):
     return mean, cov
 
 
-def assert_gaussian(x, mean, cov, z=4.5):
-    """Sample mean and covariance within z standard errors of (mean, cov)."""
+def assert_gaussian(x, mean, cov, z=4.5, atol=0.0):
+    """Sample mean and covariance within z standard errors (plus ``atol``, for directions of
+    zero variance) of (mean, cov)."""
     n = len(x)
     se_mean = torch.sqrt(torch.diagonal(cov) / n)
-    assert torch.all((x.mean(0) - mean).abs() < z * se_mean), (x.mean(0), mean)
+    assert torch.all((x.mean(0) - mean).abs() < z * se_mean + atol), (x.mean(0), mean)
     var = torch.diagonal(cov)
     # Var of a sample covariance entry: (C_ii C_jj + C_ij^2) / n for Gaussian samples
     se_cov = torch.sqrt((var[:, None] * var[None, :] + cov**2) / n)
-    assert torch.all((torch.cov(x.T).reshape(cov.shape) - cov).abs() < z * se_cov), (
+    assert torch.all((torch.cov(x.T).reshape(cov.shape) - cov).abs() < z * se_cov + atol), (
         torch.cov(x.T),
         cov,
     )
@@ -163,12 +175,43 @@ def test_the_exact_inpainting_model_samples_the_gaussian_conditional(path, gamma
     x1 = gaussian_data(1, seed=5)
     y = coupling.observe(x1)
     assert torch.isnan(y[0, ~VISIBLE]).all() and torch.equal(y[0, VISIBLE], x1[0, VISIBLE])
-    n = 6000
-    x = model.sample(n, steps=100, cond=y, diffusion=diffusion, generator=gen(6))
+    n = 4000
+    x = model.sample(n, steps=60, cond=y, diffusion=diffusion, generator=gen(6))
     assert x.shape == (n, 3) and x.dtype == D
     assert torch.equal(x[:, VISIBLE], x1[:, VISIBLE].expand(n, -1))  # the visible kept exactly
     mean, cov = conditional(x1[0, VISIBLE])
     assert_gaussian(x[:, ~VISIBLE], mean, cov)
+
+
+SR_MU = torch.tensor([0.2, 0.4, -0.3, 0.1], dtype=D)
+SR_CHOL = torch.tensor(
+    [[0.5, 0, 0, 0], [0.3, 0.4, 0, 0], [-0.2, 0.1, 0.6, 0], [0.1, 0.2, -0.1, 0.3]], dtype=D
+)
+SR_SIGMA = SR_CHOL @ SR_CHOL.T
+
+
+@pytest.mark.parametrize("path", ["linear", "trig"])
+def test_the_exact_super_resolution_model_samples_the_gaussian_conditional(path):
+    """A 2 x 2 image of Gaussian pixels seen through its mean (factor 2): x1 | y is the
+    Gaussian conditional on the hyperplane mean(x1) = y (rank 3)."""
+    I = si.Interpolant(path)
+    noise = 0.5
+    M = torch.full((1, 4), 0.25, dtype=D)  # the block mean
+    A = torch.ones(4, 1, dtype=D) @ M  # U M: the mean up-sampled
+    read_y = lambda cond: cond.flatten(1)[:, :1]  # noqa: E731  (U(y): four equal pixels)
+    exact = ExactLinearCoupling(I, SR_MU, SR_SIGMA, A, noise * torch.eye(4, dtype=D), M,
+                                read_y, (1, 2, 2))  # fmt: skip
+    coupling = SuperResolution(2, noise=noise)
+    model = si.GenerativeModel(I, exact.velocity, base=coupling)
+    x1 = (SR_MU + SR_CHOL @ torch.randn(4, generator=gen(20), dtype=D)).reshape(1, 1, 2, 2)
+    y = coupling.observe(x1)
+    assert y.shape == (1, 1, 1, 1)
+    x = model.sample(4000, steps=50, cond=y, generator=gen(21)).flatten(1)
+    gain = SR_SIGMA @ M.T / (M @ SR_SIGMA @ M.T)
+    mean = SR_MU + (gain * (y.flatten() - M @ SR_MU)).flatten()
+    cov = SR_SIGMA - gain @ M @ SR_SIGMA
+    assert (x.mean(1) - y.flatten()).abs().max() < 0.02  # on the hyperplane of the observation
+    assert_gaussian(x, mean, cov, atol=1e-3)
 
 
 def test_a_wrong_conditional_is_caught_by_the_moment_check():
