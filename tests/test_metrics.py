@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import math
+import statistics
 
+import pytest
 import torch
 
+import interpolants as si
 from interpolants.metrics import mmd2
 
 
@@ -105,3 +108,99 @@ def test_docstring_examples_of_the_metrics_run():
 
     result = doctest.testmod(module, extraglobs={"torch": torch})
     assert result.failed == 0 and result.attempted >= 2
+
+
+# --- ensemble forecast scores ------------------------------------------------------------------
+def _normal_cdf(z):
+    return 0.5 * (1 + torch.erf(z / math.sqrt(2)))
+
+
+def _gaussian_crps(mu, sigma, y):
+    """CRPS of N(mu, sigma^2) at y (Gneiting & Raftery 2007, eq. 21)."""
+    z = (y - mu) / sigma
+    pdf = torch.exp(-0.5 * z**2) / math.sqrt(2 * math.pi)
+    return sigma * (z * (2 * _normal_cdf(z) - 1) + 2 * pdf - 1 / math.sqrt(math.pi))
+
+
+def _abs_gaussian_mean(mu, s):
+    """E|N(mu, s^2)|."""
+    return s * math.sqrt(2 / math.pi) * math.exp(-(mu**2) / (2 * s**2)) + mu * (
+        1 - 2 * float(_normal_cdf(torch.tensor(-mu / s)))
+    )
+
+
+def test_crps_of_gaussian_ensembles_matches_the_closed_form():
+    g = torch.Generator().manual_seed(0)
+    n, m = 400, 50
+    mu, sigma = torch.randn(n, generator=g, dtype=torch.float64), 0.7
+    truth = torch.randn(n, generator=g, dtype=torch.float64) * 1.3
+    members = mu + sigma * torch.randn(m, n, generator=g, dtype=torch.float64)
+    per = si.metrics.crps(members, truth, reduction="none")
+    want = _gaussian_crps(mu, sigma, truth)
+    diff = per - want  # the fair estimator is unbiased for each case
+    assert abs(float(diff.mean())) < 4 * float(diff.std()) / math.sqrt(n)
+    unfair = si.metrics.crps(members, truth, fair=False, reduction="none")
+    assert torch.all(unfair >= per - 1e-12)  # the empirical law's CRPS counts less spread
+    point = si.metrics.crps(torch.full((3, 2), 1.5), torch.tensor([1.0, 3.0]), reduction="none")
+    assert torch.allclose(point, torch.tensor([0.5, 1.5]))  # a point mass: |x - y|
+    # the energy score of one-dimensional events is the CRPS
+    es = si.metrics.energy_score(members[..., None], truth[:, None], reduction="none")
+    assert torch.allclose(es, per)
+    with pytest.raises(ValueError, match="ensemble must have shape"):
+        si.metrics.crps(members, truth[:-1])
+    with pytest.raises(ValueError, match="at least 2 members"):
+        si.metrics.crps(members[:1], truth)
+
+
+def test_energy_score_and_variogram_score_on_known_cases():
+    y = torch.tensor([[0.0, 1.0], [2.0, -1.0]])
+    same = y[None].repeat(4, 1, 1)
+    assert torch.allclose(si.metrics.energy_score(same, y, reduction="none"), torch.zeros(2))
+    assert float(si.metrics.variogram_score(same, y)) == pytest.approx(0.0)
+    x = torch.tensor([[0.0, 0.0], [0.0, 0.0]])  # every member at the origin, one case
+    vs = si.metrics.variogram_score(x[:, None].expand(2, 1, 2), torch.tensor([[0.0, 4.0]]))
+    assert float(vs) == pytest.approx(2 * (4.0**0.5) ** 2)  # the (1, 2) and (2, 1) terms
+    g = torch.Generator().manual_seed(1)
+    truth = torch.randn(300, 3, generator=g)
+    good = torch.randn(20, 300, 3, generator=g)
+    shifted = good + 1.0
+    assert si.metrics.energy_score(shifted, truth) > si.metrics.energy_score(good, truth)
+    with pytest.raises(ValueError, match="dims must be"):
+        si.metrics.energy_score(good, truth, dims=3)
+
+
+def test_spread_skill_and_rank_histogram_tell_calibration():
+    g = torch.Generator().manual_seed(2)
+    n, m = 20_000, 9
+    truth = torch.randn(n, generator=g)
+    calibrated = torch.randn(m, n, generator=g)
+    narrow = 0.4 * torch.randn(m, n, generator=g)
+    assert si.metrics.spread_skill(calibrated, truth) == pytest.approx(1.0, abs=0.03)
+    assert si.metrics.spread_skill(narrow, truth) < 0.5
+    flat = si.metrics.rank_histogram(calibrated, truth, generator=g)
+    assert flat.shape == (m + 1,) and float(flat.sum()) == pytest.approx(1.0)
+    se = math.sqrt((1 / (m + 1)) * (1 - 1 / (m + 1)) / n)
+    assert torch.all((flat - 1 / (m + 1)).abs() < 4.5 * se), flat
+    u = si.metrics.rank_histogram(narrow, truth, generator=g)
+    assert float(u[0] + u[-1]) > 0.5  # over-confident: the truth falls outside
+    ties = si.metrics.rank_histogram(torch.zeros(3, 4000), torch.zeros(4000), generator=g)
+    assert torch.all((ties - 0.25).abs() < 0.04)  # ties spread over the ranks at random
+
+
+def test_energy_distance_is_unbiased_and_matches_the_gaussian_shift():
+    g = torch.Generator().manual_seed(3)
+    draws = [
+        si.metrics.energy_distance(
+            torch.randn(300, 2, generator=g), torch.randn(300, 2, generator=g)
+        )
+        for _ in range(40)
+    ]
+    mean, se = statistics.mean(draws), statistics.stdev(draws) / math.sqrt(len(draws))
+    assert abs(mean) < 4 * se
+    delta = 1.0
+    x = torch.randn(4000, 1, generator=g, dtype=torch.float64)
+    y = delta + torch.randn(4000, 1, generator=g, dtype=torch.float64)
+    want = 2 * _abs_gaussian_mean(delta, math.sqrt(2)) - 2 * _abs_gaussian_mean(0.0, math.sqrt(2))
+    assert si.metrics.energy_distance(x, y) == pytest.approx(want, abs=0.03)
+    with pytest.raises(ValueError, match="same event size"):
+        si.metrics.energy_distance(torch.randn(5, 2), torch.randn(5, 3))
