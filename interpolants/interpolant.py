@@ -41,6 +41,7 @@ class Schedule:
     value: Fn
     deriv: Fn
     half_dsq: Fn | None = None
+    wiener: Schedule | None = None  # sigma(t) of gamma = sigma(t) sqrt(t), where known
 
     def fdf(self, t: Tensor) -> Tensor:
         """f(t) f'(t), from ``half_dsq`` when the schedule provides it."""
@@ -174,8 +175,15 @@ def _encdec() -> tuple[Schedule, Schedule]:
     return alpha, beta
 
 
+def _quadratic() -> tuple[Schedule, Schedule]:
+    """alpha = 1 - t, beta = t^2: the forecasting path of arXiv 2403.13724, whose beta'(0) = 0
+    keeps the loss and its gradients tame at t = 0."""
+    return Schedule(lambda t: 1 - t, _const(-1.0)), Schedule(lambda t: t * t, lambda t: 2 * t)
+
+
 PATHS: dict[str, Callable[[], tuple[Schedule, Schedule]]] = {
     "linear": _linear,
+    "quadratic": _quadratic,
     "trig": _trig,
     "vp": _vp,
     "gvp": _gvp,
@@ -232,6 +240,20 @@ def _gamma_sigmoid(a: float) -> Schedule:
     return Schedule(lambda t: a * (h(t) - h0), lambda t: a * dh(t))
 
 
+def _gamma_wiener(a: float) -> Schedule:
+    r"""gamma = a (1 - t) sqrt(t): the noise sigma(t) W_t of a Wiener process W with sigma(t) =
+    a (1 - t), the forecasting interpolant x_t = alpha x0 + beta x1 + sigma(t) W_t of arXiv
+    2403.13724 seen at a fixed t (W_t ~ sqrt(t) z); gamma gamma' = a^2 (1 - t)(1 - 3t) / 2."""
+    root = lambda t: torch.sqrt(t.clamp_min(0))  # noqa: E731
+    sigma = Schedule(lambda t: a * (1 - t), _const(-a))
+    return Schedule(
+        lambda t: a * (1 - t) * root(t),
+        lambda t: a * (1 - 3 * t) / (2 * torch.sqrt(t.clamp_min(1e-30))),
+        lambda t: 0.5 * a * a * (1 - t) * (1 - 3 * t),
+        wiener=sigma,
+    )
+
+
 GAMMAS: dict[str, Callable[[float], Schedule]] = {
     "zero": _gamma_zero,
     "brownian": lambda a: _gamma_brownian(1.0),
@@ -239,6 +261,7 @@ GAMMAS: dict[str, Callable[[float], Schedule]] = {
     "bsquared": _gamma_bsquared,
     "sinesquared": _gamma_sinesquared,
     "sigmoid": _gamma_sigmoid,
+    "wiener": _gamma_wiener,
 }
 
 _DEFAULT_GAMMA = {"encdec": "sinesquared"}
@@ -282,11 +305,13 @@ class Interpolant:
     r"""x_t = alpha(t) x0 + beta(t) x1 + gamma(t) z, z ~ N(0, I) (arXiv 2303.08797).
 
     Arguments:
-        path: "linear" (alpha = 1 - t, beta = t), "trig", "vp", "gvp" or "encdec"; ignored
-            when ``alpha`` and ``beta`` are given.
+        path: "linear" (alpha = 1 - t, beta = t), "quadratic" (alpha = 1 - t, beta = t^2, for
+            forecasting), "trig", "vp", "gvp" or "encdec"; ignored when ``alpha`` and ``beta``
+            are given.
         gamma: "zero" (the default, deterministic interpolant; with a Gaussian x0 it is the
             one-sided interpolant), "brownian" (sqrt(t(1-t))), "a-brownian" (sqrt(a t(1-t))),
-            "bsquared" (a t(1-t)), "sinesquared" (a sin^2(pi t)), "sigmoid", or a callable of t.
+            "bsquared" (a t(1-t)), "sinesquared" (a sin^2(pi t)), "sigmoid", "wiener" (a (1 - t)
+            sqrt(t): sigma(t) W_t with sigma = a (1 - t), for forecasting), or a callable of t.
         a: the scale of the gamma choices that take one.
         alpha, beta: callables of t for a custom path (derivatives by autograd).
 
@@ -365,7 +390,9 @@ class Interpolant:
 
     def __repr__(self) -> str:
         extra = (
-            f", a={self.a}" if self.gamma_name in ("a-brownian", "bsquared", "sinesquared") else ""
+            f", a={self.a}"
+            if self.gamma_name in ("a-brownian", "bsquared", "sinesquared", "wiener")
+            else ""
         )
         return f"Interpolant({self.path!r}, gamma={self.gamma_name!r}{extra})"
 
@@ -402,6 +429,29 @@ class Interpolant:
 
     def beta_dbeta(self, t: Tensor | float) -> Tensor:
         return self._eval(self._beta.fdf, t)
+
+    def sigma(self, t: Tensor | float) -> Tensor:
+        """sigma(t) of the interpolant read as x_t = alpha x0 + beta x1 + sigma(t) W_t (W a
+        Wiener process, W_t ~ sqrt(t) z): sigma = gamma / sqrt(t), exact for gamma="wiener"
+        (arXiv 2403.13724); at t = 0 the limit t -> 0+ for the named gammas."""
+        return self._eval(self._sigma_value, t)
+
+    def dsigma(self, t: Tensor | float) -> Tensor:
+        """sigma'(t) (:meth:`sigma`): sigma' sqrt(t) = gamma' - gamma / (2 t)."""
+        return self._eval(self._sigma_deriv, t)
+
+    def _sigma_value(self, t: Tensor) -> Tensor:
+        if self._gamma.wiener is not None:
+            return self._gamma.wiener.value(t)
+        tiny = torch.finfo(t.dtype).tiny ** 0.5
+        return self._gamma.value(t.clamp_min(tiny)) / torch.sqrt(t.clamp_min(tiny))
+
+    def _sigma_deriv(self, t: Tensor) -> Tensor:
+        if self._gamma.wiener is not None:
+            return self._gamma.wiener.deriv(t)
+        tc = t.clamp_min(torch.finfo(t.dtype).eps)
+        root = torch.sqrt(tc)
+        return (self._gamma.deriv(tc) - self._gamma.value(tc) / (2 * tc)) / root
 
     def gamma_dgamma(self, t: Tensor | float) -> Tensor:
         """gamma gamma' = (1/2) d/dt gamma^2, finite at t = 0, 1 for the Brownian gamma."""

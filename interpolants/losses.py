@@ -42,12 +42,13 @@ __all__ = [
     "Objective",
     "call_field",
     "denoiser_loss",
+    "drift_loss",
     "field_loss",
     "score_loss",
     "velocity_loss",
 ]
 
-FIELDS = ("velocity", "score", "denoiser")
+FIELDS = ("velocity", "score", "denoiser", "drift")
 
 
 def _reduce(per_sample: Tensor, reduction: str) -> Tensor:
@@ -100,11 +101,29 @@ def score_loss(
     return _quadratic(score, -_noise(interpolant, sample) / scale, reduction)
 
 
+def drift_loss(
+    drift: Tensor, sample: InterpolantSample, interpolant: Interpolant, reduction: str = "mean"
+) -> Tensor:
+    r"""E |b_F|^2 - 2 R_t . b_F with R_t = alpha' x0 + beta' x1 + sigma'(t) W_t, W_t = sqrt(t) z:
+    minimised by the drift b_F = E[R_t | x_t] of the SDE dX = b_F dt + sigma(t) dW that carries
+    the point mass X_0 = x0 to x1's law (forecasting, arXiv 2403.13724). The Ito term sigma dW
+    is the SDE's: R_t differs from dx_t/dt by sigma / (2 sqrt t) z, so b_F = b + (sigma^2 / 2) s
+    stays finite at t = 0 where the velocity b of a point mass does not."""
+    _check(drift, sample, "drift")
+    t = sample.t
+    coefficient = _bcast(interpolant.dsigma(t) * torch.sqrt(t), sample.xt)
+    da, db = _bcast(interpolant.dalpha(t), sample.xt), _bcast(interpolant.dbeta(t), sample.xt)
+    target = da * sample.x0 + db * sample.x1 + coefficient * sample.z
+    return _quadratic(drift, target, reduction)
+
+
 def field_loss(
     name: str, prediction: Tensor, sample: InterpolantSample, interpolant: Interpolant
 ) -> Tensor:
-    """The quadratic objective of field ``name`` ("velocity", "score" or "denoiser"), batch
-    mean."""
+    """The quadratic objective of field ``name`` ("velocity", "score", "denoiser" or
+    "drift"), batch mean."""
+    if name == "drift":
+        return drift_loss(prediction, sample, interpolant)
     if name == "velocity":
         return velocity_loss(prediction, sample)
     if name == "score":
@@ -162,9 +181,10 @@ class Objective(abc.ABC):
         unchanged."""
         return self
 
-    def model(self, interpolant: Interpolant, nets: Mapping[str, Any], base: Any) -> Any:
-        """The model that the trained ``nets`` make with ``base``; None (the default): a
-        :class:`~interpolants.GenerativeModel` of the fields."""
+    def model(self, interpolant: Interpolant, nets: Mapping[str, Any], coupling: Coupling) -> Any:
+        """The model that the trained ``nets`` make with ``coupling`` (its base, or the
+        conditioning); None (the default): a :class:`~interpolants.GenerativeModel` of the
+        fields."""
         return None
 
     @abc.abstractmethod
@@ -240,6 +260,14 @@ class InterpolantObjective(Objective):
         if antithetic is None:
             antithetic = not interpolant.is_deterministic
         return dataclasses.replace(self, trim=trim, antithetic=antithetic)
+
+    def model(self, interpolant: Interpolant, nets: Mapping[str, Any], coupling: Coupling) -> Any:
+        """A :class:`~interpolants.forecasting.ForecastModel` when the drift is trained."""
+        if "drift" not in self.fields:
+            return None
+        from .forecasting import ForecastModel
+
+        return ForecastModel(interpolant, nets["drift"], coupling)
 
     def loss(
         self,

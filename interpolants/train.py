@@ -451,7 +451,7 @@ class _Job:
         modules = {
             k: e.module if self.config.ema > 0 else self.nets[k] for k, e in self.emas.items()
         }
-        made = self.objective.model(self.I, modules, self.coupling.base)
+        made = self.objective.model(self.I, modules, self.coupling)
         return made if made is not None else _model(self.I, modules, self.coupling)
 
     def step(self, step: int) -> tuple[float, float, dict[str, float]]:

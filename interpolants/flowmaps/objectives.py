@@ -290,8 +290,10 @@ class FlowMapObjective(Objective):
             return self
         return dataclasses.replace(self, trim=0.0 if interpolant.is_deterministic else 1e-3)
 
-    def model(self, interpolant: Interpolant, nets: Mapping[str, Any], base: Any) -> FlowMapModel:
-        return FlowMapModel(interpolant, nets["flow_map"], base=base)
+    def model(
+        self, interpolant: Interpolant, nets: Mapping[str, Any], coupling: Coupling
+    ) -> FlowMapModel:
+        return FlowMapModel(interpolant, nets["flow_map"], base=coupling.base)
 
     def _teacher(self, cond: Tensor | None) -> Velocity:
         fn = getattr(self.teacher, "velocity", self.teacher)
