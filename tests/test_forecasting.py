@@ -132,3 +132,48 @@ def test_rollouts_save_and_load(tmp_path):
         ForecastModel(interpolant(), exact_drift, Paired(None, noise=0.1))
     with pytest.raises(ValueError, match="sigma"):
         ForecastModel(si.Interpolant("quadratic"), exact_drift, Paired(None))
+
+
+class OU(si.data.StochasticDynamics):
+    """The OU process of this file as a simulated system: the engine checked on a closed form."""
+
+    dim, noise, dt, lag, burn_in = 2, 1.0, 1e-3, TAU, 5.0
+
+    def drift(self, x):
+        return -THETA * x * torch.tensor([1.0, 1.0], dtype=D)
+
+    def initial(self, n, generator=None):
+        return torch.zeros(n, 2, dtype=D)
+
+
+def test_the_simulation_engine_reproduces_the_ou_law():
+    system = OU()
+    system.noise = 1.0  # isotropic: the law of OU with s = 1 on both coordinates
+    x0 = torch.tensor([[1.5, -2.0]], dtype=D)
+    ens = system.ensemble(x0, 20_000, gen(6))
+    assert ens.shape == (20_000, 1, 2)
+    v = (1 - torch.exp(-2 * THETA * TAU)) / (2 * THETA)
+    mean = M * x0[0]
+    x = ens[:, 0]
+    assert torch.all((x.mean(0) - mean).abs() < 4.5 * torch.sqrt(v / 20_000))
+    assert torch.all((x.var(0) / v - 1).abs() < 4.5 * math.sqrt(2 / 20_000) + 0.01)
+    now, nxt = system.pairs(500, gen(7), chains=50)
+    assert now.shape == nxt.shape == (500, 2)
+    again = system.pairs(500, gen(7), chains=50)
+    assert torch.equal(now, again[0]) and torch.equal(nxt, again[1])
+
+
+def test_stochastic_lorenz63():
+    system = si.data.StochasticLorenz63(noise=0.5)
+    x = torch.tensor([[1.0, 2.0, 3.0]], dtype=D)
+    assert torch.allclose(system.drift(x), torch.tensor([[10.0, 23.0, 2.0 - 8.0]], dtype=D))
+    now, nxt = system.pairs(300, gen(8), chains=30)
+    assert now.shape == (300, 3) and bool(torch.isfinite(nxt).all())
+    assert 15 < float(now[:, 2].mean()) < 32  # on the attractor (mean z about 23.5)
+    ens = system.ensemble(now[:2], 50, gen(9))
+    assert ens.shape == (50, 2, 3) and float(ens.std(0).min()) > 0.05
+    quiet = si.data.StochasticLorenz63(noise=0.0)
+    paths = quiet.ensemble(now[:1], 3, gen(10))
+    assert torch.equal(paths[0], paths[1])  # no noise: one path
+    with pytest.raises(ValueError, match="lag and dt must be positive"):
+        si.data.StochasticLorenz63(lag=0.0)

@@ -4,6 +4,7 @@ batches that training draws from it (:mod:`.batches`)."""
 
 from .batches import DataBatch, batch_sampler
 from .checks import DATASET_ITEMS_HASHED, as_data, fingerprint, split_holdout
+from .dynamics import StochasticDynamics, StochasticLorenz63
 from .files import FILE_FORMATS, DataFileError, read_file
 from .toys import (
     DATASETS,
@@ -34,6 +35,8 @@ __all__ = [
     "DataFileError",
     "Dequantized",
     "LogitTransform",
+    "StochasticDynamics",
+    "StochasticLorenz63",
     "as_data",
     "batch_sampler",
     "checkerboard",
