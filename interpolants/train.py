@@ -34,8 +34,8 @@ from torch.utils.data import TensorDataset
 
 from . import checkpoints
 from .checks import is_int, is_number
-from .couplings import Coupling, Independent, as_coupling
-from .data import DataBatch, as_data, batch_sampler, fingerprint, split_holdout
+from .couplings import Coupling, Independent, Paired, as_coupling
+from .data import DataBatch, as_data, batch_sampler, fingerprint, holdout_rows, split_holdout
 from .generative import GenerativeModel
 from .interpolant import Interpolant
 from .losses import EVERY_ROW, InterpolantObjective, LossTerms, MaxLikelihood, Objective
@@ -327,10 +327,15 @@ def fit(
     world = _world()
     folder = RunFolder(out, resume=resume, overwrite=overwrite, writer=world[1] == 0)
     data = as_data(data)
+    coupling = as_coupling(base)
+    if isinstance(coupling, Paired) and coupling.x0_data is not None:
+        kept = holdout_rows(len(data), holdout, seed)  # the x0 rows of the training rows
+        if kept is not None:
+            coupling = coupling.rows(kept)
     data, held = split_holdout(data, holdout, seed)
     if isinstance(base, (Tensor, np.ndarray)):
         base = as_data(base, "base")
-    job = _Job.build(data, as_coupling(base), goal, I, config, net, world)
+    job = _Job.build(data, coupling, goal, I, config, net, world)
     config.record(job.objective)
     job.config_dict = _config_dict(config, job, data, base)
     if held is not None:

@@ -413,3 +413,33 @@ def test_a_labelled_tensor_dataset_trains_conditionally_and_resumes(tmp_path):
                    on_end=lambda m, o: None)  # fmt: skip
     assert again.classes == 4
     assert si.load(out).classes == 4
+
+
+def test_paired_rows_stay_paired_with_a_holdout(monkeypatch):
+    """x1 = x0 + 100 row by row: the pairs a training batch sees keep that difference when a
+    fraction of the rows is held out (the x0 rows are split with the data)."""
+    import interpolants.couplings.observed as observed
+
+    x0 = torch.arange(20.0).reshape(20, 1).repeat(1, 2)
+    seen = []
+    original = observed.Paired._observe_batch
+
+    def spy(self, batch, generator):
+        y = original(self, batch, generator)
+        seen.append(float((batch.x1 - y - 100).abs().max()))
+        return y
+
+    monkeypatch.setattr(observed.Paired, "_observe_batch", spy)
+    si.fit(x0 + 100, base=Paired(x0), steps=3, batch_size=8, holdout=0.3, progress=False)
+    assert seen and max(seen) == 0.0
+
+
+def test_a_saved_inpainting_model_keeps_its_mask_sampler(tmp_path):
+    x = torch.rand(32, 1, 4, 4, generator=gen(0))
+    for sampler in (random_mask(0.3), centre_mask(2)):
+        model = si.fit(x, base=Inpainting(sampler), steps=2, batch_size=8, progress=False,
+                       net_options={"width": 8})  # fmt: skip
+        model.save(tmp_path / "m.safetensors")
+        assert si.load(tmp_path / "m.safetensors").coupling.sampler == sampler
+    fp = si.data.fingerprint
+    assert fp(Inpainting(random_mask(0.3))) != fp(Inpainting(random_mask(0.5)))

@@ -165,7 +165,7 @@ def test_max_likelihood_at_the_exact_velocity_is_the_exact_nll():
 @pytest.mark.parametrize(
     "make,message",
     [
-        (lambda: InterpolantObjective(fields=("drift",)), "fields must be a non-empty subset"),
+        (lambda: InterpolantObjective(fields=("flow",)), "fields must be a non-empty subset"),
         (lambda: InterpolantObjective(fields=()), "fields must be a non-empty subset"),
         (lambda: InterpolantObjective(time_distribution="flat"), "time_distribution must"),
         (lambda: InterpolantObjective(trim=0.5), r"trim must lie in \[0, 0.5\)"),

@@ -46,11 +46,14 @@ Example:
 from .base import Coupling, CouplingSample, DataBatch, Independent, Source, as_coupling
 from .observed import (
     COUPLINGS,
+    MASKS,
     Blur,
+    CentreMask,
     Conditioned,
     Corruption,
     Inpainting,
     Paired,
+    RandomMask,
     SuperResolution,
     centre_mask,
     coupling_from_spec,
@@ -60,7 +63,9 @@ from .observed import (
 
 __all__ = [
     "COUPLINGS",
+    "MASKS",
     "Blur",
+    "CentreMask",
     "Conditioned",
     "Corruption",
     "Coupling",
@@ -69,6 +74,7 @@ __all__ = [
     "Independent",
     "Inpainting",
     "Paired",
+    "RandomMask",
     "Source",
     "SuperResolution",
     "as_coupling",

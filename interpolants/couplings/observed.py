@@ -5,8 +5,10 @@ built from y alone (:meth:`Conditioned.given`)."""
 from __future__ import annotations
 
 import abc
+import dataclasses
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -19,13 +21,16 @@ from .base import Coupling, CouplingSample, Source
 
 __all__ = [
     "COUPLINGS",
+    "MASKS",
     "STARTS",
     "Blur",
+    "CentreMask",
     "Conditioned",
     "Corruption",
     "Inpainting",
     "MaskSampler",
     "Paired",
+    "RandomMask",
     "SuperResolution",
     "centre_mask",
     "coupling_from_spec",
@@ -109,36 +114,61 @@ class Conditioned(Coupling):
 MaskSampler = Callable[[int, torch.Size, torch.Generator | None], Tensor]
 
 
-def random_mask(keep: float = 0.5) -> MaskSampler:
+@dataclass(frozen=True)
+class RandomMask:
     """A mask sampler: every entry visible with probability ``keep``, independently (the
-    channels of a pixel together for images)."""
-    keep = fraction("keep", keep)
+    channels of a pixel together for images). Called as ``(n, event_shape, generator) -> (n,
+    *event)`` booleans, True = visible."""
 
-    def draw(n: int, event: torch.Size, generator: torch.Generator | None) -> Tensor:
+    keep: float = 0.5
+
+    def __post_init__(self) -> None:
+        fraction("keep", self.keep)
+
+    def __call__(self, n: int, event: torch.Size, generator: torch.Generator | None) -> Tensor:
         shape = (n, 1, *event[1:]) if len(event) == 3 else (n, *event)
-        return (torch.rand(shape, generator=generator) < keep).expand(n, *event)
-
-    return draw
+        return (torch.rand(shape, generator=generator) < self.keep).expand(n, *event)
 
 
-def centre_mask(size: int | float = 0.5) -> MaskSampler:
+@dataclass(frozen=True)
+class CentreMask:
     """A mask sampler: a centred square (images) or segment (vectors) hidden, of ``size``
-    pixels (an int) or that fraction of each side (a float); the rest visible."""
+    entries a side (an int) or that fraction of each side (a float); the rest visible."""
 
-    def draw(n: int, event: torch.Size, generator: torch.Generator | None) -> Tensor:
+    size: int | float = 0.5
+
+    def __post_init__(self) -> None:
+        if isinstance(self.size, bool) or not isinstance(self.size, (int, float)):
+            raise ValueError(f"size must be a number of entries or a fraction, got {self.size!r}")
+
+    def __call__(self, n: int, event: torch.Size, generator: torch.Generator | None) -> Tensor:
         sides = event[1:] if len(event) == 3 else event
         mask = torch.ones(event, dtype=torch.bool)
         box = []
         for side in sides:
-            k = int(size) if isinstance(size, int) else round(float(size) * side)
+            k = self.size if isinstance(self.size, int) else round(float(self.size) * side)
             if not 0 < k <= side:
-                raise ValueError(f"size must give between 1 and {side} hidden entries, got {size}")
+                raise ValueError(
+                    f"size must give between 1 and {side} hidden entries, got {self.size}"
+                )
             lo = (side - k) // 2
             box.append(slice(lo, lo + k))
         mask[(..., *box)] = False
         return mask.expand(n, *event)
 
-    return draw
+
+MASKS = {"random": RandomMask, "centre": CentreMask}
+"""The named mask samplers, as a saved in-painting model records them."""
+
+
+def random_mask(keep: float = 0.5) -> RandomMask:
+    """Every entry visible with probability ``keep`` (:class:`RandomMask`)."""
+    return RandomMask(keep)
+
+
+def centre_mask(size: int | float = 0.5) -> CentreMask:
+    """A centred square hidden, ``size`` entries a side or a fraction (:class:`CentreMask`)."""
+    return CentreMask(size)
 
 
 class Inpainting(Conditioned):
@@ -218,7 +248,13 @@ class Inpainting(Conditioned):
         return (2 * event_shape[0], *event_shape[1:])
 
     def spec(self) -> dict[str, Any]:
-        return {**super().spec(), "mask": self.mask}
+        """The fixed mask, or a named sampler's settings (``{"sampler": "random", "keep":
+        0.5}``); a user's own sampler is not saved (a loaded model takes observations)."""
+        sampler = None
+        for name, cls in MASKS.items():
+            if isinstance(self.sampler, cls):
+                sampler = {"sampler": name, **dataclasses.asdict(self.sampler)}
+        return {**super().spec(), "mask": self.mask, "sampler": sampler}
 
 
 class SuperResolution(Conditioned):
@@ -357,6 +393,10 @@ class Paired(Conditioned):
         super().__init__(noise, start)
         self.x0_data = None if x0_data is None else as_data(torch.as_tensor(x0_data), "x0_data")
 
+    def rows(self, index: Tensor) -> Paired:
+        """This coupling with the x0 rows ``index`` only (the data's rows kept for training)."""
+        return Paired(self.x0_data[index], self.noise, self.start)  # type: ignore[index]
+
     def observe(self, x1: Tensor, generator: torch.Generator | None = None) -> Tensor:
         raise TypeError("Paired has no observation of x1: its observations are the x0 rows given")
 
@@ -398,9 +438,10 @@ def coupling_from_spec(spec: dict[str, Any]) -> Conditioned:
     kind = spec["kind"]
     options = {k: v for k, v in spec.items() if k != "kind"}
     if kind == "inpainting":
-        mask = options.pop("mask")
-        coupling = Inpainting(mask if mask is not None else random_mask(0.5), **options)
-        return coupling
+        mask, sampler = options.pop("mask"), options.pop("sampler", None)
+        if mask is None and sampler is not None:
+            mask = MASKS[sampler["sampler"]](**{k: v for k, v in sampler.items() if k != "sampler"})
+        return Inpainting(mask if mask is not None else random_mask(0.5), **options)
     if kind in ("corruption", "paired"):
         return COUPLINGS[kind](None, **options)  # type: ignore[call-arg]
     return COUPLINGS[kind](**options)

@@ -3,7 +3,7 @@ files (:mod:`.files`), the checks and fingerprints of training data (:mod:`.chec
 batches that training draws from it (:mod:`.batches`)."""
 
 from .batches import DataBatch, batch_sampler
-from .checks import DATASET_ITEMS_HASHED, as_data, fingerprint, split_holdout
+from .checks import DATASET_ITEMS_HASHED, as_data, fingerprint, holdout_rows, split_holdout
 from .dynamics import StochasticDynamics, StochasticLorenz63
 from .files import FILE_FORMATS, DataFileError, read_file
 from .toys import (
@@ -46,6 +46,7 @@ __all__ = [
     "fingerprint",
     "gmm_data",
     "gmm_data_distribution",
+    "holdout_rows",
     "load",
     "moons",
     "pinwheel",

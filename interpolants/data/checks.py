@@ -86,7 +86,7 @@ def split_holdout(
     """(training rows, held-out points): a fraction of the rows drawn by a generator seeded by
     ``seed`` (apart from the training stream), given held-out points, or none. ``data`` is a
     tensor or a TensorDataset (x, labels): its tensors are split alike, the held-out points
-    are x."""
+    are x. :func:`holdout_rows` gives the rows kept for training."""
     if holdout is None:
         return data, None
     x = data.tensors[0] if isinstance(data, TensorDataset) else data
@@ -104,10 +104,24 @@ def split_holdout(
     k = round(holdout * len(data))
     if not 1 <= k < len(data):
         raise ValueError(f"holdout={holdout} of {len(data)} rows leaves no training or test rows")
-    perm = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))
+    perm = _holdout_permutation(len(data), seed)
     if isinstance(data, TensorDataset):
         return TensorDataset(*(t[perm[k:]] for t in data.tensors)), x[perm[:k]]
     return data[perm[k:]], data[perm[:k]]
+
+
+def _holdout_permutation(n: int, seed: int) -> Tensor:
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+
+
+def holdout_rows(n: int, holdout: Any, seed: int) -> Tensor | None:
+    """The rows of n that :func:`split_holdout` keeps for training, in their order (None when
+    it keeps them all): what a coupling that pairs each row with another tensor's row
+    (:class:`~interpolants.couplings.Paired`) must keep of that tensor."""
+    if holdout is None or isinstance(holdout, (Tensor, np.ndarray)):
+        return None
+    k = round(holdout * n)
+    return _holdout_permutation(n, seed)[k:]
 
 
 def fingerprint(value: Any) -> Any:
