@@ -299,8 +299,7 @@ def _image(ax: Any, img: Tensor, limits: tuple[float, float]) -> Any:
         rgb = ((arr - limits[0]) / (limits[1] - limits[0])).clamp(0, 1).permute(1, 2, 0)
         rgb = torch.where(torch.isnan(rgb), torch.tensor([1.0, 0.0, 0.0]).double(), rgb)
         return ax.imshow(rgb.numpy(), interpolation="nearest")
-    cmap = plt.get_cmap("gray").copy()
-    cmap.set_bad("red")
+    cmap = plt.get_cmap("gray").with_extremes(bad="red")
     data = np.ma.masked_invalid(arr[0].numpy())
     return ax.imshow(data, cmap=cmap, vmin=limits[0], vmax=limits[1], interpolation="nearest")
 
