@@ -44,9 +44,11 @@ from ..couplings.observed import STARTS
 __all__ = [
     "COUPLING_KEYS",
     "HELDOUT_COND",
+    "RandomMask",
     "build_coupling",
     "check_coupling",
     "eval_conditions",
+    "held_conditions",
     "prepare_conditioning",
     "read_cond",
     "read_pairs",
