@@ -66,7 +66,7 @@ def _train(args: argparse.Namespace) -> None:
     from ..train import TrainingInterrupted, init_distributed
     from .training_runs import evaluate_run, read_config, train_from_config
 
-    config = read_config(args.config)
+    config = read_config(args.config, args.set)
     out = args.out or f"runs/{Path(args.config).stem}"
     _, rank = init_distributed()  # under torchrun: DistributedDataParallel
     try:
@@ -102,6 +102,8 @@ def _evaluate(args: argparse.Namespace) -> None:
 
 
 def _generate(args: argparse.Namespace) -> None:
+    import torch
+
     from .training_runs import generate
 
     path = generate(
@@ -113,8 +115,10 @@ def _generate(args: argparse.Namespace) -> None:
         seed=args.seed,
         out=args.out,
         overwrite=args.overwrite,
+        cond=args.cond,
+        guidance=args.guidance,
     )
-    print(f"{args.n} samples: {path}")
+    print(f"{len(torch.load(path, weights_only=True))} samples: {path}")
 
 
 def _bench(args: argparse.Namespace) -> None:
@@ -157,13 +161,48 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     )
     _overwrite(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a config key, VALUE read as YAML, KEY dotted for nested keys (e.g. "
+        "--set steps=50 --set eval.steps=20); repeatable",
+    )
     p.set_defaults(func=_train)
 
 
 def _add_generate(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("generate", help="samples from a trained run")
+    p = sub.add_parser(
+        "generate",
+        help="samples from a trained run",
+        description="Samples of a trained run. A conditional run (trained with labels or a "
+        "coupling, docs/cli.md) samples given --cond: one sample per row of it (or -n of one "
+        "row). Without --cond, a label model trained with label_dropout > 0 draws "
+        "unconditional samples; any other conditional model refuses.",
+    )
     p.add_argument("run", help="run folder (made by train or demo)")
-    p.add_argument("-n", type=_positive_int, default=10_000, help="samples (default 10000)")
+    p.add_argument(
+        "-n",
+        type=_positive_int,
+        help="samples (default 10000; with --cond one per row, or N of a one-row --cond, or "
+        "labels repeated to N)",
+    )
+    p.add_argument(
+        "--cond",
+        metavar="FILE|LABELS",
+        help="what to condition on: a .npy/.npz/.pt/.csv file of observations (in-painting: "
+        "NaN at the missing entries; super-resolution: low-resolution images; paired: the "
+        "current states) or of integer labels, or a list of labels such as 0,1,2",
+    )
+    p.add_argument(
+        "--guidance",
+        type=float,
+        default=0.0,
+        metavar="W",
+        help="classifier-free guidance w of a label model trained with label_dropout > 0: "
+        "(1 + w) f(x | label) - w f(x | null); default 0, the conditional model (SiT's "
+        "cfg_scale = 1 + w)",
+    )
     p.add_argument("--steps", type=_positive_int, default=100, help="time steps (default 100)")
     p.add_argument(
         "--solver",

@@ -17,6 +17,8 @@ from torch import Tensor
 
 __all__ = [
     "INTERPOLANT_LOSS_NOTE",
+    "class_grid",
+    "completion_grid",
     "curves",
     "density_heatmap",
     "loss_plot",
@@ -282,3 +284,80 @@ def plot_run(model: Any, folder: str | Path | None) -> list[Path]:
     except Exception as err:  # the run is saved; say why a plot is missing
         warnings.warn(f"plots of {folder} not written: {err}", stacklevel=2)
     return paths
+
+
+def _image(ax: Any, img: Tensor, limits: tuple[float, float]) -> Any:
+    """One image (C, H, W) on ``ax``: grey for one channel, RGB (clipped) for three; NaN
+    entries (hidden by an in-painting) drawn in red."""
+    import numpy as np
+
+    plt = pyplot()
+    arr = img.detach().double().cpu()
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if arr.shape[0] == 3:
+        rgb = ((arr - limits[0]) / (limits[1] - limits[0])).clamp(0, 1).permute(1, 2, 0)
+        rgb = torch.where(torch.isnan(rgb), torch.tensor([1.0, 0.0, 0.0]).double(), rgb)
+        return ax.imshow(rgb.numpy(), interpolation="nearest")
+    cmap = plt.get_cmap("gray").with_extremes(bad="red")
+    data = np.ma.masked_invalid(arr[0].numpy())
+    return ax.imshow(data, cmap=cmap, vmin=limits[0], vmax=limits[1], interpolation="nearest")
+
+
+def _limits(*images: Tensor) -> tuple[float, float]:
+    values = torch.cat([x.detach().flatten().double().cpu() for x in images])
+    values = values[torch.isfinite(values)]
+    low, high = (float(values.min()), float(values.max())) if len(values) else (0.0, 1.0)
+    return (low, high if high > low else low + 1.0)
+
+
+def completion_grid(
+    observations: Tensor, samples: Tensor, truth: Tensor, path: str | Path, columns: int = 8
+) -> Path:
+    """Rows of images of a conditional model: the observation (hidden entries red, or a
+    low-resolution image), the model's sample given it, and the true image; ``columns``
+    examples side by side, on one grey scale with a colour bar."""
+    plt = pyplot()
+    k = min(columns, len(samples))
+    rows = (("observation", observations), ("model sample", samples), ("truth", truth))
+    limits = _limits(truth[:k])
+    fig, axes = plt.subplots(3, k, figsize=(1.3 * k + 1.4, 4.4), squeeze=False)
+    shown = None
+    for r, (name, images) in enumerate(rows):
+        for c in range(k):
+            shown = _image(axes[r][c], images[c], limits)
+        axes[r][0].set_ylabel(name, fontsize=9)
+    for c in range(k):
+        axes[0][c].set_title(f"test row {c}", fontsize=8)
+    if shown is not None and samples.shape[1] == 1:
+        bar = fig.colorbar(shown, ax=axes.ravel().tolist(), shrink=0.8)
+        bar.set_label("pixel value (red: hidden)")
+    fig.suptitle("completions: observation, model sample given it, true image")
+    return _save(fig, path)
+
+
+def class_grid(samples: Tensor, labels: Tensor, path: str | Path, per_class: int = 8) -> Path:
+    """Images of a label model: one row per class (up to ``per_class`` samples drawn with that
+    label), labelled with the class, on one grey scale with a colour bar."""
+    plt = pyplot()
+    classes = sorted({int(v) for v in labels.tolist()})
+    limits = _limits(samples)
+    fig, axes = plt.subplots(
+        len(classes), per_class, figsize=(1.1 * per_class + 1.4, 1.1 * len(classes) + 0.8),
+        squeeze=False,
+    )  # fmt: skip
+    shown = None
+    for r, label in enumerate(classes):
+        picked = samples[labels == label][:per_class]
+        for c in range(per_class):
+            if c < len(picked):
+                shown = _image(axes[r][c], picked[c], limits)
+            else:
+                axes[r][c].set_xticks([])
+                axes[r][c].set_yticks([])
+        axes[r][0].set_ylabel(f"label {label}", fontsize=8)
+    if shown is not None and samples.shape[1] == 1:
+        bar = fig.colorbar(shown, ax=axes.ravel().tolist(), shrink=0.8)
+        bar.set_label("pixel value")
+    fig.suptitle("model samples by the label they were drawn with")
+    return _save(fig, path)

@@ -15,6 +15,11 @@ option::
     lr: 0.001
     net: {width: 256, depth: 4}
     eval: {n: 20000, steps: 100, solver: heun, nll_points: 2000, grid: 80}
+    coupling: {kind: inpainting, mask: random, keep: 0.5}   # optional: :mod:`.coupling_config`
+    label_dropout: 0.1          # data with labels (a file's, or {name: digits, labels: true})
+
+Data with labels train a class-conditional model (``label_dropout``, ``classes``); a
+``coupling:`` a model conditioned on observations of the data (:mod:`.coupling_config`).
 
 ``model: flow_map`` trains a flow map instead (:mod:`.flow_map_runs`: a ``flow_map`` section
 with the method and its options; ``eval: {jumps: [1, 2, 4]}``).
@@ -47,6 +52,14 @@ from ..interpolant import Interpolant
 from ..metrics import bits_per_dim, mmd2, sliced_w2
 from ..run_folder import CHECKPOINT, CONFIG, METRICS, METRICS_LOG, write_atomic
 from ..train import HELDOUT, TrainConfig, fit
+from .coupling_config import (
+    HELDOUT_COND,
+    check_coupling,
+    eval_conditions,
+    prepare_conditioning,
+    read_cond,
+    resolve_coupling_paths,
+)
 from .flow_map_runs import (
     check_flow_map_config,
     evaluate_flow_map,
@@ -57,17 +70,19 @@ from .plots import plot_run
 
 __all__ = ["check_config", "evaluate_run", "generate", "read_config", "train_from_config"]
 
-_RUN_KEYS = {"data", "base", "interpolant", "eval", "model", "flow_map"}
+_RUN_KEYS = {"data", "base", "interpolant", "eval", "model", "flow_map", "coupling"}
 _EVAL_DEFAULTS = {"n": 20_000, "steps": 100, "solver": "heun", "nll_points": 2000, "grid": 80,
                   "jumps": None}  # fmt: skip
-_NAMED_KEYS = ("name", "n", "seed")
+_NAMED_KEYS = ("name", "n", "seed", "labels")
 _FILE_KEYS = ("path", "array", "labels", "label_column", "holdout")
 _INTERPOLANT_KEYS = tuple(p for p in inspect.signature(Interpolant).parameters)
 
 
-def read_config(path: str | Path) -> dict[str, Any]:
+def read_config(path: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:
     """Parse and check a YAML config; ValueError naming the file and the key on bad input.
-    Data file paths are made absolute, relative to the config's folder."""
+    Data file paths are made absolute, relative to the config's folder. ``overrides``:
+    ``KEY=VALUE`` settings (``train --set``; VALUE read as YAML, KEY dotted for a nested
+    one: ``eval.steps=20``) applied first."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"config file {path} does not exist")
@@ -79,6 +94,8 @@ def read_config(path: str | Path) -> dict[str, Any]:
         raise ValueError(f"{path}: malformed YAML{where}") from err
     if not isinstance(config, dict):
         raise ValueError(f"{path}: a config must be a mapping of options")
+    for text in overrides or ():
+        _override(config, text)
     check_config(config, str(path))
     for role in ("data", "base"):
         spec = config.get(role)
@@ -86,10 +103,33 @@ def read_config(path: str | Path) -> dict[str, Any]:
             spec = _data_spec(spec, f"{path}: {role}")
         if isinstance(spec, dict) and "path" in spec:
             config[role] = {**spec, "path": str((path.parent / spec["path"]).resolve())}
+    if config.get("coupling") is not None:
+        config["coupling"] = resolve_coupling_paths(config["coupling"], path.parent)
     teacher = (config.get("flow_map") or {}).get("teacher")
     if teacher is not None:
         config["flow_map"]["teacher"] = str((path.parent / str(teacher)).resolve())
     return config
+
+
+def _override(config: dict[str, Any], text: str) -> None:
+    """Apply one ``--set KEY=VALUE`` (VALUE as YAML; KEY dotted into nested mappings)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key or not all(part.isidentifier() for part in key.split(".")):
+        raise ValueError(f"--set: expected KEY=VALUE (e.g. steps=50, eval.steps=20), got {text!r}")
+    try:
+        parsed = yaml.safe_load(value)
+    except yaml.YAMLError:
+        raise ValueError(f"--set {key}: {value!r} is not a YAML value") from None
+    *parents, last = key.split(".")
+    node = config
+    for part in parents:
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise ValueError(f"--set {key}: {part} is {child!r}, not a mapping")
+        node = child
+    node[last] = parsed
 
 
 def _unknown(given: dict[str, Any], known: Any, where: str) -> None:
@@ -116,6 +156,15 @@ def check_config(config: dict[str, Any], where: str = "config") -> None:
             _unknown(value, keys, f"{where}: {section}")
     _eval_settings(config.get("eval") or {}, f"{where}: eval")
     check_flow_map_config(config, where)
+    coupling = config.get("coupling")
+    if coupling is not None:
+        coupling = check_coupling(coupling, f"{where}: coupling")
+        if config.get("base") is not None:
+            raise ValueError(f"{where}: coupling and base exclude each other (x0 is its own)")
+        if config.get("model", "generative") != "generative":
+            raise ValueError(f"{where}: coupling applies to model: generative, not flow maps")
+        if coupling["kind"] == "paired" and "path" not in _data_spec(config["data"], "data"):
+            raise ValueError(f"{where}: coupling: kind paired needs data from a file (path:)")
 
 
 def _data_spec(spec: Any, where: str) -> dict[str, Any]:
@@ -132,6 +181,12 @@ def _data_spec(spec: Any, where: str) -> dict[str, Any]:
             raise ValueError(f"{where}: holdout must be a fraction in (0, 1) or null")
         return dict(spec)
     _unknown(spec, _NAMED_KEYS, where)
+    labels = spec.get("labels", False)
+    if not isinstance(labels, bool) or (labels and spec.get("name") != "digits"):
+        raise ValueError(
+            f"{where}: labels: true reads the labels of digits (the only built-in data set with "
+            f"labels), got labels: {labels!r} for {spec.get('name')!r}"
+        )
     if spec.get("name") not in datasets.DATASETS:
         raise ValueError(
             f"{where}: unknown data set {spec.get('name')!r}; known: "
@@ -165,7 +220,8 @@ def _load_data(spec: dict[str, Any], n: int | None = None, seed: int | None = No
         )
         return x if labels is None else TensorDataset(x, labels)
     size = spec.get("n", n if n is not None else 100_000)
-    return datasets.load(spec["name"], n=size, split="train", seed=spec.get("seed", seed))
+    x = datasets.load(spec["name"], n=size, split="train", seed=spec.get("seed", seed))
+    return TensorDataset(x, datasets.digits_labels("train")) if spec.get("labels") else x
 
 
 def train_from_config(
@@ -183,7 +239,12 @@ def train_from_config(
     """
     check_config(config)
     spec = _data_spec(config["data"], "data")
-    x1 = _load_data(spec)
+    cspec = config.get("coupling")
+    labels_asked = bool({"labels", "label_column"} & set(spec)) and spec.get("labels") is not False
+    x1, coupling, holdout, held = prepare_conditioning(
+        cspec, _load_data(spec), spec.get("holdout", 0.1) if "path" in spec else None,
+        config.get("seed", 0), labels_asked,
+    )  # fmt: skip
     base = config.get("base")
     base_spec = None
     if base is not None:
@@ -194,17 +255,22 @@ def train_from_config(
     options = {k: v for k, v in config.items() if k not in _RUN_KEYS | {"net"}}
     options["net_options"] = config.get("net") or {}
     record = {"data": spec, "base": base_spec, "eval": config.get("eval") or {}}
+    if coupling is not None:
+        base = coupling
+        record |= {"coupling": cspec, "event_shape": list(x1.shape[1:])}
 
     def on_end(model: GenerativeModel, folder: Path | None) -> None:
         """run.yaml (the config as given) beside the run's own config.yaml, then the plots."""
         if folder is not None:
             write_atomic(folder / RUN_CONFIG, yaml.safe_dump(config, sort_keys=False))
+            if held:
+                checkpoints.save(folder / HELDOUT_COND, held, kind="data")
         plot_run(model, folder)
 
     trainer = fit if config.get("model", "generative") == "generative" else flow_map_trainer(config)
     return trainer(
         x1, base=base, interpolant=interpolant, out=out, resume=resume, overwrite=overwrite,
-        holdout=spec.get("holdout", 0.1) if "path" in spec else None, progress=progress,
+        holdout=holdout, progress=progress,
         record=record, on_end=on_end, **options,
     )  # fmt: skip
 
@@ -247,30 +313,41 @@ def evaluate_run(folder: str | Path, progress: bool = True, **overrides: Any) ->
     ev = _eval_settings({**((record or {}).get("eval") or {}), **overrides}, "evaluate")
     model = load(folder)
     test, reference = _reference_sets(folder, record, ev["n"])
-    if tuple(test.shape[1:]) != tuple(model.base.event_shape):  # type: ignore[union-attr]
+    events = (record or {}).get("event_shape") if model.base is None else model.base.event_shape
+    if tuple(test.shape[1:]) != tuple(events or ()):
         raise ValueError(
             f"{folder}: the model's events differ from the data's {tuple(test.shape[1:])}"
         )
     if isinstance(model, FlowMapModel):
         return _evaluate_flow_map_run(folder, model, test, reference, ev, record)
     gen = torch.Generator().manual_seed(0)
+    cond, shown = eval_conditions(folder, record or {}, model, test, gen)
     start = time.perf_counter()
     sol = model.sample(
-        len(test), steps=ev["steps"], solver=ev["solver"], generator=gen, return_info=True
-    )
+        len(test), steps=ev["steps"], solver=ev["solver"], generator=gen, return_info=True,
+        cond=cond,
+    )  # fmt: skip
     name = (record or {}).get("data", {}).get("name", "held-out data")
     result: dict[str, Any] = {"data": name, "nfe": sol.nfe,
                               "sample_seconds": time.perf_counter() - start}  # fmt: skip
     x, dims = sol.x, test[0].numel()
     pts = test[: ev["nll_points"]]
     has_density = not isinstance(model.base, Empirical)
+    nll_key = "test_nll" if cond is None else "test_cond_nll"
     if has_density:
         divergence = "exact" if dims <= 64 else "hutchinson"
-        nll = -model.log_prob(
-            pts, divergence=divergence, steps=ev["steps"], solver=ev["solver"], generator=gen
-        )
-        result["test_nll"] = float(nll.mean())
-        result["test_nll_stderr"] = float(nll.std() / math.sqrt(len(nll)))
+        try:
+            nll = -model.log_prob(
+                pts, divergence=divergence, steps=ev["steps"], solver=ev["solver"],
+                generator=gen, cond=None if cond is None else cond[: len(pts)],
+            )  # fmt: skip
+        except ValueError as err:  # a conditional density that does not exist (noise = 0)
+            has_density, result[f"{nll_key}_skipped"] = False, str(err)
+    if has_density:
+        result[nll_key] = float(nll.mean())
+        result[f"{nll_key}_stderr"] = float(nll.std() / math.sqrt(len(nll)))
+    if cond is not None:
+        result |= _conditional_metrics(model, x, test, cond)
     result |= {
         "sliced_w2": sliced_w2(x, test),
         "sliced_w2_floor": sliced_w2(reference, test),
@@ -279,14 +356,17 @@ def evaluate_run(folder: str | Path, progress: bool = True, **overrides: Any) ->
         "solver": ev["solver"],
         "steps": ev["steps"],
     }
-    truth = datasets.true_nll(name, pts) if has_density else None
+    truth = datasets.true_nll(name, pts) if has_density and cond is None else None
     if truth is not None:
         result["true_nll"] = truth
         result["nll_gap"] = result["test_nll"] - truth
-    if name == "digits":
+    if name == "digits" and has_density and cond is None:
         result["bits_per_dim"] = bits_per_dim(nll, dims, levels=17)
     objective = (config or {}).get("objective", "interpolant")
-    plots = _evaluation_plots(folder, model, test, x, ev, has_density, objective)
+    unconditional = getattr(model, "coupling", None) is None or _null_label(model) is not None
+    plots = _evaluation_plots(folder, model, test, x, ev, has_density and unconditional, objective)
+    if cond is not None and test.ndim == 4:
+        plots.append(_condition_plot(folder, x, test, cond, shown))
     result["plots"] = [str(p) for p in plots]
     write_atomic(folder / METRICS, _json(result))
     return result
@@ -312,6 +392,35 @@ def _evaluate_flow_map_run(
     result["plots"] = [str(p) for p in plots]
     write_atomic(folder / METRICS, _json(result))
     return result
+
+
+def _null_label(model: Any) -> int | None:
+    return getattr(model.coupling, "null_label", None)
+
+
+def _conditional_metrics(model: Any, x: Tensor, test: Tensor, cond: Tensor) -> dict[str, Any]:
+    """What the samples of a conditional run are evaluated with besides the sample metrics:
+    how they were drawn and, for a coupling, their mean squared error against the rows they
+    complete (per entry; in-painting's visible entries are exact)."""
+    if model.classes:
+        return {"conditioned_on": f"the test rows' labels ({model.classes} classes)",
+                "guidance": 0.0}  # fmt: skip
+    err = (x - test).flatten(1).pow(2).mean(1)
+    return {
+        "conditioned_on": f"one observation of each test row, {model.coupling!r}",
+        "completion_mse": float(err.mean()),
+        "completion_mse_stderr": float(err.std() / math.sqrt(len(err))),
+    }
+
+
+def _condition_plot(
+    folder: Path, x: Tensor, test: Tensor, cond: Tensor, shown: Tensor | None
+) -> Path:
+    from .plots import class_grid, completion_grid
+
+    if shown is None:
+        return class_grid(x, cond, folder / "samples_by_class.png")
+    return completion_grid(shown, x, test, folder / "completions.png")
 
 
 def _json(value: dict[str, Any]) -> str:
@@ -348,7 +457,7 @@ def _evaluation_plots(
 
 def generate(
     folder: str | Path,
-    n: int,
+    n: int | None = None,
     steps: int = 100,
     solver: str = "heun",
     diffusion: float = 0.0,
@@ -356,13 +465,21 @@ def generate(
     out: str | Path | None = None,
     *,
     overwrite: bool = False,
+    cond: str | None = None,
+    guidance: float = 0.0,
 ) -> Path:
     """n samples of a trained run, saved as a tensor file (and a PNG for 2D data).
+
+    ``cond`` (``--cond``): a file of observations or labels, or a list of labels ``0,1,2``
+    (:func:`~.coupling_config.read_cond`); n then defaults to one sample per row (10000
+    without). ``guidance``: classifier-free guidance w of a label model trained with label
+    dropout (w = 0: the conditional model; SiT's cfg_scale = 1 + w). Without ``cond`` a label
+    model with label dropout samples its unconditional field; other conditional models refuse.
 
     The output is checked before sampling: its folder must exist, and an existing file is
     replaced only with ``overwrite``."""
     for key, value in (("n", n), ("steps", steps)):
-        if not isinstance(value, int) or value < 1:
+        if value is not None and (not isinstance(value, int) or value < 1):
             raise ValueError(f"{key} must be a positive integer, got {value!r}")
     folder = Path(folder)
     path = Path(out) if out is not None else folder / "samples.pt"
@@ -375,16 +492,50 @@ def generate(
     if isinstance(model, FlowMapModel):
         if diffusion:
             raise ValueError("a flow map samples without diffusion (steps are its jumps)")
-        x = model.sample(n, steps=steps, generator=gen)
+        if cond is not None or guidance:
+            raise ValueError("--cond, --guidance: a flow map run is not conditioned")
+        x = model.sample(n or 10_000, steps=steps, generator=gen)
     else:
+        values = _generation_cond(folder, model, cond, guidance, n)
+        if values is None and n is None:
+            n = 10_000
         x = model.sample(
-            n, steps=steps, solver=solver, diffusion=diffusion, generator=gen, progress=True
-        )
+            n, steps=steps, solver=solver, diffusion=diffusion, generator=gen, progress=True,
+            cond=values, guidance=guidance,
+        )  # fmt: skip
     tmp = path.with_name(f".{path.name}.tmp")
     torch.save(x, tmp)
     tmp.replace(path)
     if x[0].numel() == 2:
         from .plots import samples_over_density
 
-        samples_over_density({f"{n} samples": x}, path.with_suffix(".png"))
+        samples_over_density({f"{len(x)} samples": x}, path.with_suffix(".png"))
     return path
+
+
+def _generation_cond(
+    folder: Path, model: GenerativeModel, cond: str | None, guidance: float, n: int | None
+) -> Tensor | None:
+    """The checked ``--cond`` of :func:`generate` (None: none), ``--guidance`` checked too."""
+    coupling = model.coupling
+    null = _null_label(model)
+    if guidance and null is None:
+        raise ValueError(
+            f"--guidance {guidance}: needs a model trained on labels with label_dropout > 0 "
+            "(its unconditional field); this one has none"
+        )
+    if cond is None:
+        if coupling is not None and null is None:
+            what = "labels (--cond 0,1,2 or a file)" if model.classes else "a file of observations"
+            raise ValueError(f"--cond is required: this model is conditioned on {what}")
+        if guidance:
+            raise ValueError("--guidance needs --cond (the labels to guide towards)")
+        return None
+    config = yaml.safe_load((folder / CONFIG).read_text()) if (folder / CONFIG).exists() else {}
+    values = read_cond(cond, model, (config or {}).get("run") or {}, n)
+    if n is not None and len(values) not in (1, n):
+        raise ValueError(
+            f"-n {n} does not match the {len(values)} rows of --cond: omit -n for one sample "
+            "per row, or give one row for n samples of it"
+        )
+    return values
