@@ -35,16 +35,15 @@ from ..couplings import (
     Independent,
     Inpainting,
     Paired,
+    RandomMask,
     SuperResolution,
     centre_mask,
-    random_mask,
 )
 from ..couplings.observed import STARTS
 
 __all__ = [
     "COUPLING_KEYS",
     "HELDOUT_COND",
-    "RandomMask",
     "build_coupling",
     "check_coupling",
     "eval_conditions",
@@ -72,18 +71,6 @@ rows), beside ``heldout.safetensors``, written when a conditional run ends."""
 _MASKS = ("random", "centre", "center")
 _PAIR_FORMATS = (".npy", ".npz", ".pt")
 _LABEL_LIST = re.compile(r"^\s*-?\d+(\s*,\s*-?\d+)*\s*,?\s*$")
-
-
-class RandomMask:
-    """:func:`~interpolants.couplings.random_mask` as an object whose ``keep`` a run's
-    fingerprint records (a changed ``keep`` is caught on resume)."""
-
-    def __init__(self, keep: float):
-        self.keep = keep
-        self._draw = random_mask(keep)
-
-    def __call__(self, n: int, event: torch.Size, generator: torch.Generator | None) -> Tensor:
-        return self._draw(n, event, generator)
 
 
 def _number(spec: dict[str, Any], key: str, where: str, low: float, strict: bool) -> None:
@@ -204,7 +191,7 @@ def build_coupling(spec: dict[str, Any], x: Tensor, x0: Tensor | None = None) ->
     if kind == "inpainting":
         mask = spec.get("mask", "random")
         if mask == "random":
-            return Inpainting(RandomMask(spec.get("keep", 0.5)), **common)
+            return Inpainting(RandomMask(spec.get("keep", 0.5)), **common)  # keep: fingerprinted
         if mask in ("centre", "center"):
             try:
                 fixed = centre_mask(spec.get("size", 0.5))(1, torch.Size(event), None)[0]
