@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from .couplings import Coupling, CouplingSample
+from .couplings import Coupling, CouplingSample, Paired
 from .generative import GenerativeModel
 from .interpolant import TIME_DISTRIBUTIONS, Interpolant, InterpolantSample, sample_times
 from .interpolant import broadcast_like as _bcast
@@ -254,6 +254,12 @@ class InterpolantObjective(Objective):
             raise ValueError(f"antithetic must be True, False or None, got {self.antithetic!r}")
 
     def bind(self, interpolant: Interpolant, coupling: Coupling | None) -> InterpolantObjective:
+        if "drift" in self.fields and not _point_mass(coupling, interpolant):
+            raise ValueError(
+                "fields with 'drift' train the forecasting drift from a point mass: pass "
+                "base=si.couplings.Paired(x_now) (noise 0) and a stochastic interpolant, e.g. "
+                "Interpolant('quadratic', gamma='wiener')"
+            )
         trim, antithetic = self.trim, self.antithetic
         if trim is None:
             trim = 0.0 if interpolant.is_deterministic and self.fields == ("velocity",) else 1e-3
@@ -301,6 +307,11 @@ class InterpolantObjective(Objective):
                 name, call_field(nets[name], s.t, s.xt, cond), s, interpolant
             )
         return total
+
+
+def _point_mass(coupling: Coupling | None, interpolant: Interpolant) -> bool:
+    paired = isinstance(coupling, Paired) and coupling.noise == 0 and coupling.start == "coupled"
+    return paired and not interpolant.is_deterministic
 
 
 @dataclass(frozen=True)

@@ -120,6 +120,8 @@ def test_bad_fit_input():
     with pytest.raises(TypeError, match="unknown fit option"):
         si.fit(gaussian_data(100), steps=1, warmpu=3)
     with pytest.raises(ValueError, match="fields"):
+        si.fit(gaussian_data(100), steps=1, fields=("flow",))
+    with pytest.raises(ValueError, match=r"fields with 'drift'.*Paired"):
         si.fit(gaussian_data(100), steps=1, fields=("drift",))
     with pytest.raises(ValueError, match="data must have shape"):
         si.fit(torch.randn(100), steps=1)
