@@ -177,3 +177,51 @@ def test_stochastic_lorenz63():
     assert torch.equal(paths[0], paths[1])  # no noise: one path
     with pytest.raises(ValueError, match="lag and dt must be positive"):
         si.data.StochasticLorenz63(lag=0.0)
+
+
+class LinearAllenCahn(si.data.StochasticAllenCahn):
+    """The Allen-Cahn system without its cubic force: a Gaussian (OU) system per mode."""
+
+    def nonlinear(self, u):
+        return torch.zeros_like(u)
+
+
+def test_allen_cahn_steps_are_exact_for_the_linear_part_at_any_dt():
+    """Without the cubic force each mode of v = W^{1/2} u is an OU process: after tau its
+    coefficient is N(e^{lambda tau} c0, T (e^{2 lambda tau} - 1) / lambda) whatever dt."""
+    tau = 0.05
+    for dt in (tau, tau / 10):
+        system = LinearAllenCahn(d=16, lag=tau, dt=dt, temperature=0.5)
+        u0 = torch.linspace(-1, 1, 16, dtype=D)[None]
+        u = system.advance(u0.expand(20_000, -1), generator=gen(11))
+        for k in (3, 10):
+            lam, mode = system.eigenvalues[k], system.modes[:, k]
+            mean = torch.exp(lam * tau) * ((u0 * system.root_w) @ mode)[0]
+            var = 0.5 * torch.expm1(2 * lam * tau) / lam
+            c = (u * system.root_w) @ mode
+            assert abs(float(c.mean() - mean)) < 4.5 * math.sqrt(var / 20_000)
+            assert abs(float(c.var() / var) - 1) < 4.5 * math.sqrt(2 / 20_000)
+
+
+def test_allen_cahn_drift_and_lorenz96_field():
+    ac = si.data.StochasticAllenCahn(d=8, temperature=0.0)
+    u = torch.randn(3, 8, generator=gen(12), dtype=D)
+    h = 1 / 7
+    lap = torch.empty_like(u)
+    lap[:, 1:-1] = (u[:, 2:] - 2 * u[:, 1:-1] + u[:, :-2]) / h**2
+    lap[:, 0] = 2 * (u[:, 1] - u[:, 0]) / h**2  # ghost node u_{-1} = u_1 (free end)
+    lap[:, -1] = 2 * (u[:, -2] - u[:, -1]) / h**2
+    assert torch.allclose(ac.drift(u), lap + 2 * (u - u**3), atol=1e-8)
+    step = ac.advance(u, time=1e-7)  # T = 0: a deterministic exponential step
+    assert torch.allclose((step - u) / 1e-7, ac.drift(u), rtol=1e-3, atol=1e-3)
+    l96 = si.data.TwoScaleLorenz96(K=4, J=3)
+    x = torch.randn(2, 4 + 12, generator=gen(13), dtype=D)
+    X, Y = x[:, :4], x[:, 4:]
+    f = l96.drift(x)
+    k = 1  # dX_1 = -X_0 (X_3 - X_2) - X_1 + F - (h c / b) sum_j Y_{j,1}
+    want = -X[:, 0] * (X[:, 3] - X[:, 2]) - X[:, 1] + 20.0 - Y[:, 3:6].sum(1)
+    assert torch.allclose(f[:, k], want)
+    j = 4  # dY_4 = -c b Y_5 (Y_6 - Y_3) - c Y_4 + (h c / b) X_1 (Y_4 belongs to X_1)
+    want_y = -100 * Y[:, 5] * (Y[:, 6] - Y[:, 3]) - 10 * Y[:, 4] + X[:, 1]
+    assert torch.allclose(f[:, 4 + j], want_y)
+    assert l96.dim == 16

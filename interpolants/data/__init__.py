@@ -4,7 +4,12 @@ batches that training draws from it (:mod:`.batches`)."""
 
 from .batches import DataBatch, batch_sampler
 from .checks import DATASET_ITEMS_HASHED, as_data, fingerprint, holdout_rows, split_holdout
-from .dynamics import StochasticDynamics, StochasticLorenz63
+from .dynamics import (
+    StochasticAllenCahn,
+    StochasticDynamics,
+    StochasticLorenz63,
+    TwoScaleLorenz96,
+)
 from .files import FILE_FORMATS, DataFileError, read_file
 from .toys import (
     DATASETS,
@@ -35,8 +40,10 @@ __all__ = [
     "DataFileError",
     "Dequantized",
     "LogitTransform",
+    "StochasticAllenCahn",
     "StochasticDynamics",
     "StochasticLorenz63",
+    "TwoScaleLorenz96",
     "as_data",
     "batch_sampler",
     "checkerboard",

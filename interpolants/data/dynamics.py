@@ -4,10 +4,16 @@ true SDE, the reference a forecast ensemble is scored against.
 
 - :class:`StochasticLorenz63`: dX = f(X) dt + s dB with the Lorenz (1963) field f (sigma = 10,
   rho = 28, beta = 8/3) and isotropic additive noise s.
+- :class:`TwoScaleLorenz96`: Lorenz's (1996) K slow and K J fast variables (K = 8, J = 32,
+  F = 20, h = 1, b = c = 10, as Arnold, Moroz & Palmer 2013), with additive noise.
+- :class:`StochasticAllenCahn`: the 1-D stochastic Allen-Cahn equation du = (u_xx + 2(u - u^3))
+  dt + sqrt(2) dW on [0, 1] with free (Neumann) ends, whose invariant law is the Gibbs measure
+  exp(-int u_x^2 / 2 + (1 - u^2)^2 / 2 dx), on d nodes.
 
-Every system integrates dX = f(X) dt + s dB by Euler-Maruyama (:func:`~interpolants.integrate.
-sdeint`, strong order 1 for additive noise) with ``dt`` no larger than given, draws every random
-number from the ``generator`` passed, and runs in float64.
+Every system draws every random number from the ``generator`` passed and runs in float64. The
+ODE-like ones integrate dX = f(X) dt + s dB by Euler-Maruyama (:func:`~interpolants.integrate.
+sdeint`, strong order 1 for additive noise) with steps no longer than ``dt``; Allen-Cahn takes
+exponential steps that are exact for its linear part, noise included.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from torch import Tensor
 from ..checks import positive_int
 from ..integrate import sdeint
 
-__all__ = ["StochasticDynamics", "StochasticLorenz63"]
+__all__ = ["StochasticAllenCahn", "StochasticDynamics", "StochasticLorenz63", "TwoScaleLorenz96"]
 
 
 class StochasticDynamics(abc.ABC):
@@ -94,6 +100,16 @@ class StochasticDynamics(abc.ABC):
         return self.advance(repeated, generator=generator).reshape(members, *x_now.shape)
 
 
+def _timing(noise: float, lag: float, dt: float) -> tuple[float, float, float]:
+    """(noise, lag, dt) checked: noise >= 0, lag and dt > 0, all finite."""
+    for name, value in (("noise", noise), ("lag", lag), ("dt", dt)):
+        if not isinstance(value, (int, float)) or not value >= 0 or not math.isfinite(value):
+            raise ValueError(f"{name} must be a non-negative number, got {value!r}")
+    if not lag > 0 or not dt > 0:
+        raise ValueError(f"lag and dt must be positive, got lag={lag!r}, dt={dt!r}")
+    return float(noise), float(lag), float(dt)
+
+
 class StochasticLorenz63(StochasticDynamics):
     r"""The Lorenz (1963) system with additive noise:
 
@@ -123,12 +139,7 @@ class StochasticLorenz63(StochasticDynamics):
         rho: float = 28.0,
         beta: float = 8.0 / 3.0,
     ):
-        for name, value in (("noise", noise), ("lag", lag), ("dt", dt)):
-            if not isinstance(value, (int, float)) or not value >= 0 or not math.isfinite(value):
-                raise ValueError(f"{name} must be a non-negative number, got {value!r}")
-        if not lag > 0 or not dt > 0:
-            raise ValueError(f"lag and dt must be positive, got lag={lag!r}, dt={dt!r}")
-        self.noise, self.lag, self.dt = float(noise), float(lag), float(dt)
+        self.noise, self.lag, self.dt = _timing(noise, lag, dt)
         self.sigma, self.rho, self.beta = sigma, rho, beta
 
     def drift(self, x: Tensor) -> Tensor:
@@ -144,3 +155,146 @@ class StochasticLorenz63(StochasticDynamics):
 
     def __repr__(self) -> str:
         return f"StochasticLorenz63(noise={self.noise}, lag={self.lag}, dt={self.dt})"
+
+
+class TwoScaleLorenz96(StochasticDynamics):
+    r"""Lorenz's (1996) two-scale model with additive noise on all variables,
+
+        dX_k = (-X_{k-1} (X_{k-2} - X_{k+1}) - X_k + F - (h c / b) sum_j Y_{j,k}) dt + s dB,
+        dY_{j,k} = (-c b Y_{j+1,k} (Y_{j+2,k} - Y_{j-1,k}) - c Y_{j,k} + (h c / b) X_k) dt + s dB,
+
+    k = 1..K cyclic, the fast Y a single ring of K J variables (Y_{J+1,k} = Y_{1,k+1}). The state
+    is (X, Y) flattened, dim = K + K J; the forecast of the slow variables is its first K
+    entries. Defaults K = 8, J = 32, F = 20, h = 1, b = c = 10 (Arnold, Moroz & Palmer 2013,
+    Phil. Trans. R. Soc. A 371:20110479), noise 0.1, lag 0.05, dt = 1e-4 (the fast scale moves
+    at c b = 100).
+    """
+
+    burn_in = 5.0
+
+    def __init__(
+        self,
+        noise: float = 0.1,
+        lag: float = 0.05,
+        dt: float = 1e-4,
+        *,
+        K: int = 8,
+        J: int = 32,
+        F: float = 20.0,
+        h: float = 1.0,
+        b: float = 10.0,
+        c: float = 10.0,
+    ):
+        self.noise, self.lag, self.dt = _timing(noise, lag, dt)
+        self.K, self.J = positive_int("K", K), positive_int("J", J)
+        self.F, self.h, self.b, self.c = F, h, b, c
+        self.dim = K + K * J
+
+    def drift(self, x: Tensor) -> Tensor:
+        K = self.K
+        X, Y = x[:, :K], x[:, K:]
+        coupling = self.h * self.c / self.b
+        sums = Y.reshape(len(x), K, self.J).sum(-1)
+        dX = -X.roll(1, 1) * (X.roll(2, 1) - X.roll(-1, 1)) - X + self.F - coupling * sums
+        dY = (
+            -self.c * self.b * Y.roll(-1, 1) * (Y.roll(-2, 1) - Y.roll(1, 1))
+            - self.c * Y
+            + coupling * X.repeat_interleave(self.J, dim=1)
+        )
+        return torch.cat([dX, dY], dim=1)
+
+    def initial(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """X ~ F / 4 + N(0, 1), Y ~ 0.1 N(0, 1)."""
+        X = self.F / 4 + torch.randn(n, self.K, generator=generator, dtype=torch.float64)
+        Y = 0.1 * torch.randn(n, self.K * self.J, generator=generator, dtype=torch.float64)
+        return torch.cat([X, Y], dim=1)
+
+    def __repr__(self) -> str:
+        return (
+            f"TwoScaleLorenz96(K={self.K}, J={self.J}, F={self.F}, noise={self.noise}, "
+            f"lag={self.lag}, dt={self.dt})"
+        )
+
+
+class StochasticAllenCahn(StochasticDynamics):
+    r"""The stochastic Allen-Cahn equation on [0, 1] with free ends (u_x = 0),
+
+        du = (u_xx + 2 (u - u^3)) dt + sqrt(2 T) dW(x, t),
+
+    on d nodes x_j = j h, h = 1 / (d - 1): the Langevin dynamics of the discrete energy E(u) =
+    sum_j (u_{j+1} - u_j)^2 / (2 h) + sum_j w_j (1 - u_j^2)^2 / 2 with the trapezoid weights w_j
+    (h inside, h / 2 at the ends), du = -W^{-1} grad E dt + sqrt(2 T) W^{-1/2} dB, whose
+    invariant law is exp(-E / T) (T = 1: the Gibbs measure the Allen-Cahn samples of arXiv
+    2403.13724's companion code are drawn from).
+
+    Steps: in v = W^{1/2} u the linear part L = -W^{-1/2} K W^{-1/2} (K the stiffness matrix)
+    is symmetric; in its eigenbasis (lambda_k <= 0) each step is exponential Euler (ETD1),
+
+        c' = e^{lambda dt} c + phi(lambda dt) dt N_c + sqrt(T (e^{2 lambda dt} - 1) / lambda) xi,
+
+    exact for the linear part and its noise (the stationary variance of every mode is right at
+    any dt), with the cubic term N explicit.
+    """
+
+    burn_in = 2.0
+
+    def __init__(
+        self, d: int = 64, lag: float = 0.1, dt: float = 1e-3, *, temperature: float = 1.0
+    ):
+        self.noise, self.lag, self.dt = _timing(math.sqrt(2 * temperature), lag, dt)
+        if positive_int("d", d) < 3:
+            raise ValueError(f"d must be at least 3 nodes, got {d}")
+        self.dim, self.temperature = d, float(temperature)
+        h = 1.0 / (d - 1)
+        w = torch.full((d,), h, dtype=torch.float64)
+        w[0] = w[-1] = h / 2
+        stiffness = torch.zeros(d, d, dtype=torch.float64)
+        idx = torch.arange(d - 1)
+        stiffness[idx, idx] += 1 / h
+        stiffness[idx + 1, idx + 1] += 1 / h
+        stiffness[idx, idx + 1] -= 1 / h
+        stiffness[idx + 1, idx] -= 1 / h
+        self.root_w = w.sqrt()
+        linear = -stiffness / (self.root_w[:, None] * self.root_w[None, :])
+        self.eigenvalues, self.modes = torch.linalg.eigh(linear)
+        self.eigenvalues = self.eigenvalues.clamp(max=0.0)  # the constant mode: 0
+
+    def drift(self, x: Tensor) -> Tensor:
+        """u_xx + 2 (u - u^3) (the discrete operator of the class docstring)."""
+        v = x * self.root_w
+        linear = (v @ (self.modes * self.eigenvalues) @ self.modes.T) / self.root_w
+        return linear + self.nonlinear(x)
+
+    def nonlinear(self, u: Tensor) -> Tensor:
+        """2 (u - u^3), the double-well force."""
+        return 2 * (u - u**3)
+
+    def initial(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """Small random fields: 0.1 N(0, I)."""
+        return 0.1 * torch.randn(n, self.dim, generator=generator, dtype=torch.float64)
+
+    def advance(
+        self, x: Tensor, time: float | None = None, generator: torch.Generator | None = None
+    ) -> Tensor:
+        time = self.lag if time is None else float(time)
+        steps = max(1, math.ceil(time / self.dt - 1e-9))
+        dt = time / steps
+        u = torch.as_tensor(x, dtype=torch.float64)
+        if u.ndim != 2 or u.shape[1] != self.dim:
+            raise ValueError(f"states must have shape (n, {self.dim}), got {tuple(u.shape)}")
+        lam = self.eigenvalues * dt
+        decay = torch.exp(lam)
+        phi = torch.where(lam < 0, torch.expm1(lam) / lam.where(lam < 0, -1.0), 1.0) * dt
+        var = torch.where(
+            lam < 0, torch.expm1(2 * lam) / self.eigenvalues.where(lam < 0, -1.0), 2 * dt
+        ) * self.temperature  # fmt: skip
+        std = var.sqrt()
+        c = (u * self.root_w) @ self.modes
+        for _ in range(steps):
+            forcing = (self.nonlinear((c @ self.modes.T) / self.root_w) * self.root_w) @ self.modes
+            noise = torch.randn(c.shape, generator=generator, dtype=torch.float64)
+            c = decay * c + phi * forcing + std * noise
+        return (c @ self.modes.T) / self.root_w
+
+    def __repr__(self) -> str:
+        return f"StochasticAllenCahn(d={self.dim}, lag={self.lag}, dt={self.dt})"
