@@ -144,3 +144,7 @@ class StochasticLorenz63(StochasticDynamics):
 
     def __repr__(self) -> str:
         return f"StochasticLorenz63(noise={self.noise}, lag={self.lag}, dt={self.dt})"
+
+
+SYSTEMS = {"lorenz63": StochasticLorenz63}
+"""The simulated systems by name (the command line's ``data: {system: NAME}``)."""
