@@ -48,13 +48,17 @@ __all__ = [
     "HELDOUT_PAIRS",
     "ForecastRun",
     "Normaliser",
+    "check_data_spec",
     "check_forecast_config",
     "forecast_eval_settings",
     "is_forecast_run",
     "load_forecast_run",
     "make_system",
     "parse_diffusion",
+    "read_pairs",
     "resolve_forecast_paths",
+    "run_record",
+    "system_settings",
     "train_forecast",
 ]
 
@@ -230,22 +234,26 @@ class Normaliser:
         return cls(x.double().mean(0), torch.where(sd > 0, sd, torch.ones_like(sd)))
 
     def to_model(self, x: Tensor) -> Tensor:
+        """States in the data's units -> the model's (standardised) units."""
         if self.mean is None or self.sd is None:
             return x
         return ((x.double() - self.mean) / self.sd).to(x.dtype)
 
     def from_model(self, x: Tensor) -> Tensor:
+        """States in the model's units -> the data's units."""
         if self.mean is None or self.sd is None:
             return x
         return (x.double() * self.sd + self.mean).to(x.dtype)
 
     def state(self) -> dict[str, Any] | None:
+        """{mean, sd} as (nested) lists for the run's record; None without standardisation."""
         if self.mean is None or self.sd is None:
             return None
         return {"mean": self.mean.tolist(), "sd": self.sd.tolist()}
 
     @classmethod
     def from_state(cls, state: dict[str, Any] | None) -> Normaliser:
+        """The normaliser :meth:`state` described (None: the identity)."""
         if not state:
             return cls()
         mean = torch.tensor(state["mean"], dtype=torch.float64)
@@ -331,6 +339,7 @@ class ForecastRun:
 
     @property
     def event_shape(self) -> tuple[int, ...]:
+        """The shape of one state."""
         return tuple(self.record.get("event_shape") or ())
 
     def check_diffusion(self, diffusion: Any, where: str = "--diffusion") -> None:
