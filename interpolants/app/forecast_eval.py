@@ -147,13 +147,16 @@ def _rollout_scores(
     run: ForecastRun, states: Tensor, ev: dict[str, Any], gen: torch.Generator
 ) -> dict[str, Any]:
     """CRPS and spread-skill by lag of a Foellmer rollout from ``states`` against a true
-    trajectory from each, beside a climatological ensemble's CRPS."""
+    trajectory from each, beside the CRPS of a climatological ensemble and of the true SDE's
+    own ensemble of paths (the best attainable)."""
     assert run.system is not None
     lags, m = ev["lags"], ev["members"]
     paths = run.rollout(states, lags, m, diffusion="follmer", steps=ev["steps"],
                         solver=ev["solver"], generator=gen).double()  # fmt: skip
     traj = run.system.trajectory(states, lags, gen)[1:]
     clim = _climatology(fresh_states(run.system, m, gen), m, len(states), gen)
+    true = run.system.trajectory(states.repeat(m, 1), lags, gen)[1:]
+    true = true.reshape(lags, m, *states.shape)
     return {
         "rollout": {
             "diffusion": "follmer",
@@ -161,6 +164,7 @@ def _rollout_scores(
             "crps": [float(crps(paths[k], traj[k])) for k in range(lags)],
             "spread_skill": [spread_skill(paths[k], traj[k]) for k in range(lags)],
             "crps_climatology": [float(crps(clim, traj[k])) for k in range(lags)],
+            "crps_true_sde": [float(crps(true[k], traj[k])) for k in range(lags)],
         },
         "_paths": paths,
         "_trajectory": traj,
@@ -188,7 +192,8 @@ def _evaluation_plots(
                                    labels=labels))  # fmt: skip
         roll = result["rollout"]
         plots.append(lag_scores(roll["crps"], roll["spread_skill"], folder / "lag_scores.png",
-                                references={"climatology": roll["crps_climatology"]}))  # fmt: skip
+                                references={"climatology": roll["crps_climatology"],
+                                            "true SDE": roll["crps_true_sde"]}))  # fmt: skip
     return plots
 
 
@@ -215,6 +220,7 @@ def format_forecast_metrics(result: dict[str, Any]) -> str:
     if roll:
         lines.append(f"rollout ({roll['diffusion']}) by lag 1..{roll['lags']}:")
         lines.append("  CRPS         " + " ".join(f"{v:.3f}" for v in roll["crps"]))
+        lines.append("  true SDE     " + " ".join(f"{v:.3f}" for v in roll["crps_true_sde"]))
         lines.append("  climatology  " + " ".join(f"{v:.3f}" for v in roll["crps_climatology"]))
         lines.append("  spread/skill " + " ".join(f"{v:.2f}" for v in roll["spread_skill"]))
     lines.append("plots: " + ", ".join(result.get("plots", [])))
