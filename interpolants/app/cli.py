@@ -1,4 +1,5 @@
-"""The command line, thin over the API: train, generate, evaluate, sample-target, demo, bench.
+"""The command line, thin over the API: train, generate, evaluate, forecast, sample-target,
+demo, bench.
 
 Every command exits 0 on success and 2 with a one-line reason on bad input; Ctrl-C during
 training writes a checkpoint first and says how to resume (exit 130).
@@ -83,6 +84,12 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _print_metrics(metrics: dict, out: str) -> None:
+    if "one_lag" in metrics:  # a forecast run
+        from .forecast_eval import format_forecast_metrics
+
+        print(format_forecast_metrics(metrics))
+        print(f"metrics: {out}/metrics.json")
+        return
     for key, value in metrics.items():
         if key != "plots":
             print(f"{key:>18}: {value:.4f}" if isinstance(value, float) else f"{key:>18}: {value}")
@@ -119,6 +126,23 @@ def _generate(args: argparse.Namespace) -> None:
         guidance=args.guidance,
     )
     print(f"{len(torch.load(path, weights_only=True))} samples: {path}")
+
+
+def _forecast(args: argparse.Namespace) -> None:
+    from .forecast_eval import run_forecast
+
+    summary = run_forecast(
+        args.run, args.cond, members=args.members, lags=args.lags, diffusion=args.diffusion,
+        out=args.out, rows=args.rows, seed=args.seed, steps=args.steps, solver=args.solver,
+        overwrite=args.overwrite,
+    )  # fmt: skip
+    print(f"forecasts {tuple(summary['shape'])} (lags, members, rows, dim): {summary['out']}")
+    if "crps" in summary:
+        print("CRPS by lag vs a true trajectory:  " + " ".join(f"{v:.3f}" for v in summary["crps"]))
+        print("spread/skill by lag:               "
+              + " ".join(f"{v:.2f}" for v in summary["spread_skill"]))  # fmt: skip
+    if summary["plots"]:
+        print("plots: " + ", ".join(summary["plots"]))
 
 
 def _bench(args: argparse.Namespace) -> None:
@@ -244,6 +268,45 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_evaluate)
 
 
+def _add_forecast(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "forecast",
+        help="ensemble forecasts of a trained forecast run (model: forecast)",
+        description="Ensembles (--lags 1) or autoregressive rollouts of a forecast run from "
+        "the current states in --cond, or without it from --rows fresh states of the run's "
+        "simulated system (then scored against a true trajectory from each, with plots). "
+        "Writes (lags, members, rows, dim) as 'forecast' into --out (.npz or .safetensors), "
+        "beside 'cond' and, for a system, 'truth' (lags, rows, dim).",
+    )
+    p.add_argument("run", help="forecast run folder (made by train with model: forecast)")
+    p.add_argument(
+        "--cond",
+        metavar="FILE",
+        help="current states, one per row: .npy, .npz, .pt or .csv (default: --rows fresh "
+        "states of the run's system)",
+    )
+    p.add_argument("--members", type=_positive_int, default=50, help="members (default 50)")
+    p.add_argument("--lags", type=_positive_int, default=1, help="lags ahead (default 1)")
+    p.add_argument(
+        "--diffusion",
+        default="follmer",
+        help="g(t), the noise coefficient of the SDE: follmer (default, recommended), "
+        "interpolant (g = sigma, the SDE the drift was trained for) or a constant >= sigma(0) "
+        "(in the model's standardised units)",
+    )
+    p.add_argument(
+        "--rows", type=_positive_int, default=10, help="fresh states without --cond (default 10)"
+    )
+    p.add_argument("--steps", type=_positive_int, default=100, help="SDE steps per lag (100)")
+    p.add_argument(
+        "--solver", default="euler", choices=["euler", "heun"], help="SDE solver (euler)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--out", help="output file, .npz or .safetensors (default RUN/forecast.npz)")
+    _overwrite(p, "an existing output file")
+    p.set_defaults(func=_forecast)
+
+
 def _add_demo(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "demo", help="the main job on its embedded default: train and evaluate on checkerboard"
@@ -310,6 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_generate(sub)
     _add_evaluate(sub)
+    _add_forecast(sub)
     from .sample_target import add_sample_target_parser
 
     add_sample_target_parser(sub)

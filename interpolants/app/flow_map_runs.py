@@ -46,7 +46,9 @@ def check_flow_map_config(config: dict[str, Any], where: str) -> None:
     method, and the config sets no ``fields`` or ``objective`` (the flow map is its own)."""
     model = config.get("model", "generative")
     if model not in ("generative", "flow_map"):
-        raise ValueError(f"{where}: model must be 'generative' or 'flow_map', got {model!r}")
+        raise ValueError(
+            f"{where}: model must be 'generative', 'flow_map' or 'forecast', got {model!r}"
+        )
     section = config.get("flow_map")
     if model == "generative":
         if section is not None:

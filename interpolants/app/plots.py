@@ -278,7 +278,8 @@ def plot_run(model: Any, folder: str | Path | None) -> list[Path]:
             folder / METRICS_LOG, folder / "loss.png", config.get("objective", "interpolant")
         )
         paths += [] if loss is None else [loss]
-        if model.base is not None and tuple(model.base.event_shape) == (2,):
+        base = getattr(model, "base", None)  # a ForecastModel has none
+        if base is not None and tuple(base.event_shape) == (2,):
             x = model.sample(2000, steps=50, generator=torch.Generator().manual_seed(0))
             paths.append(samples_over_density({"model samples (2000)": x}, folder / "samples.png"))
     except Exception as err:  # the run is saved; say why a plot is missing

@@ -22,7 +22,8 @@ Data with labels train a class-conditional model (``label_dropout``, ``classes``
 ``coupling:`` a model conditioned on observations of the data (:mod:`.coupling_config`).
 
 ``model: flow_map`` trains a flow map instead (:mod:`.flow_map_runs`: a ``flow_map`` section
-with the method and its options; ``eval: {jumps: [1, 2, 4]}``).
+with the method and its options; ``eval: {jumps: [1, 2, 4]}``); ``model: forecast`` the drift
+of a probabilistic forecast from pairs (current state, next state) (:mod:`.forecast_runs`).
 
 Every key is checked, nested ones included: an unknown key or a value of the wrong type is a
 ValueError naming it. File paths are read relative to the config file's folder.
@@ -46,6 +47,7 @@ from .. import checkpoints
 from .. import data as datasets
 from ..distributions import Empirical
 from ..flowmaps import FlowMapModel
+from ..forecasting import ForecastModel
 from ..generative import GenerativeModel, load
 from ..integrate import SOLVERS
 from ..interpolant import Interpolant
@@ -65,6 +67,12 @@ from .flow_map_runs import (
     evaluate_flow_map,
     flow_map_trainer,
     jumps_setting,
+)
+from .forecast_runs import (
+    check_forecast_config,
+    is_forecast_run,
+    resolve_forecast_paths,
+    train_forecast,
 )
 from .plots import plot_run
 
@@ -96,6 +104,9 @@ def read_config(path: str | Path, overrides: list[str] | None = None) -> dict[st
         raise ValueError(f"{path}: a config must be a mapping of options")
     for text in overrides or ():
         _override(config, text)
+    if config.get("model") == "forecast":
+        check_forecast_config(config, str(path))
+        return resolve_forecast_paths(config, path.parent)
     check_config(config, str(path))
     for role in ("data", "base"):
         spec = config.get(role)
@@ -141,6 +152,9 @@ def _unknown(given: dict[str, Any], known: Any, where: str) -> None:
 def check_config(config: dict[str, Any], where: str = "config") -> None:
     """Every key known (nested sections too) and the run's own values well typed; the
     training options are checked by :class:`~interpolants.train.TrainConfig`."""
+    if config.get("model") == "forecast":
+        check_forecast_config(config, where)
+        return
     known = _RUN_KEYS | {"net"} | set(TrainConfig.__dataclass_fields__) - {"net_options"}
     _unknown(config, known, where)
     if "data" not in config:
@@ -237,6 +251,8 @@ def train_from_config(
     A user's data file keeps ``holdout`` (default 0.1) of its rows out of training, for
     :func:`evaluate_run`; a built-in data set is evaluated on its own test split.
     """
+    if config.get("model") == "forecast":
+        return train_forecast(config, out, resume, progress, overwrite=overwrite)  # type: ignore[return-value]
     check_config(config)
     spec = _data_spec(config["data"], "data")
     cspec = config.get("coupling")
@@ -308,6 +324,12 @@ def evaluate_run(folder: str | Path, progress: bool = True, **overrides: Any) ->
     folder = Path(folder)
     if not (folder / CHECKPOINT).exists():
         raise FileNotFoundError(f"{folder} is not a training run (no {CHECKPOINT})")
+    if is_forecast_run(folder):
+        from .forecast_eval import evaluate_forecast_run
+
+        if "n" in overrides:
+            overrides["states"] = overrides.pop("n")
+        return evaluate_forecast_run(folder, **overrides)
     config = yaml.safe_load((folder / CONFIG).read_text()) if (folder / CONFIG).exists() else {}
     record = (config or {}).get("run")
     ev = _eval_settings({**((record or {}).get("eval") or {}), **overrides}, "evaluate")
@@ -489,6 +511,10 @@ def generate(
     if path.exists() and not overwrite:
         raise ValueError(f"{path} exists; pass --overwrite to replace it, or another --out")
     gen = torch.Generator().manual_seed(seed)
+    if isinstance(model, ForecastModel):
+        raise ValueError(
+            f"{folder} is a forecast run: draw its forecasts with 'interpolants forecast {folder}'"
+        )
     if isinstance(model, FlowMapModel):
         if diffusion:
             raise ValueError("a flow map samples without diffusion (steps are its jumps)")

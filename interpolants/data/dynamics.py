@@ -244,7 +244,8 @@ class StochasticAllenCahn(StochasticDynamics):
         self.noise, self.lag, self.dt = _timing(math.sqrt(2 * temperature), lag, dt)
         if positive_int("d", d) < 3:
             raise ValueError(f"d must be at least 3 nodes, got {d}")
-        self.dim, self.temperature = d, float(temperature)
+        self.d = self.dim = d
+        self.temperature = float(temperature)
         h = 1.0 / (d - 1)
         w = torch.full((d,), h, dtype=torch.float64)
         w[0] = w[-1] = h / 2
@@ -298,3 +299,11 @@ class StochasticAllenCahn(StochasticDynamics):
 
     def __repr__(self) -> str:
         return f"StochasticAllenCahn(d={self.dim}, lag={self.lag}, dt={self.dt})"
+
+
+SYSTEMS: dict[str, type[StochasticDynamics]] = {
+    "lorenz63": StochasticLorenz63,
+    "lorenz96": TwoScaleLorenz96,
+    "allen_cahn": StochasticAllenCahn,
+}
+"""The simulated systems by name (the command line's ``data: {system: NAME}``)."""
