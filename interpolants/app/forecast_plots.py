@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from .plots import _save, pyplot
+from .plots import pyplot, save_figure
 
 __all__ = ["forecast_fans", "lag_scores", "rank_histograms"]
 
@@ -55,7 +55,7 @@ def forecast_fans(
     axes[0][0].legend(fontsize=7)
     fig.suptitle(f"forecast ensembles ({paths.shape[1]} members) over {lags} lags")
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def rank_histograms(histograms: dict[str, Sequence[float]], path: str | Path) -> Path:
@@ -74,7 +74,7 @@ def rank_histograms(histograms: dict[str, Sequence[float]], path: str | Path) ->
         ax.legend(fontsize=7)
     fig.suptitle("rank histograms (flat: calibrated; U: too narrow; dome: too wide)")
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def lag_scores(
@@ -107,4 +107,4 @@ def lag_scores(
     b.set_title("spread-skill ratio (< 1 over-confident)", fontsize=9)
     b.legend(fontsize=7)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)

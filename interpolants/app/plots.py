@@ -45,7 +45,7 @@ def pyplot() -> Any:
     return plt
 
 
-def _save(fig: Any, path: str | Path) -> Path:
+def save_figure(fig: Any, path: str | Path) -> Path:
     """Write ``fig`` to the PNG ``path`` (parents created) and close it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -132,7 +132,7 @@ def samples_over_density(
         bar = fig.colorbar(contours, ax=list(axes[0]), shrink=0.85)
         bar.set_label(density_label)
     fig.suptitle(title)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def curves(
@@ -178,7 +178,7 @@ def curves(
     fig.suptitle(title if title is not None else f"{ylabel} against {xlabel}")
     if note:
         ax.set_title(textwrap.fill(note, 100), fontsize=8, loc="left", color="0.3")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def density_heatmap(
@@ -223,7 +223,7 @@ def density_heatmap(
     ax.set(xlabel=labels[0], ylabel=labels[1], title=title)
     bar = fig.colorbar(image, ax=ax, shrink=0.85)
     bar.set_label(label)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def loss_plot(
@@ -334,7 +334,7 @@ def completion_grid(
         bar = fig.colorbar(shown, ax=axes.ravel().tolist(), shrink=0.8)
         bar.set_label("pixel value (red: hidden)")
     fig.suptitle("completions: observation, model sample given it, true image")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def class_grid(samples: Tensor, labels: Tensor, path: str | Path, per_class: int = 8) -> Path:
@@ -361,4 +361,4 @@ def class_grid(samples: Tensor, labels: Tensor, path: str | Path, per_class: int
         bar = fig.colorbar(shown, ax=axes.ravel().tolist(), shrink=0.8)
         bar.set_label("pixel value")
     fig.suptitle("model samples by the label they were drawn with")
-    return _save(fig, path)
+    return save_figure(fig, path)
