@@ -196,20 +196,24 @@ def class_scores(
 ) -> dict[str, Any]:
     """Samples x (n, ...) drawn for the requested ``labels`` (n,): the classifier's accuracy
     (overall, with its binomial standard error, and per label), FD-digits of each class's
-    samples against that class's test images, and of all samples against the test split."""
+    samples against that class's test images (NaN for a class with fewer than 2 samples), and
+    of all samples against the test split."""
     with torch.no_grad():
         hit = (classifier(x).argmax(1) == labels).float()
     acc = float(hit.mean())
     per_label = [float(hit[labels == c].mean()) for c in range(classes)]
     fd_class = [
-        fd_digits(classifier, x[labels == c], test[test_labels == c]) for c in range(classes)
+        fd_digits(classifier, x[labels == c], test[test_labels == c])
+        if int((labels == c).sum()) > 1
+        else math.nan
+        for c in range(classes)
     ]
     return {
         "accuracy": acc,
         "accuracy_stderr": math.sqrt(acc * (1 - acc) / len(hit)),
         "accuracy_per_label": per_label,
         "fd_per_class": fd_class,
-        "fd_per_class_mean": float(np.mean(fd_class)),
+        "fd_per_class_mean": float(np.nanmean(fd_class)),
         "fd_all": fd_digits(classifier, x, test),
     }
 
