@@ -32,7 +32,7 @@ import torch
 from torch import Tensor
 
 from ..couplings import Conditioned, Inpainting, SuperResolution, centre_mask, random_mask
-from ..data import digits_labels, load
+from ..data import digits, digits_labels, load
 from ..generative import GenerativeModel
 from ..train import fit
 from .flowmap_digits import DigitsClassifier, fd_digits, train_digits_classifier
@@ -47,6 +47,7 @@ __all__ = [
     "plot_class_grid",
     "plot_task_grid",
     "psnr",
+    "truth_reference_fd",
 ]
 
 COUPLING_TASKS: dict[str, Callable[[str], Conditioned]] = {
@@ -128,6 +129,16 @@ def _fd_scores(classifier: DigitsClassifier, x: Tensor, test: Tensor) -> dict[st
         fd_digits(classifier, x[half:].flatten(0, 1), test),
     ]
     return {"fd": fd_digits(classifier, flat, test), "fd_halves": halves}
+
+
+def truth_reference_fd(classifier: DigitsClassifier, n: int, k: int, seed: int = 0) -> float:
+    """FD-digits against the test split of the first n test images' grey levels, each
+    dequantised afresh k times ((v + u) / 17, u from ``seed``): what perfect completions of
+    the n observations would score at the samples' size (n k), selection of the n included."""
+    levels = (digits("test", dequantize=False)[:n] * 17 - 0.5).round()
+    gen = torch.Generator().manual_seed(seed)
+    x = (levels.repeat_interleave(k, 0) + torch.rand(n * k, *levels.shape[1:], generator=gen)) / 17
+    return fd_digits(classifier, x, load("digits", split="test"))
 
 
 def _train(data: Any, base: Any, options: dict[str, Any], **extra: Any) -> tuple[Any, float]:
@@ -233,6 +244,7 @@ def _class_conditional(
     train, labels = load("digits", split="train"), digits_labels("train")
     test_labels = digits_labels("test")
     model, seconds = _train((train, labels), None, options, label_dropout=0.1)
+    model.save(out / "classes.pt")
     requested = torch.arange(10).repeat_interleave(per_label)
     rows, grid = {}, {}
     for w in guidance:
@@ -291,7 +303,7 @@ def bench_couplings(
     out.mkdir(parents=True, exist_ok=True)
     train, test = load("digits", split="train"), load("digits", split="test")
     truth = test[:n_eval]
-    classifier, accuracy = train_digits_classifier(classifier_steps, seed=seed)
+    classifier, accuracy = train_digits_classifier(classifier_steps, seed=0)  # fixed ruler
     half = len(test) // 2
     options = {
         "steps": steps,
@@ -310,14 +322,17 @@ def bench_couplings(
             models[start], seconds[f"{task} {start}"] = _train(
                 train, COUPLING_TASKS[task](start), options
             )
+            models[start].save(out / f"{task}-{start}.pt")
         coupling = COUPLING_TASKS[task]("coupled")
         results[task], y, first = _task_scores(
             models, coupling, truth, test, classifier, samples, solvers, seed
         )
         plot_task_grid(task, y, first, truth, out / f"{task}.png")
-    classes, seconds["classes"] = _class_conditional(
-        options, classifier, test, guidance, per_label, class_steps, seed, out
-    )
+    classes = None
+    if guidance:
+        classes, seconds["classes"] = _class_conditional(
+            options, classifier, test, guidance, per_label, class_steps, seed, out
+        )
     metrics = {
         "steps": steps,
         "batch": batch,
@@ -328,7 +343,10 @@ def bench_couplings(
         "samples": samples,
         "solvers": [list(s) for s in solvers],
         "classifier": {"steps": classifier_steps, "test_accuracy": accuracy},
-        "reference": {"fd_floor_test_halves": fd_digits(classifier, test[:half], test[half:])},
+        "reference": {
+            "fd_floor_test_halves": fd_digits(classifier, test[:half], test[half:]),
+            "fd_truths": truth_reference_fd(classifier, len(truth), samples, seed),
+        },
         "train_seconds": seconds,
         "tasks": results,
         "classes": classes,
@@ -348,7 +366,7 @@ def couplings_goals(m: dict[str, Any]) -> dict[str, Any]:
             s: {"fd": coupled[s]["fd"] < noise[s]["fd"], "mse": coupled[s]["mse"] < noise[s]["mse"]}
             for s in coupled
         }
-    acc = {w: r["accuracy"] for w, r in m["classes"]["guidance"].items()}
+    acc = {w: r["accuracy"] for w, r in (m["classes"] or {"guidance": {}})["guidance"].items()}
     best = max(acc, key=acc.__getitem__) if acc else None
     return {
         "coupled_beats_noise": beats,
@@ -363,12 +381,13 @@ def couplings_goals(m: dict[str, Any]) -> dict[str, Any]:
 
 def format_couplings(m: dict[str, Any]) -> str:
     """The markdown tables of a couplings benchmark."""
-    cls = m["classes"]
+    ref = m["reference"]
+    truths = f"; {m['n_eval']} truths x {m['samples']} dequantisations {ref['fd_truths']:.3f}"
     lines = [
         f"{m['steps']} steps, batch {m['batch']}, UNetField width {m['width']}, lr {m['lr']}, "
         f"seed {m['seed']}; {m['n_eval']} test observations x {m['samples']} samples; "
         f"classifier test accuracy {m['classifier']['test_accuracy']:.3f}; FD-digits floor "
-        f"(test halves) {m['reference']['fd_floor_test_halves']:.3f}",
+        f"(test halves) {ref['fd_floor_test_halves']:.3f}" + (truths if "fd_truths" in ref else ""),
         "",
         "| task | x0 | solver | NFE | MSE (hidden) | PSNR dB | FD-digits (halves) "
         "| coverage 90 % |",
@@ -388,7 +407,20 @@ def format_couplings(m: dict[str, Any]) -> str:
         f"\ncoverage of an exact sampler with {k} samples: about "
         f"{0.9 * (k - 1) / (k + 1):.3f} (nominal 0.9)"
     )
+    if m["classes"]:
+        lines += _format_classes(m["classes"])
+    g = m["goals"]
     lines += [
+        "",
+        f"goals: coupled beats the baseline (FD and MSE, every task and solver): "
+        f"{g['coupled_beats_noise_everywhere']}; best w {g['best_guidance']}: accuracy "
+        f"{g['best_accuracy']:.3f} (goal >= 0.95: {g['accuracy_at_least_0.95']})",
+    ]
+    return "\n".join(lines)
+
+
+def _format_classes(cls: dict[str, Any]) -> list[str]:
+    lines = [
         "",
         f"class-conditional, {cls['samples_per_label']} samples per label, Heun {cls['steps']} "
         f"steps, label dropout {cls['label_dropout']}:",
@@ -409,19 +441,12 @@ def format_couplings(m: dict[str, Any]) -> str:
     ]
     for w, r in cls["guidance"].items():
         lines.append(f"| {w} | " + " | ".join(f"{a:.2f}" for a in r["accuracy_per_label"]) + " |")
-    g = m["goals"]
-    lines += [
-        "",
-        f"goals: coupled beats the baseline (FD and MSE, every task and solver): "
-        f"{g['coupled_beats_noise_everywhere']}; best w {g['best_guidance']}: accuracy "
-        f"{g['best_accuracy']:.3f} (goal >= 0.95: {g['accuracy_at_least_0.95']})",
-    ]
-    return "\n".join(lines)
+    return lines
 
 
-def _mosaic(rows: Sequence[Tensor], bad: Sequence[Tensor] | None = None) -> np.ndarray:
+def _mosaic(rows: Sequence[Tensor]) -> np.ndarray:
     """An RGB mosaic: rows of images (each (m, 1, 8, 8) in [0, 1]), one pixel of white
-    between them; entries marked ``bad`` (NaN) are red."""
+    between them; NaN entries (hidden pixels) red."""
     m, side = len(rows[0]), rows[0].shape[-1] + 1
     img = np.ones((len(rows) * side - 1, m * side - 1, 3))
     for i, row in enumerate(rows):
