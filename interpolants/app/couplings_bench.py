@@ -42,6 +42,7 @@ __all__ = [
     "bench_couplings",
     "class_scores",
     "completion_scores",
+    "couplings_goals",
     "coverage",
     "format_couplings",
     "plot_class_grid",
