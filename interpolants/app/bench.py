@@ -23,6 +23,7 @@ from ..generative import GenerativeModel
 from ..integrate import odeint
 from ..interpolant import Interpolant
 from ..run_folder import METRICS, RunFolder
+from .couplings_bench import bench_couplings, format_couplings
 from .demo import demo_problem
 from .flowmap_bench import bench_flowmap, format_flowmap
 from .flowmap_digits import bench_flowmap_digits, digits_problem, format_flowmap_digits
@@ -653,6 +654,7 @@ BENCHMARKS: dict[str, tuple[Callable[..., dict[str, Any]], Callable[[dict[str, A
     "samplers": (_bench_samplers, _format_samplers_table),
     "flowmap": (bench_flowmap, format_flowmap),
     "flowmap-digits": (bench_flowmap_digits, format_flowmap_digits),
+    "couplings": (bench_couplings, format_couplings),
 }
 
 
