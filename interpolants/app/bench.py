@@ -27,6 +27,7 @@ from .couplings_bench import bench_couplings, format_couplings
 from .demo import demo_problem
 from .flowmap_bench import bench_flowmap, format_flowmap
 from .flowmap_digits import bench_flowmap_digits, digits_problem, format_flowmap_digits
+from .forecast_bench import bench_forecast, format_forecast
 from .machine import machine_info
 
 __all__ = ["BENCHMARKS", "machine_info", "run_benchmark"]
@@ -655,6 +656,7 @@ BENCHMARKS: dict[str, tuple[Callable[..., dict[str, Any]], Callable[[dict[str, A
     "flowmap": (bench_flowmap, format_flowmap),
     "flowmap-digits": (bench_flowmap_digits, format_flowmap_digits),
     "couplings": (bench_couplings, format_couplings),
+    "forecast": (bench_forecast, format_forecast),
 }
 
 

@@ -37,6 +37,8 @@ from .forecast_runs import (
 
 __all__ = [
     "OUT_FORMATS",
+    "climatology",
+    "energy_distances",
     "evaluate_forecast_run",
     "format_forecast_metrics",
     "fresh_states",
@@ -66,13 +68,15 @@ def score_ensemble(ensemble: Tensor, truth: Tensor, generator: torch.Generator) 
     }
 
 
-def _energy_distances(ensembles: Tensor, reference: Tensor) -> float:
-    """The energy distance of each state's ensemble to the reference's, mean over states."""
+def energy_distances(ensembles: Tensor, reference: Tensor) -> Tensor:
+    """The energy distance of each state's ensemble (members, rows, *event) to the
+    reference's, one per state (rows,)."""
     rows = ensembles.shape[1]
-    return sum(energy_distance(ensembles[:, i], reference[:, i]) for i in range(rows)) / rows
+    return torch.tensor([energy_distance(ensembles[:, i], reference[:, i]) for i in range(rows)],
+                        dtype=torch.float64)  # fmt: skip
 
 
-def _climatology(pool: Tensor, members: int, rows: int, generator: torch.Generator) -> Tensor:
+def climatology(pool: Tensor, members: int, rows: int, generator: torch.Generator) -> Tensor:
     """A climatological ensemble: ``members`` random rows of ``pool``, the same for every
     state, (members, rows, *event)."""
     pick = torch.randperm(len(pool), generator=generator)[:members]
@@ -127,15 +131,15 @@ def evaluate_forecast_run(folder: str | Path, **overrides: Any) -> dict[str, Any
         ens = run.rollout(states, 1, m, diffusion=name, **options)[0].double()
         ensembles[name] = ens
         result["one_lag"][name] = score_ensemble(ens, truth, gen)
-    clim = _climatology(pool, m, len(states), gen)
+    clim = climatology(pool, m, len(states), gen)
     result["one_lag"]["climatology"] = score_ensemble(clim, truth, gen)
     if run.system is not None:
         true = run.system.ensemble(states, m, gen)
         result["one_lag"]["true_sde"] = score_ensemble(true, truth, gen)
         again = run.system.ensemble(states, m, gen)
         for name, ens in ensembles.items():
-            result["one_lag"][name]["energy_distance"] = _energy_distances(ens, true)
-        result["energy_distance_floor"] = _energy_distances(again, true)
+            result["one_lag"][name]["energy_distance"] = float(energy_distances(ens, true).mean())
+        result["energy_distance_floor"] = float(energy_distances(again, true).mean())
         result |= _rollout_scores(run, states, ev, gen)
     plots = _evaluation_plots(folder, result, run, states)
     result["plots"] = [str(p) for p in plots]
@@ -154,7 +158,7 @@ def _rollout_scores(
     paths = run.rollout(states, lags, m, diffusion="follmer", steps=ev["steps"],
                         solver=ev["solver"], generator=gen).double()  # fmt: skip
     traj = run.system.trajectory(states, lags, gen)[1:]
-    clim = _climatology(fresh_states(run.system, m, gen), m, len(states), gen)
+    clim = climatology(fresh_states(run.system, m, gen), m, len(states), gen)
     true = run.system.trajectory(states.repeat(m, 1), lags, gen)[1:]
     true = true.reshape(lags, m, *states.shape)
     return {

@@ -1,0 +1,60 @@
+"""``interpolants bench forecast`` at a tiny budget: the metrics' structure."""
+
+import json
+import math
+
+import pytest
+
+from interpolants.app.bench import BENCHMARKS, run_benchmark
+from interpolants.app.forecast_bench import ENSEMBLES
+
+TINY = {"lorenz63": {"pairs": 200, "chains": 10, "states": 5, "members": 4}}
+
+
+@pytest.fixture(scope="module")
+def result(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    options = {"systems": ("lorenz63",), "steps": 5, "batch": 32, "width": 8, "depth": 1,
+               "lags": 3, "sde_steps": 4, "budgets": TINY}  # fmt: skip
+    metrics, table = run_benchmark("forecast", out=out, options=options)
+    return out, metrics, table
+
+
+def test_registered_and_written(result):
+    out, _, table = result
+    assert "forecast" in BENCHMARKS
+    assert json.loads((out / "forecast" / "metrics.json").read_text())["systems"]
+    assert "lorenz63" in table and "rollout by lag 1..3" in table
+    assert (out / "forecast" / "lorenz63" / "checkpoint.safetensors").exists()
+
+
+def test_metric_structure(result):
+    _, metrics, _ = result
+    assert metrics["settings"]["lags"] == 3 and metrics["settings"]["steps"] == 5
+    r = metrics["systems"]["lorenz63"]
+    assert (r["pairs"], r["states"], r["members"], r["lag"]) == (200, 5, 4, 0.25)
+    assert set(r["one_lag"]) == set(r["rollout"]) == set(ENSEMBLES)
+    for name in ENSEMBLES:
+        one, roll = r["one_lag"][name], r["rollout"][name]
+        assert {"crps", "crps_se", "energy_score", "spread_skill", "energy_distance",
+                "energy_distance_se", "rank_histogram"} <= set(one)  # fmt: skip
+        assert len(one["rank_histogram"]) == 5  # members + 1
+        assert math.isclose(sum(one["rank_histogram"]), 1.0)
+        for key in ("crps", "crps_se", "spread_skill", "energy_distance", "energy_distance_se"):
+            assert len(roll[key]) == 3 and all(math.isfinite(v) for v in roll[key])
+        assert roll["crps"][0] == one["crps"] and one["crps"] > 0
+    # the true SDE beats climatology on CRPS at lag 1, and is far closer in energy distance
+    one = r["one_lag"]
+    assert one["true_sde"]["crps"] < one["climatology"]["crps"]
+    assert one["true_sde"]["energy_distance"] < one["climatology"]["energy_distance"]
+
+
+def test_unknown_system_refused(tmp_path):
+    with pytest.raises(ValueError, match="unknown system 'lorenz'"):
+        run_benchmark("forecast", out=tmp_path, options={"systems": ("lorenz",)})
+
+
+def test_bad_budget_refused(tmp_path):
+    with pytest.raises(ValueError, match="unknown key 'pair'"):
+        run_benchmark("forecast", out=tmp_path, options={"systems": "lorenz63",
+                      "budgets": {"lorenz63": {"pair": 3}}})  # fmt: skip
