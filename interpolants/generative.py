@@ -340,8 +340,8 @@ class GenerativeModel:
             return self.base
         return StandardNormal(x.shape[1:], dtype=x.dtype, device=x.device)
 
-    def _likelihood_source(self, n: int, cond: Any) -> Source | None:
-        _, source = self._source(n, cond)
+    def _likelihood_source(self, source: Source | None) -> Source | None:
+        """``source``, refused where the likelihood of its conditioning has no density."""
         if source is not None and source.keep is not None and not self.interpolant.is_deterministic:
             raise ValueError(
                 "log_prob of an in-painting model needs a deterministic interpolant (gamma = "
@@ -372,7 +372,7 @@ class GenerativeModel:
         """
         dtype = x.dtype if isinstance(x, Tensor) and x.is_floating_point() else None
         x = self._check_x(x)
-        source = self._likelihood_source(len(x), cond)
+        source = self._likelihood_source(self._source(len(x), cond)[1])
         sol = odeint_with_divergence(
             self._fields(source, 0.0).velocity, x, 1.0, 0.0, steps=steps, solver=solver,
             divergence_method=divergence, probe=probe, generator=generator,
@@ -399,8 +399,7 @@ class GenerativeModel:
         """Samples X_1 by the ODE and their model log density, integrated along the same path
         (``cond`` as in :meth:`sample`)."""
         n, source = self._source(n, cond)
-        if source is not None:
-            self._likelihood_source(n, cond)
+        self._likelihood_source(source)
         x0 = self._draw_base(n, generator, source)
         base_lp = (source or self.base).log_prob(x0)  # type: ignore[union-attr]
         sol = odeint_with_divergence(

@@ -241,12 +241,12 @@ def split_rows(
     """(training rows, held-out rows) of aligned tensors, split as
     :func:`~interpolants.data.split_holdout` splits a tensor with the same ``seed``."""
     n = len(next(iter(tensors.values())))
-    k = round(holdout * n)
-    if not 1 <= k < n:
-        raise ValueError(f"data: holdout={holdout} of {n} rows leaves no training or test rows")
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    train = {name: t[perm[k:]] for name, t in tensors.items()}
-    held = {name: t[perm[:k]] for name, t in tensors.items()}
+    try:
+        kept, out = datasets.holdout_split(n, holdout, seed)
+    except ValueError as err:
+        raise ValueError(f"data: {err}") from None
+    train = {name: t[kept] for name, t in tensors.items()}
+    held = {name: t[out] for name, t in tensors.items()}
     return train, held
 
 

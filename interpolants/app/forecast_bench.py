@@ -95,11 +95,7 @@ def score_rollouts(
     x0 = fresh_states(system, states, gen)
     truth = system.trajectory(x0, lags, gen)[1:]
 
-    def true_paths() -> Tensor:
-        paths = system.trajectory(x0.repeat(members, 1), lags, gen)[1:]
-        return paths.reshape(lags, members, *x0.shape)
-
-    reference = true_paths()
+    reference = system.ensemble_paths(x0, members, lags, gen)
     clim = climatology(fresh_states(system, members, gen), members, states, gen)
     paths = {
         name: run.rollout(
@@ -107,7 +103,7 @@ def score_rollouts(
         ).double()
         for name in ("interpolant", "follmer")
     }
-    paths["true_sde"] = true_paths()
+    paths["true_sde"] = system.ensemble_paths(x0, members, lags, gen)
     paths["climatology"] = clim[None].expand(lags, *clim.shape)
     one_lag: dict[str, Any] = {}
     rollout: dict[str, Any] = {}

@@ -159,8 +159,7 @@ def _rollout_scores(
                         solver=ev["solver"], generator=gen).double()  # fmt: skip
     traj = run.system.trajectory(states, lags, gen)[1:]
     clim = climatology(fresh_states(run.system, m, gen), m, len(states), gen)
-    true = run.system.trajectory(states.repeat(m, 1), lags, gen)[1:]
-    true = true.reshape(lags, m, *states.shape)
+    true = run.system.ensemble_paths(states, m, lags, gen)
     return {
         "rollout": {
             "diffusion": "follmer",

@@ -3,7 +3,14 @@ files (:mod:`.files`), the checks and fingerprints of training data (:mod:`.chec
 batches that training draws from it (:mod:`.batches`)."""
 
 from .batches import DataBatch, batch_sampler
-from .checks import DATASET_ITEMS_HASHED, as_data, fingerprint, holdout_rows, split_holdout
+from .checks import (
+    DATASET_ITEMS_HASHED,
+    as_data,
+    fingerprint,
+    holdout_rows,
+    holdout_split,
+    split_holdout,
+)
 from .dynamics import (
     StochasticAllenCahn,
     StochasticDynamics,
@@ -54,6 +61,7 @@ __all__ = [
     "gmm_data",
     "gmm_data_distribution",
     "holdout_rows",
+    "holdout_split",
     "load",
     "moons",
     "pinwheel",

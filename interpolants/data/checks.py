@@ -101,17 +101,21 @@ def split_holdout(
     is_number = isinstance(holdout, (int, float)) and not isinstance(holdout, bool)
     if not is_number or not 0 < holdout < 1:
         raise ValueError(f"holdout must be a fraction in (0, 1) or a tensor, got {holdout!r}")
-    k = round(holdout * len(data))
-    if not 1 <= k < len(data):
-        raise ValueError(f"holdout={holdout} of {len(data)} rows leaves no training or test rows")
-    perm = _holdout_permutation(len(data), seed)
+    kept, held = holdout_split(len(data), holdout, seed)
     if isinstance(data, TensorDataset):
-        return TensorDataset(*(t[perm[k:]] for t in data.tensors)), x[perm[:k]]
-    return data[perm[k:]], data[perm[:k]]
+        return TensorDataset(*(t[kept] for t in data.tensors)), x[held]
+    return data[kept], data[held]
 
 
-def _holdout_permutation(n: int, seed: int) -> Tensor:
-    return torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+def holdout_split(n: int, holdout: float, seed: int) -> tuple[Tensor, Tensor]:
+    """(rows kept for training, rows held out) of n rows for a fraction ``holdout``, drawn by
+    a generator seeded by ``seed``: the split of :func:`split_holdout`, for tensors that must
+    be split alike (a coupling's paired rows, labels)."""
+    k = round(holdout * n)
+    if not 1 <= k < n:
+        raise ValueError(f"holdout={holdout} of {n} rows leaves no training or test rows")
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    return perm[k:], perm[:k]
 
 
 def holdout_rows(n: int, holdout: Any, seed: int) -> Tensor | None:
@@ -120,8 +124,7 @@ def holdout_rows(n: int, holdout: Any, seed: int) -> Tensor | None:
     (:class:`~interpolants.couplings.Paired`) must keep of that tensor."""
     if holdout is None or isinstance(holdout, (Tensor, np.ndarray)):
         return None
-    k = round(holdout * n)
-    return _holdout_permutation(n, seed)[k:]
+    return holdout_split(n, holdout, seed)[0]
 
 
 def fingerprint(value: Any) -> Any:

@@ -99,6 +99,16 @@ class StochasticDynamics(abc.ABC):
         repeated = x_now.repeat(members, 1)
         return self.advance(repeated, generator=generator).reshape(members, *x_now.shape)
 
+    def ensemble_paths(
+        self, x_now: Tensor, members: int, lags: int, generator: torch.Generator | None = None
+    ) -> Tensor:
+        """The true SDE's paths over lags 1..lags from each row of x_now, ``members`` per row:
+        (lags, members, rows, dim), the reference of a rollout ensemble."""
+        positive_int("members", members)
+        x_now = torch.as_tensor(x_now, dtype=torch.float64)
+        paths = self.trajectory(x_now.repeat(members, 1), lags, generator)[1:]
+        return paths.reshape(lags, members, *x_now.shape)
+
 
 def _timing(noise: float, lag: float, dt: float) -> tuple[float, float, float]:
     """(noise, lag, dt) checked: noise >= 0, lag and dt > 0, all finite."""

@@ -103,10 +103,7 @@ class ForecastModel:
         """
         positive_int("steps", steps)
         check_diffusion(self.interpolant, diffusion)
-        like = _device_dtype(self.drift)
-        if isinstance(cond, Tensor) and like is not None:
-            cond = cond.to(dtype=like[0], device=like[1])
-        n, source = source_for(self.coupling, n, cond, like)
+        n, source = source_for(self.coupling, n, cond, _device_dtype(self.drift))
         assert source is not None  # a Paired coupling always conditions
         x0 = source.mean
         I, drift = self.interpolant, self.drift
