@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import interpolants as si
-from interpolants.couplings import Paired
+from interpolants.couplings import Increment, Paired
 from interpolants.forecasting import (
     ForecastModel,
     follmer_squared,
@@ -225,3 +225,53 @@ def test_allen_cahn_drift_and_lorenz96_field():
     want_y = -100 * Y[:, 5] * (Y[:, 6] - Y[:, 3]) - 10 * Y[:, 4] + X[:, 1]
     assert torch.allclose(f[:, 4 + j], want_y)
     assert l96.dim == 16
+
+
+SCALE = torch.tensor([0.5, 2.0], dtype=D)
+
+
+def exact_increment_drift(t, x, cond):
+    r"""The increment form: x_t = beta u + sigma W_t from 0, u = (x1 - x0) / c ~ N(mu_u, v_u),
+    mu_u = (m - 1) x0 / c, v_u = v / c^2: b_F = beta' mu_u + k(t) (x - beta mu_u), k as in
+    :func:`exact_drift` with v_u."""
+    t = t.to(D)[:, None]
+    mu_u, v_u = (M - 1) * cond / SCALE, V / SCALE**2
+    k = (2 * t * t * v_u - EPS**2 * (1 - t)) / (t**3 * v_u + EPS**2 * (1 - t) ** 2)
+    return 2 * t * mu_u + k * (x - t * t * mu_u)
+
+
+@pytest.mark.parametrize("diffusion", [None, "follmer"], ids=["sigma", "follmer"])
+def test_the_increment_form_with_its_exact_drift_forecasts_the_ou_law(diffusion):
+    model = ForecastModel(interpolant(), exact_increment_drift, Increment(None, scale=SCALE))
+    x0 = torch.tensor([[1.5, -2.0]], dtype=D)
+    x = model.sample(20_000, steps=400, cond=x0, diffusion=diffusion, generator=gen(6))
+    assert_forecast(x, x0[0])
+
+
+def test_a_trained_increment_drift_forecasts_the_ou_law_and_saves(tmp_path):
+    x_now, x_next = ou_pairs(20_000)
+    scale = (x_next - x_now).std(0)
+    model = si.fit(x_next, base=Increment(x_now, scale=scale), interpolant=interpolant(),
+                   fields=("drift",), steps=1500, batch_size=512, lr=2e-3, seed=0,
+                   progress=False, net_options={"width": 64, "depth": 2})  # fmt: skip
+    assert isinstance(model, ForecastModel)
+    for row in torch.tensor([[1.0, -1.0], [-1.5, 1.5]]):
+        x = model.sample(4000, cond=row[None], diffusion="follmer", generator=gen(4)).double()
+        sd = torch.sqrt(V)
+        assert torch.all((x.mean(0) - M * row.double()).abs() < 0.1 * sd + 0.02), x.mean(0)
+        assert torch.all((x.var(0) / V - 1).abs() < 0.2), x.var(0) / V
+    model.save(tmp_path / "increment.safetensors")
+    loaded = si.load(tmp_path / "increment.safetensors")
+    assert isinstance(loaded.coupling, Increment)
+    torch.testing.assert_close(loaded.coupling.scale, scale.double())
+    a = model.rollout(x_now[:2], lags=2, members=3, steps=5, generator=gen(7))
+    assert torch.equal(a, loaded.rollout(x_now[:2], lags=2, members=3, steps=5, generator=gen(7)))
+
+
+def test_increment_checks_its_scale():
+    with pytest.raises(ValueError, match="scale must be positive"):
+        Increment(None, scale=torch.tensor([1.0, 0.0]))
+    x = torch.zeros(10, 2)
+    with pytest.raises(ValueError, match="scale has shape"):
+        si.fit(x, base=Increment(x, scale=torch.ones(3)), fields=("drift",), steps=1,
+               interpolant=interpolant(), progress=False)  # fmt: skip

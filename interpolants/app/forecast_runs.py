@@ -11,6 +11,8 @@ later)::
         # {x_now: now.npy, x_next: next.npy, holdout: 0.1}: two files (paths relative to
         # the config's folder; .npy, .npz, .pt or .csv)
     normalise: true         # default: standardise by x_now's mean and sd (kept in the run)
+    increment: false        # true: learn the increment x_next - x_now from 0, in units of
+                            # its sd per entry (si.couplings.Increment)
     interpolant: {path: quadratic, gamma: wiener, a: 1.0}   # the default
     fields: [drift]         # the default (and the only field a forecast trains)
     eval: {states: 200, members: 50, lags: 10, steps: 100, solver: euler, seed: 1}
@@ -34,7 +36,7 @@ from torch import Tensor
 
 from .. import checkpoints
 from .. import data as datasets
-from ..couplings import Paired
+from ..couplings import Increment, Paired
 from ..data.dynamics import SYSTEMS, StochasticDynamics
 from ..forecasting import DIFFUSIONS, ForecastModel, check_diffusion
 from ..generative import load
@@ -62,7 +64,7 @@ __all__ = [
     "train_forecast",
 ]
 
-RUN_KEYS = {"data", "model", "normalise", "interpolant", "net", "eval"}
+RUN_KEYS = {"data", "model", "normalise", "increment", "interpolant", "net", "eval"}
 SYSTEM_KEYS = ("system", "pairs", "seed", "chains")
 FILE_KEYS = ("path", "x_now", "x_next", "holdout")
 EVAL_DEFAULTS: dict[str, Any] = {"states": 200, "members": 50, "lags": 10, "steps": 100,
@@ -147,8 +149,9 @@ def check_forecast_config(config: dict[str, Any], where: str = "config") -> None
     if "data" not in config:
         raise ValueError(f"{where}: 'data' is required (a system, one of {sorted(SYSTEMS)})")
     check_data_spec(config["data"], f"{where}: data")
-    if not isinstance(config.get("normalise", True), bool):
-        raise ValueError(f"{where}: normalise must be true or false")
+    for key, default in (("normalise", True), ("increment", False)):
+        if not isinstance(config.get(key, default), bool):
+            raise ValueError(f"{where}: {key} must be true or false")
     fields = config.get("fields", ["drift"])
     if list(fields) != ["drift"]:
         raise ValueError(f"{where}: fields: a forecast trains the drift only (fields: [drift])")
@@ -305,8 +308,13 @@ def train_forecast(
 
         loss_plot(folder / METRICS_LOG, folder / "loss.png")
 
+    start, target = norm.to_model(x_now), norm.to_model(x_next)
+    base = Paired(start)
+    if config.get("increment", False):
+        spread = (target - start).double().std(0)
+        base = Increment(start, scale=torch.where(spread > 0, spread, torch.ones_like(spread)))
     return fit(
-        norm.to_model(x_next), base=Paired(norm.to_model(x_now)), interpolant=interpolant,
+        target, base=base, interpolant=interpolant,
         fields=("drift",), out=out, resume=resume, overwrite=overwrite, progress=progress,
         record=record, on_end=on_end, net_options=config.get("net") or {}, **options,
     )  # fmt: skip

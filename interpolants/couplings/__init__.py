@@ -24,6 +24,8 @@ so that the same recipe serves training (y from the data) and generation (y give
   cond = y.
 - :class:`Paired`: y = the x0 row given with each x1 (forecasting's current state); x0 = y +
   sigma * zeta (sigma = 0 by default: the point mass); cond = y.
+- :class:`Increment`: forecasting's increment form, y = the current state; x0 = 0, x1 = (the
+  data row - y) / scale, cond = y.
 
 Each conditioning coupling takes ``start="noise"`` as well: x0 ~ N(0, I) independent of y,
 the conditioning unchanged. That is the paper's baseline (a conditional model from an
@@ -51,6 +53,7 @@ from .observed import (
     CentreMask,
     Conditioned,
     Corruption,
+    Increment,
     Inpainting,
     Paired,
     RandomMask,
@@ -71,6 +74,7 @@ __all__ = [
     "Coupling",
     "CouplingSample",
     "DataBatch",
+    "Increment",
     "Independent",
     "Inpainting",
     "Paired",

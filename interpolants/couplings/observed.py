@@ -27,6 +27,7 @@ __all__ = [
     "CentreMask",
     "Conditioned",
     "Corruption",
+    "Increment",
     "Inpainting",
     "MaskSampler",
     "Paired",
@@ -333,6 +334,11 @@ class Corruption(Conditioned):
     def _law(self, y: Tensor) -> Source:
         return Source(y, self.noise, y)
 
+    def outcome(self, y: Tensor, x: Tensor) -> Tensor:
+        """The data row that an end point x sampled from observation y stands for: x itself
+        (:class:`Increment` adds the increment to y)."""
+        return x
+
 
 def gaussian_blur(x: Tensor, sigma: float) -> Tensor:
     """x blurred by a Gaussian of standard deviation ``sigma`` pixels along its last two axes
@@ -425,9 +431,77 @@ class Paired(Conditioned):
     def _law(self, y: Tensor) -> Source:
         return Source(y, self.noise, y)
 
+    def outcome(self, y: Tensor, x: Tensor) -> Tensor:
+        """The data row that an end point x sampled from observation y stands for: x itself
+        (:class:`Increment` adds the increment to y)."""
+        return x
+
+
+class Increment(Paired):
+    r"""Pairs in the increment form (arXiv 2403.13724; the increment code base of its authors):
+    the point mass x0 = 0, x1 = (x_next - x_now) / scale, cond = x_now. A model of this
+    coupling samples increments; :meth:`outcome` maps them back to x_now + scale * x1
+    (:class:`~interpolants.forecasting.ForecastModel` returns that state).
+
+    The increment x1 - x0 of the state form is the same transport when alpha + beta = 1
+    (x_t shifted by x_now); what changes is the regression: the network's output is the
+    increment in its own units (``scale``, e.g. the increments' standard deviation per entry),
+    which matters when a lag moves the state little against its range.
+
+    Arguments:
+        x0_data: the current states x_now (n, *event), one per row of the data x_next.
+        scale: a number or a tensor of the event's shape (per entry): the increments' unit.
+        noise: sigma (0: the point mass).
+    """
+
+    kind = "increment"
+
+    def __init__(self, x0_data: Tensor | np.ndarray | None, scale: float | Tensor = 1.0,
+                 noise: float = 0.0):  # fmt: skip
+        super().__init__(x0_data, noise, "coupled")
+        scale = torch.as_tensor(scale, dtype=torch.float64)
+        if not bool((scale > 0).all()) or not bool(torch.isfinite(scale).all()):
+            raise ValueError(f"scale must be positive and finite, got {scale!r}")
+        self.scale = scale
+
+    def rows(self, index: Tensor) -> Increment:
+        return Increment(self.x0_data[index], self.scale, self.noise)  # type: ignore[index]
+
+    def _law(self, y: Tensor) -> Source:
+        return Source(torch.zeros_like(y), self.noise, y)
+
+    def _unit(self, like: Tensor) -> Tensor:
+        return self.scale.to(like.device, like.dtype)
+
+    def sample(self, batch: DataBatch, generator: torch.Generator | None = None) -> CouplingSample:
+        y = self._observe_batch(batch, generator)
+        source = self._law(y)
+        x1 = (batch.x1 - y) / self._unit(y)
+        return CouplingSample(source.sample(generator), x1, source.cond)
+
+    def bind(self, example: DataBatch) -> Increment:
+        super().bind(example)
+        if self.scale.ndim and tuple(self.scale.shape) != tuple(example.x1.shape[1:]):
+            raise ValueError(
+                f"scale has shape {tuple(self.scale.shape)}; a number or the event's shape "
+                f"{tuple(example.x1.shape[1:])} is needed"
+            )
+        return self
+
+    def outcome(self, y: Tensor, x: Tensor) -> Tensor:
+        """The state x_now + scale * x that an increment x sampled from observation y gives."""
+        return y + self._unit(y) * x
+
+    def spec(self) -> dict[str, Any]:
+        scale = self.scale.item() if self.scale.ndim == 0 else self.scale.tolist()
+        return {"kind": self.kind, "noise": self.noise, "scale": scale}
+
+    def __repr__(self) -> str:
+        return f"Increment(noise={self.noise}, scale shape {tuple(self.scale.shape)})"
+
 
 COUPLINGS: dict[str, type[Conditioned]] = {
-    c.kind: c for c in (Inpainting, SuperResolution, Corruption, Blur, Paired)
+    c.kind: c for c in (Inpainting, SuperResolution, Corruption, Blur, Paired, Increment)
 }
 """The conditioning couplings by the ``kind`` their spec names (YAML ``coupling: {kind: ...}``)."""
 
@@ -442,6 +516,6 @@ def coupling_from_spec(spec: dict[str, Any]) -> Conditioned:
         if mask is None and sampler is not None:
             mask = MASKS[sampler["sampler"]](**{k: v for k, v in sampler.items() if k != "sampler"})
         return Inpainting(mask if mask is not None else random_mask(0.5), **options)
-    if kind in ("corruption", "paired"):
+    if kind in ("corruption", "paired", "increment"):
         return COUPLINGS[kind](None, **options)  # type: ignore[call-arg]
     return COUPLINGS[kind](**options)

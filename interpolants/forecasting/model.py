@@ -48,7 +48,9 @@ class ForecastModel:
         drift: b_F(t, x, cond=x0), the drift learned for g = sigma
             (:func:`~interpolants.losses.drift_loss`).
         coupling: the :class:`~interpolants.couplings.Paired` coupling of the training pairs
-            (noise 0: x0 is the point mass at the current state, also the network's cond).
+            (noise 0: x0 is the point mass at the current state, also the network's cond),
+            or :class:`~interpolants.couplings.Increment` (x0 = 0, the increment scaled, the
+            forecast x_now + scale X_1).
 
     Example:
         >>> import torch, interpolants as si
@@ -118,7 +120,7 @@ class ForecastModel:
         with torch.no_grad():
             sol = sdeint(field, eps, x0.clone(), 0.0, 1.0, steps=steps, method=solver,
                          generator=generator, progress=progress)  # fmt: skip
-        return sol.x
+        return self.coupling.outcome(source.cond, sol.x)
 
     def rollout(
         self,
