@@ -281,14 +281,17 @@ def rank_histogram(
     return torch.bincount(rank, minlength=m + 1).to(x.dtype) / rank.numel()
 
 
-def energy_distance(x: Tensor, y: Tensor) -> float:
+def energy_distance(x: Tensor, y: Tensor, unbiased: bool = True) -> float:
     r"""The energy distance between two samples x (n, ...) and y (m, ...) (Szekely & Rizzo
     2013, JSPI 143:1249), flattened, unbiased within-sample terms:
 
         D^2 = 2 E|X - Y| - E|X - X'| - E|Y - Y'|,
 
     zero in expectation when both come from one law and positive otherwise; its value between
-    two samples of the reference law is the floor to compare with.
+    two samples of the reference law is the floor to compare with. ``unbiased=False`` divides
+    the within-sample sums by n^2 and m^2 (the V-statistic, never negative): between two
+    samples of one law its expectation is E|X - X'| (1/n + 1/m), a positive floor that a
+    ratio can be taken to.
     """
     a = torch.as_tensor(x).flatten(1).double()
     b = torch.as_tensor(y).flatten(1).double()
@@ -299,6 +302,6 @@ def energy_distance(x: Tensor, y: Tensor) -> float:
         )
     n, m = len(a), len(b)
     cross = torch.cdist(a, b).mean()
-    within_a = torch.cdist(a, a).sum() / (n * (n - 1))
-    within_b = torch.cdist(b, b).sum() / (m * (m - 1))
+    within_a = torch.cdist(a, a).sum() / (n * (n - 1) if unbiased else n * n)
+    within_b = torch.cdist(b, b).sum() / (m * (m - 1) if unbiased else m * m)
     return float(2 * cross - within_a - within_b)

@@ -6,7 +6,7 @@ import math
 import pytest
 
 from interpolants.app.bench import BENCHMARKS, run_benchmark
-from interpolants.app.forecast_bench import ENSEMBLES
+from interpolants.app.forecast_bench import REFERENCES, ensembles
 
 TINY = {"lorenz63": {"pairs": 200, "chains": 10, "states": 5, "members": 4}}
 
@@ -15,7 +15,7 @@ TINY = {"lorenz63": {"pairs": 200, "chains": 10, "states": 5, "members": 4}}
 def result(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench")
     options = {"systems": ("lorenz63",), "steps": 5, "batch": 32, "width": 8, "depth": 1,
-               "lags": 3, "sde_steps": 4, "budgets": TINY}  # fmt: skip
+               "lags": 3, "sde_steps": 6, "nfe": 4, "budgets": TINY}  # fmt: skip
     metrics, table = run_benchmark("forecast", out=out, options=options)
     return out, metrics, table
 
@@ -26,6 +26,8 @@ def test_registered_and_written(result):
     assert json.loads((out / "forecast" / "metrics.json").read_text())["systems"]
     assert "lorenz63" in table and "rollout by lag 1..3" in table
     assert (out / "forecast" / "lorenz63" / "checkpoint.safetensors").exists()
+    assert (out / "forecast" / "lorenz63-flow" / "checkpoint.safetensors").exists()
+    assert "V/floor" in table and "flow_heun2" in table
 
 
 def test_metric_structure(result):
@@ -33,8 +35,12 @@ def test_metric_structure(result):
     assert metrics["settings"]["lags"] == 3 and metrics["settings"]["steps"] == 5
     r = metrics["systems"]["lorenz63"]
     assert (r["pairs"], r["states"], r["members"], r["lag"]) == (200, 5, 4, 0.25)
-    assert set(r["one_lag"]) == set(r["rollout"]) == set(ENSEMBLES)
-    for name in ENSEMBLES:
+    names = {*ensembles(4, 6), *REFERENCES}
+    assert names == {"interpolant", "follmer", "interpolant_heun2", "follmer_heun2",
+                     "follmer_euler4", "flow_heun2", "flow_euler4", "flow_heun3", "true_sde",
+                     "climatology"}  # fmt: skip
+    assert set(r["one_lag"]) == set(r["rollout"]) == names
+    for name in names:
         one, roll = r["one_lag"][name], r["rollout"][name]
         assert {"crps", "crps_se", "energy_score", "spread_skill", "energy_distance",
                 "energy_distance_se", "rank_histogram"} <= set(one)  # fmt: skip
@@ -43,6 +49,7 @@ def test_metric_structure(result):
         for key in ("crps", "crps_se", "spread_skill", "energy_distance", "energy_distance_se"):
             assert len(roll[key]) == 3 and all(math.isfinite(v) for v in roll[key])
         assert roll["crps"][0] == one["crps"] and one["crps"] > 0
+        assert one["energy_distance_v"] >= max(one["energy_distance"], 0)  # V >= unbiased
     # the true SDE beats climatology on CRPS at lag 1, and is far closer in energy distance
     one = r["one_lag"]
     assert one["true_sde"]["crps"] < one["climatology"]["crps"]

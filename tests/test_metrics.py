@@ -204,3 +204,16 @@ def test_energy_distance_is_unbiased_and_matches_the_gaussian_shift():
     assert si.metrics.energy_distance(x, y) == pytest.approx(want, abs=0.03)
     with pytest.raises(ValueError, match="same event size"):
         si.metrics.energy_distance(torch.randn(5, 2), torch.randn(5, 3))
+
+
+def test_the_v_statistic_energy_distance_has_the_stated_positive_floor():
+    """Between two samples of N(0, 1) (n = 20, m = 30) the V-statistic's mean is
+    E|X - X'| (1/n + 1/m) = (2 / sqrt(pi)) (1/20 + 1/30); the unbiased one's is 0."""
+    g = torch.Generator().manual_seed(4)
+    pairs = [(torch.randn(20, 1, generator=g), torch.randn(30, 1, generator=g)) for _ in range(400)]
+    v = [si.metrics.energy_distance(a, b, unbiased=False) for a, b in pairs]
+    u = [si.metrics.energy_distance(a, b) for a, b in pairs]
+    se = statistics.stdev(v) / math.sqrt(len(v))
+    want = 2 / math.sqrt(math.pi) * (1 / 20 + 1 / 30)
+    assert abs(statistics.mean(v) - want) < 4 * se and min(v) >= 0
+    assert abs(statistics.mean(u)) < 4 * statistics.stdev(u) / math.sqrt(len(u))

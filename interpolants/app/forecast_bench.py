@@ -8,16 +8,28 @@ standardised) with one budget rule for every system (steps, batch, lr, MLP width
 seed); only the number of simulated pairs, of test states and of members is set per system
 (:data:`SYSTEM_BUDGETS`: Lorenz-96, 264-d at dt 1e-4, is slow to simulate and gets fewer).
 
-On fresh test states of the system (after its own burn-in), over ``lags`` lags: a forecast
-rollout of ``members`` members per state with the interpolant's diffusion (the default) and
-with the Foellmer one, two independent ensembles of true-SDE paths (the reference and a second
-one), one true trajectory per state (what is scored against) and a climatological ensemble
-(random states of the system, the same for every state and lag). At every lag each ensemble
-gets its CRPS (fair, mean over states and entries), spread-skill ratio and energy distance to
-the reference true-SDE ensemble (mean over states); the second true ensemble's energy distance
-is the floor (finite members). At lag 1 also the energy score and the rank histogram
-(:func:`~interpolants.app.forecast_eval.score_ensemble`). Standard errors over the states are
-given for CRPS and energy distance.
+The baseline: a conditional flow, the same network trained on the same pairs with the same
+budget, from an independent Gaussian base conditioned on x_now
+(``si.couplings.Paired(x_now, start="noise")``, the linear deterministic interpolant, the
+velocity), sampled by its ODE.
+
+On fresh test states of the system (after its own burn-in), over ``lags`` lags: forecast
+rollouts of ``members`` members per state (:func:`ensembles`: the drift with the interpolant's
+diffusion g = sigma and with the Foellmer one, at ``sde_steps`` Euler steps and at ``nfe``
+evaluations or fewer, Heun and Euler; the flow at ``nfe`` and ``sde_steps`` evaluations), two
+independent ensembles of true-SDE paths (the reference and a second one), one true trajectory
+per state (what is scored against) and a climatological ensemble (random states of the
+system, the same for every state and lag). g = 0 is not among them: for the default
+interpolant sigma(0) > 0, and from the point mass a g(0) < sigma(0) reaches a wrong law
+(:func:`~interpolants.forecasting.check_diffusion` refuses it).
+
+At every lag each ensemble gets its CRPS (fair, mean over states and entries; for two-scale
+Lorenz-96 also over the K slow variables alone), spread-skill ratio and energy distance to the
+reference true-SDE ensemble (mean over states), unbiased and as a V-statistic; the second true
+ensemble's is the floor (finite members: 0 in expectation for the unbiased form, E|X - X'|
+(2 / members) for the V-statistic, which a ratio can be taken to). At lag 1 also the energy
+score and the rank histogram (:func:`~interpolants.app.forecast_eval.score_ensemble`).
+Standard errors over the states are given for CRPS and energy distance.
 """
 
 from __future__ import annotations
@@ -25,18 +37,38 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from ..couplings import Paired
 from ..data.dynamics import SYSTEMS
-from ..metrics import crps, spread_skill
+from ..generative import GenerativeModel
+from ..interpolant import Interpolant
+from ..metrics import crps, energy_distance, spread_skill
+from ..train import fit
 from .forecast_eval import climatology, energy_distances, fresh_states, score_ensemble
-from .forecast_runs import ForecastRun, load_forecast_run, train_forecast
+from .forecast_runs import (
+    ForecastPairs,
+    ForecastRun,
+    Normaliser,
+    forecast_pairs,
+    load_forecast_run,
+    train_forecast,
+)
 
-__all__ = ["SYSTEM_BUDGETS", "bench_forecast", "format_forecast", "score_rollouts"]
+__all__ = [
+    "SYSTEM_BUDGETS",
+    "FlowBaseline",
+    "bench_forecast",
+    "ensembles",
+    "format_forecast",
+    "score_rollouts",
+    "train_flow_baseline",
+]
 
 SYSTEM_BUDGETS: dict[str, dict[str, int]] = {
     "lorenz63": {"pairs": 20_000, "chains": 100, "states": 100, "members": 50},
@@ -47,9 +79,61 @@ SYSTEM_BUDGETS: dict[str, dict[str, int]] = {
 everything else is the same for all. Lorenz-96 (dt 1e-4, 500 Euler steps a lag, 264-d) gets
 half the pairs and a fifth of the states and members; its burn-in is its own (5)."""
 
-ENSEMBLES = ("interpolant", "follmer", "true_sde", "climatology")
-"""The ensembles scored: the two diffusions of the trained drift, a second true-SDE ensemble
-(whose energy distance is the floor) and climatology."""
+REFERENCES = ("true_sde", "climatology")
+"""The ensembles that are not forecasts: a second true-SDE ensemble (whose energy distance is
+the floor) and climatology."""
+
+
+def ensembles(nfe: int = 10, sde_steps: int = 50) -> dict[str, tuple[str, Any, str, int]]:
+    """The forecast ensembles scored: name -> (model "drift" or "flow", diffusion, solver,
+    steps). The drift's SDE with Heun at nfe // 2 steps makes 2 (nfe // 2) - 1 evaluations
+    (its last step is Euler-Maruyama), the flow's ODE with Heun 2 (nfe // 2): at most ``nfe``
+    each; Euler at ``nfe`` steps makes ``nfe``."""
+    k = nfe // 2
+    return {
+        "interpolant": ("drift", "interpolant", "euler", sde_steps),
+        "follmer": ("drift", "follmer", "euler", sde_steps),
+        f"interpolant_heun{k}": ("drift", "interpolant", "heun", k),
+        f"follmer_heun{k}": ("drift", "follmer", "heun", k),
+        f"follmer_euler{nfe}": ("drift", "follmer", "euler", nfe),
+        f"flow_heun{k}": ("flow", None, "heun", k),
+        f"flow_euler{nfe}": ("flow", None, "euler", nfe),
+        f"flow_heun{sde_steps // 2}": ("flow", None, "heun", sde_steps // 2),
+    }
+
+
+@dataclass
+class FlowBaseline:
+    """The conditional-flow baseline: a velocity from N(0, I) conditioned on the current state
+    (standardised like the drift's run), sampled by its ODE, rolled out autoregressively."""
+
+    model: GenerativeModel
+    normaliser: Normaliser
+
+    def rollout(
+        self, cond: Tensor, lags: int, members: int, *, steps: int, solver: str,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:  # fmt: skip
+        """(lags, members, rows, *event) forecasts from states ``cond`` in the data's units."""
+        state = self.normaliser.to_model(cond.float()).repeat_interleave(members, dim=0)
+        out = []
+        for _ in range(lags):
+            state = self.model.sample(steps=steps, solver=solver, cond=state, generator=generator)
+            out.append(state.reshape(len(cond), members, *cond.shape[1:]).transpose(0, 1))
+        return self.normaliser.from_model(torch.stack(out))
+
+
+def train_flow_baseline(config: dict[str, Any], pairs: ForecastPairs, out: Path) -> FlowBaseline:
+    """The baseline of the module's description, trained into ``out`` with the drift run's
+    budget (``config``: steps, batch_size, lr, seed, net)."""
+    norm = Normaliser.fit(pairs.x_now)
+    model = fit(
+        norm.to_model(pairs.x_next), base=Paired(norm.to_model(pairs.x_now), start="noise"),
+        interpolant=Interpolant("linear"), fields=("velocity",), steps=config["steps"],
+        batch_size=config["batch_size"], lr=config["lr"], seed=config["seed"],
+        net_options=config["net"], out=out, overwrite=True, progress=False,
+    )  # fmt: skip
+    return FlowBaseline(model, norm)
 
 
 def _se(values: Tensor) -> float:
@@ -63,17 +147,48 @@ def _per_state_crps(ensemble: Tensor, truth: Tensor) -> Tensor:
     return crps(ensemble, truth, reduction="none").flatten(1).mean(1)
 
 
-def _lag_scores(ens: Tensor, truth: Tensor, reference: Tensor) -> dict[str, float]:
-    """One lag's CRPS, spread-skill and energy distance (with standard errors)."""
+def _v_distances(ensembles: Tensor, reference: Tensor) -> Tensor:
+    """The V-statistic energy distance of each state's ensemble to the reference's, (rows,)."""
+    rows = ensembles.shape[1]
+    return torch.tensor([energy_distance(ensembles[:, i], reference[:, i], unbiased=False)
+                         for i in range(rows)], dtype=torch.float64)  # fmt: skip
+
+
+def _lag_scores(ens: Tensor, truth: Tensor, reference: Tensor, slow: int) -> dict[str, float]:
+    """One lag's CRPS, spread-skill and energy distances (with standard errors); CRPS and
+    spread-skill of the first ``slow`` entries too when ``slow`` > 0."""
     per_crps = _per_state_crps(ens, truth)
-    dist = energy_distances(ens, reference)
-    return {
+    dist, v = energy_distances(ens, reference), _v_distances(ens, reference)
+    scores = {
         "crps": float(per_crps.mean()),
         "crps_se": _se(per_crps),
         "spread_skill": spread_skill(ens, truth),
         "energy_distance": float(dist.mean()),
         "energy_distance_se": _se(dist),
+        "energy_distance_v": float(v.mean()),
+        "energy_distance_v_se": _se(v),
     }
+    if slow:
+        part = _per_state_crps(ens[..., :slow], truth[..., :slow])
+        scores["crps_slow"], scores["crps_slow_se"] = float(part.mean()), _se(part)
+        scores["spread_skill_slow"] = spread_skill(ens[..., :slow], truth[..., :slow])
+    return scores
+
+
+def _forecasts(
+    run: ForecastRun, flow: FlowBaseline | None, x0: Tensor, members: int, lags: int,
+    plan: dict[str, tuple[str, Any, str, int]], gen: torch.Generator,
+) -> dict[str, Tensor]:  # fmt: skip
+    """The rollouts of every ensemble of ``plan`` (the flow's left out without ``flow``)."""
+    paths: dict[str, Tensor] = {}
+    for name, (model, diffusion, solver, steps) in plan.items():
+        if model == "drift":
+            paths[name] = run.rollout(x0, lags, members, diffusion=diffusion, steps=steps,
+                                      solver=solver, generator=gen).double()  # fmt: skip
+        elif flow is not None:
+            paths[name] = flow.rollout(x0, lags, members, steps=steps, solver=solver,
+                                       generator=gen).double()  # fmt: skip
+    return paths
 
 
 def score_rollouts(
@@ -83,11 +198,13 @@ def score_rollouts(
     lags: int,
     *,
     sde_steps: int = 50,
+    nfe: int = 10,
+    flow: FlowBaseline | None = None,
     seed: int = 1,
 ) -> dict[str, Any]:
-    """The scores of the module's description for a trained run on a system: under
-    ``one_lag`` (ensemble -> scores at lag 1) and ``rollout`` (ensemble -> score -> list by
-    lag), the floor being ``true_sde``'s energy distance."""
+    """The scores of the module's description for a trained run on a system (and the flow
+    baseline when given): under ``one_lag`` (ensemble -> scores at lag 1) and ``rollout``
+    (ensemble -> score -> list by lag), the floor being ``true_sde``'s energy distance."""
     system = run.system
     if system is None:
         raise ValueError("score_rollouts needs a run trained on a simulated system")
@@ -97,19 +214,14 @@ def score_rollouts(
 
     reference = system.ensemble_paths(x0, members, lags, gen)
     clim = climatology(fresh_states(system, members, gen), members, states, gen)
-    paths = {
-        name: run.rollout(
-            x0, lags, members, diffusion=name, steps=sde_steps, generator=gen
-        ).double()
-        for name in ("interpolant", "follmer")
-    }
+    paths = _forecasts(run, flow, x0, members, lags, ensembles(nfe, sde_steps), gen)
     paths["true_sde"] = system.ensemble_paths(x0, members, lags, gen)
     paths["climatology"] = clim[None].expand(lags, *clim.shape)
+    slow = int(getattr(system, "K", 0)) if getattr(system, "J", None) else 0
     one_lag: dict[str, Any] = {}
     rollout: dict[str, Any] = {}
-    for name in ENSEMBLES:
-        ens = paths[name]
-        by_lag = [_lag_scores(ens[k], truth[k], reference[k]) for k in range(lags)]
+    for name, ens in paths.items():
+        by_lag = [_lag_scores(ens[k], truth[k], reference[k], slow) for k in range(lags)]
         one_lag[name] = {**score_ensemble(ens[0], truth[0], gen), **by_lag[0]}
         rollout[name] = {key: [s[key] for s in by_lag] for key in by_lag[0]}
     return {"one_lag": one_lag, "rollout": rollout}
@@ -117,13 +229,37 @@ def score_rollouts(
 
 def _config(
     name: str, budget: dict[str, int], *, steps: int, batch: int, lr: float, width: int,
-    depth: int, seed: int,
+    depth: int, seed: int, increment: bool,
 ) -> dict[str, Any]:  # fmt: skip
     """The ``model: forecast`` config of system ``name`` under the shared budget."""
     data = {"system": name, "pairs": budget["pairs"], "chains": budget["chains"], "seed": seed}
     net = {"width": width, "depth": depth}
     return {"model": "forecast", "data": data, "steps": steps, "batch_size": batch, "lr": lr,
-            "seed": seed, "net": net}  # fmt: skip
+            "seed": seed, "net": net, "increment": increment}  # fmt: skip
+
+
+def _bench_system(
+    name: str, config: dict[str, Any], budget: dict[str, int], out: Path, *, baseline: bool,
+    lags: int, sde_steps: int, nfe: int, seed: int,
+) -> dict[str, Any]:  # fmt: skip
+    """Train system ``name``'s drift (``out/NAME``) and flow baseline (``out/NAME-flow``) on
+    one set of pairs; score them."""
+    start = time.perf_counter()
+    pairs = forecast_pairs(config)
+    simulated = time.perf_counter()
+    train_forecast(config, out / name, progress=False, overwrite=True, pairs=pairs)
+    trained = time.perf_counter()
+    flow = train_flow_baseline(config, pairs, out / f"{name}-flow") if baseline else None
+    flow_trained = time.perf_counter()
+    run = load_forecast_run(out / name)
+    scores = score_rollouts(run, budget["states"], budget["members"], lags, sde_steps=sde_steps,
+                            nfe=nfe, flow=flow, seed=seed + 1)  # fmt: skip
+    return {
+        "system": repr(run.system), "lag": run.system.lag if run.system else None, **budget,
+        "simulate_seconds": simulated - start, "train_seconds": trained - simulated,
+        "flow_train_seconds": flow_trained - trained,
+        "eval_seconds": time.perf_counter() - flow_trained, **scores,
+    }  # fmt: skip
 
 
 def bench_forecast(
@@ -138,14 +274,18 @@ def bench_forecast(
     seed: int = 0,
     lags: int = 10,
     sde_steps: int = 50,
+    nfe: int = 10,
+    baseline: bool = True,
+    increment: bool = False,
     budgets: dict[str, dict[str, int]] | None = None,
 ) -> dict[str, Any]:
     """Forecasts of each of ``systems`` (module docstring; docs/benchmarks.md "Forecasting"):
-    the drift trained ``steps`` steps of batch ``batch`` at lr ``lr`` (MLP ``width`` x
-    ``depth``, seed ``seed``) on the system's pairs, scored at 1 lag and over a ``lags``-lag
-    rollout with ``sde_steps`` Euler steps a lag. ``budgets`` overrides entries of
-    :data:`SYSTEM_BUDGETS` (pairs, chains, states, members) by system. The runs go to
-    ``out/SYSTEM``."""
+    the drift (the increment form with ``increment``) and, with ``baseline``, the conditional
+    flow, trained ``steps`` steps of batch ``batch`` at lr ``lr`` (MLP ``width`` x ``depth``,
+    seed ``seed``) on the system's pairs, scored at 1 lag and over a ``lags``-lag rollout
+    (:func:`ensembles`: ``sde_steps`` and ``nfe`` evaluations a lag). ``budgets`` overrides
+    entries of :data:`SYSTEM_BUDGETS` (pairs, chains, states, members) by system. The runs
+    go to ``out/SYSTEM`` and ``out/SYSTEM-flow``."""
     systems = (systems,) if isinstance(systems, str) else tuple(systems)
     budgets = budgets or {}
     unknown = sorted(set(systems) - set(SYSTEMS)) or sorted(set(budgets) - set(systems))
@@ -156,53 +296,54 @@ def bench_forecast(
         if extra:
             raise ValueError(f"budgets: {name}: unknown key {extra[0]!r}; known: pairs, chains, "
                              "states, members")  # fmt: skip
+    if not isinstance(nfe, int) or isinstance(nfe, bool) or nfe < 2:
+        raise ValueError(f"nfe must be an integer >= 2, got {nfe!r}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {}
     for name in systems:
         budget = {**SYSTEM_BUDGETS[name], **budgets.get(name, {})}
         config = _config(name, budget, steps=steps, batch=batch, lr=lr, width=width,
-                         depth=depth, seed=seed)  # fmt: skip
-        start = time.perf_counter()
-        train_forecast(config, out / name, progress=False, overwrite=True)
-        trained = time.perf_counter()
-        run = load_forecast_run(out / name)
-        scores = score_rollouts(run, budget["states"], budget["members"], lags,
-                                sde_steps=sde_steps, seed=seed + 1)  # fmt: skip
-        results[name] = {
-            "system": repr(run.system), "lag": run.system.lag if run.system else None,
-            **budget, "train_seconds": trained - start,
-            "eval_seconds": time.perf_counter() - trained, **scores,
-        }  # fmt: skip
+                         depth=depth, seed=seed, increment=increment)  # fmt: skip
+        results[name] = _bench_system(name, config, budget, out, baseline=baseline, lags=lags,
+                                      sde_steps=sde_steps, nfe=nfe, seed=seed)  # fmt: skip
     return {
         "settings": {"steps": steps, "batch": batch, "lr": lr, "width": width, "depth": depth,
-                     "seed": seed, "lags": lags, "sde_steps": sde_steps, "solver": "euler"},
+                     "seed": seed, "lags": lags, "sde_steps": sde_steps, "nfe": nfe,
+                     "baseline": baseline, "increment": increment,
+                     "ensembles": {k: list(v) for k, v in ensembles(nfe, sde_steps).items()}},
         "systems": results,
     }  # fmt: skip
 
 
 def _one_lag_table(name: str, r: dict[str, Any]) -> list[str]:
+    floor_v = r["one_lag"]["true_sde"]["energy_distance_v"]
+    slow = "crps_slow" in r["one_lag"]["true_sde"]
     lines = [
         f"{name}: {r['system']}, {r['pairs']} pairs, {r['states']} states x "
-        f"{r['members']} members, train {r['train_seconds']:.0f} s, "
-        f"eval {r['eval_seconds']:.0f} s",
-        f"  {'1 lag':>12} {'CRPS':>16} {'energy':>8} {'spr/skill':>9} {'E-dist':>18}",
+        f"{r['members']} members, train {r['train_seconds']:.0f} s (flow "
+        f"{r['flow_train_seconds']:.0f} s), eval {r['eval_seconds']:.0f} s",
+        f"  {'1 lag':>18} {'CRPS':>16} {'energy':>8} {'spr/skill':>9} {'E-dist':>18} "
+        f"{'V/floor':>7}" + ("  CRPS slow" if slow else ""),
     ]
     for ens, s in r["one_lag"].items():
         lines.append(
-            f"  {ens:>12} {s['crps']:8.4f}+-{s['crps_se']:.4f} {s['energy_score']:8.4f} "
+            f"  {ens:>18} {s['crps']:8.4f}+-{s['crps_se']:.4f} {s['energy_score']:8.4f} "
             f"{s['spread_skill']:9.3f} {s['energy_distance']:9.4f}+-{s['energy_distance_se']:.4f}"
+            f" {s['energy_distance_v'] / floor_v:7.2f}"
+            + (f" {s['crps_slow']:10.4f}" if slow else "")
         )
     return lines  # fmt: skip
 
 
 def format_forecast(result: dict[str, Any]) -> str:
     """The benchmark as short tables: one lag per system (true_sde's energy distance is the
-    floor: 0 in expectation, its scatter the noise), then CRPS, spread-skill and energy
-    distance by lag."""
+    floor: 0 in expectation, its scatter the noise; V/floor: the V-statistic over the second
+    true ensemble's), then CRPS, spread-skill and energy distance by lag."""
     s = result["settings"]
     lines = [f"forecast drift: {s['steps']} steps, batch {s['batch']}, lr {s['lr']}, MLP "
-             f"{s['width']}x{s['depth']}, {s['sde_steps']} Euler SDE steps a lag"]  # fmt: skip
+             f"{s['width']}x{s['depth']}; ensembles (model, diffusion, solver, steps): "
+             f"{s['ensembles']}"]  # fmt: skip
     rows = (("CRPS    ", "crps", "{:.3f}"), ("spr/skl ", "spread_skill", "{:.2f}"),
             ("E-dist  ", "energy_distance", "{:.3f}"))  # fmt: skip
     for name, r in result["systems"].items():
@@ -210,5 +351,5 @@ def format_forecast(result: dict[str, Any]) -> str:
         lines.append(f"  rollout by lag 1..{len(r['rollout']['true_sde']['crps'])}:")
         for label, key, fmt in rows:
             for ens, v in r["rollout"].items():
-                lines.append(f"    {ens:>12} {label} " + " ".join(fmt.format(x) for x in v[key]))
+                lines.append(f"    {ens:>18} {label} " + " ".join(fmt.format(x) for x in v[key]))
     return "\n".join(lines)

@@ -48,11 +48,13 @@ __all__ = [
     "DEFAULT_INTERPOLANT",
     "EVAL_DEFAULTS",
     "HELDOUT_PAIRS",
+    "ForecastPairs",
     "ForecastRun",
     "Normaliser",
     "check_data_spec",
     "check_forecast_config",
     "forecast_eval_settings",
+    "forecast_pairs",
     "is_forecast_run",
     "load_forecast_run",
     "make_system",
@@ -263,6 +265,34 @@ class Normaliser:
         return cls(mean, torch.tensor(state["sd"], dtype=torch.float64))
 
 
+@dataclass
+class ForecastPairs:
+    """A config's training pairs in the data's units, how they were made (the run's ``data``
+    record) and the held-out pairs of a user's file ({} for a simulated system)."""
+
+    x_now: Tensor
+    x_next: Tensor
+    described: dict[str, Any]
+    held: dict[str, Tensor]
+
+
+def forecast_pairs(config: dict[str, Any]) -> ForecastPairs:
+    """The training pairs of a checked ``model: forecast`` config: simulated from the system
+    (seeded: a resumed run draws the same) or read from the user's files (``holdout`` of the
+    pairs kept out, for the evaluation)."""
+    spec = check_data_spec(config["data"], "data")
+    if "system" in spec:
+        system = make_system(spec)
+        gen = torch.Generator().manual_seed(spec.get("seed", 0))
+        x_now, x_next = system.pairs(spec.get("pairs", 20_000), gen, chains=spec.get("chains", 100))
+        return ForecastPairs(x_now.float(), x_next.float(), system_settings(system, spec), {})
+    from .coupling_config import split_rows
+
+    pairs, held = split_rows(dict(zip(("x_now", "x_next"), read_pairs(spec), strict=True)),
+                             spec.get("holdout", 0.1), config.get("seed", 0))  # fmt: skip
+    return ForecastPairs(pairs["x_now"], pairs["x_next"], dict(spec), held)
+
+
 def train_forecast(
     config: dict[str, Any],
     out: str | Path,
@@ -270,27 +300,13 @@ def train_forecast(
     progress: bool = True,
     *,
     overwrite: bool = False,
+    pairs: ForecastPairs | None = None,
 ) -> ForecastModel:
-    """Train the forecast run of ``config`` into folder ``out`` (resumable): pairs simulated
-    from the system (seeded: a resumed run draws the same) or read from the user's files
-    (``holdout`` of the pairs kept out, for the evaluation), standardised when ``normalise``."""
+    """Train the forecast run of ``config`` into folder ``out`` (resumable) on the config's
+    pairs (:func:`forecast_pairs`, or ``pairs`` when given), standardised when ``normalise``."""
     check_forecast_config(config)
-    spec = check_data_spec(config["data"], "data")
-    seed = config.get("seed", 0)
-    held: dict[str, Tensor] = {}
-    if "system" in spec:
-        system = make_system(spec)
-        gen = torch.Generator().manual_seed(spec.get("seed", 0))
-        x_now, x_next = system.pairs(spec.get("pairs", 20_000), gen, chains=spec.get("chains", 100))
-        x_now, x_next = x_now.float(), x_next.float()
-        described: dict[str, Any] = system_settings(system, spec)
-    else:
-        from .coupling_config import split_rows
-
-        pairs, held = split_rows(dict(zip(("x_now", "x_next"), read_pairs(spec), strict=True)),
-                                 spec.get("holdout", 0.1), seed)  # fmt: skip
-        x_now, x_next = pairs["x_now"], pairs["x_next"]
-        described = dict(spec)
+    pairs = pairs or forecast_pairs(config)
+    x_now, x_next, described, held = pairs.x_now, pairs.x_next, pairs.described, pairs.held
     norm = Normaliser.fit(x_now) if config.get("normalise", True) else Normaliser()
     interpolant = Interpolant(**(config.get("interpolant") or DEFAULT_INTERPOLANT))
     options = {k: v for k, v in config.items() if k not in RUN_KEYS | {"fields"}}
