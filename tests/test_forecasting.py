@@ -275,3 +275,54 @@ def test_increment_checks_its_scale():
     with pytest.raises(ValueError, match="scale has shape"):
         si.fit(x, base=Increment(x, scale=torch.ones(3)), fields=("drift",), steps=1,
                interpolant=interpolant(), progress=False)  # fmt: skip
+
+
+def test_navier_stokes_linear_part_and_advection_on_closed_forms():
+    """A single Fourier mode is steady for the advection and decays as exp(-(nu |k|^2 + alpha)
+    t) at any dt; the advection of psi = sin x sin y + cos 2x is the analytic -u . grad omega."""
+    ns = si.data.StochasticNavierStokes(size=16, noise=0.0, dt=0.5, viscosity=0.01, damping=0.1)
+    grid = torch.arange(16, dtype=D) * 2 * math.pi / 16
+    y, x = torch.meshgrid(grid, grid, indexing="ij")
+    mode = torch.cos(2 * x + y)
+    out = ns.advance(mode.reshape(1, -1), 3.0)
+    torch.testing.assert_close(out, mode.reshape(1, -1) * math.exp(-(0.01 * 5 + 0.1) * 3.0))
+    omega = 2 * torch.sin(x) * torch.sin(y) + 4 * torch.cos(2 * x)
+    u, v = torch.sin(x) * torch.cos(y), -(torch.cos(x) * torch.sin(y) - 2 * torch.sin(2 * x))
+    w_x, w_y = (
+        2 * torch.cos(x) * torch.sin(y) - 8 * torch.sin(2 * x),
+        2 * torch.sin(x) * torch.cos(y),
+    )
+    c = torch.fft.rfft2(omega[None], norm="forward")
+    got = torch.fft.irfft2(ns.advection(c), s=(16, 16), norm="forward")[0]
+    torch.testing.assert_close(got, -(u * w_x + v * w_y))
+
+
+class LinearNavierStokes(si.data.StochasticNavierStokes):
+    def advection(self, c):
+        return torch.zeros_like(c)
+
+
+def test_navier_stokes_noise_gives_the_stationary_variance_of_each_forced_mode():
+    """Without advection every forced mode is an OU process with stationary E|c_k|^2 = eps^2 /
+    (2 lambda_k): the grid variance is their sum over the 12 modes with 1 <= |k| <= 2."""
+    ns = LinearNavierStokes(size=8, noise=0.7, dt=1.0, viscosity=0.05, damping=0.1)
+    x = ns.advance(torch.zeros(4000, 64, dtype=D), 60.0, gen(8))
+    want = 0.7**2 / 2 * sum(4 / (0.05 * k2 + 0.1) for k2 in (1, 2, 4))
+    var = x.var(0)  # per grid point, one law at every point (homogeneous)
+    assert abs(float(var.mean()) / want - 1) < 0.03, (float(var.mean()), want)
+    assert torch.allclose(x.mean(0), torch.zeros(64, dtype=D), atol=4 * math.sqrt(want / 4000))
+
+
+def test_navier_stokes_is_a_registered_system_with_pairs_and_ensembles():
+    from interpolants.data.dynamics import SYSTEMS
+
+    ns = SYSTEMS["navier_stokes"](size=8, noise=0.3, lag=0.2, dt=0.1)
+    x_now, x_next = ns.pairs(12, gen(9), chains=4)
+    assert x_now.shape == x_next.shape == (12, 64) and torch.isfinite(x_next).all()
+    assert torch.equal(x_now[4:8], x_next[:4])  # consecutive states of each chain
+    assert ns.field(x_now).shape == (12, 8, 8)
+    assert ns.ensemble(x_now[:2], 3, gen(10)).shape == (3, 2, 64)
+    with pytest.raises(ValueError, match="size must be at least 4"):
+        SYSTEMS["navier_stokes"](size=2)
+    with pytest.raises(ValueError, match="cannot both be 0"):
+        SYSTEMS["navier_stokes"](viscosity=0.0, damping=0.0)

@@ -17,6 +17,7 @@ from .dynamics import (
     StochasticLorenz63,
     TwoScaleLorenz96,
 )
+from .navier_stokes import StochasticNavierStokes
 from .files import FILE_FORMATS, DataFileError, read_file
 from .toys import (
     DATASETS,
@@ -50,6 +51,7 @@ __all__ = [
     "StochasticAllenCahn",
     "StochasticDynamics",
     "StochasticLorenz63",
+    "StochasticNavierStokes",
     "TwoScaleLorenz96",
     "as_data",
     "batch_sampler",

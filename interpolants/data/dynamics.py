@@ -6,6 +6,8 @@ true SDE, the reference a forecast ensemble is scored against.
   rho = 28, beta = 8/3) and isotropic additive noise s.
 - :class:`TwoScaleLorenz96`: Lorenz's (1996) K slow and K J fast variables (K = 8, J = 32,
   F = 20, h = 1, b = c = 10, as Arnold, Moroz & Palmer 2013), with additive noise.
+- :class:`~.navier_stokes.StochasticNavierStokes` (its own module): the 2-D stochastic
+  vorticity equation on a periodic s x s grid, pseudo-spectral (the paper's test case).
 - :class:`StochasticAllenCahn`: the 1-D stochastic Allen-Cahn equation du = (u_xx + 2(u - u^3))
   dt + sqrt(2) dW on [0, 1] with free (Neumann) ends, whose invariant law is the Gibbs measure
   exp(-int u_x^2 / 2 + (1 - u^2)^2 / 2 dx), on d nodes.
@@ -27,7 +29,14 @@ from torch import Tensor
 from ..checks import positive_int
 from ..integrate import sdeint
 
-__all__ = ["StochasticAllenCahn", "StochasticDynamics", "StochasticLorenz63", "TwoScaleLorenz96"]
+__all__ = [
+    "SYSTEMS",
+    "StochasticAllenCahn",
+    "StochasticDynamics",
+    "StochasticLorenz63",
+    "TwoScaleLorenz96",
+    "check_timing",
+]
 
 
 class StochasticDynamics(abc.ABC):
@@ -110,7 +119,7 @@ class StochasticDynamics(abc.ABC):
         return paths.reshape(lags, members, *x_now.shape)
 
 
-def _timing(noise: float, lag: float, dt: float) -> tuple[float, float, float]:
+def check_timing(noise: float, lag: float, dt: float) -> tuple[float, float, float]:
     """(noise, lag, dt) checked: noise >= 0, lag and dt > 0, all finite."""
     for name, value in (("noise", noise), ("lag", lag), ("dt", dt)):
         if not isinstance(value, (int, float)) or not value >= 0 or not math.isfinite(value):
@@ -149,7 +158,7 @@ class StochasticLorenz63(StochasticDynamics):
         rho: float = 28.0,
         beta: float = 8.0 / 3.0,
     ):
-        self.noise, self.lag, self.dt = _timing(noise, lag, dt)
+        self.noise, self.lag, self.dt = check_timing(noise, lag, dt)
         self.sigma, self.rho, self.beta = sigma, rho, beta
 
     def drift(self, x: Tensor) -> Tensor:
@@ -195,7 +204,7 @@ class TwoScaleLorenz96(StochasticDynamics):
         b: float = 10.0,
         c: float = 10.0,
     ):
-        self.noise, self.lag, self.dt = _timing(noise, lag, dt)
+        self.noise, self.lag, self.dt = check_timing(noise, lag, dt)
         self.K, self.J = positive_int("K", K), positive_int("J", J)
         self.F, self.h, self.b, self.c = F, h, b, c
         self.dim = K + K * J
@@ -251,7 +260,7 @@ class StochasticAllenCahn(StochasticDynamics):
     def __init__(
         self, d: int = 64, lag: float = 0.1, dt: float = 1e-3, *, temperature: float = 1.0
     ):
-        self.noise, self.lag, self.dt = _timing(math.sqrt(2 * temperature), lag, dt)
+        self.noise, self.lag, self.dt = check_timing(math.sqrt(2 * temperature), lag, dt)
         if positive_int("d", d) < 3:
             raise ValueError(f"d must be at least 3 nodes, got {d}")
         self.d = self.dim = d
