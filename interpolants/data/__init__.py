@@ -17,8 +17,8 @@ from .dynamics import (
     StochasticLorenz63,
     TwoScaleLorenz96,
 )
-from .navier_stokes import StochasticNavierStokes
 from .files import FILE_FORMATS, DataFileError, read_file
+from .navier_stokes import StochasticNavierStokes
 from .toys import (
     DATASETS,
     DIGITS_TRAIN,
