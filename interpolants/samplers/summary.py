@@ -27,6 +27,7 @@ chains are summarised as one chain.
 from __future__ import annotations
 
 import csv
+import io
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -85,14 +86,19 @@ class Summary:
         """{row name: {column: value}} in row order."""
         return {name: self.row(name) for name in self.index}
 
-    def to_csv(self, path: str | Path) -> None:
-        """Write the table as CSV: a header ``name,<columns>``, then one line per row with the
+    def csv(self) -> str:
+        """The table as CSV text: a header ``name,<columns>``, then one line per row with the
         values at full precision (``nan`` where undefined)."""
-        with open(path, "w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(["name", *self.columns])
-            for name, values in zip(self.index, self.values.tolist(), strict=True):
-                writer.writerow([name, *(repr(float(v)) for v in values)])
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(["name", *self.columns])
+        for name, values in zip(self.index, self.values.tolist(), strict=True):
+            writer.writerow([name, *(repr(float(v)) for v in values)])
+        return buffer.getvalue()
+
+    def to_csv(self, path: str | Path) -> None:
+        """Write :meth:`csv` to ``path``."""
+        Path(path).write_text(self.csv())
 
     def __str__(self) -> str:
         cells = [[_format(v, c) for v, c in zip(r, self.columns, strict=True)]
