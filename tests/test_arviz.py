@@ -189,6 +189,21 @@ def test_mcmc_to_arviz_round_trip(az, hmc_run):
         assert abs(row["sd"] - float(s[i])) <= 4 * row["mcse_sd"], (name, row)
 
 
+def test_thinned_mala_lp_lines_up_with_the_draws(az):
+    target, _, _ = named_gaussian()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = sample(target, "mala", n=120, seed=1, warmup=30, chains=3, thin=3)
+    idata = result.to_arviz()
+    x = torch.as_tensor(idata.posterior["x"].values)  # no names given: one variable x
+    assert x.shape == (3, 40, 3) and idata.posterior["x"].dims[2] == "x_dim_0"
+    lp = torch.as_tensor(idata.sample_stats["lp"].values)
+    assert torch.allclose(lp, target.log_prob(x.reshape(-1, 3)).reshape(3, 40))
+    assert idata.warmup_sample_stats["lp"].shape == (3, result.info["warmup"])
+    steps = idata.warmup_sample_stats["step_size"].values
+    assert (steps[1] == result.info["warmup_step_size"].numpy()).all()
+
+
 def test_mcmc_summary_agrees_with_arviz_summary(az, hmc_run):
     target, _, _, result = hmc_run
     ours = result.summary(target=target, show=False)
