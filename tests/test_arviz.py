@@ -107,7 +107,7 @@ def test_diagnostics_agree_with_arviz(az, name):
     assert not bad, bad
 
 
-def test_diagnostics_work_per_coordinate(az):
+def test_diagnostics_work_per_coordinate():
     chains = fixed_chains()
     x = torch.stack([chains["ar1_0.9"], chains["iid"][:400]], -1)
     for k in range(2):

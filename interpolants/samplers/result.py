@@ -105,7 +105,8 @@ class SampleResult:
         (over walkers for AIS, over independent batches for SMC, see
         :func:`~.diagnostics.weighted_mean_and_stderr`). MCMC: the mean over all chains'
         draws (``chain_samples``) with the Monte Carlo standard error sqrt(var / ESS), ESS
-        from the multi-chain integrated autocorrelation time. Otherwise independent draws:
+        that of the split chains (:func:`~.diagnostics.mcse_mean`, as ArviZ's
+        ``mcse(method="mean")``; arXiv:1903.08008). Otherwise independent draws:
         std / sqrt(n).
 
         Arguments:
