@@ -18,7 +18,7 @@ from interpolants.distributions import DiagonalNormal
 from interpolants.samplers import SampleResult, diagnostics, sample
 from interpolants.samplers.arviz import variables_of
 from interpolants.samplers.summary import coordinate_names, weighted_hdi
-from interpolants.targets import EightSchools, Target
+from interpolants.targets import EightSchools, RadialVelocity, Target
 
 F64 = torch.float64
 COLUMNS = ["mean", "sd", "hdi_3%", "hdi_97%", "mcse_mean", "mcse_sd", "ess_bulk", "ess_tail",
@@ -301,6 +301,9 @@ def test_names_variables_and_errors():
     assert coordinate_names(2) == ["x[0]", "x[1]"]
     assert coordinate_names(10, target=EightSchools())[:3] == ["mu", "log_tau", "theta[0]"]
     assert Target(lambda x: x.sum(1), dim=2).coordinate_names is None
+    for jitter in (False, True):
+        rv = RadialVelocity(jitter=jitter)
+        assert len(coordinate_names(rv.dim, target=rv)) == rv.dim
     with pytest.raises(ValueError, match="3 coordinate names for 2"):
         coordinate_names(2, ["a", "b", "c"])
     with pytest.raises(ValueError, match="distinct"):
