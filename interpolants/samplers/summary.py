@@ -51,7 +51,7 @@ from .diagnostics import (
 __all__ = ["Summary", "coordinate_names", "summarize", "weighted_hdi"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Summary:
     """A small table: ``values[i, j]`` is row ``index[i]``, column ``columns[j]``.
 
