@@ -7,6 +7,8 @@ where the method has one), and writes into its output folder
   seconds, the log Z error e = log Z_hat - log Z and z = e / se(log Z_hat) where log Z is
   known, the modes covered for Gaussian mixtures and the observables <|m|>, chi for phi^4;
 - ``samples.pt``: the samples and log weights;
+- ``summary.csv``: ``SampleResult.summary()`` (mean, sd, hdi_3%, hdi_97%, mcse_mean, mcse_sd,
+  ess_bulk, ess_tail, r_hat per coordinate, rows named by the target's coordinate names);
 - for a method that trains (``nets``, through its ``log_dir`` option): ``metrics.jsonl``
   (loss, ESS and log Z per logging interval) and ``checkpoint.safetensors``
   (``--option resume=true`` continues from it);
@@ -36,7 +38,7 @@ from typing import Any
 import torch
 
 from .. import targets as _targets
-from ..run_folder import METRICS, RunFolder, file_mode
+from ..run_folder import METRICS, RunFolder, file_mode, write_atomic
 from ..samplers import METHODS, ConvergenceWarning, SampleResult, sample
 from .sampler_plots import plot_result
 
@@ -49,6 +51,7 @@ __all__ = [
 ]
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
+SUMMARY = "summary.csv"  # SampleResult.summary(), one row per coordinate
 TARGET_PREFIX = "target."  # --option target.L=16 goes to targets.get(name, L=16)
 
 
@@ -185,7 +188,8 @@ def run_sample_target(
     progress: bool = True,
     overwrite: bool = False,
 ) -> dict[str, Any]:
-    r"""Sample the target ``name`` with ``method``; write metrics.json, samples.pt and PNGs.
+    r"""Sample the target ``name`` with ``method``; write metrics.json, samples.pt,
+    summary.csv and PNGs.
 
     Arguments:
         name: a target name of :func:`interpolants.targets.names` (or ``gmm-d{d}-k{k}``), or
@@ -289,6 +293,11 @@ def _write_results(
     os.chmod(tmp, file_mode())
     os.replace(tmp, out / "samples.pt")
     folder.write_json(METRICS, metrics)  # the numbers are safe before the plots are tried
+    try:
+        summary = result.summary(target=target, show=False)
+        write_atomic(out / SUMMARY, summary.csv())
+    except Exception as err:  # nor must the table
+        metrics["summary_error"] = _one_line(err, label)
     try:
         metrics["plots"] = [p.name for p in plot_result(result, target, out)]
     except Exception as err:  # a plot must not cost the run: record why it is missing

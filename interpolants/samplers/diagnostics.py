@@ -20,12 +20,21 @@ the ranks of |x - median x|, and R-hat = max(bulk, tail); tail ESS is the smalle
 the indicators I(x <= q_0.05) and I(x <= q_0.95). :func:`convergence_warnings` turns them
 into one-line warnings (R-hat > 1.01, ESS < 400, divergences, < 100 draws per chain).
 
+Monte Carlo standard errors (Vehtari et al. 2021, section 4.4) and intervals, as ArviZ 0.23
+computes them (tests/test_arviz.py checks agreement to 1e-6): :func:`mcse_mean` = sd /
+sqrt(ESS) with the ESS of the raw split chains (:func:`ess_mean`); :func:`mcse_sd` by the
+delta method from the ESS of (x - mean)^2; :func:`mcse_quantile` from the ESS of
+I(x <= q_p) through the Phi(+-1) quantiles of Beta(ESS p + 1, ESS (1 - p) + 1) mapped to
+order statistics; :func:`hdi` the shortest interval holding floor(prob S) + 1 sorted draws.
+
 References:
     A. Kong, A note on importance sampling using standardized weights, U. Chicago TR 348 (1992).
     C. J. Geyer, Practical Markov chain Monte Carlo, Statistical Science 7 (1992) 473-483.
     A. Gelman et al., Bayesian Data Analysis, 3rd ed. (2013), section 11.4-11.5.
     A. Vehtari, A. Gelman, D. Simpson, B. Carpenter, P.-C. Buerkner, Rank-normalization,
     folding, and localization: an improved R-hat, Bayesian Analysis (2021), arXiv:1903.08008.
+    M.-H. Chen, Q.-M. Shao, Monte Carlo estimation of Bayesian credible and HPD intervals,
+    J. Comput. Graph. Stat. 8 (1999) 69-92.
 """
 
 from __future__ import annotations
@@ -39,15 +48,22 @@ from torch import Tensor
 __all__ = [
     "ConvergenceWarning",
     "autocorrelation",
+    "beta_quantile",
     "convergence_warnings",
     "effective_sample_size",
     "ess_bulk",
+    "ess_mean",
     "ess_of_weights",
+    "ess_quantile",
+    "ess_sd",
     "ess_tail",
+    "hdi",
     "integrated_autocorr_time",
     "log_Z_from_weights",
     "log_mean_exp",
     "mcse_mean",
+    "mcse_quantile",
+    "mcse_sd",
     "rank_normalize",
     "rank_rhat",
     "rhat_bulk",
@@ -182,14 +198,6 @@ def split_rhat(x: Tensor) -> Tensor:
     w = x.var(0, unbiased=True).mean(0)
     var_plus = (half - 1) / half * w + x.mean(0).var(0, unbiased=True)
     return (var_plus / w).sqrt()
-
-
-def mcse_mean(x: Tensor) -> tuple[Tensor, Tensor]:
-    """Mean over all draws (N, M[, k]) and its Monte Carlo standard error sqrt(var / ESS)."""
-    x = _as_chains(x)
-    flat = x.reshape(-1, x.shape[2])
-    se = (flat.var(0, unbiased=True) / effective_sample_size(x)).sqrt()
-    return flat.mean(0), se
 
 
 # --- rank-normalised R-hat and ESS (Vehtari et al. 2021, arXiv:1903.08008) -----------------
@@ -337,11 +345,167 @@ def ess_tail(x: Tensor) -> Tensor:
     q the type-7 quantiles over all draws (arXiv:1903.08008, section 4.3), in draws.
     Draws (N, M[, k]) -> (k,)."""
 
-    def tails(c: Tensor) -> Tensor:
-        low = _ess_of_chains(split_chains((c <= _quantile(c, 0.05)).double()))
-        return torch.minimum(low, _ess_of_chains(split_chains((c <= _quantile(c, 0.95)).double())))
+    return torch.minimum(ess_quantile(x, 0.05), ess_quantile(x, 0.95))
 
-    return _per_coordinate(x, tails)
+
+# --- Monte Carlo standard errors and intervals (arXiv:1903.08008, section 4.4) ------------
+
+
+def ess_mean(x: Tensor) -> Tensor:
+    """ESS for the mean: the ESS of the split chains of the raw draws (no rank
+    normalisation; arXiv:1903.08008, eqs. 10-13; ArviZ's ``ess(method="mean")``), in draws.
+    Draws (N, M[, k]) -> (k,); NaN where a coordinate has a NaN or N < 4."""
+    return _per_coordinate(x, lambda c: _ess_of_chains(split_chains(c)))
+
+
+def ess_sd(x: Tensor) -> Tensor:
+    """ESS for the standard deviation: the ESS of the split chains of (x - mean x)^2, the
+    mean over all draws (ArviZ's ``ess(method="sd")``). Draws (N, M[, k]) -> (k,)."""
+    return _per_coordinate(x, lambda c: _ess_of_chains(split_chains((c - c.mean((0, 1))) ** 2)))
+
+
+def ess_quantile(x: Tensor, prob: float) -> Tensor:
+    """ESS for the quantile q_prob: the ESS of the split chains of the indicator
+    I(x <= q_prob), q_prob the type-7 quantile over all draws (arXiv:1903.08008, section
+    4.3). Draws (N, M[, k]) -> (k,)."""
+    _check_prob(prob)
+    return _per_coordinate(
+        x, lambda c: _ess_of_chains(split_chains((c <= _quantile(c, prob)).double()))
+    )
+
+
+def mcse_mean(x: Tensor) -> tuple[Tensor, Tensor]:
+    """Mean over all draws (N, M[, k]) and its Monte Carlo standard error sd / sqrt(ESS),
+    sd with ddof 1 over all draws and ESS = :func:`ess_mean` (split chains), as ArviZ's
+    ``mcse(method="mean")``. Returns ((k,), (k,)); the error is NaN for N < 4 or NaN draws."""
+    x = _as_chains(x)
+    flat = x.reshape(-1, x.shape[2])
+    return flat.mean(0), (flat.var(0, unbiased=True) / ess_mean(x)).sqrt()
+
+
+def mcse_sd(x: Tensor) -> tuple[Tensor, Tensor]:
+    r"""Standard deviation over all draws (N, M[, k]) (ddof 1) and its Monte Carlo standard
+    error by the delta method: with d = (x - mean x)^2, v = mean d and
+    Var(v_hat) = (mean d^2 - v^2) / ESS(d) (ESS of the split chains of d),
+    se(sd) = sqrt(Var(v_hat) / (4 v)) (Vehtari et al., arXiv:1903.08008; ArviZ's
+    ``mcse(method="sd")``). Returns ((k,), (k,))."""
+    x = _as_chains(x)
+    d = (x - x.mean((0, 1))) ** 2
+    v = d.mean((0, 1))
+    var_v = (d.square().mean((0, 1)) - v.square()) / ess_mean(d)
+    return x.reshape(-1, x.shape[2]).std(0, unbiased=True), (var_v / v / 4).sqrt()
+
+
+PHI_MINUS_ONE = 0.5 * math.erfc(1 / math.sqrt(2))  # Phi(-1): +-1 sd of a normal
+
+
+def mcse_quantile(x: Tensor, prob: float) -> tuple[Tensor, Tensor]:
+    r"""The type-7 quantile q_prob over all draws (N, M[, k]) and its Monte Carlo standard
+    error (arXiv:1903.08008, section 4.4): with S draws and E = :func:`ess_quantile`, a, b
+    the Phi(-1) and Phi(1) quantiles of Beta(E prob + 1, E (1 - prob) + 1), and x_(i) the
+    sorted draws (0-based), se = (x_(ceil(min(b S - 1, S - 1))) - x_(floor(max(a S - 1, 0))))
+    / 2, the index convention of ArviZ's ``mcse(method="quantile")``.
+    Returns ((k,), (k,))."""
+    _check_prob(prob)
+    x = _as_chains(x)
+    ess = ess_quantile(x, prob)
+    s = x.reshape(-1, x.shape[2]).sort(0).values
+    size = s.shape[0]
+    se = torch.full_like(ess, math.nan)
+    for j, e in enumerate(ess.tolist()):
+        if not math.isfinite(e):
+            continue
+        alpha, beta = e * prob + 1, e * (1 - prob) + 1
+        lo = beta_quantile(PHI_MINUS_ONE, alpha, beta) * size - 1
+        hi = beta_quantile(1 - PHI_MINUS_ONE, alpha, beta) * size - 1
+        i, k = math.floor(max(lo, 0)), math.ceil(min(hi, size - 1))
+        se[j] = (s[k, j] - s[i, j]) / 2
+    return _quantile(x, prob), se
+
+
+def hdi(x: Tensor, prob: float = 0.94) -> Tensor:
+    r"""Highest-density interval: the shortest interval [x_(i), x_(i + h)] of sorted draws
+    that holds h + 1 of the S draws, h = floor(prob S) (Chen & Shao 1999; the first one on
+    ties), per coordinate over all chains, as ArviZ's ``hdi`` (its default prob is 0.94).
+    Draws (N, M[, k]) or (S,) -> (k, 2) with columns lower, upper; NaN rows where a
+    coordinate has a NaN."""
+    _check_prob(prob)
+    x = _as_chains(x[:, None] if x.ndim == 1 else x)
+    s = x.reshape(-1, x.shape[2]).sort(0).values
+    h = min(math.floor(prob * s.shape[0]), s.shape[0] - 1)
+    width = s[h:] - s[: s.shape[0] - h]
+    i = width.argmin(0)
+    out = torch.stack([s.gather(0, i[None])[0], s.gather(0, (i + h)[None])[0]], 1)
+    return torch.where(torch.isnan(x).any(0).any(0)[:, None], math.nan, out)
+
+
+def _check_prob(prob: float) -> None:
+    if not 0 < prob <= 1:
+        raise ValueError(f"prob must be in (0, 1], got {prob!r}")
+
+
+def beta_quantile(p: float, a: float, b: float) -> float:
+    r"""The p-quantile of Beta(a, b): x with I_x(a, b) = p, I the regularised incomplete beta
+    function (:func:`_betainc`), by Newton's method safeguarded by bisection to ~1e-15."""
+    if not (0 < p < 1 and a > 0 and b > 0):
+        raise ValueError(f"beta_quantile needs 0 < p < 1 and a, b > 0, got {p}, {a}, {b}")
+    log_beta = math.lgamma(a) + math.lgamma(b) - math.lgamma(a + b)
+    m = a / (a + b)
+    z = math.sqrt(2) * _erfinv(2 * p - 1)
+    x = min(max(m + z * math.sqrt(m * (1 - m) / (a + b + 1)), 1e-12), 1 - 1e-12)
+    lo, hi = 0.0, 1.0
+    for _ in range(200):
+        f = _betainc(x, a, b) - p
+        if f > 0:
+            hi = x
+        else:
+            lo = x
+        log_pdf = (a - 1) * math.log(x) + (b - 1) * math.log1p(-x) - log_beta
+        step = f / math.exp(log_pdf) if log_pdf > -700 else math.inf
+        new = x - step
+        if not lo < new < hi:
+            new = 0.5 * (lo + hi)
+        if abs(new - x) <= 1e-15 * max(x, 1e-300) or hi - lo <= 1e-16:
+            return new
+        x = new
+    return x
+
+
+def _erfinv(y: float) -> float:
+    """erf^{-1}(y) for |y| < 1 through the normal quantile: ndtri((y + 1) / 2) / sqrt(2)."""
+    q = torch.special.ndtri(torch.tensor((y + 1) / 2, dtype=torch.float64))
+    return float(q) / math.sqrt(2)
+
+
+def _betainc(x: float, a: float, b: float) -> float:
+    """Regularised incomplete beta I_x(a, b) by its continued fraction (DLMF 8.17.22),
+    evaluated with Lentz's method, on the side x < (a + 1) / (a + b + 2) where it converges
+    fast (I_x(a, b) = 1 - I_{1-x}(b, a) otherwise)."""
+    if x <= 0:
+        return 0.0
+    if x >= 1:
+        return 1.0
+    if x > (a + 1) / (a + b + 2):
+        return 1.0 - _betainc(1.0 - x, b, a)
+    log_front = (a * math.log(x) + b * math.log1p(-x) - math.lgamma(a) - math.lgamma(b)
+                 + math.lgamma(a + b) - math.log(a))  # fmt: skip
+    tiny = 1e-300
+    c, d = 1.0, 1.0 - (a + b) * x / (a + 1)
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    frac = d
+    for m in range(1, 100_000):
+        for num in (
+            m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
+            -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1)),
+        ):
+            d = 1.0 + num * d
+            d = 1.0 / (d if abs(d) > tiny else tiny)
+            c = 1.0 + num / c
+            c = c if abs(c) > tiny else tiny
+            frac *= c * d
+        if abs(c * d - 1.0) < 1e-15:
+            break
+    return math.exp(log_front) * frac
 
 
 def _worst(values: Tensor, bad: Tensor, largest: bool, threshold: float) -> str:

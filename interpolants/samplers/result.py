@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from .arviz import to_arviz
 from .diagnostics import mcse_mean, weighted_mean_and_stderr
 from .info import Info
+from .summary import Summary, summarize
 
 __all__ = ["SampleResult"]
 
@@ -103,7 +105,8 @@ class SampleResult:
         (over walkers for AIS, over independent batches for SMC, see
         :func:`~.diagnostics.weighted_mean_and_stderr`). MCMC: the mean over all chains'
         draws (``chain_samples``) with the Monte Carlo standard error sqrt(var / ESS), ESS
-        from the multi-chain integrated autocorrelation time. Otherwise independent draws:
+        that of the split chains (:func:`~.diagnostics.mcse_mean`, as ArviZ's
+        ``mcse(method="mean")``; arXiv:1903.08008). Otherwise independent draws:
         std / sqrt(n).
 
         Arguments:
@@ -123,6 +126,52 @@ class SampleResult:
             return weighted_mean_and_stderr(v, self.log_weights, self.groups)
         v = v.double()
         return v.mean(0), v.std(0) / math.sqrt(v.shape[0])
+
+    def summary(
+        self,
+        names: Sequence[str] | None = None,
+        target: Any = None,
+        hdi_prob: float = 0.94,
+        show: bool = True,
+    ) -> Summary:
+        """Print (unless ``show=False``) and return the table of ``arviz.summary``: one row per
+        coordinate with mean, sd, hdi_3%, hdi_97%, mcse_mean, mcse_sd, ess_bulk, ess_tail,
+        r_hat (:mod:`~.summary`: their definitions for chains, after Vehtari et al. 2021,
+        arXiv:1903.08008, and what they mean for weighted walkers).
+
+        Arguments:
+            names: the rows' names (default ``target.coordinate_names``, else x[0], x[1], ...).
+            target: the sampled target, for its coordinate names.
+            hdi_prob: the probability of the highest-density interval (columns
+                ``hdi_{50 (1 - p)}%`` and ``hdi_{100 - 50 (1 - p)}%``).
+            show: print the table.
+
+        Returns:
+            a :class:`~.summary.Summary` (``summary["mean"]``, ``summary.row(name)``,
+            ``summary.to_csv(path)``, ``str(summary)``).
+        """
+        table = summarize(self, names, target, hdi_prob)
+        if show:
+            print(table)
+        return table
+
+    def to_arviz(
+        self, names: Sequence[str] | None = None, target: Any = None, seed: int = 0
+    ) -> Any:
+        """The result as an ``arviz.InferenceData`` (needs ``pip install
+        "interpolants[arviz]"``): ``posterior`` (chain, draw, ...) of the chains, or a seeded
+        multinomial resample of weighted walkers, ``sample_stats`` (``lp``, ``step_size``;
+        ``log_marginal_likelihood`` and its stderr for weighted results), the raw walkers and
+        their log weights in the groups ``weighted_posterior`` and ``weighted_sample_stats``.
+        See :mod:`~.arviz` for the details.
+
+        Arguments:
+            names: the coordinates' names (default ``target.coordinate_names``, else one
+                variable ``x``).
+            target: the sampled target, for its coordinate names.
+            seed: seeds the resample of weighted walkers.
+        """
+        return to_arviz(self, names, target, seed)
 
     def to_dict(self) -> dict[str, Any]:
         """Scalar metrics for metrics.json (NaN and inf become None): ``rhat_max``,

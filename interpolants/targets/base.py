@@ -33,6 +33,11 @@ class Target:
     factors over consecutive blocks of k coordinates (many_well: k = 2); learned samplers use
     it to pick a network with that structure (NETS: ``net="blocks"``). None: no such claim.
 
+    Subclasses whose coordinates are named parameters set ``coordinate_names`` (a list of
+    ``dim`` distinct names, ``"mu"`` or ``"theta[0]"`` for the entries of a vector ``theta``;
+    eight schools, logistic regression, item response, local level); ``SampleResult.summary``
+    and ``to_arviz`` name rows and variables by them. None: unnamed (``x[0]``, ``x[1]``, ...).
+
     Example:
         >>> t = Target(lambda x: -0.5 * x.square().sum(1), dim=2, log_Z=math.log(2 * math.pi))
         >>> t.log_prob(torch.zeros(3, 2)).shape
@@ -40,6 +45,7 @@ class Target:
     """
 
     block_size: int | None = None
+    coordinate_names: list[str] | None = None
 
     def __init__(
         self,

@@ -351,6 +351,13 @@ class RadialVelocity(Target):
             references=refs,
         )
 
+    @property
+    def coordinate_names(self) -> list[str]:
+        """The unconstrained coordinates (class docstring): u_P, K cos lambda, K sin lambda,
+        u_1, u_2, gamma[, ln s]."""
+        names = ["u_P", "K_cos_lambda", "K_sin_lambda", "u_1", "u_2", "gamma"]
+        return names + (["log_s"] if self.prior.jitter else [])
+
     def to_physical(self, x: Tensor) -> OrbitParameters:
         """Physical parameters of unconstrained points x (n, dim)."""
         self._check_x(x)
