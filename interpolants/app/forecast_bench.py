@@ -96,6 +96,7 @@ def ensembles(nfe: int = 10, sde_steps: int = 50) -> dict[str, tuple[str, Any, s
         "follmer": ("drift", "follmer", "euler", sde_steps),
         f"interpolant_heun{k}": ("drift", "interpolant", "heun", k),
         f"follmer_heun{k}": ("drift", "follmer", "heun", k),
+        f"interpolant_euler{nfe}": ("drift", "interpolant", "euler", nfe),
         f"follmer_euler{nfe}": ("drift", "follmer", "euler", nfe),
         f"flow_heun{k}": ("flow", None, "heun", k),
         f"flow_euler{nfe}": ("flow", None, "euler", nfe),
