@@ -113,7 +113,7 @@ class RunFolder:
         if self.path.exists() and not self.path.is_dir():
             raise ValueError(f"{self.path} is a file, not a run folder")
         held = [name for name in _entries(self.path) if name != ERROR]  # a failure alone: empty
-        if held and not (resume or overwrite):
+        if held and not (resume or overwrite) and writer:  # the writer alone refuses
             shown = ", ".join(held[:4]) + (", ..." if len(held) > 4 else "")
             hint = hint or (
                 "pass --resume (resume=True) to continue it, --overwrite (overwrite=True) to "

@@ -43,7 +43,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import torch
 from torch import Tensor
@@ -55,6 +55,8 @@ __all__ = [
     "local_evaluation",
     "log_mean_exp_across",
     "shard",
+    "sum_across",
+    "sum_gradients",
     "world",
 ]
 
@@ -131,6 +133,40 @@ def log_mean_exp_across(local_log_w: Tensor, n: int) -> Tensor:
     ``shard(n)``: a logsumexp of the all-gathered weights (exact, not a mean of per-rank
     estimates), the same float on every rank."""
     return torch.logsumexp(all_gather_rows(local_log_w, n), 0) - math.log(n)
+
+
+def sum_across(value: Tensor) -> Tensor:
+    """The sum of ``value`` over the ranks (every rank gets it); ``value`` alone."""
+    size, _ = world()
+    if size == 1:
+        return value
+    import torch.distributed as dist
+
+    moved = value.detach().to(_comm_device(value)).clone()
+    dist.all_reduce(moved)
+    return moved.to(value.device)
+
+
+def sum_gradients(parameters: Iterable[torch.nn.Parameter]) -> None:
+    """Replace every parameter's gradient by its sum over the ranks (one all-reduce of the
+    flattened gradients); a no-op alone.
+
+    The data-parallel training of the samplers' networks: each rank differentiates
+    sum_{i in its rows} loss_i / B of a global batch of B rows every rank drew from the shared
+    stream, so the summed gradient is the gradient of the batch mean, as in one process, up to
+    the order of the float additions. This is what DistributedDataParallel's reducer does;
+    its wrapper is not used because the losses differentiate the networks through calls other
+    than ``forward`` (``log_prob``, the free energy) and, for NETS's PINN loss, through a
+    Jacobian built with ``create_graph=True``, a double backward that DDP does not support
+    (pytorch/pytorch#47562, #63812)."""
+    size, _ = world()
+    if size == 1:
+        return
+    grads = [p.grad for p in parameters if p.grad is not None]
+    if grads:
+        flat = sum_across(torch.cat([g.flatten() for g in grads]))
+        for g, part in zip(grads, flat.split([g.numel() for g in grads]), strict=True):
+            g.copy_(part.view_as(g))
 
 
 @contextlib.contextmanager
