@@ -86,7 +86,8 @@ class RunFolder:
         path: the folder (created on :meth:`accept`), or None.
         resume: continue the run that is there.
         overwrite: replace what is there (kept aside until the new run finishes).
-        writer: False on every process of a distributed run but the first (they read only).
+        writer: False on every process of a distributed run but the first (they read only;
+            the first alone refuses a folder that holds a run).
         hint: what the refusal tells the user to do (default: name resume and overwrite).
 
     Raises:

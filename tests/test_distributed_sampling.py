@@ -50,6 +50,7 @@ import sys, warnings, torch, interpolants as si
 from interpolants import targets
 from interpolants.train import init_distributed
 from interpolants.samplers import distributed as d
+from interpolants.samplers.base import CountedDensity
 warnings.simplefilter("ignore")
 torch.set_num_threads(1)
 size, rank = init_distributed()
@@ -63,6 +64,8 @@ rows = torch.arange(n, dtype=torch.float64)[d.shard(n)]
 out["gathered"] = d.all_gather_rows(rows[:, None] * torch.ones(1, 3), n)
 out["log_mean_exp"] = d.log_mean_exp_across(rows, n)
 out["broadcast"] = d.broadcast_from_rank0(torch.tensor([rank, 5]))
+with d.local_evaluation():  # each rank its own walkers, no collective
+    out["local"] = CountedDensity(target)(torch.full((3, 2), float(rank))).log_prob
 torch.save(out, sys.argv[1] + f".{{rank}}")
 """
 
@@ -126,13 +129,15 @@ def test_data_parallel_training_equals_one_process_within_tolerance(two_ranks, m
     _compare(one, two_ranks[0][method], exact=False)
 
 
-def test_collectives_on_an_uneven_shard(two_ranks):
+def test_collectives_on_an_uneven_shard_and_local_evaluation(two_ranks):
     rows = torch.arange(7, dtype=torch.float64)
     for rank in range(2):
         got = two_ranks[rank]
         assert torch.equal(got["gathered"], rows[:, None] * torch.ones(1, 3))
         torch.testing.assert_close(got["log_mean_exp"], rows.exp().mean().log())
         assert got["broadcast"].tolist() == [0, 5]
+        alone = targets.get("gmm40").log_prob(torch.full((3, 2), float(rank)))
+        assert torch.equal(got["local"], alone.to(got["local"]))
 
 
 def test_shards_are_contiguous_blocks_the_first_ranks_one_longer():
