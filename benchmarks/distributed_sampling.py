@@ -9,7 +9,7 @@ The target: Bayesian logistic regression, N(0, I) prior, ``--rows`` synthetic da
     # the comparison: 1 process and torchrun with 2, alternated, --repeats times each
     OMP_NUM_THREADS=1 python benchmarks/distributed_sampling.py --compare 2 --repeats 3
 
-A run prints a JSON line per rank: its CPU seconds in sampling, and on rank 0 the sampling
+A run prints one JSON line (rank 0): every rank's CPU seconds in sampling, the sampling
 wall time (after the imports and the process group's start), log Z and its standard error.
 ``--compare`` reports the medians and their ratio (speed-up = median of one process / median
 of K), the whole command's wall time (interpreter and torchrun start included) likewise, and
@@ -58,6 +58,7 @@ def logistic_target(rows: int, dim: int, seed: int = 0):
 
 def run(args: argparse.Namespace) -> None:
     import interpolants as si
+    from interpolants.samplers.distributed import all_gather_rows
     from interpolants.train import init_distributed
 
     size, rank = init_distributed()
@@ -68,18 +69,13 @@ def run(args: argparse.Namespace) -> None:
     start, cpu = time.perf_counter(), time.process_time()
     result = si.sample(target, method, seed=args.seed, **options)
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu
-    line = {"rank": rank, "cpu_seconds": cpu}  # every rank's CPU time: the split of the work
+    # every rank's CPU seconds (one row each): the split of the work
+    cpus = all_gather_rows(torch.tensor([cpu], dtype=torch.float64), size).tolist()
     if rank == 0:
-        line |= {
-            "processes": size,
-            "method": args.method,
-            "sampling_seconds": wall,
-            "log_Z": result.log_Z,
-            "log_Z_stderr": result.log_Z_stderr,
-            "evaluations": result.evaluations,
-            "mean": result.samples.mean(0)[:3].tolist(),
-        }
-    print(json.dumps(line), flush=True)
+        print(json.dumps({"processes": size, "method": args.method, "sampling_seconds": wall,
+                          "cpu_seconds": cpus, "log_Z": result.log_Z,
+                          "log_Z_stderr": result.log_Z_stderr, "evaluations": result.evaluations,
+                          "mean": result.samples.mean(0)[:3].tolist()}))  # fmt: skip
 
 
 def compare(args: argparse.Namespace) -> None:
@@ -98,9 +94,8 @@ def compare(args: argparse.Namespace) -> None:
             start = time.perf_counter()
             done = subprocess.run(command, capture_output=True, text=True, env=env, check=True)
             total = time.perf_counter() - start
-            lines = [json.loads(x) for x in done.stdout.splitlines() if x.startswith("{")]
-            line = next(x for x in lines if x["rank"] == 0)
-            cpu = max(x["cpu_seconds"] for x in lines)  # the busiest rank's CPU seconds
+            line = json.loads(done.stdout.strip().splitlines()[-1])
+            cpu = max(line["cpu_seconds"])  # the busiest rank's CPU seconds
             times[k].append((line["sampling_seconds"], total, cpu))
             outputs[k] = line
     med = {k: [statistics.median(t[i] for t in v) for i in range(3)] for k, v in times.items()}
