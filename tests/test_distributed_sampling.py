@@ -4,8 +4,8 @@
 AIS, SMC, MALA and HMC must agree bit for bit (log Z, its standard error, samples, log
 weights, ESS, R-hat, bulk/tail ESS, evaluations): every rank draws the whole population's
 noise from the one seeded stream and only the target's evaluations are split, row by row.
-NETS and flow-MCMC train their networks data-parallel (gradients summed over the ranks), whose
-float32 sums round in another order: they agree to TOL_TRAINED.
+NETS, flow-MCMC and flow importance sampling train their networks data-parallel (gradients
+summed over the ranks), whose float32 sums round in another order: they agree to TOL_TRAINED.
 """
 
 import json
@@ -40,6 +40,7 @@ RUNS = """{
                  train_walkers=32, divergence="hutchinson", batch_size=33),
     "flow-mcmc": dict(method="flow-mcmc", n=256, seed=6, chains=16, warmup=20, max_rounds=3,
                       train_steps=2),
+    "is": dict(method="is", n=256, seed=6, chains=16, warmup=20, max_rounds=3, train_steps=2),
 }"""
 
 FIELDS = ("samples", "log_weights", "log_Z", "log_Z_stderr", "ess", "rhat", "rank_rhat",
@@ -122,7 +123,7 @@ def test_two_processes_equal_one_bit_for_bit(two_ranks, method):
         _compare(one, two_ranks[rank][method], exact=True)
 
 
-@pytest.mark.parametrize("method", ["nets", "flow-mcmc"])
+@pytest.mark.parametrize("method", ["nets", "flow-mcmc", "is"])
 def test_data_parallel_training_equals_one_process_within_tolerance(two_ranks, method):
     one = _one_process(method)
     _compare(two_ranks[0][method], two_ranks[1][method], exact=True)  # the ranks agree

@@ -13,7 +13,9 @@ The design, and why:
   contiguous block of walkers (:func:`shard`) and all-gathers the log densities and
   gradients in rank order (:func:`evaluate_sharded`). That is the cost that dominates on the
   targets worth several processes (a likelihood over a data set, a lattice, a physics
-  model); the moves' own arithmetic (O(n d) per step) is repeated on every rank.
+  model); the moves' own arithmetic (O(n d) per step) is repeated on every rank. Other
+  row-wise work goes through :func:`map_rows` (flow importance sampling's log rho* of its
+  draws).
 - **One stream, shared.** Every rank draws every random number of the whole population from
   the run's one seeded generator (:func:`~.base.make_generator`), so all ranks hold the same
   walkers, take the same adaptive decisions (the next temperature from the ESS, the step size
@@ -54,6 +56,7 @@ __all__ = [
     "evaluate_sharded",
     "local_evaluation",
     "log_mean_exp_across",
+    "map_rows",
     "shard",
     "sum_across",
     "sum_gradients",
@@ -181,17 +184,30 @@ def local_evaluation() -> Iterator[None]:
         _LOCAL[0] = before
 
 
-def evaluate_sharded(
-    evaluate: Callable[[Tensor], tuple[Tensor, Tensor]], x: Tensor
-) -> tuple[Tensor, Tensor]:
-    """``evaluate(x)`` -> (log density (n,), gradient (n, dim)) with each rank evaluating
-    its :func:`shard` of the rows and the results all-gathered; every rank must call it with
-    the same ``x``. Alone, inside :func:`local_evaluation`, or with fewer rows than ranks:
-    ``evaluate(x)``."""
+def map_rows(fn: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
+    """``fn(x)`` for a row-wise ``fn`` (row i of the result depends on row i of x alone), each
+    rank applying it to its :func:`shard` of the rows and the results all-gathered; every rank
+    must call it with the same ``x``. Alone, inside :func:`local_evaluation`, or with fewer
+    rows than ranks: ``fn(x)``."""
     size, _ = world()
     n = x.shape[0]
     if size == 1 or _LOCAL[0] or n < size:
+        return fn(x)
+    return all_gather_rows(fn(x[shard(n)]), n)
+
+
+def evaluate_sharded(
+    evaluate: Callable[[Tensor], tuple[Tensor, Tensor]], x: Tensor
+) -> tuple[Tensor, Tensor]:
+    """``evaluate(x)`` -> (log density (n,), gradient (n, dim)) by :func:`map_rows`: each rank
+    its rows, one all-gather of both."""
+
+    def both(rows: Tensor) -> Tensor:
+        lp, g = evaluate(rows)
+        return torch.cat([lp[:, None].to(g.dtype), g.flatten(1)], 1)
+
+    size, _ = world()
+    if size == 1 or _LOCAL[0] or x.shape[0] < size:
         return evaluate(x)
-    lp, g = evaluate(x[shard(n)])
-    both = all_gather_rows(torch.cat([lp[:, None].to(g.dtype), g.flatten(1)], 1), n)  # one call
-    return both[:, 0].to(lp.dtype), both[:, 1:].view_as(x)
+    out = map_rows(both, x)
+    return out[:, 0].to(x.dtype), out[:, 1:].view_as(x)
