@@ -33,6 +33,7 @@ import torch
 RUNS = {
     "smc": {"method": "smc", "n": 200, "reverse": None},
     "hmc": {"method": "hmc", "n": 1024, "chains": 32, "warmup": 100, "num_steps": 5},
+    "hmc128": {"method": "hmc", "n": 4096, "chains": 128, "warmup": 100, "num_steps": 5},
 }
 
 

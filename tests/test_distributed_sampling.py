@@ -31,17 +31,28 @@ pytestmark = pytest.mark.skipif(not dist.is_available(), reason="torch.distribut
 
 TOL_TRAINED = {"atol": 1e-3, "rtol": 1e-4}  # float32 networks, gradient sums reordered
 
-RUNS = """{
+RUNS = {  # the one-process and two-process runs (the script gets their repr)
     "ais": dict(method="ais", n=201, seed=1, steps=8),
     "smc": dict(method="smc", n=210, seed=2, mass_matrix="dense"),
     "mala": dict(method="mala", n=400, seed=3, warmup=60, chains=5),
     "hmc": dict(method="hmc", n=400, seed=4, warmup=60),
-    "nets": dict(method="nets", n=64, seed=5, steps=8, iterations=2, train_steps=4, updates=3,
-                 train_walkers=32, divergence="hutchinson", batch_size=33),
-    "flow-mcmc": dict(method="flow-mcmc", n=256, seed=6, chains=16, warmup=20, max_rounds=3,
-                      train_steps=2),
+    "nets": dict(
+        method="nets",
+        n=64,
+        seed=5,
+        steps=8,
+        iterations=2,
+        train_steps=4,
+        updates=3,
+        train_walkers=32,
+        divergence="hutchinson",
+        batch_size=33,
+    ),
+    "flow-mcmc": dict(
+        method="flow-mcmc", n=256, seed=6, chains=16, warmup=20, max_rounds=3, train_steps=2
+    ),
     "is": dict(method="is", n=256, seed=6, chains=16, warmup=20, max_rounds=3, train_steps=2),
-}"""
+}
 
 FIELDS = ("samples", "log_weights", "log_Z", "log_Z_stderr", "ess", "rhat", "rank_rhat",
           "ess_bulk", "ess_tail", "evaluations", "acceptance_rate")  # fmt: skip
@@ -57,7 +68,7 @@ torch.set_num_threads(1)
 size, rank = init_distributed()
 target = targets.get("gmm40")
 out = {{}}
-for name, kw in {RUNS}.items():
+for name, kw in {RUNS!r}.items():
     r = si.sample(target, **kw)
     out[name] = {{k: getattr(r, k) for k in {FIELDS!r}}}
 n = 7  # the collectives on an uneven shard: rank r holds rows shard(7)
@@ -95,7 +106,7 @@ def _one_process(name: str) -> dict:
     try:
         with warnings.catch_warnings():  # convergence warnings of these short runs
             warnings.simplefilter("ignore")
-            r = si.sample(targets.get("gmm40"), **eval(RUNS)[name])
+            r = si.sample(targets.get("gmm40"), **RUNS[name])
     finally:
         torch.set_num_threads(threads)
     return {k: getattr(r, k) for k in FIELDS}
