@@ -86,7 +86,8 @@ class RunFolder:
         path: the folder (created on :meth:`accept`), or None.
         resume: continue the run that is there.
         overwrite: replace what is there (kept aside until the new run finishes).
-        writer: False on every process of a distributed run but the first (they read only).
+        writer: False on every process of a distributed run but the first (they read only;
+            the first alone refuses a folder that holds a run).
         hint: what the refusal tells the user to do (default: name resume and overwrite).
 
     Raises:
@@ -113,7 +114,7 @@ class RunFolder:
         if self.path.exists() and not self.path.is_dir():
             raise ValueError(f"{self.path} is a file, not a run folder")
         held = [name for name in _entries(self.path) if name != ERROR]  # a failure alone: empty
-        if held and not (resume or overwrite):
+        if held and not (resume or overwrite) and writer:  # the writer alone refuses
             shown = ", ".join(held[:4]) + (", ..." if len(held) > 4 else "")
             hint = hint or (
                 "pass --resume (resume=True) to continue it, --overwrite (overwrite=True) to "

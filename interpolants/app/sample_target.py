@@ -40,6 +40,8 @@ import torch
 from .. import targets as _targets
 from ..run_folder import METRICS, RunFolder, file_mode, write_atomic
 from ..samplers import METHODS, ConvergenceWarning, SampleResult, sample
+from ..samplers.distributed import world
+from ..train import init_distributed
 from .sampler_plots import plot_result
 
 __all__ = [
@@ -234,11 +236,12 @@ def run_sample_target(
     else:
         target = name
     label = target.name if not isinstance(name, str) else name
-    if progress and "progress" not in options and _has_progress(method):
+    rank = world()[1]  # under torchrun every rank samples, rank 0 writes the run folder
+    if progress and "progress" not in options and _has_progress(method) and rank == 0:
         options["progress"] = True
     out = Path(out)
     folder = RunFolder(
-        out, resume=bool(options.get("resume")), overwrite=overwrite,
+        out, resume=bool(options.get("resume")), overwrite=overwrite, writer=rank == 0,
         hint="pass --overwrite (overwrite=True) to replace it or choose another --out; a NETS "
         "run continues its training with --option resume=true",
     )  # fmt: skip
@@ -263,6 +266,8 @@ def run_sample_target(
         except (ValueError, TypeError, RuntimeError) as err:
             raise ValueError(f"{label} ({method}): {_one_line(err, label)}") from err
         folder.accept()
+        if not folder.writer:
+            return metrics
         _write_results(folder, target, result, metrics, time.perf_counter() - start, label)
     return metrics
 
@@ -369,6 +374,7 @@ def format_metrics(metrics: dict[str, Any]) -> str:
 
 
 def _command(args: argparse.Namespace) -> None:
+    _, rank = init_distributed()  # under torchrun: the walkers' evaluations sharded
     out = args.out or f"runs/sample-target/{args.name}-{args.method}"
     metrics = run_sample_target(
         args.name,
@@ -380,8 +386,9 @@ def _command(args: argparse.Namespace) -> None:
         progress=not args.quiet,
         overwrite=args.overwrite,
     )
-    print(format_metrics(metrics))
-    print(f"metrics: {out}/metrics.json")
+    if rank == 0:
+        print(format_metrics(metrics))
+        print(f"metrics: {out}/metrics.json")
 
 
 def method_options(method: str) -> list[str]:

@@ -38,6 +38,7 @@ from ..distributions import DiagonalNormal, TorchDistribution
 from .adaptation import find_reasonable_step_size
 from .base import Evaluation, GaussianMetric, Kernel, LogDensity, State, select, uniform
 from .diagnostics import ess_of_weights, log_mean_exp
+from .distributed import broadcast_from_rank0
 from .latent import LatentFlow
 from .mala import mala
 
@@ -127,12 +128,13 @@ def systematic_resample(log_weights: Tensor, generator: torch.Generator) -> Tens
 
     One uniform u per row; walker j is copied once for every (u + i) / m, i = 0..m-1, that
     falls in (C_{j-1}, C_j], C the cumulative normalised weights (Douc, Cappe & Moulines,
-    arXiv:cs/0507025)."""
+    arXiv:cs/0507025). Under a process group rank 0's indices go to every rank
+    (:func:`~.distributed.broadcast_from_rank0`)."""
     r, m = log_weights.shape
     c = torch.softmax(log_weights.double(), -1).cumsum(-1)
     c[:, -1] = 1.0
     u = (uniform(generator, r, c)[:, None] + torch.arange(m, dtype=c.dtype, device=c.device)) / m
-    return torch.searchsorted(c, u).clamp(max=m - 1)
+    return broadcast_from_rank0(torch.searchsorted(c, u).clamp(max=m - 1))
 
 
 def gather(state: State, idx: Tensor) -> State:

@@ -17,6 +17,7 @@ from ..checks import finite_initial as check_initial
 from ..checks import fraction as check_fraction
 from ..checks import int_at_least as check_int
 from ..progress import progress_bar
+from .distributed import evaluate_sharded
 
 __all__ = [
     "DIVERGENCE_THRESHOLD",
@@ -240,6 +241,14 @@ class CountedDensity:
         self.evaluations = 0
 
     def __call__(self, x: Tensor) -> Evaluation:
+        """The walkers' log densities and gradients; under a process group each rank
+        evaluates its block of rows and the results are all-gathered
+        (:func:`~.distributed.evaluate_sharded`); ``evaluations`` counts all rows."""
+        lp, g = evaluate_sharded(self._evaluate, x)
+        self.evaluations += x.shape[0]
+        return Evaluation(lp, g)
+
+    def _evaluate(self, x: Tensor) -> tuple[Tensor, Tensor]:
         if hasattr(self.target, "log_prob_and_grad"):
             lp, g = self.target.log_prob_and_grad(x)
         else:
@@ -258,8 +267,7 @@ class CountedDensity:
             raise ValueError(
                 f"{self.name}: grad_log_prob returned shape {shape}; expected {tuple(x.shape)}"
             )
-        self.evaluations += x.shape[0]
-        return Evaluation(lp.detach().to(x.dtype), g.detach().to(x.dtype))
+        return lp.detach().to(x.dtype), g.detach().to(x.dtype)
 
 
 def make_generator(seed: int) -> torch.Generator:

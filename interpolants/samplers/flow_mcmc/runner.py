@@ -14,6 +14,7 @@ from torch import Tensor
 from ..api import chain_result, register_method, warn_unconverged
 from ..base import check_int, make_generator, progress_bar
 from ..diagnostics import ess_of_weights, log_Z_from_weights
+from ..distributed import map_rows
 from ..info import FlowMCMCInfo, ImportanceInfo
 from ..result import SampleResult
 from .config import FlowMCMCConfig
@@ -313,8 +314,8 @@ def _weighted_draws(
     for size in (s for s in sizes if s > 0):
         x, log_q = model.sample_with_log_prob(size, generator)
         x = x.to(trained.state.position)
-        with torch.no_grad():
-            lp = target.log_prob(x).detach().to(x)
+        with torch.no_grad():  # under a process group: each rank its rows, all-gathered
+            lp = map_rows(lambda rows: target.log_prob(rows).detach().to(rows), x)
         density.evaluations += size  # log_prob only, counted as one evaluation per draw
         xs.append(x)
         lws.append(torch.where(torch.isfinite(log_q), lp - log_q.to(x), -math.inf))

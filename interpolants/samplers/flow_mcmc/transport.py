@@ -14,6 +14,7 @@ from ...generative import GenerativeModel
 from ...interpolant import Interpolant
 from ...losses import velocity_loss
 from ...nn import CouplingFlow, MLPField
+from ..distributed import shard, sum_across, sum_gradients, world
 
 __all__ = ["TRANSPORTS", "CouplingTransport", "DefensiveMixture", "InterpolantTransport",
            "Transport", "make_transport"]  # fmt: skip
@@ -68,13 +69,19 @@ class CouplingTransport:
             return self.flow.log_prob(x)
 
     def fit_step(self, x: Tensor, generator: torch.Generator) -> float:
-        """One fitting step on x; its loss (see :class:`Transport`)."""
-        loss = -self.flow.log_prob(x).mean()
+        """One fitting step on x; its loss (see :class:`Transport`). Under a process group
+        each rank takes its rows of x and the gradients are summed
+        (:func:`~..distributed.sum_gradients`)."""
+        if world()[0] == 1:
+            loss = -self.flow.log_prob(x).mean()
+        else:
+            loss = -self.flow.log_prob(x[shard(x.shape[0])]).sum() / x.shape[0]
         self.optimizer.zero_grad()
         loss.backward()
+        sum_gradients(self.flow.parameters())
         torch.nn.utils.clip_grad_norm_(self.flow.parameters(), 10.0)
         self.optimizer.step()
-        return float(loss.detach())
+        return float(sum_across(loss.detach()))
 
 
 class InterpolantTransport:
@@ -122,13 +129,19 @@ class InterpolantTransport:
         """One fitting step on x; its loss (see :class:`Transport`)."""
         x0 = self.base.sample(x.shape[0], generator).to(x)
         t = torch.rand(x.shape[0], generator=generator, dtype=x.dtype)
-        s = self.interpolant.sample(x0, x, t)
-        loss = velocity_loss(self.net(s.t, s.xt), s)
+        if world()[0] == 1:
+            s = self.interpolant.sample(x0, x, t)
+            loss = velocity_loss(self.net(s.t, s.xt), s)
+        else:  # the whole batch drawn from the shared stream, this rank's rows evaluated
+            rows = shard(x.shape[0])  # (gamma = 0: the linear interpolant draws no noise)
+            s = self.interpolant.sample(x0[rows], x[rows], t[rows])
+            loss = velocity_loss(self.net(s.t, s.xt), s, "none").sum() / x.shape[0]
         self.optimizer.zero_grad()
         loss.backward()
+        sum_gradients(self.net.parameters())
         torch.nn.utils.clip_grad_norm_(self.net.parameters(), 10.0)
         self.optimizer.step()
-        return float(loss.detach())
+        return float(sum_across(loss.detach()))
 
 
 def make_transport(

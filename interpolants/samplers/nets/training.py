@@ -12,10 +12,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ...divergence import field_and_divergence
+from ...divergence import field_and_divergence, hutchinson, rademacher
 from ...run_folder import CHECKPOINT, RunFolder, TrainingInterrupted, deferred_interrupt
 from ..base import progress_bar
 from ..diagnostics import ess_of_weights, log_Z_from_weights
+from ..distributed import shard, sum_across, sum_gradients, world
 from .model import BINS, TARGET_ACCEPT, NETSModel, pinn_residual, schedule, time_bin
 from .sampling import NETSPath, simulate, time_grid
 
@@ -76,16 +77,30 @@ def pinn_loss(
 ) -> tuple[Tensor, Tensor, Tensor]:
     """The PINN objective on a batch, each residual divided by the running variance of
     dlog pi_t/dt in its time bin (``weighted``) or by its mean over the bins; returns
-    (loss, per-point residuals detached, dlog pi/dt)."""
+    (loss, per-point residuals detached, dlog pi/dt of the whole batch).
+
+    Under a process group each rank evaluates its rows (:func:`~..distributed.shard`) of the
+    batch, Hutchinson's probes drawn for the whole batch from the shared stream, and its loss
+    is its share sum_{own rows} / B of the batch mean (the residuals are its rows'), so
+    that the gradients summed over the ranks are one process's."""
     beta, dbeta = schedule(batch.t, path.kind, path.power)
     grad_log_pi = (1 - beta)[:, None] * batch.g0 + beta[:, None] * batch.g1
     dlog_pi_dt = dbeta * batch.ell
-    x = batch.x.detach().requires_grad_(True)
-    b, div = field_and_divergence(model, batch.t, x, exact, probes, gen, create_graph=True)
-    r = pinn_residual(div, grad_log_pi, b, dlog_pi_dt, model.free_energy(batch.t).to(x.dtype))
-    var = model.loss_var[time_bin(batch.t)] if weighted else model.loss_var.mean()
+    alone = world()[0] == 1
+    rows = slice(None) if alone else shard(batch.t.shape[0])
+    t, x = batch.t[rows], batch.x[rows].detach().requires_grad_(True)
+    if alone or exact:
+        b, div = field_and_divergence(model, t, x, exact, probes, gen, create_graph=True)
+    else:
+        probe = rademacher(gen, probes, batch.x)[:, rows]
+        b, div = hutchinson(model, t, x, probe, create_graph=True)
+    r = pinn_residual(div, grad_log_pi[rows], b, dlog_pi_dt[rows],
+                      model.free_energy(t).to(x.dtype))  # fmt: skip
+    var = model.loss_var[time_bin(t)] if weighted else model.loss_var.mean()
     weight = 1.0 / var.to(r.dtype)
-    return (weight * r.square()).mean(), r.detach(), dlog_pi_dt.detach()
+    terms = weight * r.square()
+    loss = terms.mean() if alone else terms.sum() / batch.t.shape[0]
+    return loss, r.detach(), dlog_pi_dt.detach()
 
 
 def action_loss(model: NETSModel, path: NETSPath, batch: Batch, base_x: Tensor, final: Batch):
@@ -114,8 +129,10 @@ class TrainingLog:
     def __init__(
         self, log_dir: str | Path | RunFolder | None, total: int, progress: bool, resume: bool
     ):
-        self.folder = (
-            log_dir if isinstance(log_dir, RunFolder) else RunFolder(log_dir, resume=resume)
+        self.folder = (  # under a process group rank 0 writes, the others read
+            log_dir
+            if isinstance(log_dir, RunFolder)
+            else RunFolder(log_dir, resume=resume, writer=world()[1] == 0)
         )
         self.bar = progress_bar(total, progress, "nets")
 
@@ -240,18 +257,22 @@ def train_drift(
                 else:
                     final = Batch.from_records(traj.records[-1:])
                     loss = action_loss(model, path, batch, x0, final)
-                if not torch.isfinite(loss):
+                # the batch's loss (pinn: the sum of the ranks' shares, the same on all)
+                shared = sum_across(loss.detach()) if o.objective == "pinn" else loss.detach()
+                if not torch.isfinite(shared):
                     saved = logger.dir is not None and (logger.dir / CHECKPOINT).exists()
                     kept = f"the checkpoint in {logger.dir} is kept" if saved else "no checkpoint"
                     raise FloatingPointError(
-                        f"nets: the {o.objective} loss is {float(loss.detach())} in training round "
+                        f"nets: the {o.objective} loss is {float(shared)} in training round "
                         f"{it + 1}; stopped ({kept}; try a smaller lr or more train_steps)"
                     )
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
+                if o.objective == "pinn":  # each rank's share of the batch (pinn_loss)
+                    sum_gradients(model.parameters())
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
                 opt.step()
-                acc_loss, acc_n = acc_loss + float(loss.detach()), acc_n + 1
+                acc_loss, acc_n = acc_loss + float(shared), acc_n + 1
             sched.step()
             logger.bar.update(1)
             if (it + 1) % o.log_every == 0 or it + 1 == o.iterations:
