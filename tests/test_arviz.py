@@ -179,6 +179,11 @@ def test_mcmc_to_arviz_round_trip(az, hmc_run):
     assert idata.sample_stats.attrs["acceptance_rate"] == result.acceptance_rate
     assert idata.sample_stats.attrs["divergences"] == result.info["divergences"]
     assert idata.warmup_sample_stats["lp"].shape == (chains, result.info["warmup"])
+    acc = torch.as_tensor(idata.sample_stats["acceptance_rate"].values)
+    assert acc.shape == (chains, draws) and ((acc >= 0) & (acc <= 1)).all()
+    assert float(acc.mean()) == pytest.approx(result.acceptance_rate, rel=1e-9)
+    diverging = idata.sample_stats["diverging"].values
+    assert diverging.dtype == bool and int(diverging.sum()) == result.info["divergences"]
     assert idata.posterior.attrs["method"] == "hmc" and idata.posterior.attrs["target"] == "gauss3"
 
     table = az.summary(idata, round_to="none")
@@ -202,6 +207,10 @@ def test_thinned_mala_lp_lines_up_with_the_draws(az):
     assert idata.warmup_sample_stats["lp"].shape == (3, result.info["warmup"])
     steps = idata.warmup_sample_stats["step_size"].values
     assert (steps[1] == result.info["warmup_step_size"].numpy()).all()
+    # per draw: the mean acceptance of the 3 moves since the last kept draw
+    acc = torch.as_tensor(idata.sample_stats["acceptance_rate"].values)
+    assert acc.shape == (3, 40)
+    assert float(acc.mean()) == pytest.approx(result.acceptance_rate, rel=1e-9)
 
 
 def test_mcmc_summary_agrees_with_arviz_summary(az, hmc_run):

@@ -37,8 +37,8 @@ def test_metric_structure(result):
     assert (r["pairs"], r["states"], r["members"], r["lag"]) == (200, 5, 4, 0.25)
     names = {*ensembles(4, 6), *REFERENCES}
     assert names == {"interpolant", "follmer", "interpolant_heun2", "follmer_heun2",
-                     "interpolant_euler4", "follmer_euler4", "flow_heun2", "flow_euler4", "flow_heun3", "true_sde",
-                     "climatology"}  # fmt: skip
+                     "interpolant_euler4", "follmer_euler4", "flow_heun2", "flow_euler4",
+                     "flow_heun3", "true_sde", "climatology"}  # fmt: skip
     assert set(r["one_lag"]) == set(r["rollout"]) == names
     for name in names:
         one, roll = r["one_lag"][name], r["rollout"][name]

@@ -197,16 +197,20 @@ def _run_mcmc(
     )
     first = adapted.first_step_size if adapted.rounds else None
     kernel = build(density, adapted.step_size, adapted.metric, first)
-    state, draws, trace, acc, divergent = adapted.state, [], [], [], 0
+    state, draws, trace, acc, step_acc, step_div = adapted.state, [], [], [], [], []
     for i in range(per_chain * thin):
         state, info = kernel.step(generator, state)
         trace.append(state.log_prob)
         acc.append(float(info.acceptance_rate.mean()))
-        divergent += int(info.is_divergent.sum())
+        step_acc.append(info.acceptance_rate.detach())
+        step_div.append(info.is_divergent.detach())
         if (i + 1) % thin == 0:
             draws.append(state.position)
         bar.update(1)
     bar.close()
+    moves_acc = torch.stack(step_acc).reshape(per_chain, thin, chains)
+    moves_div = torch.stack(step_div).reshape(per_chain, thin, chains)
+    divergent = int(moves_div.sum())
 
     metric = adapted.metric
     chain_info = make_info(
@@ -224,6 +228,8 @@ def _run_mcmc(
         target_accept=adapted.target_accept,
         warmup_divergences=adapted.divergences,
         adaptation_rounds=adapted.rounds,
+        draw_acceptance=moves_acc.double().mean(1),
+        draw_divergent=moves_div.any(1),
     )
     log_prob_trace = torch.cat([adapted.log_prob_trace, torch.stack(trace)])
     result = chain_result(

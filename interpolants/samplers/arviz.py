@@ -15,10 +15,12 @@ Markov chains (MALA, HMC, flow-MCMC; ``result.chain_samples``):
 - ``posterior``: the post-warm-up draws with dims (chain, draw, ...).
 - ``sample_stats``: ``lp`` (chain, draw), the target's unnormalised log density at every
   draw (from ``result.log_prob_trace``), ``step_size`` (chain, draw), the kernel's step
-  size after warm-up, and for flow-MCMC ``global_accepted`` (chain, draw), whether the
-  iteration's global move was accepted. The result keeps the acceptance and the divergences
-  only as totals, so they are attributes of ``sample_stats``: ``acceptance_rate`` (the mean
-  acceptance probability after warm-up) and ``divergences`` (the count after warm-up).
+  size after warm-up, for MALA and HMC ``acceptance_rate`` (chain, draw), the acceptance
+  probability of the move to each draw (the mean over the ``thin`` moves in between), and
+  ``diverging`` (chain, draw), whether one of them diverged, and for flow-MCMC
+  ``global_accepted`` (chain, draw), whether the iteration's global move was accepted. The
+  totals are attributes of ``sample_stats`` too: ``acceptance_rate`` (the mean acceptance
+  probability after warm-up) and ``divergences`` (the count after warm-up).
 - ``warmup_sample_stats``: ``lp`` of the iterations before the kept ones (warm-up and, for
   flow-MCMC, training), with ``step_size`` where the result records it per iteration.
 
@@ -106,9 +108,14 @@ def _chain_stats(result: Any) -> tuple[dict[str, np.ndarray], dict[str, np.ndarr
     step = result.info.get("step_size")
     if step is not None:
         stats["step_size"] = np.full((chains, draws), float(step))
-    accepted = result.info.get("global_accepted")  # flow-MCMC's global moves
-    if isinstance(accepted, torch.Tensor) and tuple(accepted.shape) == (draws, chains):
-        stats["global_accepted"] = accepted.detach().cpu().numpy().T
+    for key, name in (
+        ("global_accepted", "global_accepted"),  # flow-MCMC's global moves
+        ("draw_acceptance", "acceptance_rate"),
+        ("draw_divergent", "diverging"),
+    ):
+        value = result.info.get(key)
+        if isinstance(value, torch.Tensor) and tuple(value.shape) == (draws, chains):
+            stats[name] = value.detach().cpu().numpy().T
     if trace is None or trace.ndim != 2 or trace.shape[1] != chains:
         return stats, warm
     before = trace.shape[0] - draws * thin

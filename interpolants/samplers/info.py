@@ -188,6 +188,11 @@ class MCMCInfo(ChainInfo):
             chains.
         adaptation_rounds: the times warm-up divergences raised ``target_accept`` and re-ran
             the last slow window and terminal buffer (0: none).
+        draw_acceptance: (draws_per_chain, chains) the acceptance probability of the move(s)
+            that led to each kept draw (their mean over the ``thin`` moves), for ArviZ's
+            ``sample_stats.acceptance_rate``; None where not recorded.
+        draw_divergent: (draws_per_chain, chains) bool, whether any of those moves diverged
+            (ArviZ's ``diverging``); None where not recorded.
     """
 
     warmup: int
@@ -198,6 +203,8 @@ class MCMCInfo(ChainInfo):
     target_accept: float
     warmup_divergences: int
     adaptation_rounds: int
+    draw_acceptance: Tensor | None = None
+    draw_divergent: Tensor | None = None
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
