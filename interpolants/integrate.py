@@ -14,7 +14,7 @@ as ``field(t, x)`` with ``t`` a (batch,) tensor.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 
@@ -33,6 +33,7 @@ __all__ = [
     "SOLVERS",
     "Solution",
     "Tableau",
+    "checked_times",
     "divergence",
     "hutchinson_probe",
     "odeint",
@@ -168,6 +169,19 @@ def time_grid(t0: float, t1: float, steps: int) -> list[float]:
     """steps + 1 uniform times from t0 to t1, both end points exact."""
     positive_int("steps", steps)
     return [t0 + (t1 - t0) * i / steps for i in range(steps)] + [t1]
+
+
+def checked_times(times: Sequence[float] | Tensor, t0: float, t1: float) -> list[float]:
+    """``times`` as a list of floats from t0 to t1 (at least two entries, strictly monotone
+    in the direction of t1), else a ValueError naming ``times``."""
+    grid = [float(v) for v in (times.tolist() if isinstance(times, Tensor) else times)]
+    if len(grid) < 2 or grid[0] != t0 or grid[-1] != t1:
+        raise ValueError(f"times must run from {t0:g} to {t1:g} (at least two entries), got {grid}")
+    sign = 1.0 if t1 >= t0 else -1.0
+    if any(sign * (b - a) <= 0 for a, b in pairwise(grid)):
+        order = "increasing" if sign > 0 else "decreasing"
+        raise ValueError(f"times must be strictly {order}, got {grid}")
+    return grid
 
 
 def _steps(grid: list[float], progress: bool, desc: str) -> Iterable[tuple[float, float]]:
@@ -331,10 +345,12 @@ def sdeint(
     method: str = "heun",
     generator: torch.Generator | None = None,
     progress: bool = False,
+    times: Sequence[float] | Tensor | None = None,
 ) -> Solution:
     r"""Solve dX = f(t, X) dt + sqrt(2 eps(t)) dW from X(t0) = x to t1 (either direction).
 
-    With h = (t1 - t0) / steps and dW ~ N(0, |h| I):
+    With h = (t1 - t0) / steps (or the gaps between consecutive ``times``, a grid from t0 to
+    t1 that replaces the uniform one) and dW ~ N(0, |h| I):
 
     - "euler" (Euler-Maruyama): X' = X + h f(t, X) + sqrt(2 eps(t)) dW;
     - "heun" (stochastic Heun, additive noise): predictor X~ = X + h f(t, X) + g(t) dW, then
@@ -349,7 +365,11 @@ def sdeint(
     if method not in SDE_METHODS:
         raise ValueError(f"method must be one of {SDE_METHODS}, got {method!r}")
     eps = _diffusion_fn(diffusion)
-    grid = time_grid(float(t0), float(t1), steps)
+    if times is None:
+        grid = time_grid(float(t0), float(t1), steps)
+    else:
+        grid = checked_times(times, float(t0), float(t1))
+        steps = len(grid) - 1
     n, nfe = x.shape[0], 0
 
     def at(t: float) -> Tensor:

@@ -326,3 +326,36 @@ def test_navier_stokes_is_a_registered_system_with_pairs_and_ensembles():
         SYSTEMS["navier_stokes"](size=2)
     with pytest.raises(ValueError, match="cannot both be 0"):
         SYSTEMS["navier_stokes"](viscosity=0.0, damping=0.0)
+
+
+def test_a_graded_grid_cuts_the_few_step_error_of_the_follmer_sde():
+    """10 Euler-Maruyama steps of the exact OU drift with the Foellmer diffusion: the uniform
+    grid's bias (variance about 9 % low, mean 0.17 sd off) shrinks on the grid (j / 10)^0.5,
+    finer near t = 1 where the drift contracts hardest (variance within 3 %, mean 0.13 sd)."""
+    model, x0 = exact_model(), torch.tensor([[1.5, -2.0]], dtype=D)
+    sd = torch.sqrt(V)
+
+    def errors(times):
+        x = model.sample(40_000, steps=10, cond=x0, diffusion="follmer", generator=gen(11),
+                         times=times)  # fmt: skip
+        return float(((x.mean(0) - M * x0[0]) / sd).abs().max()), (x.var(0) / V - 1).abs()
+
+    mean_u, var_u = errors(None)
+    mean_g, var_g = errors([(j / 10) ** 0.5 for j in range(11)])
+    assert var_u[0] > 0.06 and var_g.max() < 0.03, (var_u, var_g)
+    assert mean_g < mean_u - 0.02, (mean_g, mean_u)
+
+
+def test_sde_times_replace_the_uniform_grid_and_are_checked():
+    x = torch.ones(3, 1, dtype=D)
+    sol = si.integrate.sdeint(lambda t, y: -y, 0.0, x, times=[0.0, 0.5, 0.75, 1.0],
+                              method="euler")  # fmt: skip
+    assert sol.steps == 3 and sol.nfe == 3
+    torch.testing.assert_close(sol.x, x * 0.5 * 0.75 * 0.75)
+    back = si.integrate.sdeint(lambda t, y: y, 0.0, x, 1.0, 0.0, times=[1.0, 0.2, 0.0],
+                               method="euler")  # fmt: skip
+    torch.testing.assert_close(back.x, x * (1 - 0.8) * (1 - 0.2))
+    for bad, message in (([0.0, 0.5], "must run from 0 to 1"), ([0.0, 0.6, 0.4, 1.0],
+                         "strictly increasing"), ([0.0], "must run from 0 to 1")):  # fmt: skip
+        with pytest.raises(ValueError, match=message):
+            exact_model().sample(4, cond=torch.zeros(1, 2, dtype=D), times=bad)

@@ -383,12 +383,14 @@ class ForecastRun:
         steps: int = 100,
         solver: str = "euler",
         generator: torch.Generator | None = None,
+        times: Any = None,
     ) -> Tensor:
         """Forecasts from current states ``cond`` (rows, *event) in the data's units:
-        (lags, members, rows, *event), standardised in and out."""
+        (lags, members, rows, *event), standardised in and out (``times``: the SDE's grid,
+        :meth:`ForecastModel.sample`)."""
         x = self.normaliser.to_model(cond.float())
         paths = self.model.rollout(x, lags=lags, members=members, steps=steps, solver=solver,
-                                   diffusion=diffusion, generator=generator)  # fmt: skip
+                                   diffusion=diffusion, generator=generator, times=times)  # fmt: skip
         return self.normaliser.from_model(paths)
 
 

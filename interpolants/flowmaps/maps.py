@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor, nn
 
+from ..integrate import checked_times
 from ..interpolant import Interpolant, broadcast_like
 
 __all__ = [
@@ -104,12 +105,7 @@ def jump_times(
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
             raise ValueError(f"steps must be a positive integer, got {steps!r}")
         return [j / steps for j in range(steps + 1)]
-    grid = [float(v) for v in (times.tolist() if isinstance(times, Tensor) else times)]
-    if len(grid) < 2 or grid[0] != 0.0 or grid[-1] != 1.0:
-        raise ValueError(f"times must run from 0 to 1 (at least two entries), got {grid}")
-    if any(b <= a for a, b in itertools.pairwise(grid)):
-        raise ValueError(f"times must be strictly increasing, got {grid}")
-    return grid
+    return checked_times(times, 0.0, 1.0)
 
 
 def compose(

@@ -4,6 +4,7 @@ with a diffusion chosen at sampling time, ensembles and autoregressive rollouts 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +87,7 @@ class ForecastModel:
         generator: torch.Generator | None = None,
         *,
         cond: Tensor | None = None,
+        times: Sequence[float] | Tensor | None = None,
         progress: bool = False,
     ) -> Tensor:
         r"""Forecasts of the state one lag after ``cond``: one per row of ``cond`` (n omitted),
@@ -93,7 +95,7 @@ class ForecastModel:
 
         Arguments:
             n: number of forecasts (see above).
-            steps: time steps of the SDE solver.
+            steps: time steps of the SDE solver (uniform), unless ``times`` is given.
             solver: "euler" (Euler-Maruyama) or "heun" (stochastic Heun).
             diffusion: g(t), the noise of dX = b_g dt + g dW (not the eps = g^2 / 2 of
                 :meth:`GenerativeModel.sample`): None or "interpolant" for g = sigma (the SDE
@@ -102,6 +104,10 @@ class ForecastModel:
                 with g(0) >= sigma(0).
             generator: the random stream of the noise.
             cond: the current states x0, (rows, *event).
+            times: the solver's grid from 0 to 1 instead of the uniform one. With few steps a
+                grid finer near t = 1, e.g. (j / k) ** 0.5, can help the Foellmer diffusion,
+                whose drift contracts hardest there: it did on the OU test and on Lorenz-63,
+                and hurt on Allen-Cahn (benchmarks/RESULTS.md, "Forecasting").
         """
         positive_int("steps", steps)
         check_diffusion(self.interpolant, diffusion)
@@ -119,7 +125,7 @@ class ForecastModel:
 
         with torch.no_grad():
             sol = sdeint(field, eps, x0.clone(), 0.0, 1.0, steps=steps, method=solver,
-                         generator=generator, progress=progress)  # fmt: skip
+                         generator=generator, progress=progress, times=times)  # fmt: skip
         return self.coupling.outcome(source.cond, sol.x)
 
     def rollout(
@@ -131,9 +137,11 @@ class ForecastModel:
         solver: str = "euler",
         diffusion: Diffusion = None,
         generator: torch.Generator | None = None,
+        times: Sequence[float] | Tensor | None = None,
     ) -> Tensor:
         """Autoregressive forecasts over ``lags`` lags: each forecast is the next current state.
-        Returns (lags, members, rows, *event) for the states ``cond`` (rows, *event)."""
+        Returns (lags, members, rows, *event) for the states ``cond`` (rows, *event); the
+        options are :meth:`sample`'s."""
         positive_int("lags", lags)
         positive_int("members", members)
         if not isinstance(cond, Tensor) or cond.ndim < 2:
@@ -141,9 +149,8 @@ class ForecastModel:
         state = cond.repeat_interleave(members, dim=0)
         out = []
         for _ in range(lags):
-            state = self.sample(
-                steps=steps, solver=solver, diffusion=diffusion, generator=generator, cond=state
-            )
+            state = self.sample(steps=steps, solver=solver, diffusion=diffusion,
+                                generator=generator, cond=state, times=times)  # fmt: skip
             out.append(state.reshape(len(cond), members, *cond.shape[1:]).transpose(0, 1))
         return torch.stack(out)
 

@@ -1,0 +1,57 @@
+"""Few-step forecasts on a graded time grid: the drift of a finished ``interpolants bench
+forecast`` run sampled by Euler-Maruyama at 10 steps on the uniform grid and on t_j = (j /
+10)^p (finer near t = 1), beside the run's conditional-flow baseline at 10 Euler steps.
+
+    OMP_NUM_THREADS=1 PYTHONPATH=. python benchmarks/forecast_grid.py runs/bench/forecast
+
+prints lag-1 CRPS and spread-skill per system (fresh test states, seed 2)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from interpolants.app.forecast_bench import FlowBaseline
+from interpolants.app.forecast_eval import fresh_states
+from interpolants.app.forecast_runs import load_forecast_run
+from interpolants.generative import load
+from interpolants.metrics import crps, spread_skill
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("folder", type=Path, help="a bench forecast folder (DIR/forecast)")
+    parser.add_argument("--systems", nargs="+", default=["lorenz63", "allen_cahn"])
+    parser.add_argument("--states", type=int, default=300)
+    parser.add_argument("--members", type=int, default=50)
+    parser.add_argument("--steps", type=int, default=10)
+    args = parser.parse_args()
+    k = args.steps
+    for name in args.systems:
+        run = load_forecast_run(args.folder / name)
+        flow = FlowBaseline(load(args.folder / f"{name}-flow"), run.normaliser)
+        gen = torch.Generator().manual_seed(2)
+        x0 = fresh_states(run.system, args.states, gen)
+        truth = run.system.advance(x0, generator=gen)
+
+        def score(paths: torch.Tensor, label: str) -> None:
+            ens = paths[0].double()
+            value = float(crps(ens, truth, reduction="none").flatten(1).mean())
+            print(f"{name:11s} {label:34s} CRPS {value:.4f}  spread-skill "
+                  f"{spread_skill(ens, truth):.3f}", flush=True)  # fmt: skip
+
+        score(run.system.ensemble(x0, args.members, gen)[None], "true SDE")
+        score(flow.rollout(x0, 1, args.members, steps=k, solver="euler", generator=gen),
+              f"flow, Euler {k}")  # fmt: skip
+        for diffusion in ("interpolant", "follmer"):
+            for p in (1.0, 0.7, 0.5):
+                times = None if p == 1.0 else [(j / k) ** p for j in range(k + 1)]
+                paths = run.rollout(x0, 1, args.members, diffusion=diffusion, steps=k,
+                                    generator=gen, times=times)  # fmt: skip
+                score(paths, f"{diffusion}, Euler {k}, p = {p}")
+
+
+if __name__ == "__main__":
+    main()
