@@ -20,6 +20,14 @@ from interpolants.generative import load
 from interpolants.metrics import crps, spread_skill
 
 
+def score(name: str, paths: torch.Tensor, truth: torch.Tensor, label: str) -> None:
+    """Print the lag-1 CRPS and spread-skill of the ensemble ``paths`` (lags, members, ...)."""
+    ens = paths[0].double()
+    value = float(crps(ens, truth, reduction="none").flatten(1).mean())
+    print(f"{name:11s} {label:34s} CRPS {value:.4f}  spread-skill "
+          f"{spread_skill(ens, truth):.3f}", flush=True)  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("folder", type=Path, help="a bench forecast folder (DIR/forecast)")
@@ -35,22 +43,15 @@ def main() -> None:
         gen = torch.Generator().manual_seed(2)
         x0 = fresh_states(run.system, args.states, gen)
         truth = run.system.advance(x0, generator=gen)
-
-        def score(paths: torch.Tensor, label: str) -> None:
-            ens = paths[0].double()
-            value = float(crps(ens, truth, reduction="none").flatten(1).mean())
-            print(f"{name:11s} {label:34s} CRPS {value:.4f}  spread-skill "
-                  f"{spread_skill(ens, truth):.3f}", flush=True)  # fmt: skip
-
-        score(run.system.ensemble(x0, args.members, gen)[None], "true SDE")
-        score(flow.rollout(x0, 1, args.members, steps=k, solver="euler", generator=gen),
-              f"flow, Euler {k}")  # fmt: skip
+        score(name, run.system.ensemble(x0, args.members, gen)[None], truth, "true SDE")
+        score(name, flow.rollout(x0, 1, args.members, steps=k, solver="euler", generator=gen),
+              truth, f"flow, Euler {k}")  # fmt: skip
         for diffusion in ("interpolant", "follmer"):
             for p in (1.0, 0.7, 0.5):
                 times = None if p == 1.0 else [(j / k) ** p for j in range(k + 1)]
                 paths = run.rollout(x0, 1, args.members, diffusion=diffusion, steps=k,
                                     generator=gen, times=times)  # fmt: skip
-                score(paths, f"{diffusion}, Euler {k}, p = {p}")
+                score(name, paths, truth, f"{diffusion}, Euler {k}, p = {p}")
 
 
 if __name__ == "__main__":

@@ -390,7 +390,8 @@ class ForecastRun:
         :meth:`ForecastModel.sample`)."""
         x = self.normaliser.to_model(cond.float())
         paths = self.model.rollout(x, lags=lags, members=members, steps=steps, solver=solver,
-                                   diffusion=diffusion, generator=generator, times=times)  # fmt: skip
+                                   diffusion=diffusion, generator=generator,
+                                   times=times)  # fmt: skip
         return self.normaliser.from_model(paths)
 
 
