@@ -61,16 +61,22 @@ class StochasticDynamics(abc.ABC):
     def initial(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """n starting states (before the burn-in)."""
 
+    def stepping(self, x: Tensor, time: float | None) -> tuple[Tensor, float, int]:
+        """(x as float64 checked to be (n, dim) states, the duration ``time`` (default: one
+        lag), the number of steps no longer than ``dt`` that cover it): what every
+        :meth:`advance` starts from."""
+        time = self.lag if time is None else float(time)
+        x = torch.as_tensor(x, dtype=torch.float64)
+        if x.ndim != 2 or x.shape[1] != self.dim:
+            raise ValueError(f"states must have shape (n, {self.dim}), got {tuple(x.shape)}")
+        return x, time, max(1, math.ceil(time / self.dt - 1e-9))
+
     def advance(
         self, x: Tensor, time: float | None = None, generator: torch.Generator | None = None
     ) -> Tensor:
         """The states ``time`` (default: one lag) after x, one independent path per row."""
-        time = self.lag if time is None else float(time)
-        steps = max(1, math.ceil(time / self.dt - 1e-9))
+        x, time, steps = self.stepping(x, time)
         eps = 0.5 * self.noise**2
-        x = torch.as_tensor(x, dtype=torch.float64)
-        if x.ndim != 2 or x.shape[1] != self.dim:
-            raise ValueError(f"states must have shape (n, {self.dim}), got {tuple(x.shape)}")
         sol = sdeint(lambda t, y: self.drift(y), eps, x, 0.0, time, steps=steps,
                      method="euler", generator=generator)  # fmt: skip
         return sol.x
@@ -296,12 +302,8 @@ class StochasticAllenCahn(StochasticDynamics):
     def advance(
         self, x: Tensor, time: float | None = None, generator: torch.Generator | None = None
     ) -> Tensor:
-        time = self.lag if time is None else float(time)
-        steps = max(1, math.ceil(time / self.dt - 1e-9))
+        u, time, steps = self.stepping(x, time)
         dt = time / steps
-        u = torch.as_tensor(x, dtype=torch.float64)
-        if u.ndim != 2 or u.shape[1] != self.dim:
-            raise ValueError(f"states must have shape (n, {self.dim}), got {tuple(u.shape)}")
         lam = self.eigenvalues * dt
         decay = torch.exp(lam)
         phi = torch.where(lam < 0, torch.expm1(lam) / lam.where(lam < 0, -1.0), 1.0) * dt

@@ -143,12 +143,8 @@ class StochasticNavierStokes(StochasticDynamics):
     def advance(
         self, x: Tensor, time: float | None = None, generator: torch.Generator | None = None
     ) -> Tensor:
-        time = self.lag if time is None else float(time)
-        steps = max(1, math.ceil(time / self.dt - 1e-9))
+        w, time, steps = self.stepping(x, time)
         dt = time / steps
-        w = torch.as_tensor(x, dtype=torch.float64)
-        if w.ndim != 2 or w.shape[1] != self.dim:
-            raise ValueError(f"states must have shape (n, {self.dim}), got {tuple(w.shape)}")
         lam = self.rates(w.device) * dt
         e, e2 = torch.exp(-lam), torch.exp(-lam / 2)
         small = lam < 1e-9
