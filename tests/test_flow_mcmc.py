@@ -29,12 +29,7 @@ F64 = torch.float64
 SMALL_FLOW = {"layers": 4, "width": 32}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def two_modes(weight: float = 0.8, offset: float = 1.5):

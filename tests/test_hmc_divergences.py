@@ -15,13 +15,7 @@ from interpolants.samplers import ConvergenceWarning
 from interpolants.samplers.adaptation import next_target_accept
 from interpolants.targets import Funnel, Target
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _funnel() -> Funnel:

@@ -21,14 +21,7 @@ from interpolants.app.sampler_bench import bench_samplers, format_samplers
 from interpolants.samplers import ConvergenceWarning
 from interpolants.targets import Target
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: intra-op threads only add contention on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_weighted_run_writes_metrics_samples_and_plots(tmp_path):

@@ -35,14 +35,7 @@ F64 = torch.float64
 SEEDS = range(4)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These tensors are tiny: intra-op threads only add contention on a shared machine
-    (measured: 76 s for this file with 2 threads under load, 23 s with one)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # --- targets built here (the named targets live elsewhere) ----------------------------------

@@ -46,9 +46,10 @@ from torch import Tensor
 
 from ..couplings import Paired
 from ..data.dynamics import SYSTEMS
+from ..forecasting import autoregress
 from ..generative import GenerativeModel
 from ..interpolant import Interpolant
-from ..metrics import crps, energy_distance, spread_skill
+from ..metrics import crps, spread_skill
 from ..train import fit
 from .forecast_eval import climatology, energy_distances, fresh_states, score_ensemble
 from .forecast_runs import (
@@ -117,12 +118,12 @@ class FlowBaseline:
         generator: torch.Generator | None = None,
     ) -> Tensor:  # fmt: skip
         """(lags, members, rows, *event) forecasts from states ``cond`` in the data's units."""
-        state = self.normaliser.to_model(cond.float()).repeat_interleave(members, dim=0)
-        out = []
-        for _ in range(lags):
-            state = self.model.sample(steps=steps, solver=solver, cond=state, generator=generator)
-            out.append(state.reshape(len(cond), members, *cond.shape[1:]).transpose(0, 1))
-        return self.normaliser.from_model(torch.stack(out))
+
+        def step(state: Tensor) -> Tensor:
+            return self.model.sample(steps=steps, solver=solver, cond=state, generator=generator)
+
+        paths = autoregress(step, self.normaliser.to_model(cond.float()), lags, members)
+        return self.normaliser.from_model(paths)
 
 
 def train_flow_baseline(config: dict[str, Any], pairs: ForecastPairs, out: Path) -> FlowBaseline:
@@ -149,18 +150,11 @@ def _per_state_crps(ensemble: Tensor, truth: Tensor) -> Tensor:
     return crps(ensemble, truth, reduction="none").flatten(1).mean(1)
 
 
-def _v_distances(ensembles: Tensor, reference: Tensor) -> Tensor:
-    """The V-statistic energy distance of each state's ensemble to the reference's, (rows,)."""
-    rows = ensembles.shape[1]
-    return torch.tensor([energy_distance(ensembles[:, i], reference[:, i], unbiased=False)
-                         for i in range(rows)], dtype=torch.float64)  # fmt: skip
-
-
 def _lag_scores(ens: Tensor, truth: Tensor, reference: Tensor, slow: int) -> dict[str, float]:
     """One lag's CRPS, spread-skill and energy distances (with standard errors); CRPS and
     spread-skill of the first ``slow`` entries too when ``slow`` > 0."""
     per_crps = _per_state_crps(ens, truth)
-    dist, v = energy_distances(ens, reference), _v_distances(ens, reference)
+    dist, v = energy_distances(ens, reference), energy_distances(ens, reference, False)
     scores = {
         "crps": float(per_crps.mean()),
         "crps_se": _se(per_crps),

@@ -68,12 +68,13 @@ def score_ensemble(ensemble: Tensor, truth: Tensor, generator: torch.Generator) 
     }
 
 
-def energy_distances(ensembles: Tensor, reference: Tensor) -> Tensor:
+def energy_distances(ensembles: Tensor, reference: Tensor, unbiased: bool = True) -> Tensor:
     """The energy distance of each state's ensemble (members, rows, *event) to the
-    reference's, one per state (rows,)."""
+    reference's, one per state (rows,); ``unbiased=False``: the V-statistic
+    (:func:`~interpolants.metrics.energy_distance`)."""
     rows = ensembles.shape[1]
-    return torch.tensor([energy_distance(ensembles[:, i], reference[:, i]) for i in range(rows)],
-                        dtype=torch.float64)  # fmt: skip
+    return torch.tensor([energy_distance(ensembles[:, i], reference[:, i], unbiased)
+                         for i in range(rows)], dtype=torch.float64)  # fmt: skip
 
 
 def climatology(pool: Tensor, members: int, rows: int, generator: torch.Generator) -> Tensor:

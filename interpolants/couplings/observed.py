@@ -89,8 +89,14 @@ class Conditioned(Coupling):
         return law
 
     def sample(self, batch: DataBatch, generator: torch.Generator | None = None) -> CouplingSample:
-        source = self.given(self._observe_batch(batch, generator))
-        return CouplingSample(source.sample(generator), batch.x1, source.cond)
+        y = self._observe_batch(batch, generator)
+        source = self.given(y)
+        return CouplingSample(source.sample(generator), self._end(y, batch.x1), source.cond)
+
+    def _end(self, y: Tensor, x1: Tensor) -> Tensor:
+        """The end point x1 trained towards for data rows x1 observed as y (x1 itself;
+        :class:`Increment` makes it the scaled increment)."""
+        return x1
 
     def bind(self, example: DataBatch) -> Conditioned:
         self.sample(example, torch.Generator().manual_seed(0))  # shapes checked on two rows
@@ -473,11 +479,8 @@ class Increment(Paired):
     def _unit(self, like: Tensor) -> Tensor:
         return self.scale.to(like.device, like.dtype)
 
-    def sample(self, batch: DataBatch, generator: torch.Generator | None = None) -> CouplingSample:
-        y = self._observe_batch(batch, generator)
-        source = self._law(y)
-        x1 = (batch.x1 - y) / self._unit(y)
-        return CouplingSample(source.sample(generator), x1, source.cond)
+    def _end(self, y: Tensor, x1: Tensor) -> Tensor:
+        return (x1 - y) / self._unit(y)
 
     def bind(self, example: DataBatch) -> Increment:
         super().bind(example)

@@ -21,11 +21,12 @@ from .drift import (
     follmer_squared,
     score_from_drift,
 )
-from .model import ForecastModel
+from .model import ForecastModel, autoregress
 
 __all__ = [
     "DIFFUSIONS",
     "ForecastModel",
+    "autoregress",
     "check_diffusion",
     "diffusion_squared",
     "drift_for_diffusion",

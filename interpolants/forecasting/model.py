@@ -4,7 +4,7 @@ with a diffusion chosen at sampling time, ensembles and autoregressive rollouts 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from ..integrate import sdeint
 from ..interpolant import Interpolant
 from .drift import Diffusion, check_diffusion, diffusion_squared, drift_for_diffusion
 
-__all__ = ["ForecastModel"]
+__all__ = ["ForecastModel", "autoregress"]
 
 STATE_KEY = "forecast"
 
@@ -37,6 +37,24 @@ def _device_dtype(net: object) -> tuple[torch.dtype, torch.device] | None:
         for p in net.parameters():
             return p.dtype, p.device
     return None
+
+
+def autoregress(
+    step: Callable[[Tensor], Tensor], cond: Tensor, lags: int, members: int = 1
+) -> Tensor:
+    """An autoregressive rollout: ``members`` copies of each current state (rows, *event)
+    advanced ``lags`` times by ``step`` (states -> their forecasts, one per row), each forecast
+    the next current state. Returns (lags, members, rows, *event)."""
+    positive_int("lags", lags)
+    positive_int("members", members)
+    if not isinstance(cond, Tensor) or cond.ndim < 2:
+        raise ValueError("cond must be a tensor of current states (rows, *event)")
+    state = cond.repeat_interleave(members, dim=0)
+    out = []
+    for _ in range(lags):
+        state = step(state)
+        out.append(state.reshape(len(cond), members, *cond.shape[1:]).transpose(0, 1))
+    return torch.stack(out)
 
 
 class ForecastModel:
@@ -142,17 +160,12 @@ class ForecastModel:
         """Autoregressive forecasts over ``lags`` lags: each forecast is the next current state.
         Returns (lags, members, rows, *event) for the states ``cond`` (rows, *event); the
         options are :meth:`sample`'s."""
-        positive_int("lags", lags)
-        positive_int("members", members)
-        if not isinstance(cond, Tensor) or cond.ndim < 2:
-            raise ValueError("cond must be a tensor of current states (rows, *event)")
-        state = cond.repeat_interleave(members, dim=0)
-        out = []
-        for _ in range(lags):
-            state = self.sample(steps=steps, solver=solver, diffusion=diffusion,
-                                generator=generator, cond=state, times=times)  # fmt: skip
-            out.append(state.reshape(len(cond), members, *cond.shape[1:]).transpose(0, 1))
-        return torch.stack(out)
+
+        def step(state: Tensor) -> Tensor:
+            return self.sample(steps=steps, solver=solver, diffusion=diffusion,
+                               generator=generator, cond=state, times=times)  # fmt: skip
+
+        return autoregress(step, cond, lags, members)
 
     def save(self, path: str | Path) -> None:
         """Write the model to ``path`` atomically in the safe format (no pickle)."""
