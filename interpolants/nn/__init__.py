@@ -12,6 +12,7 @@ r"""The networks of the package, built from one MLP builder and one time embeddi
   :func:`build_drift` (:mod:`.drifts`) and :func:`lattice_coloring` (:mod:`.lattice`): the
   networks of NETS.
 - :class:`CouplingFlow` (:mod:`.realnvp`): the RealNVP of flow-MCMC.
+- :class:`LocallyEquivariantRates` (:mod:`.rates`): LEAPS's CTMC rates on discrete states.
 - :data:`NETWORKS`, :func:`register`, :func:`describe`, :func:`build` (:mod:`.registry`):
   networks described by data for the safe checkpoints.
 
@@ -43,6 +44,7 @@ from .fields import MLPField, default_net
 from .flowmap import FlowMapMLP
 from .lattice import Sparsity, lattice_coloring
 from .mlp import mlp
+from .rates import LocallyEquivariantRates
 from .realnvp import CouplingFlow, affine_coupling, coupling_masks
 from .registry import NETWORKS, build, describe, register
 from .unet import UNetField
@@ -56,6 +58,7 @@ __all__ = [
     "FlowMapMLP",
     "FreeEnergyRate",
     "LatticeDrift",
+    "LocallyEquivariantRates",
     "MLPField",
     "Sparsity",
     "TimeEmbedding",

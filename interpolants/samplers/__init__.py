@@ -30,6 +30,7 @@ from .ais import (
 from .api import METHODS, register_method, run_hmc, run_mala, sample
 from .base import CountedDensity, Evaluation, GaussianMetric, Info, Kernel, State
 from .diagnostics import ConvergenceWarning, convergence_warnings
+from .discrete import run_discrete_ais, run_discrete_smc, run_leaps, run_site_mcmc
 from .flow_mcmc import run_flow_mcmc, run_is  # registers "flow-mcmc" and "is"
 from .hmc import hmc, leapfrog
 from .info import (
@@ -79,11 +80,15 @@ __all__ = [
     "next_temperature",
     "register_method",
     "run_ais",
+    "run_discrete_ais",
+    "run_discrete_smc",
     "run_flow_mcmc",
     "run_hmc",
     "run_is",
+    "run_leaps",
     "run_mala",
     "run_nets",
+    "run_site_mcmc",
     "run_smc",
     "sample",
     "systematic_resample",

@@ -7,7 +7,9 @@ log pi_beta = (1 - beta) log p_0 + beta log rho*, with weights that keep log Z.
    of Jarzynski (arXiv:cond-mat/9610209) and Neal's AIS (arXiv:physics/9803008);
 2. transport (optional): x <- T x by a map T of the time step (NETS: the Heun step of a
    learned drift, arXiv:2410.02711), log w += log pi_k(T x) - log pi_k(x) + log |det grad T|;
-   a walker where T is not invertible (log |det| = -inf) gets weight 0;
+   a walker where T is not invertible (log |det| = -inf) gets weight 0; or a random move
+   y ~ K(. | x) of a Markov kernel with a backward kernel L (LEAPS's learned CTMC,
+   arXiv:2502.10843), log w += log pi_k(y) - log pi_k(x) + log L(x | y) - log K(y | x);
 3. resample (optional): populations whose ESS/N fell below a threshold are resampled
    (systematic) and their log mean w carried into log Z, as in SMC (Del Moral, Doucet &
    Jasra, arXiv:cond-mat/0212648);
@@ -50,6 +52,7 @@ __all__ = [
     "AnnealedDensity",
     "LangevinMoves",
     "Level",
+    "MarkovTransport",
     "ReplayMoves",
     "Resampler",
     "TimeGrid",
@@ -81,7 +84,13 @@ class AnnealedDensity:
         self.target, self.base = target, base
 
     def components(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """(log p_0, log rho*, grad log p_0, grad log rho*) at x."""
+        """(log p_0, log rho*, grad log p_0, grad log rho*) at x; for a discrete target the
+        single-site log ratios take the gradients' place (:mod:`~interpolants.targets.discrete`:
+        they combine along the path as gradients do)."""
+        if hasattr(self.base, "log_prob_and_ratios"):
+            lp0, r0 = self.base.log_prob_and_ratios(x)
+            ev = self.target(x)
+            return lp0.to(x.dtype), ev.log_prob, r0.to(x.dtype), ev.grad
         with torch.enable_grad():
             xg = x.detach().requires_grad_(True)
             lp0 = self.base.log_prob(xg)
@@ -488,15 +497,44 @@ class Annealed:
     moved: list[float | None] = field(default_factory=list)  # share of walkers that moved
 
 
+class MarkovTransport(Protocol):
+    r"""A random transport: a Markov kernel K_t(y | x) with a backward kernel L_t(x | y).
+
+    The weight increment log pi(y) - log pi(x) + log L(x | y) - log K(y | x) is that of an
+    SMC sampler with these kernels (Del Moral, Doucet & Jasra 2006, arXiv:cond-mat/0212648):
+    unbiased for any pair whose L covers K's moves, and a deterministic invertible map T is
+    the case K = delta_{T x}, L = delta_{T^{-1} y} with log |det grad T| in their place.
+    LEAPS's continuous-time Markov chain (:mod:`.discrete.leaps`) is one.
+    """
+
+    def propose(
+        self, t0: float, t1: float, x: Tensor, generator: torch.Generator
+    ) -> tuple[Tensor, Tensor]:
+        """(y ~ K(. | x), log K(y | x)) per walker."""
+        ...
+
+    def log_backward(self, t0: float, t1: float, x: Tensor, y: Tensor, new: State) -> Tensor:
+        """log L(x | y) per walker, given the state ``new`` of pi_beta at y."""
+        ...
+
+
 def _transport(
-    density: AnnealedDensity, transport: Transport, old: State, t0: float, t1: float, beta: float
-) -> tuple[State, Tensor, Tensor]:
+    density: AnnealedDensity, transport: Transport | MarkovTransport, old: State, t0: float,
+    t1: float, beta: float, generator: torch.Generator,
+) -> tuple[State, Tensor, Tensor]:  # fmt: skip
     """(new state, log w increment (-inf where T failed), ok mask)."""
-    with torch.no_grad():
-        y, logdet = transport(t0, t1, old.position)
+    if hasattr(transport, "propose"):
+        with torch.no_grad():
+            y, log_k = transport.propose(t0, t1, old.position, generator)
+            new = density.state(y, beta)
+            logdet = transport.log_backward(t0, t1, old.position, y, new) - log_k
+    else:
+        with torch.no_grad():
+            y, logdet = transport(t0, t1, old.position)
     ok = torch.isfinite(y).all(1) & torch.isfinite(logdet)
     y = torch.where(ok[:, None], y, old.position)
-    new = density.state(y, beta)
+    if not hasattr(transport, "propose"):
+        new = density.state(y, beta)
     dw = (new.log_prob - old.log_prob).double() + logdet
     ok &= torch.isfinite(dw)
     return select(ok, new, old), torch.where(ok, dw, 0.0), ok
@@ -509,7 +547,7 @@ def anneal(
     moves: Any,
     generator: torch.Generator,
     *,
-    transport: Transport | None = None,
+    transport: Transport | MarkovTransport | None = None,
     resample: Resampler | None = None,
     on_level: Callable[[float, State, Tensor], None] | None = None,
     start: float = 0.0,
@@ -527,7 +565,8 @@ def anneal(
             :class:`ReplayMoves`): ``start(density, state, generator)`` once, then called
             at every level.
         generator: the random stream of every step.
-        transport: (t0, t1, x) -> (T x, log |det grad T|), or None (AIS, SMC).
+        transport: (t0, t1, x) -> (T x, log |det grad T|), a :class:`MarkovTransport`
+            (LEAPS), or None (AIS, SMC).
         resample: a :class:`Resampler`, or None.
         on_level: called as ``on_level(t, state, log_w)`` at t = 0 and after every level.
         start: the time and temperature of ``state`` (0, or 1 for reverse annealing).
@@ -552,7 +591,8 @@ def anneal(
         out.log_w = out.log_w + (beta1 - beta) * ell
         out.state = density.retemper(out.state, beta1)
         if transport is not None:
-            out.state, dw, ok = _transport(density, transport, out.state, t, t1, beta1)
+            out.state, dw, ok = _transport(density, transport, out.state, t, t1, beta1,
+                                           generator)  # fmt: skip
             n_bad = int((~ok).sum())
             if n_bad:
                 out.bad_steps, out.folded = out.bad_steps + n_bad, (*out.folded, len(out.levels))

@@ -48,12 +48,14 @@ from .nets import run_nets
 from .result import SampleResult
 
 __all__ = [
+    "DISCRETE_METHODS",
     "METHODS",
     "as_init",
     "default_chains",
     "register_method",
     "run_hmc",
     "run_mala",
+    "runner_for",
     "sample",
     "warn_unconverged",
 ]
@@ -439,13 +441,35 @@ METHODS: dict[str, Runner] = {
 POSTERIOR_SAMPLERS["hmc"] = run_hmc  # the reverse runs' draws of AIS and SMC (.evidence)
 
 
-def register_method(name: str, runner: Runner) -> None:
-    """Make ``sample(target, method=name, ...)`` call ``runner(target, n, seed, init, **opts)``."""
+DISCRETE_METHODS: dict[str, Runner] = {}
+"""The runners of discrete targets (those with ``values`` and ``log_prob_and_ratios``):
+"ais", "smc", "metropolis", "leaps", ... (:mod:`.discrete`)."""
+
+
+def register_method(name: str, runner: Runner, discrete: bool = False) -> None:
+    """Make ``sample(target, method=name, ...)`` call ``runner(target, n, seed, init, **opts)``
+    (for discrete targets when ``discrete``)."""
     if not isinstance(name, str) or not name:
         raise ValueError(f"name must be a non-empty string, got {name!r}")
     if not callable(runner):
         raise ValueError("runner must be callable as runner(target, n, seed, init, **options)")
-    METHODS[name] = runner
+    (DISCRETE_METHODS if discrete else METHODS)[name] = runner
+
+
+def runner_for(target: Any, method: str) -> Runner:
+    """The runner of ``method`` for ``target`` (its discrete one for a discrete target)."""
+    discrete = hasattr(target, "log_prob_and_ratios") and hasattr(target, "values")
+    table, kind = (DISCRETE_METHODS, "discrete") if discrete else (METHODS, "continuous")
+    if method not in table:
+        other = METHODS if discrete else DISCRETE_METHODS
+        hint = f" (it is for {'continuous' if discrete else 'discrete'} targets)" * (
+            method in other
+        )
+        raise ValueError(
+            f"unknown method {method!r} for a {kind} target{hint}; methods: "
+            f"{', '.join(sorted(table))}"
+        )
+    return table[method]
 
 
 def sample(
@@ -478,9 +502,7 @@ def sample(
         >>> result = sample(target, method="smc", n=1000, seed=0)
         >>> result.log_Z, result.log_Z_stderr
     """
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; methods: {', '.join(sorted(METHODS))}")
-    runner = METHODS[method]
+    runner = runner_for(target, method)
     init = as_init(init)
     params = inspect.signature(runner).parameters
     if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):

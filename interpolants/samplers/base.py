@@ -249,6 +249,9 @@ class CountedDensity:
         return Evaluation(lp, g)
 
     def _evaluate(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        if hasattr(self.target, "log_prob_and_ratios"):  # a discrete target: its ratios
+            lp, g = self.target.log_prob_and_ratios(x)
+            return self._checked(x, lp, g, (*x.shape, len(self.target.values)))
         if hasattr(self.target, "log_prob_and_grad"):
             lp, g = self.target.log_prob_and_grad(x)
         else:
@@ -256,17 +259,18 @@ class CountedDensity:
                 xg = x.detach().requires_grad_(True)
                 lp = self.target.log_prob(xg)
                 (g,) = torch.autograd.grad(lp.sum(), xg)
+        return self._checked(x, lp, g, tuple(x.shape))
+
+    def _checked(self, x: Tensor, lp: Any, g: Any, shape: tuple[int, ...]) -> tuple[Tensor, Tensor]:
         if not isinstance(lp, Tensor) or lp.shape != x.shape[:1]:
             shape = tuple(lp.shape) if isinstance(lp, Tensor) else type(lp).__name__
             raise ValueError(
                 f"{self.name}: log_prob returned shape {shape} for x of shape "
                 f"{tuple(x.shape)}; expected ({x.shape[0]},)"
             )
-        if not isinstance(g, Tensor) or g.shape != x.shape:
-            shape = tuple(g.shape) if isinstance(g, Tensor) else type(g).__name__
-            raise ValueError(
-                f"{self.name}: grad_log_prob returned shape {shape}; expected {tuple(x.shape)}"
-            )
+        if not isinstance(g, Tensor) or g.shape != shape:
+            got = tuple(g.shape) if isinstance(g, Tensor) else type(g).__name__
+            raise ValueError(f"{self.name}: grad_log_prob returned shape {got}; expected {shape}")
         return lp.detach().to(x.dtype), g.detach().to(x.dtype)
 
 

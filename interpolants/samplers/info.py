@@ -41,8 +41,10 @@ __all__ = [
     "HMCInfo",
     "ImportanceInfo",
     "Info",
+    "LEAPSInfo",
     "MCMCInfo",
     "NETSInfo",
+    "SiteChainInfo",
     "TrainingInfo",
     "TransportInfo",
 ]
@@ -347,3 +349,43 @@ class FlowMCMCInfo(ChainInfo, TransportInfo):
     global_accepted: Tensor
     global_acceptance_trace: Tensor
     local_acceptance: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class SiteChainInfo(ChainInfo):
+    """``info`` of single-site Markov chains on a discrete target ("metropolis", "gibbs"):
+    :class:`ChainInfo` (``step_size`` NaN: there is none) and
+
+    Attributes:
+        move: "gibbs" (heat bath) or "metropolis".
+        warmup: sweeps discarded per chain.
+        sweep_evaluations: walker-evaluations per sweep (the number of colours).
+        draw_acceptance: (draws_per_chain, chains) mean acceptance of the sweeps before
+            each kept draw.
+    """
+
+    move: str
+    warmup: int
+    sweep_evaluations: int
+    draw_acceptance: Tensor | None = None
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class LEAPSInfo(AnnealingInfo, TrainingInfo):
+    """``info`` of LEAPS (:func:`~.discrete.leaps.run_leaps`): :class:`AnnealingInfo`
+    (``kernel`` names the corrector moves, ``moves`` their sweeps per level),
+    :class:`TrainingInfo`, and
+
+    Attributes:
+        training_steps: gradient steps of the rate network's loss.
+        loss_history: (training_steps,) the loss at every step.
+        jumps_per_level: mean sites changed per walker by the learned CTMC per level (of
+            the first population run in turn, or of all when they run together).
+        model: the trained :class:`~.discrete.leaps.LEAPSModel` (pass it as ``model=`` to
+            sample again without training).
+    """
+
+    training_steps: int
+    loss_history: Tensor
+    jumps_per_level: Tensor
+    model: Any = None
