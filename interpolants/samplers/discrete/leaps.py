@@ -87,11 +87,11 @@ class LEAPSConfig(DiscreteAISConfig):
     sweeps: int = 0
     resample_threshold: float = 0.5
     batches: int = 4
-    train_steps: int = 400
+    train_steps: int = 1000
     train_walkers: int = 256
-    steps_per_run: int = 10
+    steps_per_run: int = 20
     batch_size: int = 512
-    lr: float = 3e-3
+    lr: float = 1e-2
     width: int = 32
     depth: int = 2
     kernel: int = 5
@@ -113,10 +113,10 @@ class LEAPSConfig(DiscreteAISConfig):
             raise ValueError(f"model must be a LEAPSModel, got {type(self.model).__name__}")
 
     def settings(self) -> dict[str, Any]:
-        """The options that change a training run (a resumed one must match them)."""
-        keep = ("steps", "sweeps", "move", "resample_threshold", "train_steps",
-                "train_walkers", "steps_per_run", "batch_size", "lr", "width", "depth",
-                "kernel")  # fmt: skip
+        """The options that change a training run (a resumed one must match them; more
+        ``train_steps`` extend it)."""
+        keep = ("steps", "sweeps", "move", "resample_threshold", "train_walkers",
+                "steps_per_run", "batch_size", "lr", "width", "depth", "kernel")  # fmt: skip
         return {k: getattr(self, k) for k in keep}
 
 
