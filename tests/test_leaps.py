@@ -122,7 +122,7 @@ def test_ctmc_kernel_is_a_probability_and_proposes_by_it():
     log_k = torch.stack([_log_kernel(out, value_index(x, values), value_index(y[None], values),
                                      0.3) for y in ys])  # fmt: skip
     assert float(log_k.exp().sum()) == pytest.approx(1.0, abs=1e-12)
-    y, lk = step.propose(0.0, 0.3, x.expand(20000, -1), make_generator(0))
+    y, _ = step.propose(0.0, 0.3, x.expand(20000, -1), make_generator(0))
     freq = (value_index(y, values) * torch.tensor([3, 1])).sum(1).bincount(minlength=9) / 20000
     assert torch.allclose(freq.double(), log_k.exp().flatten(), atol=0.012)
 
@@ -228,7 +228,7 @@ def test_leaps_checkpoints_resume_to_the_unbroken_run(tmp_path):
     with pytest.raises(ValueError, match="resume refused"):
         si.sample(target, "leaps", seed=2, train_steps=20, log_dir=tmp_path / "b",
                   resume=True, **{**opts, "lr": 0.1})  # fmt: skip
-    with pytest.raises(ValueError, match="resume and overwrite|holds"):
+    with pytest.raises(ValueError, match=r"resume and overwrite|holds"):
         si.sample(target, "leaps", seed=2, train_steps=20, log_dir=tmp_path / "b", **opts)
 
 
