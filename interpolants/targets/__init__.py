@@ -23,6 +23,14 @@ from .radial_velocity import (
 )
 from .registry import get, names
 from .regression import LogisticRegression, load_breast_cancer_data
+from .spins import (
+    Ising,
+    Potts,
+    enumerate_moments,
+    kaufman_log_Z,
+    lattice_colours,
+    transfer_matrix_log_Z,
+)
 from .state_space import LocalLevel, local_level_reference
 
 __all__ = [
@@ -31,6 +39,7 @@ __all__ = [
     "EightSchools",
     "Funnel",
     "GaussianMixture",
+    "Ising",
     "ItemResponse",
     "LocalLevel",
     "LogisticRegression",
@@ -40,6 +49,7 @@ __all__ = [
     "Particles",
     "Phi4",
     "Phi4Chain",
+    "Potts",
     "RVData",
     "RadialVelocity",
     "Target",
@@ -47,13 +57,17 @@ __all__ = [
     "chain_reference",
     "double_well_log_Z",
     "eight_schools_reference",
+    "enumerate_moments",
     "gaussian_mixture_family",
     "get",
     "gmm40",
     "item_response_matrix",
+    "kaufman_log_Z",
+    "lattice_colours",
     "load_breast_cancer_data",
     "load_radial_velocity_data",
     "local_level_reference",
     "names",
     "solve_kepler",
+    "transfer_matrix_log_Z",
 ]
