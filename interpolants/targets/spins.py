@@ -19,12 +19,18 @@ from torch import Tensor
 
 from ..checks import finite_float, int_at_least, positive_number
 from .discrete import DiscreteTarget
-from .spins_exact import enumerate_moments, kaufman_log_Z, transfer_matrix_log_Z
+from .spins_exact import (
+    enumerate_moments,
+    enumerate_states,
+    kaufman_log_Z,
+    transfer_matrix_log_Z,
+)
 
 __all__ = [
     "Ising",
     "Potts",
     "enumerate_moments",
+    "enumerate_states",
     "kaufman_log_Z",
     "lattice_colours",
     "transfer_matrix_log_Z",

@@ -23,7 +23,7 @@ from torch import Tensor
 
 from ..checks import finite_float, int_at_least, positive_number
 
-__all__ = ["enumerate_moments", "kaufman_log_Z", "transfer_matrix_log_Z"]
+__all__ = ["enumerate_moments", "enumerate_states", "kaufman_log_Z", "transfer_matrix_log_Z"]
 
 MAX_ENUMERATED = 2**20
 
@@ -141,6 +141,23 @@ def transfer_matrix_log_Z(
     return L * (shift + math.log(top)) + math.log(float((lam / top).pow(L).sum()))
 
 
+def enumerate_states(target: Any) -> tuple[Tensor, Tensor]:
+    r"""Every state of a small discrete target with its normalised log probability (float64).
+
+    Returns (x (q^dim, dim), log p (q^dim,)), log p = log rho(x) - log Z with
+    Z = sum_x rho(x); the states in lexicographic order of their value indices (the last
+    site fastest). Refused above 2^20 states.
+    """
+    q, dim = len(target.values), target.dim
+    if q**dim > MAX_ENUMERATED:
+        raise ValueError(f"enumeration needs q^dim = {q}^{dim} > 2^20 states: dim too large")
+    idx = torch.arange(q**dim)
+    powers = q ** torch.arange(dim - 1, -1, -1)
+    x = target.values.to(torch.float64)[(idx[:, None] // powers) % q]
+    log_rho = torch.cat([target.log_prob(part).to(torch.float64) for part in x.split(2**16)])
+    return x, log_rho - torch.logsumexp(log_rho, 0)
+
+
 def enumerate_moments(target: Any) -> dict[str, float]:
     r"""Exact moments of a small lattice target by summing over all q^dim states (float64).
 
@@ -148,29 +165,18 @@ def enumerate_moments(target: Any) -> dict[str, float]:
     ``dim``, ``values``, ``log_prob``, ``magnetisation`` and ``energy_per_site``). Returns
     log Z, E|m|, E m^2, chi = N (E m^2 - (E|m|)^2) (the convention of
     :meth:`~.spins.Ising.susceptibility`) and E e, e the energy per site, with
-    Z = sum_x rho(x). Refused above 2^20 states.
+    Z = sum_x rho(x) (:func:`enumerate_states`). Refused above 2^20 states.
     """
-    q, dim = len(target.values), target.dim
-    if q**dim > MAX_ENUMERATED:
-        raise ValueError(f"enumeration needs q^dim = {q}^{dim} > 2^20 states: dim too large")
-    values = target.values.to(torch.float64)
-    chunk = 2**16
-    parts: list[Tensor] = []
-    powers = q ** torch.arange(dim - 1, -1, -1)
-    for start in range(0, q**dim, chunk):
-        idx = torch.arange(start, min(start + chunk, q**dim))
-        x = values[(idx[:, None] // powers) % q]
-        m = target.magnetisation(x).to(torch.float64)
-        e = target.energy_per_site(x).to(torch.float64)
-        parts.append(torch.stack([target.log_prob(x).to(torch.float64), m.abs(), m * m, e], 1))
-    table = torch.cat(parts)
-    log_Z = float(torch.logsumexp(table[:, 0], 0))
-    p = (table[:, 0] - log_Z).exp()
-    abs_m, m2, e = (float((p * table[:, k]).sum()) for k in (1, 2, 3))
+    x, log_p = enumerate_states(target)
+    p = log_p.exp()
+    log_Z = float(target.log_prob(x[:1]).to(torch.float64)[0] - log_p[0])
+    m = target.magnetisation(x).to(torch.float64)
+    e = target.energy_per_site(x).to(torch.float64)
+    abs_m, m2 = float((p * m.abs()).sum()), float((p * m * m).sum())
     return {
         "log_Z": log_Z,
         "abs_magnetisation": abs_m,
         "magnetisation_sq": m2,
-        "susceptibility": dim * (m2 - abs_m**2),
-        "energy_per_site": e,
+        "susceptibility": target.dim * (m2 - abs_m**2),
+        "energy_per_site": float((p * e).sum()),
     }
