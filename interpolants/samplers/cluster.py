@@ -133,8 +133,6 @@ def _bonds(x: Tensor, target: Any, generator: torch.Generator | None) -> tuple[T
     L = target.L
     s = x.reshape(-1, L, L)
     if isinstance(target, Ising):
-        if target.h != 0:
-            raise ValueError(f"h must be 0 for cluster moves of the Ising model, got {target.h}")
         p = -math.expm1(-2 * target.beta * abs(target.J))
         sign = 1.0 if target.J >= 0 else -1.0
         satisfied = [sign * s * s.roll(-1, axis) > 0 for axis in (2, 1)]
@@ -142,15 +140,24 @@ def _bonds(x: Tensor, target: Any, generator: torch.Generator | None) -> tuple[T
         p = -math.expm1(-target.beta)
         satisfied = [s == s.roll(-1, axis) for axis in (2, 1)]
     else:
-        raise ValueError(
-            f"target must be an interpolants.targets Ising or Potts, got {type(target).__name__}"
-        )
+        raise ValueError(f"target must be an interpolants.targets Ising or Potts, got {target}")
     shape = (2, *s.shape)
     draws = torch.rand(shape, generator=generator, dtype=torch.float64) < p
     return satisfied[0] & draws[0], satisfied[1] & draws[1]
 
 
+def _check_target(target: Any) -> None:
+    if not isinstance(target, (Ising, Potts)):
+        raise ValueError(
+            f"target must be an interpolants.targets Ising or Potts, got {type(target).__name__}"
+        )
+    if isinstance(target, Ising) and target.h != 0:
+        raise ValueError(f"h must be 0 for cluster moves of the Ising model, got {target.h}")
+
+
 def _checked(x: Tensor, target: Any) -> Tensor:
+    """The value indices of x after checking the target and the states."""
+    _check_target(target)
     if not isinstance(x, Tensor) or x.ndim != 2 or x.shape[1] != target.dim:
         shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
         raise ValueError(f"x must have shape (n, {target.dim}), got {shape}")
@@ -256,12 +263,7 @@ def run_cluster(
     start = time.perf_counter()
     if move not in MOVES:
         raise ValueError(f"move must be one of {sorted(MOVES)}, got {move!r}")
-    if not isinstance(target, (Ising, Potts)):
-        raise ValueError(
-            f"target must be an interpolants.targets Ising or Potts, got {type(target).__name__}"
-        )
-    if isinstance(target, Ising) and target.h != 0:
-        raise ValueError(f"h must be 0 for cluster moves of the Ising model, got {target.h}")
+    _check_target(target)
     n = check_int("n", n)
     warmup, thin = check_int("warmup", warmup, 0), check_int("thin", thin)
     generator = make_generator(seed)
