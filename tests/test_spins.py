@@ -80,6 +80,8 @@ def test_kaufman_equals_transfer_matrix_equals_enumeration(L):
         e = enumerate_moments(Ising(L, beta, dtype=D))["log_Z"]
         assert abs(k - t) < 1e-10 and abs(k - e) < 1e-10, (L, beta, k, t, e)
     assert kaufman_log_Z(L, 0.0) == L * L * math.log(2)
+    for beta in (100.0, 400.0):  # the two ground states, no overflow
+        assert abs(kaufman_log_Z(L, beta) - (2 * L * L * beta + math.log(2))) < 1e-9
     if L % 2 == 0:  # antiferromagnet on a bipartite torus: flip a sublattice
         assert abs(kaufman_log_Z(L, 0.5, J=-1.0) - transfer_matrix_log_Z(L, 0.5, J=-1.0)) < 1e-10
 

@@ -53,6 +53,16 @@ def _log_abs_2sinh(x: float) -> float:
     return -math.inf if a == 0 else a + math.log(-math.expm1(-2 * a))
 
 
+def _gamma(K: float, cos_k: float) -> float:
+    """acosh(cosh 2K coth 2K - cos_k) without overflow at large K (acosh y = log y +
+    log(1 + sqrt(1 - 1 / y^2)), log y from e^{2K} / 2 when cosh 2K would overflow)."""
+    if K < 150:
+        y = math.cosh(2 * K) / math.tanh(2 * K) - cos_k
+        return math.acosh(y)
+    log_y = 2 * K - math.log(2.0) + math.log1p(-2 * cos_k * math.exp(-2 * K))
+    return log_y + math.log1p(math.sqrt(-math.expm1(-2 * log_y)))
+
+
 def kaufman_log_Z(L: int, beta: float, J: float = 1.0) -> float:
     r"""log Z of the zero-field Ising model on the L x L torus, exactly (Kaufman 1949).
 
@@ -81,9 +91,8 @@ def kaufman_log_Z(L: int, beta: float, J: float = 1.0) -> float:
         if L % 2:
             raise ValueError(f"J < 0 on an odd lattice (L = {L}) is frustrated: no Kaufman form")
         K = -K
-    c = math.cosh(2 * K) / math.tanh(2 * K)
     gamma = [2 * K + math.log(math.tanh(K))]
-    gamma += [math.acosh(c - math.cos(math.pi * k / L)) for k in range(1, 2 * L)]
+    gamma += [_gamma(K, math.cos(math.pi * k / L)) for k in range(1, 2 * L)]
     odd = [gamma[2 * r + 1] * L / 2 for r in range(L)]
     even = [gamma[2 * r] * L / 2 for r in range(L)]
     logs, signs = [], []
@@ -92,7 +101,7 @@ def kaufman_log_Z(L: int, beta: float, J: float = 1.0) -> float:
         signs.append(1.0)
         logs.append(sum(_log_abs_2sinh(g) for g in half))
         signs.append(math.prod(math.copysign(1.0, g) for g in half))
-    prefactor = (N / 2) * math.log(2 * math.sinh(2 * K)) - math.log(2.0)
+    prefactor = (N / 2) * (2 * K + math.log(-math.expm1(-4 * K))) - math.log(2.0)
     return prefactor + _signed_log_sum(logs, signs)
 
 
