@@ -148,6 +148,10 @@ def test_run_cluster_bookkeeping_and_reproducibility():
     assert torch.equal(r.samples, again.samples)
     assert bool(torch.isin(r.samples, target.values).all())
     torch.testing.assert_close(r.log_prob_trace[-1], target.log_prob(r.chain_samples[-1]))
+    x32 = Ising(4, 0.5, dtype=torch.float32).base.sample(3, gen())
+    for move in (swendsen_wang, wolff):
+        y = move(x32, Ising(4, 0.5), gen())
+        assert y.dtype == torch.float32 and bool(y.abs().eq(1).all())
 
 
 @pytest.mark.parametrize(

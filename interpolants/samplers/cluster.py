@@ -48,8 +48,9 @@ class ClusterInfo(ChainInfo):
     Attributes:
         move: "swendsen-wang" or "wolff".
         warmup: cluster sweeps discarded before the first kept draw.
-        mean_cluster_fraction: after warm-up, the mean fraction of the sites in the cluster
-            of a uniformly chosen site (the size of a Wolff cluster / N; near 1 when ordered).
+        mean_cluster_fraction: the mean fraction of the sites in the cluster of a uniformly
+            chosen site (the size of a Wolff cluster / N; near 1 when ordered), over fresh
+            bonds on the last ``FRACTION_DRAWS`` = 20 draws of every chain.
         seconds: wall-clock seconds of the run.
     """
 
@@ -206,6 +207,7 @@ def wolff(x: Tensor, target: Any, generator: torch.Generator | None = None) -> T
 
 
 MOVES = {"swendsen-wang": swendsen_wang, "wolff": wolff}
+FRACTION_DRAWS = 20  # draws per chain behind ClusterInfo.mean_cluster_fraction
 
 
 class _Count:
@@ -283,7 +285,8 @@ def run_cluster(
             draws.append(x)
         bar.update(1)
     bar.close()
-    fraction = float(_cluster_fraction(torch.stack(draws).flatten(0, 1), target, generator).mean())
+    last = torch.stack(draws[-FRACTION_DRAWS:]).flatten(0, 1)
+    fraction = float(_cluster_fraction(last, target, generator).mean())
     info = ClusterInfo(
         target=target.name,
         chains=chains,
