@@ -1,7 +1,7 @@
 """Reference observables of the ``ising`` (L = 16, h = 0, J = 1) and ``potts`` (L = 16, q = 3)
 targets from long Swendsen-Wang runs.
 
-Run: ``OMP_NUM_THREADS=1 python benchmarks/references/ising.py`` (about 8 minutes on one
+Run: ``OMP_NUM_THREADS=1 python benchmarks/references/ising.py`` (about 7 minutes on one
 core; ``--quick`` for a short smoke run). For each setting it prints E|m|, E m^2, the
 susceptibility chi = N (E m^2 - (E|m|)^2) and the energy per site e, with Monte Carlo
 standard errors, the diagnostics, and a dict entry to paste into
