@@ -54,8 +54,8 @@ def assert_stein(target, x: torch.Tensor) -> None:
 
 
 def test_names_and_get_build_every_target():
-    expected = {"eight_schools", "funnel", "gmm40", "item_response", "local_level",
-                "logistic_regression", "many_well", "particles", "phi4", "phi4_1d",
+    expected = {"eight_schools", "funnel", "gmm40", "ising", "item_response", "local_level",
+                "logistic_regression", "many_well", "particles", "phi4", "phi4_1d", "potts",
                 "radial_velocity"}  # fmt: skip
     assert set(si.targets.names()) == expected
     for name in [*si.targets.names(), "gmm-d3-k4"]:

@@ -23,6 +23,16 @@ from .radial_velocity import (
 )
 from .registry import get, names
 from .regression import LogisticRegression, load_breast_cancer_data
+from .spins import (
+    Ising,
+    Potts,
+    enumerate_moments,
+    enumerate_states,
+    kaufman_energy_per_site,
+    kaufman_log_Z,
+    lattice_colours,
+    transfer_matrix_log_Z,
+)
 from .state_space import LocalLevel, local_level_reference
 
 __all__ = [
@@ -31,6 +41,7 @@ __all__ = [
     "EightSchools",
     "Funnel",
     "GaussianMixture",
+    "Ising",
     "ItemResponse",
     "LocalLevel",
     "LogisticRegression",
@@ -40,6 +51,7 @@ __all__ = [
     "Particles",
     "Phi4",
     "Phi4Chain",
+    "Potts",
     "RVData",
     "RadialVelocity",
     "Target",
@@ -47,13 +59,19 @@ __all__ = [
     "chain_reference",
     "double_well_log_Z",
     "eight_schools_reference",
+    "enumerate_moments",
+    "enumerate_states",
     "gaussian_mixture_family",
     "get",
     "gmm40",
     "item_response_matrix",
+    "kaufman_energy_per_site",
+    "kaufman_log_Z",
+    "lattice_colours",
     "load_breast_cancer_data",
     "load_radial_velocity_data",
     "local_level_reference",
     "names",
     "solve_kepler",
+    "transfer_matrix_log_Z",
 ]

@@ -17,6 +17,7 @@ from .particles import Particles
 from .phi4 import Phi4, Phi4Chain
 from .radial_velocity import RadialVelocity
 from .regression import LogisticRegression
+from .spins import Ising, Potts
 from .state_space import LocalLevel
 
 __all__ = ["get", "names"]
@@ -25,6 +26,7 @@ _TARGETS: dict[str, Callable[..., Target]] = {
     "eight_schools": EightSchools,
     "funnel": Funnel,
     "gmm40": gmm40,
+    "ising": Ising,
     "item_response": ItemResponse,
     "local_level": LocalLevel,
     "logistic_regression": LogisticRegression,
@@ -32,6 +34,7 @@ _TARGETS: dict[str, Callable[..., Target]] = {
     "particles": Particles,
     "phi4": Phi4,
     "phi4_1d": Phi4Chain,
+    "potts": Potts,
     "radial_velocity": RadialVelocity,
 }
 _FAMILY = re.compile(r"gmm-d([1-9]\d*)-k([1-9]\d*)")
