@@ -13,7 +13,7 @@ import pytest
 import torch
 from scipy import stats
 
-from interpolants.samplers.cluster import cluster_labels, run_cluster, swendsen_wang, wolff
+from interpolants.samplers.discrete.cluster import cluster_labels, run_cluster, swendsen_wang, wolff
 from interpolants.targets import Ising, Phi4, Potts, enumerate_states, kaufman_energy_per_site
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -124,3 +124,17 @@ def test_convergence_warnings():
     )
     assert nan == ["rank-normalised split R-hat nan > 1.01 (x[0]): the chains have not mixed"]
     assert issubclass(ConvergenceWarning, RuntimeWarning)
+
+
+def test_rank_rhat_of_spins_with_a_median_between_the_values_is_the_bulk_one():
+    """+-1 draws, half of each: every folded draw is 1 (folded R-hat 0 / 0); the bulk R-hat
+    stands, and a coordinate with a NaN draw stays NaN."""
+    from interpolants.samplers.diagnostics import rank_rhat, rhat_bulk
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(2, (400, 4, 2), generator=g).double() * 2 - 1
+    x[:, :, 0] = torch.tensor([-1.0, 1.0]).repeat(200)[:, None]  # exactly half of each
+    x[0, 0, 1] = math.nan
+    r = rank_rhat(x)
+    assert torch.isfinite(r[0]) and r[0] == rhat_bulk(x)[0]
+    assert torch.isnan(r[1])

@@ -294,8 +294,10 @@ def rhat_tail(x: Tensor) -> Tensor:
 def rank_rhat(x: Tensor) -> Tensor:
     """R-hat = max(bulk R-hat, folded R-hat) per coordinate (arXiv:1903.08008, section 3.2;
     ArviZ's default ``rhat``; unlike ArviZ one chain is allowed, cut in two). Values above
-    1.01 flag chains that have not mixed. Draws (N, M[, k]) -> (k,)."""
-    return torch.maximum(rhat_bulk(x), rhat_tail(x))
+    1.01 flag chains that have not mixed. Draws (N, M[, k]) -> (k,). Where the folded
+    draws are all equal (a two-valued coordinate, such as a spin, with its median between
+    the values) the folded R-hat is 0 / 0 and the bulk one stands alone."""
+    return torch.fmax(rhat_bulk(x), rhat_tail(x))
 
 
 def _ess_of_chains(x: Tensor) -> Tensor:

@@ -46,7 +46,8 @@ AUTO_TRANSFER = 2187
 #: :class:`Potts`, keyed by (L, q, beta) (beta matched to 1e-9): E|m|, E m^2,
 #: chi = N (E m^2 - (E|m|)^2) and the energy per site e, with Monte Carlo standard errors.
 #: Made by ``OMP_NUM_THREADS=1 python benchmarks/references/ising.py`` (2026-12-05, 7 minutes
-#: on one core): 256 Swendsen-Wang chains (:func:`~interpolants.samplers.cluster.swendsen_wang`)
+#: on one core): 256 Swendsen-Wang chains
+#: (:func:`~interpolants.samplers.discrete.cluster.swendsen_wang`)
 #: in float64 from uniform states, 500 warm-up sweeps, then 5000 sweeps per chain, all kept.
 #: Errors: batch means over the 256 chains for E|m|, E m^2 and e (the library's IAT-corrected
 #: MCSE agrees within 5 %), jackknife over chains for chi. Diagnostics: split R-hat of |m| and

@@ -31,11 +31,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..targets.discrete import value_index
-from ..targets.spins import Ising, Potts
-from .base import check_int, make_generator, progress_bar
-from .info import ChainInfo
-from .result import SampleResult
+from ...targets.discrete import value_index
+from ...targets.spins import Ising, Potts
+from ..api import chain_result, default_chains, initial_positions, warn_unconverged
+from ..base import check_int, make_generator, progress_bar
+from ..info import ChainInfo
+from ..result import SampleResult
 
 __all__ = ["MOVES", "ClusterInfo", "cluster_labels", "run_cluster", "swendsen_wang", "wolff"]
 
@@ -260,8 +261,6 @@ def run_cluster(
         dtype: float dtype of the states (default: that of ``init`` or the base).
         progress: show a progress bar.
     """
-    from .api import chain_result, default_chains, initial_positions, warn_unconverged
-
     start = time.perf_counter()
     if move not in MOVES:
         raise ValueError(f"move must be one of {sorted(MOVES)}, got {move!r}")
