@@ -116,10 +116,10 @@ def test_ctmc_kernel_is_a_probability_and_proposes_by_it():
     step = CTMCStep(lambda t, index: table.expand(index.shape[0], -1, -1, -1), values)
     x = torch.tensor([[1.0, 2.0]])
     ys = torch.tensor(list(itertools.product([0.0, 1.0, 2.0], repeat=2)))
-    from interpolants.samplers.discrete.ctmc import _log_kernel
+    from interpolants.samplers.discrete.ctmc import log_kernel
 
     out, _ = split_rates(table, value_index(x, values))
-    log_k = torch.stack([_log_kernel(out, value_index(x, values), value_index(y[None], values),
+    log_k = torch.stack([log_kernel(out, value_index(x, values), value_index(y[None], values),
                                      0.3) for y in ys])  # fmt: skip
     assert float(log_k.exp().sum()) == pytest.approx(1.0, abs=1e-12)
     y, _ = step.propose(0.0, 0.3, x.expand(20000, -1), make_generator(0))

@@ -30,7 +30,7 @@ from torch import Tensor
 from ...targets.discrete import value_index
 from ..base import State
 
-__all__ = ["CTMCStep", "feynman_kac_rate", "leaps_loss", "split_rates"]
+__all__ = ["CTMCStep", "feynman_kac_rate", "leaps_loss", "log_kernel", "split_rates"]
 
 MAX_LOG_RATIO = 50.0  # exp of larger single-site log ratios is clipped in the loss
 
@@ -81,7 +81,7 @@ def leaps_loss(
     return (a - free_energy_rate(t)).square().mean()
 
 
-def _log_kernel(rates: Tensor, start: Tensor, end: Tensor, h: float) -> Tensor:
+def log_kernel(rates: Tensor, start: Tensor, end: Tensor, h: float) -> Tensor:
     """log of the kernel that jumps site i with probability 1 - exp(-h lambda_i), lambda_i
     = sum_c rates[i, c], to c with probability rates[i, c] / lambda_i: (n,) for the move
     start -> end (value indices)."""
@@ -125,11 +125,11 @@ class CTMCStep:
         dest = (cum < v[..., None]).sum(-1).clamp_max(out.shape[-1] - 1)
         end = torch.where(jump, dest, start)
         self.record.append(float(jump.sum(1).double().mean()))
-        return self.values.to(x.dtype)[end], _log_kernel(out, start, end, h)
+        return self.values.to(x.dtype)[end], log_kernel(out, start, end, h)
 
     def log_backward(self, t0: float, t1: float, x: Tensor, y: Tensor, new: State) -> Tensor:
         """log L(x | y), with ``new.grad`` the path's single-site log ratios at y."""
         end, start = value_index(y, self.values), value_index(x, self.values)
         _, into = split_rates(self._rates(t1, end), end)
         back = into * new.grad.double().clamp_max(MAX_LOG_RATIO).exp()
-        return _log_kernel(back, end, start, t1 - t0)
+        return log_kernel(back, end, start, t1 - t0)
