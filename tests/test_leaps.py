@@ -8,7 +8,7 @@ import torch
 
 import interpolants as si
 from interpolants.samplers.annealing import TimeGrid
-from interpolants.samplers.base import CountedDensity, make_generator
+from interpolants.samplers.base import CountedDensity, State, make_generator
 from interpolants.samplers.diagnostics import log_Z_from_weights
 from interpolants.samplers.discrete import CTMCStep, SiteMoves, feynman_kac_rate, split_rates
 from interpolants.samplers.discrete.runs import anneal_discrete
@@ -69,7 +69,7 @@ class ExactRates:
             self.tables[t] = flux.clamp_min(0) / rho[:, None, None] + self.eps * ratio.clamp_max(1)
         return self.tables[t]
 
-    def __call__(self, t, index):
+    def __call__(self, t, index, log_ratios=None):
         rate = self.rate(round(float(t[0]), 12))
         code = (index * self.place).sum(1)
         n = index.shape[0]
@@ -113,7 +113,7 @@ def test_ctmc_kernel_is_a_probability_and_proposes_by_it():
     """exp(log K(y | x)) sums to 1 over every y (2 sites, 3 values) and matches draws."""
     values = torch.tensor([0.0, 1.0, 2.0])
     table = torch.rand(1, 2, 3, 3, generator=torch.Generator().manual_seed(1)).double() * 3
-    step = CTMCStep(lambda t, index: table.expand(index.shape[0], -1, -1, -1), values)
+    step = CTMCStep(lambda t, index, r: table.expand(index.shape[0], -1, -1, -1), values)
     x = torch.tensor([[1.0, 2.0]])
     ys = torch.tensor(list(itertools.product([0.0, 1.0, 2.0], repeat=2)))
     from interpolants.samplers.discrete.ctmc import log_kernel
@@ -122,7 +122,9 @@ def test_ctmc_kernel_is_a_probability_and_proposes_by_it():
     log_k = torch.stack([log_kernel(out, value_index(x, values), value_index(y[None], values),
                                      0.3) for y in ys])  # fmt: skip
     assert float(log_k.exp().sum()) == pytest.approx(1.0, abs=1e-12)
-    y, _ = step.propose(0.0, 0.3, x.expand(20000, -1), make_generator(0))
+    xs = x.expand(20000, -1)
+    state = State(xs, torch.zeros(20000), torch.zeros(20000, 2, 3))
+    y, _ = step.propose(0.0, 0.3, state, make_generator(0))
     freq = (value_index(y, values) * torch.tensor([3, 1])).sum(1).bincount(minlength=9) / 20000
     assert torch.allclose(freq.double(), log_k.exp().flatten(), atol=0.012)
 
@@ -149,7 +151,7 @@ def test_exact_rates_equalise_the_weights_as_the_steps_shrink():
     log_w = ctmc_run(target, step, 160, 1)
     log_z, se = log_Z_from_weights(log_w)
     assert abs(log_z - target.log_Z) < 4 * se
-    ais = ctmc_run(target, CTMCStep(lambda t, i: torch.zeros(*i.shape, 2, 2), target.values),
+    ais = ctmc_run(target, CTMCStep(lambda t, i, r: torch.zeros(*i.shape, 2, 2), target.values),
                    160, 1)  # fmt: skip
     assert float(log_w.std()) < 0.3 * float(ais.std())
 
@@ -157,7 +159,7 @@ def test_exact_rates_equalise_the_weights_as_the_steps_shrink():
 def test_zero_rates_are_ais():
     """No jumps: the weights are AIS's, bit for bit (no moves, the same walkers)."""
     target, _ = lattice()
-    zero = CTMCStep(lambda t, index: torch.zeros(*index.shape, 2, 2), target.values)
+    zero = CTMCStep(lambda t, index, r: torch.zeros(*index.shape, 2, 2), target.values)
     leaps = ctmc_run(target, zero, 10, 3, n=500)
     ais = si.sample(target, "ais", n=500, seed=3, steps=10, sweeps=0)
     assert torch.allclose(leaps - leaps.mean(), ais.log_weights - ais.log_weights.mean(), atol=1e-9)

@@ -40,6 +40,7 @@ import torch
 from .. import targets as _targets
 from ..run_folder import METRICS, RunFolder, file_mode, write_atomic
 from ..samplers import METHODS, ConvergenceWarning, SampleResult, sample
+from ..samplers.api import DISCRETE_METHODS, runner_for
 from ..samplers.distributed import world
 from ..train import init_distributed
 from .sampler_plots import plot_result
@@ -154,6 +155,8 @@ def target_metrics(target: Any, result: SampleResult) -> dict[str, Any]:
         out["abs_magnetization"] = float(mean)
         out["abs_magnetization_stderr"] = float(se)
         out["susceptibility"] = float(target.dim * (moments[1] - moments[0] ** 2))
+    if hasattr(target, "abs_magnetisation"):  # Ising and Potts
+        out.update(_spin_metrics(target, result))
     if isinstance(target, _targets.Phi4Chain):
         mean, se = result.expectation(target.positive_mode)
         out["positive_mode_weight"] = float(mean)
@@ -161,12 +164,32 @@ def target_metrics(target: Any, result: SampleResult) -> dict[str, Any]:
     return out
 
 
+def _spin_metrics(target: Any, result: SampleResult) -> dict[str, Any]:
+    """E|m| and the energy per site with their standard errors, chi = N (E m^2 - E|m|^2),
+    and their z-scores against the target's references where it has them."""
+    m = lambda x: target.magnetisation(x)  # noqa: E731
+    (abs_m, sq), se = result.expectation(lambda x: torch.stack([m(x).abs(), m(x) ** 2], 1))
+    energy, energy_se = result.expectation(target.energy_per_site)
+    out = {"abs_magnetisation": float(abs_m), "abs_magnetisation_stderr": float(se[0]),
+           "energy_per_site": float(energy), "energy_per_site_stderr": float(energy_se),
+           "susceptibility": float(target.dim * (sq - abs_m**2))}  # fmt: skip
+    refs = target.references
+    for key in ("abs_magnetisation", "energy_per_site"):
+        if key in refs:
+            out[f"{key}_reference"] = refs[key]
+            spread = math.hypot(out[f"{key}_stderr"], refs.get(f"{key}_stderr", 0.0))
+            out[f"{key}_z"] = (out[key] - refs[key]) / spread if spread > 0 else math.nan
+    if "susceptibility" in refs:
+        out["susceptibility_reference"] = refs["susceptibility"]
+    return out
+
+
 # --- the run ----------------------------------------------------------------------------------
 
 
-def _has_progress(method: str) -> bool:
+def _has_progress(runner: Any) -> bool:
     """Whether the method's runner takes a ``progress`` option."""
-    return "progress" in inspect.signature(METHODS[method]).parameters
+    return "progress" in inspect.signature(runner).parameters
 
 
 def _one_line(err: BaseException, label: str) -> str:
@@ -196,7 +219,9 @@ def run_sample_target(
     Arguments:
         name: a target name of :func:`interpolants.targets.names` (or ``gmm-d{d}-k{k}``), or
             a :class:`~interpolants.targets.Target` (a user's density).
-        method: a key of :data:`~interpolants.samplers.METHODS` ("mala", "hmc", "ais", "smc", ...).
+        method: a key of :data:`~interpolants.samplers.METHODS` ("mala", "hmc", "ais", "smc",
+            ...), or of ``DISCRETE_METHODS`` for a discrete target ("leaps", "metropolis",
+            "swendsen-wang", ...).
         n: samples (walkers for AIS/SMC, pooled draws for MCMC).
         seed: seeds the run.
         out: the output folder (created).
@@ -221,8 +246,8 @@ def run_sample_target(
         >>> m = run_sample_target("gmm40", "smc", n=1000, out="runs/gmm40-smc")
         >>> m["log_Z"], m["log_Z_stderr"], m["modes_covered"]
     """
-    if not isinstance(method, str) or method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; methods: {', '.join(sorted(METHODS))}")
+    if not isinstance(method, str):
+        raise ValueError(f"method must be a string, got {method!r}")
     options = dict(options or {})
     target_options = {
         k.removeprefix(TARGET_PREFIX): options.pop(k)
@@ -236,8 +261,9 @@ def run_sample_target(
     else:
         target = name
     label = target.name if not isinstance(name, str) else name
+    runner = runner_for(target, method)  # the discrete runner for a discrete target
     rank = world()[1]  # under torchrun every rank samples, rank 0 writes the run folder
-    if progress and "progress" not in options and _has_progress(method) and rank == 0:
+    if progress and "progress" not in options and _has_progress(runner) and rank == 0:
         options["progress"] = True
     out = Path(out)
     folder = RunFolder(
@@ -245,8 +271,8 @@ def run_sample_target(
         hint="pass --overwrite (overwrite=True) to replace it or choose another --out; a NETS "
         "run continues its training with --option resume=true",
     )  # fmt: skip
-    if "log_dir" in inspect.signature(METHODS[method]).parameters:
-        options.setdefault("log_dir", folder)  # nets: metrics.jsonl and its checkpoint
+    if "log_dir" in inspect.signature(runner).parameters:
+        options.setdefault("log_dir", folder)  # nets, leaps: metrics.jsonl, checkpoints
     metrics: dict[str, Any] = {
         "target": label,
         "method": method,
@@ -391,11 +417,12 @@ def _command(args: argparse.Namespace) -> None:
         print(f"metrics: {out}/metrics.json")
 
 
-def method_options(method: str) -> list[str]:
-    """The options ``sample(target, method, **options)`` takes for ``method``, with defaults:
-    the runner's keyword arguments, and the fields of its method configuration (a runner's
-    ``config_class``, e.g. NETSConfig) in place of ``config`` and ``**options``."""
-    runner = METHODS[method]
+def method_options(method: str, discrete: bool = False) -> list[str]:
+    """The options ``sample(target, method, **options)`` takes for ``method`` (on a
+    discrete target when ``discrete``), with defaults: the runner's keyword arguments, and
+    the fields of its method configuration (a runner's ``config_class``, e.g. NETSConfig) in
+    place of ``config`` and ``**options``."""
+    runner = (DISCRETE_METHODS if discrete else METHODS)[method]
     params = inspect.signature(runner).parameters
     fixed = ("target", "n", "seed", "init", "config")
     shown = []
@@ -427,11 +454,17 @@ def _epilog() -> str:
             ", ".join(method_options(method)), width=100, initial_indent=f"  {method}: ",
             subsequent_indent="      ",
         ))  # fmt: skip
+    lines += ["", "methods of the discrete targets (ising, potts):"]
+    for method in sorted(DISCRETE_METHODS):
+        lines.append(textwrap.fill(
+            ", ".join(method_options(method, discrete=True)), width=100,
+            initial_indent=f"  {method}: ", subsequent_indent="      ",
+        ))  # fmt: skip
     lines += [
         "",
         "writes OUT/metrics.json (status ok or warning), samples.pt and PNGs, or error.json;",
-        "a folder that already holds a run is refused unless --overwrite (or, for nets,",
-        "--option resume=true).",
+        "a folder that already holds a run is refused unless --overwrite (or, for nets and",
+        "leaps, --option resume=true).",
     ]
     return "\n".join(lines)
 
@@ -448,7 +481,8 @@ def add_sample_target_parser(subparsers: Any) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("name", help="target name (listed below)")
-    p.add_argument("--method", required=True, help="sampler: " + ", ".join(sorted(METHODS)))
+    methods = sorted({*METHODS, *DISCRETE_METHODS})
+    p.add_argument("--method", required=True, help="sampler: " + ", ".join(methods))
     p.add_argument(
         "-n", "--n", type=int, default=1000,
         help="samples: walkers for AIS/SMC/NETS/IS, pooled draws for MCMC (default 1000)",

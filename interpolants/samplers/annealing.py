@@ -508,9 +508,10 @@ class MarkovTransport(Protocol):
     """
 
     def propose(
-        self, t0: float, t1: float, x: Tensor, generator: torch.Generator
+        self, t0: float, t1: float, old: State, generator: torch.Generator
     ) -> tuple[Tensor, Tensor]:
-        """(y ~ K(. | x), log K(y | x)) per walker."""
+        """(y ~ K(. | x), log K(y | x)) per walker, x the walkers of ``old`` (a state of
+        pi_beta, its evaluations at hand)."""
         ...
 
     def log_backward(self, t0: float, t1: float, x: Tensor, y: Tensor, new: State) -> Tensor:
@@ -525,7 +526,7 @@ def _transport(
     """(new state, log w increment (-inf where T failed), ok mask)."""
     if hasattr(transport, "propose"):
         with torch.no_grad():
-            y, log_k = transport.propose(t0, t1, old.position, generator)
+            y, log_k = transport.propose(t0, t1, old, generator)
             new = density.state(y, beta)
             logdet = transport.log_backward(t0, t1, old.position, y, new) - log_k
     else:

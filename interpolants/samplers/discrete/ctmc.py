@@ -9,7 +9,8 @@ rho_t = p_0^{1-t} rho*^t / Z_t (states one single-site change apart). By Feynman
 the weights A_t = int_0^t a_s(X_s) ds give E[e^{A_t} f(X_t)] / E[e^{A_t}] = E_{rho_t}[f] and
 E[e^{A_1}] = Z_1 / Z_0 for any rates (Q = 0 is AIS). Rates with a_t(x) = dF_t/dt for all x
 solve the path's master equation: every weight is then equal. LEAPS learns such rates by
-the PINN loss E_{t, x} |a_t(x) - dF_t/dt|^2 over detached walkers (:func:`leaps_loss`).
+the PINN loss E_{t, x} |a_t(x) - dF_t/dt|^2 over detached walkers, here with dF_t/dt at its
+optimum E_t[a_t], i.e. the variance of a_t at each level (:func:`leaps_loss`).
 
 In discrete time the chain's step is a Markov kernel K (every site jumps with probability
 1 - exp(-h lambda_i), to c with probability proportional to its rate), and the weight is
@@ -30,7 +31,7 @@ from torch import Tensor
 from ...targets.discrete import value_index
 from ..base import State
 
-__all__ = ["CTMCStep", "feynman_kac_rate", "leaps_loss", "log_kernel", "split_rates"]
+__all__ = ["CTMCStep", "balance", "feynman_kac_rate", "leaps_loss", "log_kernel", "split_rates"]
 
 MAX_LOG_RATIO = 50.0  # exp of larger single-site log ratios is clipped in the loss
 
@@ -56,29 +57,48 @@ def feynman_kac_rate(ell: Tensor, log_ratios: Tensor, out: Tensor, into: Tensor)
     return ell + (out - into * ratio).sum((1, 2))
 
 
+def balance(log_ratios: Tensor) -> Tensor:
+    r"""exp((R[i, c] - R[i, a]) / 2), (n, dim, q, q), from single-site log ratios R (n, dim, q)
+    of rho_t: the rates T[i, a, c] = s[i, a, c] balance(R)[i, a, c] with s symmetric in
+    (a, c) satisfy detailed balance for rho_t and add nothing to a_t, so that a learned table
+    times this factor starts from a chain that leaves rho_t invariant and learns only the
+    flux that carries it along the path. The factor depends on x_{-i} only (R[i, c] - R[i, a]
+    is log rho_t(x_i = c | x_{-i}) - log rho_t(x_i = a | x_{-i})): the table stays locally
+    equivariant."""
+    half = 0.5 * log_ratios.clamp(-2 * MAX_LOG_RATIO, 2 * MAX_LOG_RATIO)
+    return (half[..., None, :] - half[..., :, None]).exp()
+
+
 def leaps_loss(
-    rates: Callable[[Tensor, Tensor], Tensor],
-    free_energy_rate: Callable[[Tensor], Tensor],
+    rates: Callable[[Tensor, Tensor, Tensor], Tensor],
     t: Tensor,
     index: Tensor,
     ell: Tensor,
     target_ratios: Tensor,
 ) -> Tensor:
-    r"""The PINN loss of LEAPS, mean |a_t(x) - dF_t/dt|^2 over walkers x at times t.
+    r"""LEAPS's PINN loss with the free-energy rate at its optimum: the mean over levels of
+    the variance over walkers of a_t(x).
+
+    min over dF_t/dt of E |a_t(x) - dF_t/dt|^2 is reached at dF_t/dt = E_t[a_t], which
+    leaves Var_t(a_t): the loss of arXiv:2502.10843 with F solved for in closed form, so
+    that no network has to learn the (large) mean of a_t before the rates learn anything.
 
     Arguments:
-        rates: (t, index) -> the rate table (n, dim, q, q).
-        free_energy_rate: t -> dF_t/dt, (n,).
-        t: (n,) times (= temperatures on the path rho_t = p_0^{1-t} rho*^t).
-        index: (n, dim) the walkers' value indices.
-        ell: (n,) log rho* - log p_0 at the walkers.
-        target_ratios: (n, dim, q) the target's single-site log ratios at the walkers (the
-            uniform base's are 0, so rho_t's are t times these).
+        rates: (t, index, log_ratios) -> the rate table (n, dim, q, q), log_ratios those of
+            rho_t at the walkers.
+        t: (k,) the times (= temperatures on the path rho_t = p_0^{1-t} rho*^t) of k levels.
+        index: (k, b, dim) the value indices of b walkers at each level.
+        ell: (k, b) log rho* - log p_0 at the walkers.
+        target_ratios: (k, b, dim, q) the target's single-site log ratios at the walkers
+            (the uniform base's are 0, so rho_t's are t times these).
     """
-    out, into = split_rates(rates(t, index), index)
-    log_ratios = t[:, None, None].to(target_ratios.dtype) * target_ratios
-    a = feynman_kac_rate(ell.float(), log_ratios.float(), out, into)
-    return (a - free_energy_rate(t)).square().mean()
+    k, b, dim = index.shape
+    times = t.repeat_interleave(b)
+    flat = index.reshape(k * b, dim)
+    log_ratios = times[:, None, None] * target_ratios.reshape(k * b, dim, -1).float()
+    out, into = split_rates(rates(times, flat, log_ratios), flat)
+    a = feynman_kac_rate(ell.reshape(-1).float(), log_ratios, out, into).view(k, b)
+    return a.var(1).mean()
 
 
 def log_kernel(rates: Tensor, start: Tensor, end: Tensor, h: float) -> Tensor:
@@ -104,19 +124,21 @@ class CTMCStep:
     (one more evaluation of the rates, at y; the target's ratios at y come with y's state).
     """
 
-    rates: Callable[[Tensor, Tensor], Tensor]
+    rates: Callable[[Tensor, Tensor, Tensor], Tensor]
     values: Tensor
     record: list[float] = field(default_factory=list)  # mean sites changed, per step
 
-    def _rates(self, t: float, index: Tensor) -> Tensor:
-        return self.rates(torch.full(index.shape[:1], t), index).double()
+    def _rates(self, t: float, index: Tensor, log_ratios: Tensor) -> Tensor:
+        return self.rates(torch.full(index.shape[:1], t), index, log_ratios).double()
 
     def propose(
-        self, t0: float, t1: float, x: Tensor, generator: torch.Generator
+        self, t0: float, t1: float, old: State, generator: torch.Generator
     ) -> tuple[Tensor, Tensor]:
-        """(y ~ K(. | x), log K(y | x))."""
+        """(y ~ K(. | x), log K(y | x)), x the walkers of ``old`` (whose ``grad`` holds the
+        path's single-site log ratios)."""
+        x = old.position
         h, start = t1 - t0, value_index(x, self.values)
-        out, _ = split_rates(self._rates(t1, start), start)
+        out, _ = split_rates(self._rates(t1, start, old.grad), start)
         lam = out.sum(-1)
         u = torch.rand(lam.shape, generator=generator, dtype=torch.float64)
         jump = u < -torch.expm1(-h * lam)
@@ -130,6 +152,6 @@ class CTMCStep:
     def log_backward(self, t0: float, t1: float, x: Tensor, y: Tensor, new: State) -> Tensor:
         """log L(x | y), with ``new.grad`` the path's single-site log ratios at y."""
         end, start = value_index(y, self.values), value_index(x, self.values)
-        _, into = split_rates(self._rates(t1, end), end)
+        _, into = split_rates(self._rates(t1, end, new.grad), end)
         back = into * new.grad.double().clamp_max(MAX_LOG_RATIO).exp()
         return log_kernel(back, end, start, t1 - t0)

@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from ...nn import FreeEnergyRate, LocallyEquivariantRates
+from ...nn import LocallyEquivariantRates
 from ...progress import progress_bar
 from ...run_folder import RunFolder
 from ...targets.discrete import value_index
@@ -29,7 +29,7 @@ from ..annealing import AnnealedDensity, Resampler, anneal, log_ratio
 from ..base import CountedDensity, check_int, make_generator
 from ..info import LEAPSInfo
 from ..result import SampleResult
-from .ctmc import CTMCStep, leaps_loss
+from .ctmc import CTMCStep, balance, leaps_loss
 from .moves import SiteMoves
 from .runs import (
     DiscreteAISConfig,
@@ -41,14 +41,24 @@ from .runs import (
 
 __all__ = ["LEAPSConfig", "LEAPSModel", "run_leaps"]
 
+LEVELS_PER_STEP = 8  # levels per Adam step; the batch is split evenly among them
+GRAD_CLIP = 10.0  # the gradient's norm is clipped to this
+INIT_RATE = 1.0  # the rates' symmetric part at initialisation (a Barker-like chain)
+
 
 class LEAPSModel(nn.Module):
-    """The learned rates T_t (:class:`~interpolants.nn.LocallyEquivariantRates`) and the
-    free-energy rate dF_t/dt (:class:`~interpolants.nn.FreeEnergyRate`) of LEAPS."""
+    """The learned rates of LEAPS: T_t[i, a, c] = N_t(x_{-i})[i, a, c] balance(R_t)[i, a, c]
+    with N a :class:`~interpolants.nn.LocallyEquivariantRates` and the detailed-balance factor
+    of :func:`~.ctmc.balance` (a symmetric N gives a chain that leaves rho_t invariant)."""
 
-    def __init__(self, rates: nn.Module, free_energy_rate: nn.Module):
+    def __init__(self, rates: nn.Module):
         super().__init__()
-        self.rates, self.free_energy_rate = rates, free_energy_rate
+        self.rates = rates
+
+    def forward(self, t: Tensor, index: Tensor, log_ratios: Tensor) -> Tensor:
+        """The rate table (n, dim, q, q) at times t (n,), states ``index`` (n, dim) and the
+        path's single-site log ratios there (n, dim, q)."""
+        return self.rates(t, index) * balance(log_ratios.to(torch.float32))
 
     @classmethod
     def for_target(cls, target: Any, width: int, depth: int, kernel: int) -> LEAPSModel:
@@ -57,8 +67,8 @@ class LEAPSModel(nn.Module):
         side = getattr(target, "L", None)
         side = side if isinstance(side, int) and side * side == target.dim else None
         rates = LocallyEquivariantRates(target.dim, len(target.values), side, width, depth,
-                                        kernel)  # fmt: skip
-        return cls(rates, FreeEnergyRate(width=width, depth=2))
+                                        kernel, init_rate=INIT_RATE)  # fmt: skip
+        return cls(rates)
 
 
 @dataclass
@@ -76,7 +86,7 @@ class LEAPSConfig(DiscreteAISConfig):
         train_steps: Adam steps of the loss (0: the rates at initialisation, near AIS).
         train_walkers: walkers per training run of the engine.
         steps_per_run: Adam steps on the walkers of each training run.
-        batch_size: (time, walker) pairs per Adam step.
+        batch_size: (level, walker) pairs per Adam step, from 8 random levels.
         lr: Adam's learning rate.
         width, depth, kernel: the rate network (:class:`~interpolants.nn.LocallyEquivariantRates`).
         model: a trained :class:`LEAPSModel` (``result.info.model``): no training.
@@ -91,7 +101,7 @@ class LEAPSConfig(DiscreteAISConfig):
     train_walkers: int = 256
     steps_per_run: int = 20
     batch_size: int = 512
-    lr: float = 1e-2
+    lr: float = 3e-3
     width: int = 32
     depth: int = 2
     kernel: int = 5
@@ -118,13 +128,6 @@ class LEAPSConfig(DiscreteAISConfig):
         keep = ("steps", "sweeps", "move", "resample_threshold", "train_walkers",
                 "steps_per_run", "batch_size", "lr", "width", "depth", "kernel")  # fmt: skip
         return {k: getattr(self, k) for k in keep}
-
-
-def _rates_of(model: LEAPSModel):
-    def rates(t: Tensor, index: Tensor) -> Tensor:
-        return model.rates(t, index)
-
-    return rates
 
 
 @dataclass
@@ -158,7 +161,7 @@ def _train(
     rounds = math.ceil(c.train_steps / c.steps_per_run)
     levels = c.levels()
     moves = SiteMoves(c.sweeps, target.colours, target.values, c.move)
-    kernel = CTMCStep(_rates_of(model), target.values)
+    kernel = CTMCStep(model, target.values)
     bar = progress_bar(rounds, progress, "leaps training")
     bar.update(start)
     t0 = time.perf_counter()
@@ -173,17 +176,18 @@ def _train(
             anneal(annealed, annealed.state(x, 0.0), levels, moves, generator,
                    transport=kernel, resample=Resampler(c.resample_threshold, 1),
                    on_level=keep)  # fmt: skip
-        t = torch.cat([torch.full((p.shape[0],), s) for s, p, _, _ in seen])
-        xs = torch.cat([p for _, p, _, _ in seen])
-        ell = torch.cat([e for _, _, e, _ in seen])
-        ratios = torch.cat([g for _, _, _, g in seen])
-        index = value_index(xs, target.values)
+        t = torch.tensor([s for s, _, _, _ in seen])
+        index = value_index(torch.stack([p for _, p, _, _ in seen]), target.values)
+        ell = torch.stack([e for _, _, e, _ in seen])
+        ratios = torch.stack([g for _, _, _, g in seen])
+        per_level = max(2, c.batch_size // LEVELS_PER_STEP)
         for _ in range(min(c.steps_per_run, c.train_steps - r * c.steps_per_run)):
-            pick = torch.randint(t.shape[0], (c.batch_size,), generator=generator)
-            loss = leaps_loss(model.rates, model.free_energy_rate, t[pick], index[pick],
-                              ell[pick], ratios[pick])  # fmt: skip
+            k = torch.randint(len(seen), (LEVELS_PER_STEP, 1), generator=generator)
+            w = torch.randint(c.train_walkers, (LEVELS_PER_STEP, per_level), generator=generator)
+            loss = leaps_loss(model, t[k[:, 0]], index[k, w], ell[k, w], ratios[k, w])
             opt.zero_grad()
             loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
             opt.step()
             losses.append(float(loss.detach()))
         folder.log({"round": r + 1, "loss": losses[-1], "evaluations": density.evaluations})
@@ -252,7 +256,7 @@ def run_leaps(
             training = _train(model, target, density, c, generator, folder, progress)
     model.eval()
     moves = SiteMoves(c.sweeps, target.colours, target.values, c.move)
-    kernel = CTMCStep(_rates_of(model), target.values)
+    kernel = CTMCStep(model, target.values)
     with torch.no_grad():
         pops = anneal_discrete(target, density, n, c.batches, generator, c.levels(), moves,
                                c.resample_threshold, transport=kernel, dtype=dtype)  # fmt: skip
