@@ -1,6 +1,7 @@
 """Discrete samplers and LEAPS against exact enumeration of a 3 x 3 lattice (512 states)."""
 
 import itertools
+import json
 import math
 
 import pytest
@@ -252,3 +253,30 @@ def test_bad_input_names_the_argument():
         si.sample(target, "metropolis", n=10, init=torch.zeros(2, 9))
     with pytest.raises(ValueError, match="values"):
         DiscreteTarget(lambda x: x.sum(1), 3, [1.0, 1.0])
+
+
+def test_sample_target_command_on_ising(tmp_path):
+    from interpolants.app.cli import main
+
+    out = tmp_path / "run"
+    code = main(["sample-target", "ising", "--method", "leaps", "-n", "200", "--quiet",
+                 "--option", "target.L=4", "--option", "train_steps=20", "--option", "steps=10",
+                 "--out", str(out)])  # fmt: skip
+    assert code in (0, None)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["log_Z_true"] == pytest.approx(si.targets.get("ising", L=4).log_Z)
+    assert {"abs_magnetisation", "energy_per_site", "susceptibility"} <= set(metrics)
+    assert (out / "checkpoint.safetensors").exists() and (out / "summary.csv").exists()
+    assert main(["sample-target", "ising", "--method", "hmc", "--out", str(tmp_path / "x")]) == 2
+
+
+def test_bench_leaps_runs_every_method_at_matched_evaluations(tmp_path):
+    from interpolants.app.discrete_bench import bench_leaps, format_leaps
+
+    m = bench_leaps(tmp_path, L=4, betas=(0.4407,), seeds=1, n=200, steps=10, train_steps=10)
+    rows = {r["method"]: r for r in m["runs"]}
+    assert set(rows) == {"leaps", "ais=sampling", "smc=sampling", "ais=total", "smc=total",
+                         "swendsen-wang=total"}  # fmt: skip
+    total = rows["leaps"]["evaluations"]
+    assert abs(rows["ais=total"]["evaluations"] - total) <= 2 * 200
+    assert "| leaps |" in format_leaps(m)

@@ -25,10 +25,12 @@ from ..interpolant import Interpolant
 from ..run_folder import METRICS, RunFolder
 from .couplings_bench import bench_couplings, format_couplings
 from .demo import demo_problem
+from .discrete_bench import bench_leaps, format_leaps
 from .flowmap_bench import bench_flowmap, format_flowmap
 from .flowmap_digits import bench_flowmap_digits, digits_problem, format_flowmap_digits
 from .forecast_bench import bench_forecast, format_forecast
 from .machine import machine_info
+from .sampler_bench import bench_samplers, format_samplers
 
 __all__ = ["BENCHMARKS", "machine_info", "run_benchmark"]
 
@@ -633,30 +635,18 @@ def _format_ml(m: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _bench_samplers(out: Path) -> dict[str, Any]:
-    """AIS and SMC on the named targets of docs/benchmarks.md (:mod:`.sampler_bench`)."""
-    from .sampler_bench import bench_samplers
-
-    return bench_samplers(out)
-
-
-def _format_samplers_table(m: dict[str, Any]) -> str:
-    from .sampler_bench import format_samplers
-
-    return format_samplers(m)
-
-
 BENCHMARKS: dict[str, tuple[Callable[..., dict[str, Any]], Callable[[dict[str, Any]], str]]] = {
     "solvers": (bench_solvers, _format_solvers),
     "train-cost": (bench_train_cost, _format_train_cost),
     "checkerboard": (bench_checkerboard, _format_checkerboard),
     "digits": (bench_digits, _format_digits),
     "ml-vs-interpolant": (bench_ml_vs_interpolant, _format_ml),
-    "samplers": (_bench_samplers, _format_samplers_table),
+    "samplers": (bench_samplers, format_samplers),
     "flowmap": (bench_flowmap, format_flowmap),
     "flowmap-digits": (bench_flowmap_digits, format_flowmap_digits),
     "couplings": (bench_couplings, format_couplings),
     "forecast": (bench_forecast, format_forecast),
+    "leaps": (bench_leaps, format_leaps),
 }
 
 

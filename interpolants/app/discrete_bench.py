@@ -1,0 +1,126 @@
+"""``interpolants bench leaps``: LEAPS against AIS, SMC and Swendsen-Wang on the Ising model.
+
+For each coupling beta and seed, LEAPS is trained and run; AIS and SMC (heat-bath sweeps,
+one per level) then get the same number of target evaluations as LEAPS's sampling run, and
+as its sampling and training together; Swendsen-Wang gets the latter for the observables.
+Every method is scored against Kaufman's exact log Z and the Swendsen-Wang references of
+E|m|, chi and the energy (docs/discrete.md): log Z error and its z-score, ESS/N, and the
+observables' z-scores.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .. import targets as _targets
+from ..samplers import SampleResult, sample
+
+__all__ = ["bench_leaps", "format_leaps"]
+
+
+def _score(target: Any, result: SampleResult, seconds: float) -> dict[str, Any]:
+    """log Z error and z-score, ESS/N, evaluations and the spin observables' errors."""
+    row: dict[str, Any] = {"evaluations": result.evaluations, "seconds": seconds,
+                           "ess": result.ess}  # fmt: skip
+    if result.log_Z is not None:
+        row["log_Z_error"] = result.log_Z - target.log_Z
+        se = result.log_Z_stderr
+        row["log_Z_stderr"] = se
+        row["log_Z_z"] = row["log_Z_error"] / se if se else None
+    refs = target.references
+    m = target.magnetisation
+    (abs_m, sq), (se_m, _) = result.expectation(lambda x: torch.stack([m(x).abs(), m(x) ** 2], 1))
+    energy, se_e = result.expectation(target.energy_per_site)
+    row["chi"] = float(target.dim * (sq - abs_m**2))
+    if "abs_magnetisation" in refs:  # the Swendsen-Wang references (L = 16)
+        row["abs_m_error"] = float(abs_m) - refs["abs_magnetisation"]
+        spread = math.hypot(float(se_m), refs["abs_magnetisation_stderr"])
+        row["abs_m_z"] = row["abs_m_error"] / spread
+        row["chi_reference"] = refs["susceptibility"]
+    if "energy_per_site_exact" in refs:  # from Kaufman's log Z
+        row["energy_error"] = float(energy) - refs["energy_per_site_exact"]
+        row["energy_z"] = row["energy_error"] / float(se_e) if float(se_e) > 0 else None
+    return row
+
+
+def _timed(target: Any, method: str, n: int, seed: int, **options: Any) -> dict[str, Any]:
+    start = time.perf_counter()
+    result = sample(target, method, n=n, seed=seed, **options)
+    row = _score(target, result, time.perf_counter() - start)
+    if method == "leaps":
+        row["training_evaluations"] = result.info.training_evaluations
+    return row
+
+
+def bench_leaps(
+    out: Path,
+    L: int = 16,
+    betas: tuple[float, ...] = (0.4407, 0.3),
+    seeds: int = 3,
+    n: int = 2000,
+    steps: int = 100,
+    train_steps: int = 300,
+    batches: int = 4,
+) -> dict[str, Any]:
+    """The runs of the module docstring; ``steps`` levels and ``train_steps`` Adam steps for
+    LEAPS, ``n`` walkers (draws for Swendsen-Wang) per run."""
+    runs: list[dict[str, Any]] = []
+    for beta in betas:
+        target = _targets.get("ising", L=L, beta=beta)
+        for seed in range(seeds):
+            leaps = _timed(target, "leaps", n, seed, steps=steps, train_steps=train_steps,
+                           batches=batches)  # fmt: skip
+            sampling = leaps["evaluations"] - leaps["training_evaluations"]
+            rows = {"leaps": leaps}
+            for label, budget in (("sampling", sampling), ("total", leaps["evaluations"])):
+                levels = max(1, round((budget / n - 1) / 2))  # a sweep is 2 evaluations
+                rows[f"ais={label}"] = _timed(target, "ais", n, seed, steps=levels, sweeps=1)
+                rows[f"smc={label}"] = _timed(target, "smc", n, seed, steps=levels, sweeps=1,
+                                              batches=batches)  # fmt: skip
+            chains = 64
+            draws = max(10, leaps["evaluations"] // chains - 100)
+            rows["swendsen-wang=total"] = _timed(target, "swendsen-wang", chains * draws, seed,
+                                                 chains=chains, warmup=100)  # fmt: skip
+            for method, row in rows.items():
+                runs.append({"beta": beta, "seed": seed, "method": method, **row})
+    return {"L": L, "betas": list(betas), "seeds": seeds, "n": n, "steps": steps,
+            "train_steps": train_steps, "runs": runs}  # fmt: skip
+
+
+def _mean(rows: list[dict[str, Any]], key: str) -> float | None:
+    values = [r[key] for r in rows if r.get(key) is not None]
+    return statistics.fmean(values) if values else None
+
+
+def _signed(v: float | None, fmt: str = "+.4f") -> str:
+    return "-" if v is None else format(v, fmt)
+
+
+def format_leaps(m: dict[str, Any]) -> str:
+    """A markdown table per beta: means over seeds."""
+    lines = []
+    for beta in m["betas"]:
+        lines += [f"\nIsing L = {m['L']}, beta = {beta} (means over {m['seeds']} seeds)\n",
+                  "| method | evaluations | mean abs log Z error | mean stderr | mean abs z | "
+                  "ESS/N | E abs(m) error | chi (ref) | energy error | seconds |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+        methods = dict.fromkeys(r["method"] for r in m["runs"] if r["beta"] == beta)
+        for method in methods:
+            rows = [r for r in m["runs"] if r["beta"] == beta and r["method"] == method]
+            err = [abs(r["log_Z_error"]) for r in rows if "log_Z_error" in r]
+            z = [abs(r["log_Z_z"]) for r in rows if r.get("log_Z_z") is not None]
+            lines.append(
+                f"| {method} | {_mean(rows, 'evaluations'):.3g} | "
+                + (f"{statistics.fmean(err):.3f} | {_mean(rows, 'log_Z_stderr'):.3f} | "
+                   f"{statistics.fmean(z):.2f} | " if err else "- | - | - | ")
+                + f"{_mean(rows, 'ess'):.3f} | {_signed(_mean(rows, 'abs_m_error'))} | "
+                f"{_mean(rows, 'chi'):.2f} ({_signed(rows[0].get('chi_reference'), '.2f')}) | "
+                f"{_signed(_mean(rows, 'energy_error'))} | {_mean(rows, 'seconds'):.0f} |"
+            )  # fmt: skip
+    return "\n".join(lines)
