@@ -6,6 +6,8 @@ r"""PNG plots of a :class:`~interpolants.samplers.SampleResult` (matplotlib, hea
 - :func:`plot_log_weights`: the histogram of the normalised log weights
   log W_i = log w_i - log mean_j exp(log w_j) (0 is the mean weight; a long left tail and
   ESS / N = (sum w)^2 / (N sum w^2) far below 1 mean a few walkers carry the estimate).
+- :func:`plot_lattice`: a spin model's configurations as images, its magnetisation and
+  LEAPS's loss.
 - :func:`plot_traces`: per chain, log rho*(x_t) over all iterations (warm-up shaded) and the
   first coordinates after warm-up: chains that disagree have not mixed.
 
@@ -25,7 +27,14 @@ from torch import Tensor
 from ..samplers import SampleResult
 from .plots import pyplot, samples_over_density
 
-__all__ = ["plot_flow_mcmc", "plot_log_weights", "plot_result", "plot_samples", "plot_traces"]
+__all__ = [
+    "plot_flow_mcmc",
+    "plot_lattice",
+    "plot_log_weights",
+    "plot_result",
+    "plot_samples",
+    "plot_traces",
+]
 
 MAX_CHAINS = 8  # chains drawn in a trace plot
 
@@ -263,11 +272,46 @@ def plot_flow_mcmc(result: SampleResult, path: str | Path) -> Path:
     return path
 
 
+def plot_lattice(result: SampleResult, target: Any, path: str | Path, shown: int = 8) -> Path:
+    """A lattice target's states: ``shown`` configurations (resampled by their weights) as
+    L x L images, the histogram of the magnetisation m, and LEAPS's training loss."""
+    plt = pyplot()
+    x = result.samples.detach().cpu()
+    if result.log_weights is not None:
+        x = _resample(x, result.log_weights)
+    side = target.L
+    panels = 2 + ("loss_history" in result.info and len(result.info["loss_history"]) > 0)
+    fig = plt.figure(figsize=(2.0 * shown / 2 + 4 * (panels - 1), 4.2))
+    grid = fig.add_gridspec(2, shown // 2 + panels - 1)
+    values = target.values
+    for k in range(min(shown, x.shape[0])):
+        ax = fig.add_subplot(grid[k % 2, k // 2])
+        ax.imshow(x[k].reshape(side, side), cmap="coolwarm", vmin=float(values.min()),
+                  vmax=float(values.max()), interpolation="nearest")  # fmt: skip
+        ax.set_xticks([])
+        ax.set_yticks([])
+    ax = fig.add_subplot(grid[:, shown // 2])
+    ax.hist(target.magnetisation(x).numpy(), bins=40, density=True, color="tab:blue")
+    ax.set_xlabel("magnetisation m")
+    ax.set_ylabel("density (resampled)")
+    ax.set_title(f"{result.method}: {x.shape[0]} states")
+    if panels == 3:
+        ax = fig.add_subplot(grid[:, shown // 2 + 1])
+        ax.semilogy(result.info["loss_history"].numpy())
+        ax.set_xlabel("Adam step")
+        ax.set_ylabel("LEAPS loss (variance of a_t)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)
+
+
 def plot_result(result: SampleResult, target: Any, out: str | Path) -> list[Path]:
     """Write every plot that applies to ``result`` into the folder ``out``.
 
     ``samples.png`` always; ``log_weights.png`` for weighted samples; ``traces.png`` for
-    Markov chains; ``flow_mcmc.png`` (global acceptance) for flow-MCMC and flow IS.
+    Markov chains; ``flow_mcmc.png`` (global acceptance) for flow-MCMC and flow IS;
+    ``lattice.png`` for the spin models (configurations, magnetisation, LEAPS's loss).
 
     Returns:
         The paths written.
@@ -280,4 +324,6 @@ def plot_result(result: SampleResult, target: Any, out: str | Path) -> list[Path
         paths.append(plot_traces(result, out / "traces.png"))
     if "training_acceptance" in result.info:
         paths.append(plot_flow_mcmc(result, out / "flow_mcmc.png"))
+    if hasattr(target, "magnetisation") and isinstance(getattr(target, "L", None), int):
+        paths.append(plot_lattice(result, target, out / "lattice.png"))
     return paths
