@@ -6,6 +6,7 @@
 """
 
 from .base import Target
+from .discrete import DiscreteTarget, UniformDiscrete
 from .funnel import Funnel
 from .gmm import GaussianMixture, gaussian_mixture_family, gmm40
 from .hierarchical import EightSchools, eight_schools_reference
@@ -38,6 +39,7 @@ from .state_space import LocalLevel, local_level_reference
 __all__ = [
     "BridgeNormal",
     "ChainReference",
+    "DiscreteTarget",
     "EightSchools",
     "Funnel",
     "GaussianMixture",
@@ -55,6 +57,7 @@ __all__ = [
     "RVData",
     "RadialVelocity",
     "Target",
+    "UniformDiscrete",
     "UniformTorus",
     "chain_reference",
     "double_well_log_Z",

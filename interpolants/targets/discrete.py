@@ -24,6 +24,8 @@ from .base import Target
 
 __all__ = ["DiscreteTarget", "UniformDiscrete", "value_index"]
 
+CHUNK = 2**24  # entries of the moved states built at once by the default ratios
+
 
 def value_index(x: Tensor, values: Tensor) -> Tensor:
     """The index c of each entry's value v_c: long tensor shaped like x (ValueError for an
@@ -110,12 +112,15 @@ class DiscreteTarget(Target):
         """(log rho(x) (n,), R(x) (n, dim, q)) by evaluating every single-site change."""
         self._check_x(x)
         lp = self.log_prob(x)
-        n, q = x.shape[0], self.q
-        moved = x.unsqueeze(1).unsqueeze(1).expand(n, self.dim, q, self.dim).clone()
-        site = torch.arange(self.dim)
-        moved[:, site, :, site] = self.values.to(x.dtype).expand(self.dim, n, q)
-        lps = self.log_prob(moved.reshape(-1, self.dim)).reshape(n, self.dim, q)
-        return lp, lps - lp[:, None, None]
+        q, site = self.q, torch.arange(self.dim)
+        rows = max(1, CHUNK // (self.dim * self.dim * q))  # walkers per call of log_prob
+        parts = []
+        for chunk in x.split(rows):
+            n = chunk.shape[0]
+            moved = chunk[:, None, None].expand(n, self.dim, q, self.dim).clone()
+            moved[:, site, :, site] = self.values.to(x.dtype).expand(self.dim, n, q)
+            parts.append(self.log_prob(moved.reshape(-1, self.dim)).reshape(n, self.dim, q))
+        return lp, torch.cat(parts) - lp[:, None, None]
 
     def log_prob_and_grad(self, x: Tensor) -> tuple[Tensor, Tensor]:
         raise TypeError(f"{self.name} is a discrete target: it has ratios, not a gradient")
