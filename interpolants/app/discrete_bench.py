@@ -67,15 +67,17 @@ def bench_leaps(
     steps: int = 100,
     train_steps: int = 300,
     batches: int = 4,
+    sweeps: int = 0,
 ) -> dict[str, Any]:
-    """The runs of the module docstring; ``steps`` levels and ``train_steps`` Adam steps for
-    LEAPS, ``n`` walkers (draws for Swendsen-Wang) per run."""
+    """The runs of the module docstring; ``steps`` levels, ``train_steps`` Adam steps and
+    ``sweeps`` heat-bath sweeps per level for LEAPS, ``n`` walkers (draws for
+    Swendsen-Wang) per run."""
     runs: list[dict[str, Any]] = []
     for beta in betas:
         target = _targets.get("ising", L=L, beta=beta)
         for seed in range(seeds):
             leaps = _timed(target, "leaps", n, seed, steps=steps, train_steps=train_steps,
-                           batches=batches)  # fmt: skip
+                           batches=batches, sweeps=sweeps)  # fmt: skip
             sampling = leaps["evaluations"] - leaps["training_evaluations"]
             rows = {"leaps": leaps}
             for label, budget in (("sampling", sampling), ("total", leaps["evaluations"])):
@@ -90,7 +92,7 @@ def bench_leaps(
             for method, row in rows.items():
                 runs.append({"beta": beta, "seed": seed, "method": method, **row})
     return {"L": L, "betas": list(betas), "seeds": seeds, "n": n, "steps": steps,
-            "train_steps": train_steps, "runs": runs}  # fmt: skip
+            "train_steps": train_steps, "sweeps": sweeps, "runs": runs}  # fmt: skip
 
 
 def _mean(rows: list[dict[str, Any]], key: str) -> float | None:
@@ -106,7 +108,9 @@ def format_leaps(m: dict[str, Any]) -> str:
     """A markdown table per beta: means over seeds."""
     lines = []
     for beta in m["betas"]:
-        lines += [f"\nIsing L = {m['L']}, beta = {beta} (means over {m['seeds']} seeds)\n",
+        lines += [f"\nIsing L = {m['L']}, beta = {beta} (means over {m['seeds']} seeds; LEAPS: "
+                  f"{m['train_steps']} Adam steps, {m['steps']} levels, "
+                  f"{m.get('sweeps', 0)} sweeps per level)\n",
                   "| method | evaluations | mean abs log Z error | mean stderr | mean abs z | "
                   "ESS/N | E abs(m) error | chi (ref) | energy error | seconds |",
                   "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
