@@ -205,7 +205,7 @@ def test_a_periodic_escort_commutes_with_integer_shifts():
     assert (ld2 - ld).abs().max() < 1e-9
 
 
-# --- the call and bad input ------------------------------------------------------------------------
+# --- the call and bad input -----------------------------------------------------------------
 
 
 def test_the_public_call_and_result():
