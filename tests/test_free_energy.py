@@ -128,9 +128,20 @@ def test_the_escort_beats_bar_at_equal_evaluations_on_a_10d_pair():
     a, b = gaussian(0.0, 1.0, 10), gaussian(1.0, 1.5, 10, log_c=0.3)
     plain = free_energy(a, b, method="bar", n=1000, seed=0)
     escorted = free_energy(a, b, method="escorted", n=1000, seed=0, **FAST_ESCORT)
-    assert escorted.evaluations == plain.evaluations  # 2 per walker and end, half the walkers
+    # 4 evaluations per work walker on half the draws (as BAR's 2 on all) and the held-out check
+    assert escorted.evaluations == 1.25 * plain.evaluations
+    assert escorted.info["escort_used"]
     assert abs(escorted.delta_F - truth(a, b)) < 3 * escorted.stderr
-    assert escorted.stderr < 0.5 * plain.stderr, (escorted, plain)
+    efficiency = escorted.stderr**2 * escorted.evaluations
+    assert efficiency < 0.25 * plain.stderr**2 * plain.evaluations, (escorted, plain)
+
+
+def test_an_escort_that_does_not_help_is_dropped_on_held_out_draws():
+    a = gaussian(0.0, 1.0, 3)
+    b = gaussian(0.0, 1.0, 3, log_c=0.4)  # the same shape: the instantaneous works are exact
+    est = free_energy(a, b, method="escorted", n=200, seed=0, train_steps=100)
+    assert not est.info["escort_used"]
+    assert est.delta_F == pytest.approx(-0.4, abs=1e-12) and est.stderr < 1e-10
 
 
 @pytest.mark.parametrize(

@@ -3,12 +3,20 @@ estimates (FEAT, He, Du, Vargas, Wang, ..., Vanden-Eijnden, arXiv:2504.11516; es
 Jarzynski, Vaikuntanathan & Jarzynski, PRL 100 (2008) 190601, arXiv:0804.3055).
 
 The velocity v_t(x) is fitted by the stochastic-interpolant (flow-matching) loss between
-independent draws x_0 ~ a, x_1 ~ b on the linear path x_t = (1 - t) x_0 + t x_1
-(Albergo & Vanden-Eijnden, arXiv:2209.15571):
+independent draws x_0 ~ a, x_1 ~ b (Albergo & Vanden-Eijnden, arXiv:2209.15571;
+Albergo, Boffi & Vanden-Eijnden, arXiv:2303.08797):
 
-    L(v) = E_{t ~ U(0,1), x_0, x_1} |v_t(x_t) - (x_1 - x_0)|^2,
+    L(v) = E_{t ~ U(0,1), x_0, x_1} |v_t(x_t) - dx_t/dt|^2,
 
-which needs draws of both ends and no target evaluation. T is K Heun steps of the ODE
+which needs draws of both ends and no target evaluation. The default path is the
+trigonometric one about the pooled mean mu of the draws,
+
+    x_t = mu + cos(pi t / 2) (x_0 - mu) + sin(pi t / 2) (x_1 - mu),
+
+which keeps the spread: when a and b agree in mean and covariance its velocity vanishes
+(x_0, x_1 independent), so that for nearby targets (two couplings, two temperatures) the
+escort starts near the identity and learns only their difference; path="linear" is
+x_t = (1 - t) x_0 + t x_1, whose velocity is not zero even for a = b. T is K Heun steps of the ODE
 dx/dt = v_t(x), and log |det grad T| the exact log-determinant of those discrete steps
 (:func:`interpolants.divergence.heun_step`), so the escorted work below is exact for the map
 that is used, whatever the quality of the fit; only its variance depends on the fit. The
@@ -33,7 +41,7 @@ from ...divergence import heun_step
 from ...nn.embedding import TimeEmbedding
 from ...nn.mlp import mlp
 
-__all__ = ["EscortField", "HeunTransport", "fit_escort"]
+__all__ = ["PATHS", "EscortField", "HeunTransport", "fit_escort", "interpolate"]
 
 INVERSE_TOL = 1e-9  # fixed-point iterations of an inverse Heun step stop below this change
 INVERSE_ITERATIONS = 200
@@ -64,16 +72,38 @@ class EscortField(nn.Module):
         return self.scale * self.net(torch.cat([z, self.embed(t)], 1))
 
 
+PATHS = ("trig", "linear")
+
+
+def interpolate(
+    path: str, t: Tensor, x0: Tensor, x1: Tensor, mean: Tensor
+) -> tuple[Tensor, Tensor]:
+    """(x_t, dx_t/dt) of ``path`` ("trig" about ``mean``, or "linear"), t of shape (n,)."""
+    if path == "linear":
+        return x0 + t[:, None] * (x1 - x0), x1 - x0
+    theta = 0.5 * math.pi * t[:, None]
+    c, s = theta.cos(), theta.sin()
+    return mean + c * (x0 - mean) + s * (x1 - mean), 0.5 * math.pi * (
+        c * (x1 - mean) - s * (x0 - mean)
+    )
+
+
 def fit_escort(
     x0: Tensor, x1: Tensor, *, steps: int, batch_size: int, lr: float, width: int, depth: int,
-    periodic: bool, generator: torch.Generator,
+    periodic: bool, generator: torch.Generator, path: str = "trig",
 ) -> tuple[EscortField, list[float]]:  # fmt: skip
     """Fit :class:`EscortField` by the interpolant loss of the module docstring on draws x0 of
     a and x1 of b (Adam, cosine-decayed learning rate, random pairs in every batch; float64).
-    Returns the field and its loss every 100 steps."""
+    On a torus the draws are read modulo 1 and x_1 is taken as the image nearest x_0 (the
+    linear path). Returns the field and its loss every 100 steps."""
+    if path not in PATHS:
+        raise ValueError(f"path must be one of {PATHS}, got {path!r}")
     x0, x1 = x0.detach().double(), x1.detach().double()
+    if periodic:
+        x0, x1, path = x0.remainder(1.0), x1.remainder(1.0), "linear"
     pooled = torch.cat([x0, x1])
     mean, scale = pooled.mean(0), pooled.std(0).clamp_min(1e-6)
+    pooled_mean = mean
     if periodic:
         mean, scale = torch.zeros_like(mean), torch.ones_like(scale)
     seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
@@ -89,8 +119,10 @@ def fit_escort(
             j = torch.randint(x1.shape[0], (batch_size,), generator=generator)
             t = torch.rand(batch_size, generator=generator, dtype=torch.float64)
             a, b = x0[i], x1[j]
-            xt = (1 - t[:, None]) * a + t[:, None] * b
-            loss = (field(t, xt) - (b - a)).square().sum(1).mean()
+            if periodic:  # the nearest image of b
+                b = a + (b - a + 0.5).remainder(1.0) - 0.5
+            xt, dxt = interpolate(path, t, a, b, pooled_mean)
+            loss = (field(t, xt) - dxt).square().sum(1).mean()
             opt.zero_grad()
             loss.backward()
             opt.step()

@@ -37,7 +37,7 @@ def _works(name: str, w: Tensor, at_least: int = 2) -> Tensor:
     return w
 
 
-def jarzynski(work: Tensor) -> tuple[float, float]:
+def jarzynski(work: Tensor, inefficiency: float = 1.0) -> tuple[float, float]:
     r"""Delta F = -log mean_i exp(-W_i) from n works W_i of one direction (forward works give
     Delta F; reverse works give -Delta F, negate it), with the delta-method standard error
 
@@ -47,6 +47,10 @@ def jarzynski(work: Tensor) -> tuple[float, float]:
     Gore, Ritort & Bustamante, PNAS 100 (2003) 12564). Works of +inf (a zero weight) are kept.
     The error is itself an estimate and too small when the exponential average is dominated by
     rare works that were not drawn (the usual failure of one-sided estimates).
+
+    ``inefficiency`` g >= 1: the works come from correlated draws (MCMC), g of them worth one
+    independent draw (the statistical inefficiency 1 + 2 sum_t rho_t, Chodera et al.,
+    JCTC 3 (2007) 26; pymbar.timeseries); the variance is multiplied by g.
 
     Returns:
         (Delta F, stderr).
@@ -58,7 +62,8 @@ def jarzynski(work: Tensor) -> tuple[float, float]:
     if not math.isfinite(float(log_mean)):
         return math.inf, math.nan
     ess = float((2 * torch.logsumexp(lw, 0) - torch.logsumexp(2 * lw, 0)).exp() / n)
-    return -float(log_mean), math.sqrt(max(1.0 / ess - 1.0, 0.0) / (n - 1))
+    g = max(float(inefficiency), 1.0)
+    return -float(log_mean), math.sqrt(g * max(1.0 / ess - 1.0, 0.0) / (n - 1))
 
 
 def bar_equation(delta_f: float, w_forward: Tensor, w_reverse: Tensor) -> float:
@@ -74,7 +79,9 @@ def bar_equation(delta_f: float, w_forward: Tensor, w_reverse: Tensor) -> float:
     return float(fwd - rev)
 
 
-def bar(w_forward: Tensor, w_reverse: Tensor) -> tuple[float, float]:
+def bar(
+    w_forward: Tensor, w_reverse: Tensor, inefficiency: tuple[float, float] = (1.0, 1.0)
+) -> tuple[float, float]:
     r"""Bennett's acceptance ratio: Delta F solving :func:`bar_equation` (bisection in float64
     to 1e-12), the minimum-variance estimate from forward and reverse works (Shirts et al.
     2003 show it is the maximum-likelihood estimate given the works), with the asymptotic
@@ -87,6 +94,9 @@ def bar(w_forward: Tensor, w_reverse: Tensor) -> tuple[float, float]:
     Arguments:
         w_forward: W_F of x ~ a (n_F >= 2 values).
         w_reverse: W_R of y ~ b (n_R >= 2 values).
+        inefficiency: (g_F, g_R) >= 1, the statistical inefficiencies of correlated forward
+            and reverse works (as in :func:`jarzynski`): each direction's term of se^2 is
+            multiplied by its g.
 
     Returns:
         (Delta F, stderr).
@@ -113,6 +123,7 @@ def bar(w_forward: Tensor, w_reverse: Tensor) -> tuple[float, float]:
     m = math.log(wf.numel() / wr.numel())
     ff = torch.sigmoid(-(m + wf - delta_f))
     fr = torch.sigmoid(-(-m + wr + delta_f))
-    var = ff.var(correction=0) / ff.mean() ** 2 / wf.numel()
-    var = var + fr.var(correction=0) / fr.mean() ** 2 / wr.numel()
+    g_f, g_r = (max(float(g), 1.0) for g in inefficiency)
+    var = g_f * ff.var(correction=0) / ff.mean() ** 2 / wf.numel()
+    var = var + g_r * fr.var(correction=0) / fr.mean() ** 2 / wr.numel()
     return delta_f, math.sqrt(max(float(var), 0.0))

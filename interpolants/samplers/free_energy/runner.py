@@ -29,7 +29,7 @@ import math
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import torch
 from torch import Tensor
@@ -44,7 +44,8 @@ from ..annealing import (
 )
 from ..api import sample
 from ..base import CountedDensity, MethodConfig, check_fraction, check_int, make_generator
-from .escort import HeunTransport, fit_escort
+from ..diagnostics import integrated_autocorr_time
+from .escort import PATHS, HeunTransport, fit_escort
 from .estimators import bar, jarzynski
 
 __all__ = ["METHODS", "FreeEnergyConfig", "FreeEnergyResult", "free_energy"]
@@ -57,7 +58,7 @@ _READS = {
     "bar": {*_DRAWS},
     "jarzynski": {*_DRAWS, "direction", "steps", "moves"},
     "escorted": {*_DRAWS, "direction", "steps", "train_fraction", "train_steps", "batch_size",
-                 "lr", "width", "depth", "periodic", "transport"},
+                 "lr", "width", "depth", "periodic", "transport", "path", "fallback"},
 }  # fmt: skip
 
 
@@ -76,11 +77,18 @@ class FreeEnergyConfig(MethodConfig):
             exact sampler (``sample(target, "hmc", chains=, warmup=, thin=)``; default 16
             chains, 300 warm-up iterations, every 2nd draw).
         train_fraction: escorted: the share of each target's n draws that train the escort
-            (made by their own sampler call, independent of those that give the works).
+            (the first ones of its sampler call; the rest give the works).
         train_steps, batch_size, lr, width, depth: the escort's Adam steps, batch, learning
             rate and MLP (default 1000, 256, 2e-3, 64, 2).
         periodic: the escort sees x on the torus [0, 1)^d (None: when both targets' base is
             the uniform density on the torus, ``UniformTorus``).
+        path: escorted: the interpolant the escort is fitted on, "trig" (about the pooled
+            mean, variance-preserving: near the identity for nearby targets) or "linear"
+            (:mod:`.escort`).
+        fallback: escorted: hold out a quarter of the training draws and estimate on them
+            with the fitted escort and without it; when the escort's standard error is not the
+            smaller, the works are made without transport (``info["escort_used"]`` False).
+            The choice sees none of the draws that give the works; its evaluations count.
         transport: escorted: a given map (t0, t1, x) -> (T x, log |det grad T|) from a to b
             (called with t0=0, t1=1) and its inverse (t0=1, t1=0) instead of a learned one;
             then all n draws give works.
@@ -100,6 +108,8 @@ class FreeEnergyConfig(MethodConfig):
     depth: int = 2
     periodic: bool | None = None
     transport: Any = None
+    path: str = "trig"
+    fallback: bool = True
 
     method: ClassVar[str] = "free_energy"
 
@@ -127,6 +137,10 @@ class FreeEnergyConfig(MethodConfig):
         self.depth = check_int("depth", self.depth)
         if self.periodic is not None and not isinstance(self.periodic, bool):
             raise ValueError(f"periodic must be True, False or None, got {self.periodic!r}")
+        if self.path not in PATHS:
+            raise ValueError(f"path must be one of {PATHS}, got {self.path!r}")
+        if not isinstance(self.fallback, bool):
+            raise ValueError(f"fallback must be True or False, got {self.fallback!r}")
         if self.transport is not None and not callable(self.transport):
             raise ValueError("transport must be a callable (t0, t1, x) -> (T x, log |det|)")
 
@@ -236,13 +250,24 @@ def _check_target(name: str, target: Any) -> None:
         )
 
 
+class Draws(NamedTuple):
+    """Equilibrium draws of a target: rows, their cost in evaluations, "exact" or "hmc", the
+    HMC's chains (rows run draw by draw across them; 0 for exact draws), failed checks."""
+
+    x: Tensor
+    evaluations: int
+    source: str
+    chains: int
+    warnings: list[str]
+
+
 def equilibrium_draws(
     target: Any, n: int, generator: torch.Generator, c: FreeEnergyConfig
-) -> tuple[Tensor, int, str, list[str]]:
+) -> Draws:
     """n draws of ``target``: exact (``target.sample``) or HMC (``chains``, ``warmup``,
-    ``thin`` of ``c``); (draws, evaluations, "exact" or "hmc", failed checks)."""
+    ``thin`` of ``c``)."""
     try:
-        return target.sample(n, generator), 0, "exact", []
+        return Draws(target.sample(n, generator), 0, "exact", 0, [])
     except NotImplementedError:
         pass
     seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
@@ -251,15 +276,36 @@ def equilibrium_draws(
         warnings.simplefilter("ignore")
         r = sample(target, "hmc", n=n, seed=seed, chains=chains, warmup=c.warmup, thin=c.thin)
     name = getattr(target, "name", "target")
-    return r.samples[:n].detach(), int(r.evaluations), "hmc", [f"{name}: {w}" for w in r.warnings]
+    lines = [f"{name}: {w}" for w in r.warnings]
+    return Draws(r.samples[:n].detach(), int(r.evaluations), "hmc", chains, lines)
+
+
+def inefficiency(work: Tensor, offset: int, chains: int) -> float:
+    """The statistical inefficiency g = tau >= 1 of works of HMC draws: rows ``offset``, ...
+    of the draws, which run draw by draw across ``chains`` chains (1 for exact draws): the
+    integrated autocorrelation time of the full draws among them (Geyer's initial monotone
+    sequence, :func:`~..diagnostics.integrated_autocorr_time`)."""
+    if chains < 1:
+        return 1.0
+    first = (-offset) % chains
+    k = (work.numel() - first) // chains
+    if k < 4:
+        return 1.0
+    w = work[first : first + k * chains].double().view(k, chains)
+    w = torch.where(
+        torch.isfinite(w), w, w[torch.isfinite(w)].max() if bool(torch.isfinite(w).any()) else 0.0
+    )
+    tau = float(integrated_autocorr_time(w)[0])
+    return max(tau, 1.0) if math.isfinite(tau) else 1.0
 
 
 def _works(
     target_a: Any, target_b: Any, x: Tensor, reverse: bool, levels: int, moves: int,
     transport: Any, generator: torch.Generator, counts: _Counts,
-) -> Tensor:  # fmt: skip
+) -> tuple[Tensor, Tensor]:  # fmt: skip
     """The works of walkers x (draws of a, or of b when ``reverse``) through the annealing
-    engine: -log w of the run (module docstring)."""
+    engine, -log w of the run (module docstring), and their instantaneous works (free: the
+    engine evaluates both targets at the start)."""
     b = CountedDensity(target_b)
     a = CountedBase(target_a)
     path = AnnealedDensity(b, a)
@@ -269,11 +315,33 @@ def _works(
     mover: Any = LangevinMoves(lambda t: 0.0, 0)  # no moves
     if moves > 0:
         mover = AdaptiveMoves(moves, 0.574, "diag", None, mala_kernel)
+    first: list[Tensor] = []
+
+    def instantaneous(t: float, state: Any, log_w: Tensor) -> None:
+        if not first:  # at the start: u_b - u_a (forward) or u_a - u_b (reverse)
+            lp0, lp1 = state.aux[0].double(), state.aux[1].double()
+            first.append(lp1 - lp0 if reverse else lp0 - lp1)
+
     run = anneal(path, path.state(x, start), TimeGrid(grid), mover, generator,
-                 transport=transport, start=start)  # fmt: skip
+                 transport=transport, start=start, on_level=instantaneous)  # fmt: skip
     counts.a += a.evaluations
     counts.b += b.evaluations
-    return -run.log_w
+    return -run.log_w, first[0]
+
+
+def estimate(
+    w_f: Tensor | None, w_r: Tensor | None, g: tuple[float, float] = (1.0, 1.0)
+) -> tuple[float, float]:
+    """(Delta F, stderr): BAR of both directions, else Jarzynski of the one given; g the
+    statistical inefficiencies of the forward and reverse works."""
+    if w_f is not None and w_r is not None:
+        return bar(w_f, w_r, g)
+    if w_f is not None:
+        return jarzynski(w_f, g[0])
+    if w_r is None:
+        raise ValueError("no works")
+    neg, se = jarzynski(w_r, g[1])
+    return -neg, se
 
 
 def _ess(w: Tensor | None) -> float | None:
@@ -345,18 +413,21 @@ def free_energy(
     fwd = direction in ("forward", "both")
     rev = direction in ("reverse", "both")
 
+    chains = {"a": 0, "b": 0}
+
     def draw(which: str, m: int) -> Tensor:
         target = target_a if which == "a" else target_b
-        x, cost, source, lines = equilibrium_draws(target, m, generator, c)
+        d = equilibrium_draws(target, m, generator, c)
         if which == "a":
-            counts.a += cost
+            counts.a += d.evaluations
         else:
-            counts.b += cost
-        draws[which] = source
-        notes.extend(lines)
-        return x
+            counts.b += d.evaluations
+        draws[which], chains[which] = d.source, d.chains
+        notes.extend(d.warnings)
+        return d.x
 
     transport, levels, moves = None, 1, 0
+    pooled: dict[str, Tensor] = {}
     if method == "jarzynski":
         levels, moves = steps, c.moves
     m = n
@@ -366,31 +437,51 @@ def free_energy(
             m = n - max(1, round(c.train_fraction * n))
             if m < 2:
                 raise ValueError(f"n={n} leaves fewer than 2 draws for the works; raise n")
-            x0, x1 = draw("a", n - m), draw("b", n - m)
+            # one sampler call per target: the first n - m draws train, the last m give works
+            # (HMC's rows run along the chains, so the two parts meet at one point of each)
+            xa, xb = draw("a", n if fwd else n - m), draw("b", n if rev else n - m)
+            x0, x1 = xa[: n - m], xb[: n - m]
+            pooled = {"a": xa[n - m :], "b": xb[n - m :]}
             periodic = _periodic(c, target_a, target_b)
+            held = max(2, (n - m) // 4) if c.fallback and n - m >= 8 else 0
             field_, losses = fit_escort(
-                x0, x1, steps=c.train_steps, batch_size=c.batch_size, lr=c.lr, width=c.width,
-                depth=c.depth, periodic=periodic, generator=generator,
+                x0[: len(x0) - held], x1[: len(x1) - held], steps=c.train_steps,
+                batch_size=c.batch_size, lr=c.lr, width=c.width, depth=c.depth,
+                periodic=periodic, generator=generator, path=c.path,
             )  # fmt: skip
             transport = HeunTransport(field_, steps)
             info |= {"train_draws": n - m, "heun_steps": steps, "periodic": periodic,
                      "escort_loss": losses[-1] if losses else math.nan}  # fmt: skip
+            if held:
+                vf = vr = pf = pr = None
+                if fwd:
+                    vf, pf = _works(target_a, target_b, x0[-held:], False, 1, 0, transport,
+                                    generator, counts)  # fmt: skip
+                if rev:
+                    vr, pr = _works(target_a, target_b, x1[-held:], True, 1, 0, transport,
+                                    generator, counts)  # fmt: skip
+                se_escort, se_plain = estimate(vf, vr)[1], estimate(pf, pr)[1]
+                info |= {"held_out": held, "held_out_stderr_escorted": se_escort,
+                         "held_out_stderr_plain": se_plain}  # fmt: skip
+                if not se_escort < se_plain:
+                    transport = None
+            info["escort_used"] = transport is not None
     w_f = w_r = None
     if fwd:
-        x = draw("a", m)
-        w_f = _works(target_a, target_b, x, False, levels, moves, transport, generator, counts)
+        x = pooled["a"] if "a" in pooled else draw("a", m)
+        w_f = _works(target_a, target_b, x, False, levels, moves, transport, generator, counts)[0]
     if rev:
-        y = draw("b", m)
-        w_r = _works(target_a, target_b, y, True, levels, moves, transport, generator, counts)
+        y = pooled["b"] if "b" in pooled else draw("b", m)
+        w_r = _works(target_a, target_b, y, True, levels, moves, transport, generator, counts)[0]
     if isinstance(transport, HeunTransport):
         info["failed_inversions"] = transport.failed
-    if fwd and rev:
-        delta_f, se = bar(w_f, w_r)  # type: ignore[arg-type]
-    elif fwd:
-        delta_f, se = jarzynski(w_f)  # type: ignore[arg-type]
-    else:
-        neg, se = jarzynski(w_r)  # type: ignore[arg-type]
-        delta_f = -neg
+    offset = n - m if pooled else 0  # where the works' draws begin among the sampler's rows
+    g = (
+        1.0 if w_f is None else inefficiency(w_f, offset, chains["a"]),
+        1.0 if w_r is None else inefficiency(w_r, offset, chains["b"]),
+    )
+    info |= {"inefficiency_forward": g[0], "inefficiency_reverse": g[1]}
+    delta_f, se = estimate(w_f, w_r, g)
     info["levels"] = levels
     info["moves"] = moves
     return FreeEnergyResult(
