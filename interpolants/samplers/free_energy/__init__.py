@@ -2,12 +2,13 @@
 Bennett's acceptance ratio, Jarzynski (forward / reverse, annealed), and escorted estimates
 through a learned transport (FEAT, arXiv:2504.11516). See docs/free_energy.md."""
 
-from .escort import EscortField, HeunTransport, fit_escort
+from .escort import Affine, EscortField, HeunTransport, fit_escort
 from .estimators import bar, bar_equation, jarzynski
 from .runner import METHODS, FreeEnergyConfig, FreeEnergyResult, equilibrium_draws, free_energy
 
 __all__ = [
     "METHODS",
+    "Affine",
     "EscortField",
     "FreeEnergyConfig",
     "FreeEnergyResult",

@@ -24,6 +24,13 @@ reverse direction applies the exact inverse of the same discrete map (each Heun 
 by fixed-point iteration), so forward and reverse works satisfy Crooks' theorem for one map
 and Bennett's acceptance ratio combines them (FEAT's escorted BAR).
 
+Before the flow, by default, an affine map x -> mu_b + L_b L_a^{-1} (x - mu_a) that matches
+the draws' means and covariances (L the Cholesky factors of covariances shrunk towards their
+diagonals by d / (n + d); with few draws, n < 10 d, the diagonals alone); the flow is then
+fitted between the mapped draws of a and the draws of b, and learns only what the first two
+moments miss (for Gaussians: nothing). Its log-determinant is the constant
+log |det L_b| - log |det L_a|.
+
 On a torus (targets whose base is the uniform density on [0, 1)^d, the particles), the field
 sees x through sin(2 pi x), cos(2 pi x): a periodic velocity gives a map that commutes with
 integer shifts, a diffeomorphism of the torus, so that Z is kept over one cell.
@@ -41,7 +48,7 @@ from ...divergence import heun_step
 from ...nn.embedding import TimeEmbedding
 from ...nn.mlp import mlp
 
-__all__ = ["PATHS", "EscortField", "HeunTransport", "fit_escort", "interpolate"]
+__all__ = ["PATHS", "Affine", "EscortField", "HeunTransport", "fit_escort", "interpolate"]
 
 INVERSE_TOL = 1e-9  # fixed-point iterations of an inverse Heun step stop below this change
 INVERSE_ITERATIONS = 200
@@ -135,15 +142,59 @@ def fit_escort(
     return field, losses
 
 
+class Affine:
+    """x -> shift + matrix @ x and its inverse, with the constant log |det matrix|."""
+
+    def __init__(self, matrix: Tensor, shift: Tensor):
+        self.matrix, self.shift = matrix.double(), shift.double()
+        self.inverse_matrix = torch.linalg.inv(self.matrix)
+        self.logdet = float(torch.linalg.slogdet(self.matrix)[1])
+
+    @classmethod
+    def matching(cls, x0: Tensor, x1: Tensor, kind: str = "dense") -> Affine:
+        """The map that takes the mean and covariance of x0 to those of x1 (module
+        docstring); ``kind`` "diag": the variances only (a scaling per coordinate);
+        "scalar": the mean and variance over all coordinates (one scale, for lattices)."""
+
+        if kind == "scalar":  # one scale and one shift for all coordinates (lattices)
+            ratio = x1.double().std() / x0.double().std()
+            d = x0.shape[1]
+            matrix = ratio * torch.eye(d, dtype=torch.float64)
+            shift = (x1.double().mean() - ratio * x0.double().mean()).expand(d)
+            return cls(matrix, shift)
+
+        def factor(x: Tensor) -> Tensor:
+            n, d = x.shape
+            cov = torch.cov(x.double().T).reshape(d, d)
+            shrink = 1.0 if kind == "diag" else d / (n + d)
+            cov = (1 - shrink) * cov + shrink * torch.diag(cov.diagonal())
+            eye = torch.eye(d, dtype=torch.float64)
+            return torch.linalg.cholesky(cov + 1e-10 * cov.diagonal().mean() * eye)
+
+        la, lb = factor(x0), factor(x1)
+        matrix = lb @ torch.linalg.inv(la)
+        shift = x1.double().mean(0) - x0.double().mean(0) @ matrix.T
+        return cls(matrix, shift)
+
+    def __call__(self, x: Tensor) -> Tensor:
+        return x @ self.matrix.T + self.shift
+
+    def inverse(self, y: Tensor) -> Tensor:
+        return (y - self.shift) @ self.inverse_matrix.T
+
+
 class HeunTransport:
     r"""The annealing engine's transport (t0, t1, x) -> (T x, log |det grad T|) for one level
     from t0 = 0 to t1 = 1 (or back, t0 = 1 to t1 = 0): ``steps`` Heun steps of the ODE
-    dx/dt = field(t, x), forwards with their exact log-determinants, backwards by inverting
-    the same steps (fixed-point iteration; a walker whose inversion does not converge gets
-    log det = -inf, weight 0, counted in ``failed``). Computed in float64."""
+    dx/dt = field(t, x) after the ``affine`` map (if any), forwards with their exact
+    log-determinants, backwards by inverting the same steps (fixed-point iteration; a walker
+    whose inversion does not converge gets log det = -inf, weight 0, counted in ``failed``).
+    Computed in float64."""
 
-    def __init__(self, field: Callable[[Tensor, Tensor], Tensor], steps: int):
-        self.field, self.steps, self.failed = field, steps, 0
+    def __init__(
+        self, field: Callable[[Tensor, Tensor], Tensor], steps: int, affine: Affine | None = None
+    ):
+        self.field, self.steps, self.failed, self.affine = field, steps, 0, affine
         self.grid = torch.linspace(0.0, 1.0, steps + 1, dtype=torch.float64).tolist()
         self.generator = torch.Generator().manual_seed(0)  # unused: exact log-determinants
 
@@ -173,6 +224,8 @@ class HeunTransport:
         total = torch.zeros(x.shape[0], dtype=torch.float64, device=x.device)
         with torch.no_grad():
             if t1 > t0:
+                if self.affine is not None:
+                    y, total = self.affine(y), total + self.affine.logdet
                 for a, b in zip(self.grid[:-1], self.grid[1:], strict=True):
                     y, logdet = self._step(a, b, y)
                     total = total + logdet
@@ -180,4 +233,6 @@ class HeunTransport:
                 for a, b in zip(self.grid[-2::-1], self.grid[:0:-1], strict=True):
                     y, logdet = self._inverse_step(a, b, y)
                     total = total + logdet
+                if self.affine is not None:
+                    y, total = self.affine.inverse(y), total - self.affine.logdet
         return y.to(x.dtype), total

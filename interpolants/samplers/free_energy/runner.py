@@ -45,12 +45,13 @@ from ..annealing import (
 from ..api import sample
 from ..base import CountedDensity, MethodConfig, check_fraction, check_int, make_generator
 from ..diagnostics import integrated_autocorr_time
-from .escort import PATHS, HeunTransport, fit_escort
+from .escort import PATHS, Affine, HeunTransport, fit_escort
 from .estimators import bar, jarzynski
 
 __all__ = ["METHODS", "FreeEnergyConfig", "FreeEnergyResult", "free_energy"]
 
 METHODS = ("bar", "jarzynski", "escorted")
+AFFINE = ("auto", "dense", "diag", "scalar", "none")
 DIRECTIONS = {"bar": ("both",), "jarzynski": ("forward", "reverse"),
               "escorted": ("both", "forward", "reverse")}  # fmt: skip
 _DRAWS = ("chains", "warmup", "thin")
@@ -58,7 +59,7 @@ _READS = {
     "bar": {*_DRAWS},
     "jarzynski": {*_DRAWS, "direction", "steps", "moves"},
     "escorted": {*_DRAWS, "direction", "steps", "train_fraction", "train_steps", "batch_size",
-                 "lr", "width", "depth", "periodic", "transport", "path", "fallback"},
+                 "lr", "width", "depth", "periodic", "transport", "path", "fallback", "affine"},
 }  # fmt: skip
 
 
@@ -85,6 +86,10 @@ class FreeEnergyConfig(MethodConfig):
         path: escorted: the interpolant the escort is fitted on, "trig" (about the pooled
             mean, variance-preserving: near the identity for nearby targets) or "linear"
             (:mod:`.escort`).
+        affine: escorted: start the escort with the affine map that matches the training
+            draws' means and covariances (:class:`~.escort.Affine`; never on a torus):
+            "dense", "diag" (means and variances), "scalar" (one scale), "none", or "auto"
+            (scalar on a lattice, else dense with at least 10 d training draws, else diag).
         fallback: escorted: hold out a quarter of the training draws and estimate on them
             with the fitted escort and without it; when the escort's standard error is not the
             smaller, the works are made without transport (``info["escort_used"]`` False).
@@ -110,6 +115,7 @@ class FreeEnergyConfig(MethodConfig):
     transport: Any = None
     path: str = "trig"
     fallback: bool = True
+    affine: str = "auto"
 
     method: ClassVar[str] = "free_energy"
 
@@ -139,6 +145,8 @@ class FreeEnergyConfig(MethodConfig):
             raise ValueError(f"periodic must be True, False or None, got {self.periodic!r}")
         if self.path not in PATHS:
             raise ValueError(f"path must be one of {PATHS}, got {self.path!r}")
+        if self.affine not in AFFINE:
+            raise ValueError(f"affine must be one of {AFFINE}, got {self.affine!r}")
         if not isinstance(self.fallback, bool):
             raise ValueError(f"fallback must be True or False, got {self.fallback!r}")
         if self.transport is not None and not callable(self.transport):
@@ -351,6 +359,14 @@ def _ess(w: Tensor | None) -> float | None:
     return float((2 * torch.logsumexp(lw, 0) - torch.logsumexp(2 * lw, 0)).exp() / lw.numel())
 
 
+def lattice_side(target_a: Any, target_b: Any) -> int | None:
+    """L when both targets are fields on one L x L lattice (``L`` with L * L = dim, phi^4)."""
+    side = getattr(target_a, "L", None)
+    if not isinstance(side, int) or side * side != target_a.dim:
+        return None
+    return side if getattr(target_b, "L", None) == side else None
+
+
 def _periodic(c: FreeEnergyConfig, target_a: Any, target_b: Any) -> bool:
     if c.periodic is not None:
         return c.periodic
@@ -444,12 +460,21 @@ def free_energy(
             pooled = {"a": xa[n - m :], "b": xb[n - m :]}
             periodic = _periodic(c, target_a, target_b)
             held = max(2, (n - m) // 4) if c.fallback and n - m >= 8 else 0
+            fit0, fit1 = x0[: len(x0) - held], x1[: len(x1) - held]
+            kind, side = c.affine, lattice_side(target_a, target_b)
+            if kind == "auto":
+                dense = len(fit0) >= 10 * target_a.dim
+                kind = "scalar" if side is not None else "dense" if dense else "diag"
+            affine = None if kind == "none" or periodic else Affine.matching(fit0, fit1, kind)
+            info["affine"] = "none" if affine is None else kind
+            if affine is not None:
+                fit0 = affine(fit0.double())
             field_, losses = fit_escort(
-                x0[: len(x0) - held], x1[: len(x1) - held], steps=c.train_steps,
+                fit0, fit1, steps=c.train_steps,
                 batch_size=c.batch_size, lr=c.lr, width=c.width, depth=c.depth,
                 periodic=periodic, generator=generator, path=c.path,
             )  # fmt: skip
-            transport = HeunTransport(field_, steps)
+            transport = HeunTransport(field_, steps, affine)
             info |= {"train_draws": n - m, "heun_steps": steps, "periodic": periodic,
                      "escort_loss": losses[-1] if losses else math.nan}  # fmt: skip
             if held:
