@@ -2,7 +2,7 @@
 Bennett's acceptance ratio, Jarzynski (forward / reverse, annealed), and escorted estimates
 through a learned transport (FEAT, arXiv:2504.11516). See docs/free_energy.md."""
 
-from .escort import Affine, EscortField, HeunTransport, fit_escort
+from .escort import Affine, EscortField, HeunTransport, Quantile, fit_escort
 from .estimators import bar, bar_equation, jarzynski
 from .runner import METHODS, FreeEnergyConfig, FreeEnergyResult, equilibrium_draws, free_energy
 
@@ -13,6 +13,7 @@ __all__ = [
     "FreeEnergyConfig",
     "FreeEnergyResult",
     "HeunTransport",
+    "Quantile",
     "bar",
     "bar_equation",
     "equilibrium_draws",

@@ -29,7 +29,9 @@ the draws' means and covariances (L the Cholesky factors of covariances shrunk t
 diagonals by d / (n + d); with few draws, n < 10 d, the diagonals alone); the flow is then
 fitted between the mapped draws of a and the draws of b, and learns only what the first two
 moments miss (for Gaussians: nothing). Its log-determinant is the constant
-log |det L_b| - log |det L_a|.
+log |det L_b| - log |det L_a|. On a lattice the default is instead one monotone map of
+every site fitted to the pooled site values (:class:`Quantile`: quantile matching,
+F_b^{-1} o F_a, piecewise linear).
 
 On a torus (targets whose base is the uniform density on [0, 1)^d, the particles), the field
 sees x through sin(2 pi x), cos(2 pi x): a periodic velocity gives a map that commutes with
@@ -48,7 +50,15 @@ from ...divergence import heun_step
 from ...nn.embedding import TimeEmbedding
 from ...nn.mlp import mlp
 
-__all__ = ["PATHS", "Affine", "EscortField", "HeunTransport", "fit_escort", "interpolate"]
+__all__ = [
+    "PATHS",
+    "Affine",
+    "EscortField",
+    "HeunTransport",
+    "Quantile",
+    "fit_escort",
+    "interpolate",
+]
 
 INVERSE_TOL = 1e-9  # fixed-point iterations of an inverse Heun step stop below this change
 INVERSE_ITERATIONS = 200
@@ -176,25 +186,59 @@ class Affine:
         shift = x1.double().mean(0) - x0.double().mean(0) @ matrix.T
         return cls(matrix, shift)
 
-    def __call__(self, x: Tensor) -> Tensor:
-        return x @ self.matrix.T + self.shift
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """(A x + c, log |det A|) per row."""
+        return x @ self.matrix.T + self.shift, torch.full_like(x[:, 0], self.logdet)
 
-    def inverse(self, y: Tensor) -> Tensor:
-        return (y - self.shift) @ self.inverse_matrix.T
+    def inverse(self, y: Tensor) -> tuple[Tensor, Tensor]:
+        return (y - self.shift) @ self.inverse_matrix.T, torch.full_like(y[:, 0], -self.logdet)
+
+
+class Quantile:
+    r"""One monotone map g of every coordinate, g = F_b^{-1} o F_a on the pooled coordinates of
+    the draws (every site of a lattice has the same law): piecewise linear through the
+    ``knots`` quantiles of a and of b (levels 0.5 / K ... 1 - 0.5 / K), extended linearly
+    beyond the end knots. log |det grad| = sum_i log g'(x_i), g' the slope of x_i's
+    segment; the inverse goes through the same knots the other way (exact)."""
+
+    def __init__(self, knots_a: Tensor, knots_b: Tensor):
+        self.knots_a, self.knots_b = knots_a.double(), knots_b.double()
+
+    @classmethod
+    def matching(cls, x0: Tensor, x1: Tensor, knots: int = 64) -> Quantile:
+        levels = (torch.arange(knots, dtype=torch.float64) + 0.5) / knots
+        qa = torch.quantile(x0.double().flatten(), levels)
+        qb = torch.quantile(x1.double().flatten(), levels)
+        # strictly increasing knots: ties (atoms) spread by a hair
+        tiny = 1e-9 * (1.0 + torch.arange(knots, dtype=torch.float64))
+        return cls(torch.cummax(qa, 0).values + tiny, torch.cummax(qb, 0).values + tiny)
+
+    @staticmethod
+    def _through(x: Tensor, src: Tensor, dst: Tensor) -> tuple[Tensor, Tensor]:
+        i = torch.searchsorted(src, x.contiguous()).clamp(1, src.numel() - 1)
+        slope = (dst[i] - dst[i - 1]) / (src[i] - src[i - 1])
+        return dst[i - 1] + slope * (x - src[i - 1]), slope.log().sum(1)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        return self._through(x, self.knots_a, self.knots_b)
+
+    def inverse(self, y: Tensor) -> tuple[Tensor, Tensor]:
+        return self._through(y, self.knots_b, self.knots_a)
 
 
 class HeunTransport:
     r"""The annealing engine's transport (t0, t1, x) -> (T x, log |det grad T|) for one level
     from t0 = 0 to t1 = 1 (or back, t0 = 1 to t1 = 0): ``steps`` Heun steps of the ODE
-    dx/dt = field(t, x) after the ``affine`` map (if any), forwards with their exact
-    log-determinants, backwards by inverting the same steps (fixed-point iteration; a walker
-    whose inversion does not converge gets log det = -inf, weight 0, counted in ``failed``).
-    Computed in float64."""
+    dx/dt = field(t, x) after the ``premap`` (:class:`Affine`, :class:`Quantile` or None),
+    forwards with their exact log-determinants, backwards by inverting the same steps
+    (fixed-point iteration; a walker whose inversion does not converge gets log det = -inf,
+    weight 0, counted in ``failed``). Computed in float64."""
 
     def __init__(
-        self, field: Callable[[Tensor, Tensor], Tensor], steps: int, affine: Affine | None = None
-    ):
-        self.field, self.steps, self.failed, self.affine = field, steps, 0, affine
+        self, field: Callable[[Tensor, Tensor], Tensor], steps: int,
+        premap: Affine | Quantile | None = None,
+    ):  # fmt: skip
+        self.field, self.steps, self.failed, self.premap = field, steps, 0, premap
         self.grid = torch.linspace(0.0, 1.0, steps + 1, dtype=torch.float64).tolist()
         self.generator = torch.Generator().manual_seed(0)  # unused: exact log-determinants
 
@@ -224,8 +268,9 @@ class HeunTransport:
         total = torch.zeros(x.shape[0], dtype=torch.float64, device=x.device)
         with torch.no_grad():
             if t1 > t0:
-                if self.affine is not None:
-                    y, total = self.affine(y), total + self.affine.logdet
+                if self.premap is not None:
+                    y, logdet = self.premap.forward(y)
+                    total = total + logdet
                 for a, b in zip(self.grid[:-1], self.grid[1:], strict=True):
                     y, logdet = self._step(a, b, y)
                     total = total + logdet
@@ -233,6 +278,7 @@ class HeunTransport:
                 for a, b in zip(self.grid[-2::-1], self.grid[:0:-1], strict=True):
                     y, logdet = self._inverse_step(a, b, y)
                     total = total + logdet
-                if self.affine is not None:
-                    y, total = self.affine.inverse(y), total - self.affine.logdet
+                if self.premap is not None:
+                    y, logdet = self.premap.inverse(y)
+                    total = total + logdet
         return y.to(x.dtype), total

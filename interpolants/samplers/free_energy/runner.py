@@ -45,13 +45,13 @@ from ..annealing import (
 from ..api import sample
 from ..base import CountedDensity, MethodConfig, check_fraction, check_int, make_generator
 from ..diagnostics import integrated_autocorr_time
-from .escort import PATHS, Affine, HeunTransport, fit_escort
+from .escort import PATHS, Affine, HeunTransport, Quantile, fit_escort
 from .estimators import bar, jarzynski
 
 __all__ = ["METHODS", "FreeEnergyConfig", "FreeEnergyResult", "free_energy"]
 
 METHODS = ("bar", "jarzynski", "escorted")
-AFFINE = ("auto", "dense", "diag", "scalar", "none")
+AFFINE = ("auto", "dense", "diag", "scalar", "quantile", "none")
 DIRECTIONS = {"bar": ("both",), "jarzynski": ("forward", "reverse"),
               "escorted": ("both", "forward", "reverse")}  # fmt: skip
 _DRAWS = ("chains", "warmup", "thin")
@@ -88,8 +88,10 @@ class FreeEnergyConfig(MethodConfig):
             (:mod:`.escort`).
         affine: escorted: start the escort with the affine map that matches the training
             draws' means and covariances (:class:`~.escort.Affine`; never on a torus):
-            "dense", "diag" (means and variances), "scalar" (one scale), "none", or "auto"
-            (scalar on a lattice, else dense with at least 10 d training draws, else diag).
+            "dense", "diag" (means and variances), "scalar" (one scale), "quantile" (one
+            monotone map of every coordinate matching the pooled coordinates' quantiles,
+            :class:`~.escort.Quantile`), "none", or "auto" (quantile on a lattice, else dense
+            with at least 10 d training draws, else diag).
         fallback: escorted: hold out a quarter of the training draws and estimate on them
             with the fitted escort and without it; when the escort's standard error is not the
             smaller, the works are made without transport (``info["escort_used"]`` False).
@@ -464,17 +466,21 @@ def free_energy(
             kind, side = c.affine, lattice_side(target_a, target_b)
             if kind == "auto":
                 dense = len(fit0) >= 10 * target_a.dim
-                kind = "scalar" if side is not None else "dense" if dense else "diag"
-            affine = None if kind == "none" or periodic else Affine.matching(fit0, fit1, kind)
-            info["affine"] = "none" if affine is None else kind
-            if affine is not None:
-                fit0 = affine(fit0.double())
+                kind = "quantile" if side is not None else "dense" if dense else "diag"
+            premap: Affine | Quantile | None = None
+            if kind == "quantile" and not periodic:
+                premap = Quantile.matching(fit0, fit1)
+            elif kind != "none" and not periodic:
+                premap = Affine.matching(fit0, fit1, kind)
+            info["affine"] = "none" if premap is None else kind
+            if premap is not None:
+                fit0 = premap.forward(fit0.double())[0]
             field_, losses = fit_escort(
                 fit0, fit1, steps=c.train_steps,
                 batch_size=c.batch_size, lr=c.lr, width=c.width, depth=c.depth,
                 periodic=periodic, generator=generator, path=c.path,
             )  # fmt: skip
-            transport = HeunTransport(field_, steps, affine)
+            transport = HeunTransport(field_, steps, premap)
             info |= {"train_draws": n - m, "heun_steps": steps, "periodic": periodic,
                      "escort_loss": losses[-1] if losses else math.nan}  # fmt: skip
             if held:
