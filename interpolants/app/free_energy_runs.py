@@ -117,14 +117,18 @@ def _command(args: argparse.Namespace) -> None:
 
 def add_free_energy_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``interpolants free-energy TARGET_A TARGET_B --method M [...]``."""
-    options = ", ".join(f"{m}: {', '.join(FreeEnergyConfig.options(m))}" for m in METHODS)
+    options = "\n".join(
+        f"  {m}: {', '.join(o for o in FreeEnergyConfig.options(m) if o != 'transport')}"
+        for m in METHODS
+    )
     p = subparsers.add_parser(
         "free-energy",
         help="free-energy difference -log(Z_b / Z_a) between two targets (BAR, Jarzynski, "
         "escorted)",
         description="Estimate Delta F = -log(Z_b / Z_a) between two named targets from their "
         "equilibrium draws; print delta_F +- stderr and write OUT/metrics.json.",
-        epilog=f"method options (--option KEY=VALUE): {options}",
+        epilog=f"method options (--option KEY=VALUE; docs/free_energy.md):\n{options}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("target_a", metavar="TARGET_A", help="target name of state a")
     p.add_argument("target_b", metavar="TARGET_B", help="target name of state b")
