@@ -28,6 +28,7 @@ from .integrate import odeint, sdeint
 from .interpolant import Interpolant, InterpolantSample, sample_times
 from .losses import denoiser_loss, score_loss, velocity_loss
 from .samplers import SampleResult, sample
+from .samplers.free_energy import free_energy
 from .train import fit
 
 __version__ = "0.2.0"
@@ -51,6 +52,7 @@ __all__ = [
     "fit",
     "fit_flow_map",
     "flowmaps",
+    "free_energy",
     "integrate",
     "load",
     "losses",

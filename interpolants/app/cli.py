@@ -1,5 +1,5 @@
 """The command line, thin over the API: train, generate, evaluate, forecast, sample-target,
-demo, bench.
+free-energy, demo, bench.
 
 Every command exits 0 on success and 2 with a one-line reason on bad input; Ctrl-C during
 training writes a checkpoint first and says how to resume (exit 130).
@@ -377,6 +377,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .sample_target import add_sample_target_parser
 
     add_sample_target_parser(sub)
+    from .free_energy_runs import add_free_energy_parser
+
+    add_free_energy_parser(sub)
     _add_demo(sub)
     _add_bench(sub)
     return parser
