@@ -10,7 +10,8 @@ standard errors, the diagnostics, and a dict entry to paste into
 Settings: Ising at beta = 0.3 (disordered), 0.4407 (near beta_c = 0.440687) and 0.6
 (ordered); Potts q = 3 at beta_c = log(1 + sqrt 3) and beta = 0.8 (disordered).
 
-Method: ``CHAINS`` independent chains of :func:`interpolants.samplers.discrete.cluster.swendsen_wang`
+Method: ``CHAINS`` independent chains of
+:func:`interpolants.samplers.discrete.cluster.swendsen_wang`
 in float64 from uniform states, ``WARMUP`` discarded sweeps, then ``SWEEPS`` sweeps per
 chain, every one kept (only m and e are stored, not the states).
 
@@ -30,8 +31,8 @@ import time
 
 import torch
 
-from interpolants.samplers.discrete.cluster import swendsen_wang
 from interpolants.samplers.diagnostics import integrated_autocorr_time, mcse_mean, split_rhat
+from interpolants.samplers.discrete.cluster import swendsen_wang
 from interpolants.targets import Ising, Potts, kaufman_energy_per_site
 
 SEED = 20261205

@@ -408,42 +408,11 @@ def free_energy(
         >>> est = si.free_energy(target_a, target_b, method="escorted", n=2000, seed=0)
         >>> est.delta_F, est.stderr
     """
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; methods: {', '.join(METHODS)}")
-    if isinstance(n, bool) or not isinstance(n, int) or n < 2:
-        raise ValueError(f"n must be an integer >= 2, got {n!r}")
-    _check_target("target_a", target_a)
-    _check_target("target_b", target_b)
-    if target_a.dim != target_b.dim:
-        raise ValueError(
-            f"target_b has dim {target_b.dim} but target_a has dim {target_a.dim}; they must agree"
-        )
-    if config is None:
-        c = FreeEnergyConfig.from_options(options, method)
-    elif not isinstance(config, FreeEnergyConfig):
-        raise ValueError(f"config must be a FreeEnergyConfig, got {type(config).__name__}")
-    else:
-        c = config.with_options(options, method) if options else config
+    c = _checked(target_a, target_b, method, n, config, options)
     direction, steps = c.resolved(method)
     start = time.perf_counter()
-    generator = make_generator(seed)
-    counts, info, draws, notes = _Counts(), {}, {}, []
-    fwd = direction in ("forward", "both")
-    rev = direction in ("reverse", "both")
-
-    chains = {"a": 0, "b": 0}
-
-    def draw(which: str, m: int) -> Tensor:
-        target = target_a if which == "a" else target_b
-        d = equilibrium_draws(target, m, generator, c)
-        if which == "a":
-            counts.a += d.evaluations
-        else:
-            counts.b += d.evaluations
-        draws[which], chains[which] = d.source, d.chains
-        notes.extend(d.warnings)
-        return d.x
-
+    run = _Run(target_a, target_b, c, make_generator(seed))
+    fwd, rev = direction in ("forward", "both"), direction in ("reverse", "both")
     transport, levels, moves = None, 1, 0
     pooled: dict[str, Tensor] = {}
     if method == "jarzynski":
@@ -455,81 +424,136 @@ def free_energy(
             m = n - max(1, round(c.train_fraction * n))
             if m < 2:
                 raise ValueError(f"n={n} leaves fewer than 2 draws for the works; raise n")
-            # one sampler call per target: the first n - m draws train, the last m give works
-            # (HMC's rows run along the chains, so the two parts meet at one point of each)
-            xa, xb = draw("a", n if fwd else n - m), draw("b", n if rev else n - m)
-            x0, x1 = xa[: n - m], xb[: n - m]
-            pooled = {"a": xa[n - m :], "b": xb[n - m :]}
-            periodic = _periodic(c, target_a, target_b)
-            held = max(2, (n - m) // 4) if c.fallback and n - m >= 8 else 0
-            fit0, fit1 = x0[: len(x0) - held], x1[: len(x1) - held]
-            kind, side = c.affine, lattice_side(target_a, target_b)
-            if kind == "auto":
-                dense = len(fit0) >= 10 * target_a.dim
-                kind = "quantile" if side is not None else "dense" if dense else "diag"
-            premap: Affine | Quantile | None = None
-            if kind == "quantile" and not periodic:
-                premap = Quantile.matching(fit0, fit1)
-            elif kind != "none" and not periodic:
-                premap = Affine.matching(fit0, fit1, kind)
-            info["affine"] = "none" if premap is None else kind
-            if premap is not None:
-                fit0 = premap.forward(fit0.double())[0]
-            field_, losses = fit_escort(
-                fit0, fit1, steps=c.train_steps,
-                batch_size=c.batch_size, lr=c.lr, width=c.width, depth=c.depth,
-                periodic=periodic, generator=generator, path=c.path,
-            )  # fmt: skip
-            transport = HeunTransport(field_, steps, premap)
-            info |= {"train_draws": n - m, "heun_steps": steps, "periodic": periodic,
-                     "escort_loss": losses[-1] if losses else math.nan}  # fmt: skip
-            if held:
-                vf = vr = pf = pr = None
-                if fwd:
-                    vf, pf = _works(target_a, target_b, x0[-held:], False, 1, 0, transport,
-                                    generator, counts)  # fmt: skip
-                if rev:
-                    vr, pr = _works(target_a, target_b, x1[-held:], True, 1, 0, transport,
-                                    generator, counts)  # fmt: skip
-                se_escort, se_plain = estimate(vf, vr)[1], estimate(pf, pr)[1]
-                info |= {"held_out": held, "held_out_stderr_escorted": se_escort,
-                         "held_out_stderr_plain": se_plain}  # fmt: skip
-                if not se_escort < se_plain:
-                    transport = None
-            info["escort_used"] = transport is not None
+            transport, pooled = _escort(run, n, m, fwd, rev, steps)
+        run.info["escort_used"] = transport is not None
     w_f = w_r = None
     if fwd:
-        x = pooled["a"] if "a" in pooled else draw("a", m)
-        w_f = _works(target_a, target_b, x, False, levels, moves, transport, generator, counts)[0]
+        x = pooled["a"] if "a" in pooled else run.draw("a", m)
+        w_f = _works(target_a, target_b, x, False, levels, moves, transport, run.generator,
+                     run.counts)[0]  # fmt: skip
     if rev:
-        y = pooled["b"] if "b" in pooled else draw("b", m)
-        w_r = _works(target_a, target_b, y, True, levels, moves, transport, generator, counts)[0]
+        y = pooled["b"] if "b" in pooled else run.draw("b", m)
+        w_r = _works(target_a, target_b, y, True, levels, moves, transport, run.generator,
+                     run.counts)[0]  # fmt: skip
     if isinstance(transport, HeunTransport):
-        info["failed_inversions"] = transport.failed
+        run.info["failed_inversions"] = transport.failed
     offset = n - m if pooled else 0  # where the works' draws begin among the sampler's rows
     g = (
-        1.0 if w_f is None else inefficiency(w_f, offset, chains["a"]),
-        1.0 if w_r is None else inefficiency(w_r, offset, chains["b"]),
+        1.0 if w_f is None else inefficiency(w_f, offset, run.chains["a"]),
+        1.0 if w_r is None else inefficiency(w_r, offset, run.chains["b"]),
     )
-    info |= {"inefficiency_forward": g[0], "inefficiency_reverse": g[1]}
+    run.info |= {"inefficiency_forward": g[0], "inefficiency_reverse": g[1],
+                 "levels": levels, "moves": moves}  # fmt: skip
     delta_f, se = estimate(w_f, w_r, g)
-    info["levels"] = levels
-    info["moves"] = moves
     return FreeEnergyResult(
         delta_F=delta_f,
         stderr=se,
         method=method,
         direction=direction,
         n=n,
-        evaluations=counts.a + counts.b,
-        evaluations_a=counts.a,
-        evaluations_b=counts.b,
+        evaluations=run.counts.a + run.counts.b,
+        evaluations_a=run.counts.a,
+        evaluations_b=run.counts.b,
         w_forward=w_f,
         w_reverse=w_r,
         ess_forward=_ess(w_f),
         ess_reverse=_ess(w_r),
         seconds=time.perf_counter() - start,
-        draws=draws,
-        info=info,
-        warnings=notes,
+        draws=run.draws,
+        info=run.info,
+        warnings=run.notes,
     )
+
+
+def _checked(
+    target_a: Any, target_b: Any, method: str, n: Any, config: Any, options: dict[str, Any]
+) -> FreeEnergyConfig:
+    """The run's configuration, after the checks of the arguments (ValueErrors naming them)."""
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; methods: {', '.join(METHODS)}")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 2:
+        raise ValueError(f"n must be an integer >= 2, got {n!r}")
+    _check_target("target_a", target_a)
+    _check_target("target_b", target_b)
+    if target_a.dim != target_b.dim:
+        raise ValueError(
+            f"target_b has dim {target_b.dim} but target_a has dim {target_a.dim}; they must agree"
+        )
+    if config is None:
+        return FreeEnergyConfig.from_options(options, method)
+    if not isinstance(config, FreeEnergyConfig):
+        raise ValueError(f"config must be a FreeEnergyConfig, got {type(config).__name__}")
+    return config.with_options(options, method) if options else config
+
+
+@dataclass
+class _Run:
+    """The run's targets, configuration, generator, and what it has counted and noted."""
+
+    target_a: Any
+    target_b: Any
+    c: FreeEnergyConfig
+    generator: torch.Generator
+    counts: _Counts = field(default_factory=lambda: _Counts())
+    info: dict[str, Any] = field(default_factory=dict)
+    draws: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    chains: dict[str, int] = field(default_factory=lambda: {"a": 0, "b": 0})
+
+    def draw(self, which: str, m: int) -> Tensor:
+        """m equilibrium draws of target ``which`` ("a" or "b"), their cost counted."""
+        target = self.target_a if which == "a" else self.target_b
+        d = equilibrium_draws(target, m, self.generator, self.c)
+        if which == "a":
+            self.counts.a += d.evaluations
+        else:
+            self.counts.b += d.evaluations
+        self.draws[which], self.chains[which] = d.source, d.chains
+        self.notes.extend(d.warnings)
+        return d.x
+
+
+def _escort(
+    run: _Run, n: int, m: int, fwd: bool, rev: bool, steps: int
+) -> tuple[HeunTransport | None, dict[str, Tensor]]:
+    """The learned escort (None when the held-out check finds it no better than none) and
+    the draws left for the works: one sampler call per target, whose first n - m draws train
+    and last m give works (HMC's rows run along the chains, so the parts meet once)."""
+    c, a, b = run.c, run.target_a, run.target_b
+    xa, xb = run.draw("a", n if fwd else n - m), run.draw("b", n if rev else n - m)
+    x0, x1 = xa[: n - m], xb[: n - m]
+    pooled = {"a": xa[n - m :], "b": xb[n - m :]}
+    periodic = _periodic(c, a, b)
+    held = max(2, (n - m) // 4) if c.fallback and n - m >= 8 else 0
+    fit0, fit1 = x0[: len(x0) - held], x1[: len(x1) - held]
+    kind, side = c.affine, lattice_side(a, b)
+    if kind == "auto":
+        dense = len(fit0) >= 10 * a.dim
+        kind = "quantile" if side is not None else "dense" if dense else "diag"
+    premap: Affine | Quantile | None = None
+    if kind == "quantile" and not periodic:
+        premap = Quantile.matching(fit0, fit1)
+    elif kind != "none" and not periodic:
+        premap = Affine.matching(fit0, fit1, kind)
+    run.info["affine"] = "none" if premap is None else kind
+    if premap is not None:
+        fit0 = premap.forward(fit0.double())[0]
+    field_, losses = fit_escort(
+        fit0, fit1, steps=c.train_steps, batch_size=c.batch_size, lr=c.lr, width=c.width,
+        depth=c.depth, periodic=periodic, generator=run.generator, path=c.path,
+    )  # fmt: skip
+    transport: HeunTransport | None = HeunTransport(field_, steps, premap)
+    run.info |= {"train_draws": n - m, "heun_steps": steps, "periodic": periodic,
+                 "escort_loss": losses[-1] if losses else math.nan}  # fmt: skip
+    if held:
+        vf = vr = pf = pr = None
+        if fwd:
+            vf, pf = _works(a, b, x0[-held:], False, 1, 0, transport, run.generator, run.counts)
+        if rev:
+            vr, pr = _works(a, b, x1[-held:], True, 1, 0, transport, run.generator, run.counts)
+        se_escort, se_plain = estimate(vf, vr)[1], estimate(pf, pr)[1]
+        run.info |= {"held_out": held, "held_out_stderr_escorted": se_escort,
+                     "held_out_stderr_plain": se_plain}  # fmt: skip
+        if not se_escort < se_plain:
+            transport = None
+    return transport, pooled
