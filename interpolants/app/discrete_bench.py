@@ -66,7 +66,7 @@ def bench_leaps(
     n: int = 2000,
     steps: int = 100,
     train_steps: int = 300,
-    batches: int = 4,
+    batches: int = 10,
     sweeps: int = 0,
 ) -> dict[str, Any]:
     """The runs of the module docstring; ``steps`` levels, ``train_steps`` Adam steps and

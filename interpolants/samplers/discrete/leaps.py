@@ -96,7 +96,7 @@ class LEAPSConfig(DiscreteAISConfig):
     steps: int | None = 100
     sweeps: int = 0
     resample_threshold: float = 0.5
-    batches: int = 4
+    batches: int = 10
     train_steps: int = 1000
     train_walkers: int = 256
     steps_per_run: int = 20
