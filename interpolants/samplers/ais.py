@@ -84,7 +84,13 @@ from .base import (
     make_generator,
     progress_bar,
 )
-from .diagnostics import ConvergenceWarning, ess_of_weights, log_mean_exp, log_Z_from_weights
+from .diagnostics import (
+    ConvergenceWarning,
+    ess_of_weights,
+    log_mean_exp,
+    log_Z_from_weights,
+    log_Z_over_batches,
+)
 from .escalation import Attempt, heavier_configs, mixed_stderr, run_escalated
 from .evidence import (
     REVERSE_WALKERS,
@@ -582,9 +588,7 @@ def _annealing_result(
     )
     groups = None
     if smc:
-        log_Z = float(log_mean_exp(log_z, 0))
-        z = (log_z - log_z.max()).exp()
-        stderr = float(z.std() / (math.sqrt(batches) * z.mean())) if batches > 1 else None
+        log_Z, stderr = log_Z_over_batches(log_z)
         groups = torch.arange(batches).repeat_interleave(m).to(samples.device)
         info = dataclasses.replace(
             info,
@@ -648,7 +652,7 @@ def run_ais(
         :class:`~.result.SampleResult` with ``log_weights``, ``log_Z``, ``log_Z_stderr``;
         ``info`` is an :class:`~.info.AnnealingInfo`.
     """
-    c = _config(AISConfig, config, options)
+    c = AISConfig.resolve(config, options)
     if c.steps is None:
         raise ValueError("steps must be an integer >= 1 for AIS (adaptive tempering is SMC's)")
     return _anneal(target, n, seed, init, c, dtype, progress)
@@ -677,15 +681,7 @@ def run_smc(
         ``groups`` labels the batches (used by ``expectation`` for standard errors);
         ``info`` is an :class:`~.info.AnnealingInfo` with the batch fields.
     """
-    return _anneal(target, n, seed, init, _config(SMCConfig, config, options), dtype, progress)
-
-
-def _config(cls: type[AISConfig], config: AISConfig | None, options: dict[str, Any]) -> Any:
-    if config is None:
-        return cls.from_options(options)
-    if not isinstance(config, cls):
-        raise ValueError(f"config must be a {cls.__name__}, got {type(config).__name__}")
-    return config.with_options(options) if options else config
+    return _anneal(target, n, seed, init, SMCConfig.resolve(config, options), dtype, progress)
 
 
 run_ais.config_class = AISConfig  # type: ignore[attr-defined]  # its options, for the CLI

@@ -315,6 +315,16 @@ class MethodConfig:
         cls.check_names(options, method)
         return cls(**options)
 
+    @classmethod
+    def resolve(cls, config: Any, options: dict[str, Any], method: str | None = None) -> Any:
+        """A runner's configuration: ``config`` (an instance of this class, or None for the
+        defaults) with ``options`` replacing its values (ValueError for another type)."""
+        if config is None:
+            return cls.from_options(options, method)
+        if not isinstance(config, cls):
+            raise ValueError(f"config must be a {cls.__name__}, got {type(config).__name__}")
+        return config.with_options(options, method) if options else config
+
     def with_options(self, options: dict[str, Any], method: str | None = None) -> Any:
         """A copy with ``options`` replacing its values, checked as by :meth:`from_options`."""
         self.check_names(options, method)

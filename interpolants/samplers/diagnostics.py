@@ -60,6 +60,7 @@ __all__ = [
     "hdi",
     "integrated_autocorr_time",
     "log_Z_from_weights",
+    "log_Z_over_batches",
     "log_mean_exp",
     "mcse_mean",
     "mcse_quantile",
@@ -99,6 +100,16 @@ def log_Z_from_weights(log_weights: Tensor) -> tuple[float, float]:
         return log_z, math.nan
     ess = float(ess_of_weights(lw, 0))
     return log_z, math.sqrt(max(1.0 / ess - 1.0, 0.0) / (n - 1))
+
+
+def log_Z_over_batches(log_z: Tensor) -> tuple[float, float | None]:
+    """log Z_hat = log mean exp of R independent runs' log Z_hat_r, and its delta-method
+    standard error sd(Z_r) / (sqrt(R) mean Z_r) (None for one run)."""
+    log_z = log_z.double().flatten()
+    if log_z.numel() < 2:
+        return float(log_z.sum()), None
+    z = (log_z - log_z.max()).exp()
+    return float(log_mean_exp(log_z, 0)), float(z.std() / (math.sqrt(log_z.numel()) * z.mean()))
 
 
 def weighted_mean_and_stderr(

@@ -240,7 +240,7 @@ def run_leaps(
     check_discrete(target, "leaps")
     if init is not None:
         raise ValueError("init is not taken by method 'leaps': its walkers start uniform")
-    c = LEAPSConfig.from_options(options) if config is None else config.with_options(options)
+    c = LEAPSConfig.resolve(config, options)
     n = check_int("n", n)
     density = CountedDensity(target)
     generator = make_generator(seed)

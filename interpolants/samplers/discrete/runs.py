@@ -31,7 +31,7 @@ from ..annealing import (
 )
 from ..api import chain_result, default_chains, warn_unconverged
 from ..base import CountedDensity, MethodConfig, State, check_fraction, check_int, make_generator
-from ..diagnostics import ess_of_weights, log_mean_exp, log_Z_from_weights
+from ..diagnostics import ess_of_weights, log_mean_exp, log_Z_from_weights, log_Z_over_batches
 from ..info import AnnealingInfo, SiteChainInfo
 from ..result import SampleResult
 from .moves import KINDS, SiteMoves, sweep
@@ -185,13 +185,11 @@ def population_result(
     batches = pops.log_z.numel()
     resampled = sum(r.resamplings for r in pops.runs)
     if batches > 1:
-        log_Z = float(log_mean_exp(pops.log_z, 0))
-        z = (pops.log_z - pops.log_z.max()).exp()
-        stderr: float | None = float(z.std() / (math.sqrt(batches) * z.mean()))
+        log_Z, stderr = log_Z_over_batches(pops.log_z)
         groups = torch.arange(batches).repeat_interleave(pops.samples.shape[0] // batches)
     else:
-        log_Z, stderr = log_Z_from_weights(pops.log_weights)
-        stderr, groups = (None if resampled else stderr), None
+        log_Z, se = log_Z_from_weights(pops.log_weights)
+        stderr, groups = (None if resampled else se), None
     return SampleResult(
         samples=pops.samples,
         method=method,
@@ -248,14 +246,6 @@ def _run_annealing(
     return population_result(pops, c.method, density, info)
 
 
-def _config(cls: type, config: Any, options: dict[str, Any]) -> Any:
-    if config is None:
-        return cls.from_options(options)
-    if not isinstance(config, cls):
-        raise ValueError(f"config must be a {cls.__name__}, got {type(config).__name__}")
-    return config.with_options(options) if options else config
-
-
 def _no_init(init: Any, method: str) -> None:
     if init is not None:
         raise ValueError(f"init is not taken by method {method!r}: its walkers start uniform")
@@ -286,7 +276,7 @@ def run_discrete_ais(
     """
     check_discrete(target, "ais")
     _no_init(init, "ais")
-    return _run_annealing(target, n, seed, _config(DiscreteAISConfig, config, options), dtype)
+    return _run_annealing(target, n, seed, DiscreteAISConfig.resolve(config, options), dtype)
 
 
 def run_discrete_smc(
@@ -305,7 +295,7 @@ def run_discrete_smc(
     (:class:`DiscreteSMCConfig`)."""
     check_discrete(target, "smc")
     _no_init(init, "smc")
-    return _run_annealing(target, n, seed, _config(DiscreteSMCConfig, config, options), dtype)
+    return _run_annealing(target, n, seed, DiscreteSMCConfig.resolve(config, options), dtype)
 
 
 @dataclass
@@ -356,7 +346,7 @@ def run_site_mcmc(
         config: a :class:`SiteMCMCConfig`; ``options`` replace its fields.
     """
     check_discrete(target, "metropolis")
-    c = _config(SiteMCMCConfig, config, options)
+    c = SiteMCMCConfig.resolve(config, options)
     n = check_int("n", n)
     density = CountedDensity(target)
     generator = make_generator(seed)
