@@ -273,8 +273,12 @@ def test_sample_target_command_on_ising(tmp_path):
 def test_bench_leaps_runs_every_method_at_matched_evaluations(tmp_path):
     from interpolants.app.discrete_bench import bench_leaps, format_leaps
 
-    m = bench_leaps(tmp_path, L=4, betas=(0.4407,), seeds=1, n=200, steps=10, train_steps=10)
-    rows = {r["method"]: r for r in m["runs"]}
+    m = bench_leaps(tmp_path, L=4, betas=(0.4407,), seeds=2, n=200, steps=10, train_steps=10,
+                    chains=16)  # fmt: skip
+    leaps = [r for r in m["runs"] if r["method"] == "leaps"]
+    assert leaps[0]["evaluations"] == leaps[1]["evaluations"]  # every seed gets the same options
+    assert m["sweeps"] == 0 and m["chains"] == 16
+    rows = {r["method"]: r for r in m["runs"] if r["seed"] == 0}
     assert set(rows) == {"leaps", "ais=sampling", "smc=sampling", "ais=total", "smc=total",
                          "swendsen-wang=total"}  # fmt: skip
     total = rows["leaps"]["evaluations"]

@@ -72,10 +72,11 @@ def bench_leaps(
     train_steps: int = 300,
     batches: int = 10,
     sweeps: int = 0,
+    chains: int = 64,
 ) -> dict[str, Any]:
     """The runs of the module docstring; ``steps`` levels, ``train_steps`` Adam steps and
-    ``sweeps`` heat-bath sweeps per level for LEAPS, ``n`` walkers (draws for
-    Swendsen-Wang) per run."""
+    ``sweeps`` heat-bath sweeps per level for LEAPS, ``n`` walkers per run, ``chains``
+    Swendsen-Wang chains (their sweeps share the total budget)."""
     runs: list[dict[str, Any]] = []
     for beta in betas:
         target = _targets.get("ising", L=L, beta=beta)
@@ -89,16 +90,16 @@ def bench_leaps(
                 rows[f"ais={label}"] = _timed(target, "ais", n, seed, steps=levels, sweeps=1)
                 rows[f"smc={label}"] = _timed(target, "smc", n, seed, steps=levels, sweeps=1,
                                               batches=batches)  # fmt: skip
-            chains = 64
-            sweeps = max(10, leaps["evaluations"] // chains - 100)
-            thin = math.ceil(sweeps / MAX_DRAWS)  # keep at most MAX_DRAWS draws per chain
+            kept = max(10, leaps["evaluations"] // chains - 100)  # sweeps after warm-up
+            thin = math.ceil(kept / MAX_DRAWS)  # keep at most MAX_DRAWS draws per chain
             rows["swendsen-wang=total"] = _timed(target, "swendsen-wang",
-                                                 chains * (sweeps // thin), seed, chains=chains,
+                                                 chains * (kept // thin), seed, chains=chains,
                                                  warmup=100, thin=thin)  # fmt: skip
             for method, row in rows.items():
                 runs.append({"beta": beta, "seed": seed, "method": method, **row})
     return {"L": L, "betas": list(betas), "seeds": seeds, "n": n, "steps": steps,
-            "train_steps": train_steps, "sweeps": sweeps, "runs": runs}  # fmt: skip
+            "train_steps": train_steps, "sweeps": sweeps, "chains": chains,
+            "runs": runs}  # fmt: skip
 
 
 def _mean(rows: list[dict[str, Any]], key: str) -> float | None:
