@@ -17,6 +17,7 @@ from interpolants.samplers.free_energy import (
     Quantile,
     bar,
     bar_equation,
+    fit_escort,
     free_energy,
     jarzynski,
 )
@@ -131,7 +132,9 @@ def test_the_escort_beats_bar_at_equal_evaluations_on_a_10d_pair():
     plain = free_energy(a, b, method="bar", n=1000, seed=0)
     escorted = free_energy(a, b, method="escorted", n=1000, seed=0, **FAST_ESCORT)
     # 4 evaluations per work walker on half the draws (as BAR's 2 on all) and the held-out check
-    assert escorted.evaluations == 1.25 * plain.evaluations
+    # of two escorts (the premap alone, the premap and the flow) on an eighth of the draws each
+    assert escorted.evaluations == 1.5 * plain.evaluations
+    assert not escorted.info["crossfit"]  # exact draws: no cross-fitting by default
     assert escorted.info["escort_used"]
     assert abs(escorted.delta_F - truth(a, b)) < 3 * escorted.stderr
     efficiency = escorted.stderr**2 * escorted.evaluations
@@ -144,6 +147,35 @@ def test_an_escort_that_does_not_help_is_dropped_on_held_out_draws():
     est = free_energy(a, b, method="escorted", n=200, seed=0, train_steps=100)
     assert not est.info["escort_used"]
     assert est.delta_F == pytest.approx(-0.4, abs=1e-12) and est.stderr < 1e-10
+
+
+def test_cross_fitting_gives_every_draw_a_work_and_honest_error_bars_over_seeds():
+    # two escorts, each fitted on one half and making the works of the other; pooled by BAR.
+    # No premap, few Adam steps: imperfect maps, so that the works keep some variance
+    a, b = PAIRS["5d"]
+    options = {"affine": "none", "train_steps": 100, "steps": 4, "crossfit": True}
+    runs = [free_energy(a, b, method="escorted", n=400, seed=s, **options) for s in range(30)]
+    first = runs[0]
+    assert first.info["crossfit"] and first.info["escort"].count(",") == 1
+    assert first.w_forward.shape == (400,) and bool(first.w_forward.isfinite().all())
+    assert first.w_reverse.shape == (400,) and bool(first.w_reverse.isfinite().all())
+    spread = torch.tensor([r.delta_F for r in runs]).std().item()
+    mean_se = sum(r.stderr for r in runs) / len(runs)
+    assert 0.6 < spread / mean_se < 1.6, (spread, mean_se)
+    bias = sum(r.delta_F for r in runs) / len(runs) - truth(a, b)
+    assert abs(bias) < 3 * spread / math.sqrt(len(runs)) + 0.005, bias
+    plain = free_energy(a, b, method="escorted", n=400, seed=0, **(options | {"crossfit": False}))
+    assert plain.w_forward.shape == (200,) and not plain.info["crossfit"]
+
+
+def test_the_held_out_check_keeps_the_premap_when_the_flow_is_spoiled():
+    # lr = 5 ruins the flow; the dense affine premap is exact for Gaussians
+    a, b = gaussian(0.0, 1.0, 3), gaussian(2.0, 0.5, 3, log_c=0.7)
+    est = free_energy(a, b, method="escorted", n=400, seed=0, lr=5.0, train_steps=50, steps=2)
+    assert est.info["escort"] == "dense", est.info
+    assert est.info["held_out_stderr_dense"] < est.info["held_out_stderr_flow"]  # inf: NaN works
+    assert est.info["held_out_stderr_dense"] < est.info["held_out_stderr_none"]
+    assert est.delta_F == pytest.approx(truth(a, b), abs=5 * est.stderr + 1e-6)
 
 
 @pytest.mark.parametrize(
@@ -220,6 +252,38 @@ def test_the_premaps_are_inverted_exactly_with_their_log_dets(kind):
     jac = torch.stack([(m.forward(row + h * e)[0] - m.forward(row - h * e)[0])[0] / (2 * h)
                        for e in torch.eye(4, dtype=torch.float64)], 1)  # fmt: skip
     assert float(torch.linalg.slogdet(jac)[1]) == pytest.approx(float(ld[0]), abs=1e-4)
+
+
+def lattice_gaussian(s: float, L: int, log_c: float = 0.0) -> Target:
+    """A field on an L x L lattice: N(0, s^2 I) with the ``L`` attribute of lattice targets."""
+    t = gaussian(0.0, s, L * L, log_c)
+    t.L = L
+    return t
+
+
+def test_a_lattice_escort_commutes_with_translations_and_is_exact_in_its_works():
+    a, b = lattice_gaussian(1.0, 4), lattice_gaussian(1.3, 4, log_c=0.2)
+    est = free_energy(a, b, method="escorted", n=600, seed=0, train_steps=200, affine="none")
+    assert est.info["field"] == "lattice" and est.info["heun_steps"] == 4
+    assert abs(est.delta_F - truth(a, b)) < 3 * est.stderr
+    g = torch.Generator().manual_seed(1)
+    x0 = torch.randn(300, 16, generator=g, dtype=torch.float64)
+    x1 = 1.3 * torch.randn(300, 16, generator=g, dtype=torch.float64)
+    field, _ = fit_escort(x0, x1, steps=100, batch_size=64, lr=2e-3, width=8, depth=1,
+                          periodic=False, generator=g, lattice=4)  # fmt: skip
+    transport = HeunTransport(field, 3)
+    x = torch.randn(20, 16, generator=g, dtype=torch.float64)
+    y, ld = transport(0.0, 1.0, x)
+    shifted = x.view(20, 4, 4).roll((1, 2), (1, 2)).reshape(20, 16)
+    y_shifted, ld_shifted = transport(0.0, 1.0, shifted)
+    assert torch.allclose(y_shifted, y.view(20, 4, 4).roll((1, 2), (1, 2)).reshape(20, 16))
+    assert torch.allclose(ld_shifted, ld) and ld.abs().max() > 1e-3  # a map that moved
+    back, ld_back = transport(1.0, 0.0, y)
+    assert (back - x).abs().max() < 1e-7 and (ld + ld_back).abs().max() < 1e-7
+    with pytest.raises(ValueError, match="field"):
+        free_energy(*PAIRS["5d"], method="escorted", n=100, field="lattice")
+    with pytest.raises(ValueError, match="field"):
+        free_energy(a, b, method="escorted", n=100, field="conv")
 
 
 def test_a_periodic_escort_commutes_with_integer_shifts():

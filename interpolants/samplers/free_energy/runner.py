@@ -52,6 +52,7 @@ __all__ = ["METHODS", "FreeEnergyConfig", "FreeEnergyResult", "free_energy"]
 
 METHODS = ("bar", "jarzynski", "escorted")
 AFFINE = ("auto", "dense", "diag", "scalar", "quantile", "none")
+FIELDS = ("auto", "mlp", "lattice")
 DIRECTIONS = {"bar": ("both",), "jarzynski": ("forward", "reverse"),
               "escorted": ("both", "forward", "reverse")}  # fmt: skip
 _DRAWS = ("chains", "warmup", "thin")
@@ -59,7 +60,8 @@ _READS = {
     "bar": {*_DRAWS},
     "jarzynski": {*_DRAWS, "direction", "steps", "moves"},
     "escorted": {*_DRAWS, "direction", "steps", "train_fraction", "train_steps", "batch_size",
-                 "lr", "width", "depth", "periodic", "transport", "path", "fallback", "affine"},
+                 "lr", "width", "depth", "periodic", "transport", "path", "fallback", "affine",
+                 "crossfit", "field"},
 }  # fmt: skip
 
 
@@ -72,7 +74,7 @@ class FreeEnergyConfig(MethodConfig):
         direction: "forward" (draws of a), "reverse" (draws of b) or "both" (BAR of the two).
             Default: "forward" for jarzynski, "both" for escorted; bar is always "both".
         steps: jarzynski: annealing levels (1: the instantaneous switch); escorted: Heun steps
-            of the learned transport (default 1 and 16).
+            of the learned transport (default 1; escorted 16, or 4 with the lattice field).
         moves: jarzynski: MALA moves per level, step size tuned as AIS's (default 0).
         chains, warmup, thin: the HMC run that makes equilibrium draws of a target without an
             exact sampler (``sample(target, "hmc", chains=, warmup=, thin=)``; default 16
@@ -80,7 +82,11 @@ class FreeEnergyConfig(MethodConfig):
         train_fraction: escorted: the share of each target's n draws that train the escort
             (the first ones of its sampler call; the rest give the works).
         train_steps, batch_size, lr, width, depth: the escort's Adam steps, batch, learning
-            rate and MLP (default 1000, 256, 2e-3, 64, 2).
+            rate and network (default 1000, 256, 2e-3; width and depth 64, 2 for the MLP,
+            16, 1 for the lattice field).
+        field: escorted: the escort's velocity network, "mlp", "lattice" (a circular
+            convolutional network, for two fields on one L x L lattice, ``L`` attributes:
+            phi^4) or "auto" (lattice where it applies and the space is not a torus, else mlp).
         periodic: the escort sees x on the torus [0, 1)^d (None: when both targets' base is
             the uniform density on the torus, ``UniformTorus``).
         path: escorted: the interpolant the escort is fitted on, "trig" (about the pooled
@@ -93,9 +99,14 @@ class FreeEnergyConfig(MethodConfig):
             :class:`~.escort.Quantile`), "none", or "auto" (quantile on a lattice, else dense
             with at least 10 d training draws, else diag).
         fallback: escorted: hold out a quarter of the training draws and estimate on them
-            with the fitted escort and without it; when the escort's standard error is not the
-            smaller, the works are made without transport (``info["escort_used"]`` False).
-            The choice sees none of the draws that give the works; its evaluations count.
+            with the fitted escort, with its premap alone and without transport; the works are
+            made with the one of smallest standard error (``info["escort"]``: "flow", the
+            premap's name or "none"; ``info["escort_used"]`` False when none). The choice sees
+            none of the draws that give the works; its evaluations count.
+        crossfit: escorted: fit a second escort on the work draws and make the works of the
+            training draws with it, so that all n draws give works (two-fold cross-fitting;
+            :func:`_escorted`). None (default): when a target's draws come from HMC, whose
+            cost then dwarfs the works' (with exact draws, drawing more is the cheaper way).
         transport: escorted: a given map (t0, t1, x) -> (T x, log |det grad T|) from a to b
             (called with t0=0, t1=1) and its inverse (t0=1, t1=0) instead of a learned one;
             then all n draws give works.
@@ -111,13 +122,15 @@ class FreeEnergyConfig(MethodConfig):
     train_steps: int = 1000
     batch_size: int = 256
     lr: float = 2e-3
-    width: int = 64
-    depth: int = 2
+    width: int | None = None
+    depth: int | None = None
     periodic: bool | None = None
     transport: Any = None
     path: str = "trig"
     fallback: bool = True
     affine: str = "auto"
+    crossfit: bool | None = None
+    field: str = "auto"
 
     method: ClassVar[str] = "free_energy"
 
@@ -141,8 +154,12 @@ class FreeEnergyConfig(MethodConfig):
         self.batch_size = check_int("batch_size", self.batch_size)
         if not (isinstance(self.lr, (int, float)) and self.lr > 0):
             raise ValueError(f"lr must be a positive number, got {self.lr!r}")
-        self.width = check_int("width", self.width)
-        self.depth = check_int("depth", self.depth)
+        if self.width is not None:
+            self.width = check_int("width", self.width)
+        if self.depth is not None:
+            self.depth = check_int("depth", self.depth)
+        if self.field not in FIELDS:
+            raise ValueError(f"field must be one of {FIELDS}, got {self.field!r}")
         if self.periodic is not None and not isinstance(self.periodic, bool):
             raise ValueError(f"periodic must be True, False or None, got {self.periodic!r}")
         if self.path not in PATHS:
@@ -151,17 +168,20 @@ class FreeEnergyConfig(MethodConfig):
             raise ValueError(f"affine must be one of {AFFINE}, got {self.affine!r}")
         if not isinstance(self.fallback, bool):
             raise ValueError(f"fallback must be True or False, got {self.fallback!r}")
+        if self.crossfit is not None and not isinstance(self.crossfit, bool):
+            raise ValueError(f"crossfit must be True, False or None, got {self.crossfit!r}")
         if self.transport is not None and not callable(self.transport):
             raise ValueError("transport must be a callable (t0, t1, x) -> (T x, log |det|)")
 
-    def resolved(self, method: str) -> tuple[str, int]:
-        """(direction, steps) of ``method``, defaults filled in."""
+    def resolved(self, method: str, field: str = "mlp") -> tuple[str, int]:
+        """(direction, steps) of ``method`` (with the escort's ``field``), defaults filled in."""
         direction = self.direction or DIRECTIONS[method][0]
         if direction not in DIRECTIONS[method]:
             raise ValueError(
                 f"direction={direction!r} is not one of {DIRECTIONS[method]} for method {method!r}"
             )
-        return direction, self.steps or (16 if method == "escorted" else 1)
+        default = 1 if method != "escorted" else 4 if field == "lattice" else 16
+        return direction, self.steps or default
 
 
 @dataclass
@@ -369,6 +389,19 @@ def lattice_side(target_a: Any, target_b: Any) -> int | None:
     return side if getattr(target_b, "L", None) == side else None
 
 
+def escort_field(c: FreeEnergyConfig, target_a: Any, target_b: Any) -> str:
+    """The escort's network, "mlp" or "lattice" (``c.field``; "auto": lattice for two fields on
+    one L x L lattice off the torus)."""
+    on_lattice = lattice_side(target_a, target_b) is not None and not _periodic(
+        c, target_a, target_b
+    )
+    if c.field == "lattice" and not on_lattice:
+        raise ValueError(
+            "field='lattice' needs two fields on one L x L lattice (targets with L, dim = L * L)"
+        )
+    return "lattice" if c.field == "lattice" or (c.field == "auto" and on_lattice) else "mlp"
+
+
 def _periodic(c: FreeEnergyConfig, target_a: Any, target_b: Any) -> bool:
     if c.periodic is not None:
         return c.periodic
@@ -409,35 +442,26 @@ def free_energy(
         >>> est.delta_F, est.stderr
     """
     c = _checked(target_a, target_b, method, n, config, options)
-    direction, steps = c.resolved(method)
+    field_ = escort_field(c, target_a, target_b)
+    direction, steps = c.resolved(method, field_)
     start = time.perf_counter()
     run = _Run(target_a, target_b, c, make_generator(seed))
     fwd, rev = direction in ("forward", "both"), direction in ("reverse", "both")
-    transport, levels, moves = None, 1, 0
-    pooled: dict[str, Tensor] = {}
-    if method == "jarzynski":
-        levels, moves = steps, c.moves
-    m = n
-    if method == "escorted":
-        transport = c.transport
-        if transport is None:
-            m = n - max(1, round(c.train_fraction * n))
-            if m < 2:
-                raise ValueError(f"n={n} leaves fewer than 2 draws for the works; raise n")
-            transport, pooled = _escort(run, n, m, fwd, rev, steps)
-        run.info["escort_used"] = transport is not None
-    w_f = w_r = None
-    if fwd:
-        x = pooled["a"] if "a" in pooled else run.draw("a", m)
-        w_f = _works(target_a, target_b, x, False, levels, moves, transport, run.generator,
-                     run.counts)[0]  # fmt: skip
-    if rev:
-        y = pooled["b"] if "b" in pooled else run.draw("b", m)
-        w_r = _works(target_a, target_b, y, True, levels, moves, transport, run.generator,
-                     run.counts)[0]  # fmt: skip
-    if isinstance(transport, HeunTransport):
-        run.info["failed_inversions"] = transport.failed
-    offset = n - m if pooled else 0  # where the works' draws begin among the sampler's rows
+    levels, moves = (steps, c.moves) if method == "jarzynski" else (1, 0)
+    if method == "escorted" and c.transport is None:
+        w_f, w_r, offset = _escorted(run, n, fwd, rev, steps, field_)
+    else:
+        transport = c.transport if method == "escorted" else None
+        if method == "escorted":
+            run.info["escort_used"] = True
+        w_f = w_r = None
+        if fwd:
+            w_f = _works(target_a, target_b, run.draw("a", n), False, levels, moves, transport,
+                         run.generator, run.counts)[0]  # fmt: skip
+        if rev:
+            w_r = _works(target_a, target_b, run.draw("b", n), True, levels, moves, transport,
+                         run.generator, run.counts)[0]  # fmt: skip
+        offset = 0
     g = (
         1.0 if w_f is None else inefficiency(w_f, offset, run.chains["a"]),
         1.0 if w_r is None else inefficiency(w_r, offset, run.chains["b"]),
@@ -514,17 +538,15 @@ class _Run:
 
 
 def _escort(
-    run: _Run, n: int, m: int, fwd: bool, rev: bool, steps: int
-) -> tuple[HeunTransport | None, dict[str, Tensor]]:
-    """The learned escort (None when the held-out check finds it no better than none) and
-    the draws left for the works: one sampler call per target, whose first n - m draws train
-    and last m give works (HMC's rows run along the chains, so the parts meet once)."""
+    run: _Run, x0: Tensor, x1: Tensor, steps: int, field: str, fwd: bool, rev: bool
+) -> tuple[HeunTransport | None, str]:
+    """The escort fitted on draws x0 of a and x1 of b, and its name: the premap followed by the
+    learned flow ("flow"), the premap alone ("quantile", "dense", ...), or None ("none"),
+    whichever gives the smallest standard error on a held-out quarter of the draws (with
+    ``fallback``; else the flow)."""
     c, a, b = run.c, run.target_a, run.target_b
-    xa, xb = run.draw("a", n if fwd else n - m), run.draw("b", n if rev else n - m)
-    x0, x1 = xa[: n - m], xb[: n - m]
-    pooled = {"a": xa[n - m :], "b": xb[n - m :]}
     periodic = _periodic(c, a, b)
-    held = max(2, (n - m) // 4) if c.fallback and n - m >= 8 else 0
+    held = max(2, len(x0) // 4) if c.fallback and len(x0) >= 8 else 0
     fit0, fit1 = x0[: len(x0) - held], x1[: len(x1) - held]
     kind, side = c.affine, lattice_side(a, b)
     if kind == "auto":
@@ -538,22 +560,76 @@ def _escort(
     run.info["affine"] = "none" if premap is None else kind
     if premap is not None:
         fit0 = premap.forward(fit0.double())[0]
+    lattice = side if field == "lattice" else None
+    width = c.width or (64 if lattice is None else 16)
+    depth = c.depth or (2 if lattice is None else 1)
     field_, losses = fit_escort(
-        fit0, fit1, steps=c.train_steps, batch_size=c.batch_size, lr=c.lr, width=c.width,
-        depth=c.depth, periodic=periodic, generator=run.generator, path=c.path,
+        fit0, fit1, steps=c.train_steps, batch_size=c.batch_size, lr=c.lr, width=width,
+        depth=depth, periodic=periodic, generator=run.generator, path=c.path, lattice=lattice,
     )  # fmt: skip
-    transport: HeunTransport | None = HeunTransport(field_, steps, premap)
-    run.info |= {"train_draws": n - m, "heun_steps": steps, "periodic": periodic,
+    flow = HeunTransport(field_, steps, premap)
+    run.info |= {"train_draws": len(x0), "heun_steps": steps, "periodic": periodic,
+                 "field": field,
                  "escort_loss": losses[-1] if losses else math.nan}  # fmt: skip
-    if held:
-        vf = vr = pf = pr = None
-        if fwd:
-            vf, pf = _works(a, b, x0[-held:], False, 1, 0, transport, run.generator, run.counts)
-        if rev:
-            vr, pr = _works(a, b, x1[-held:], True, 1, 0, transport, run.generator, run.counts)
-        se_escort, se_plain = estimate(vf, vr)[1], estimate(pf, pr)[1]
-        run.info |= {"held_out": held, "held_out_stderr_escorted": se_escort,
-                     "held_out_stderr_plain": se_plain}  # fmt: skip
-        if not se_escort < se_plain:
-            transport = None
-    return transport, pooled
+    if not held:
+        return flow, "flow"
+    candidates: dict[str, HeunTransport] = {}
+    if premap is not None:
+        candidates[kind] = HeunTransport(field_, 0, premap)  # no Heun steps: the premap alone
+    candidates["flow"] = flow
+    errors: dict[str, float] = {}
+    for name, transport in candidates.items():
+        runs = [
+            _works(a, b, x[-held:], reverse, 1, 0, transport, run.generator, run.counts)
+            if go else (None, None)
+            for x, reverse, go in ((x0, False, fwd), (x1, True, rev))
+        ]  # fmt: skip
+        se = estimate(runs[0][0], runs[1][0])[1]
+        errors[name] = se if math.isfinite(se) else math.inf  # failed inversions, overflow
+        errors.setdefault("none", estimate(runs[0][1], runs[1][1])[1])  # free: the start's works
+    best = min(errors, key=lambda name: (errors[name], name != "none"))
+    run.info |= {f"held_out_stderr_{name}": se for name, se in errors.items()}
+    run.info["held_out"] = held
+    return candidates.get(best), best
+
+
+def _escorted(
+    run: _Run, n: int, fwd: bool, rev: bool, steps: int, field: str
+) -> tuple[Tensor | None, Tensor | None, int]:
+    """The works of the learned escort and the row where they begin among the sampler's rows.
+
+    One sampler call per target gives n draws; the first k = ``train_fraction`` n fit an
+    escort (:func:`_escort`) whose works are those of the last n - k. With ``crossfit`` a
+    second escort is fitted on the last n - k and gives the works of the first k, so that
+    every draw gives a work from a map fitted without it (two-fold cross-fitting). Pooling
+    the works of the two maps keeps Crooks' theorem, and so BAR: each map's forward and
+    reverse works come in the same proportions (its fold's size), and Crooks' relation
+    P_F(W) exp(-W) = P_R(-W) exp(-Delta F), linear in the pair (P_F, P_R), holds for their
+    mixture."""
+    c = run.c
+    k = max(1, round(c.train_fraction * n))
+    if n - k < 2:
+        raise ValueError(f"n={n} leaves fewer than 2 draws for the works; raise n")
+    xa = run.draw("a", n if fwd or c.crossfit is not False else k)
+    xb = run.draw("b", n if rev or c.crossfit is not False else k)
+    crossfit = c.crossfit if c.crossfit is not None else "hmc" in run.draws.values()
+    folds = [(slice(0, k), slice(k, n))]
+    if crossfit:
+        folds.append((slice(k, n), slice(0, k)))
+    w_f = torch.full((n,), math.nan, dtype=torch.float64) if fwd else None
+    w_r = torch.full((n,), math.nan, dtype=torch.float64) if rev else None
+    used, failed = [], 0
+    for train, work in folds:
+        transport, name = _escort(run, xa[train], xb[train], steps, field, fwd, rev)
+        used.append(name)
+        for w, x, reverse in ((w_f, xa, False), (w_r, xb, True)):
+            if w is not None:
+                w[work] = _works(run.target_a, run.target_b, x[work], reverse, 1, 0, transport,
+                                 run.generator, run.counts)[0]  # fmt: skip
+        failed += transport.failed if transport is not None else 0
+    run.info |= {"escort_used": any(u != "none" for u in used), "escort": ",".join(used),
+                 "failed_inversions": failed, "crossfit": crossfit}  # fmt: skip
+    offset = 0 if crossfit else k
+    if not crossfit:  # the works of the last n - k draws only
+        w_f, w_r = (None if w is None else w[k:] for w in (w_f, w_r))
+    return w_f, w_r, offset
