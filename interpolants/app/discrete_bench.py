@@ -97,6 +97,12 @@ def bench_leaps(
                                                  warmup=100, thin=thin)  # fmt: skip
             for method, row in rows.items():
                 runs.append({"beta": beta, "seed": seed, "method": method, **row})
+                error = row.get("log_Z_error")
+                print(f"beta {beta} seed {seed} {method}: evaluations {row['evaluations']}, "
+                      + ("" if error is None else f"log Z error {error:+.3f} +- "
+                         f"{row['log_Z_stderr'] or math.nan:.3f}, ")
+                      + f"ESS/N {_signed(row.get('ess'), '.3f')}, {row['seconds']:.0f} s",
+                      flush=True)  # fmt: skip
     return {"L": L, "betas": list(betas), "seeds": seeds, "n": n, "steps": steps,
             "train_steps": train_steps, "sweeps": sweeps, "chains": chains,
             "runs": runs}  # fmt: skip

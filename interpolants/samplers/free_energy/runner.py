@@ -584,13 +584,18 @@ def _escort(
             if go else (None, None)
             for x, reverse, go in ((x0, False, fwd), (x1, True, rev))
         ]  # fmt: skip
-        se = estimate(runs[0][0], runs[1][0])[1]
-        errors[name] = se if math.isfinite(se) else math.inf  # failed inversions, overflow
-        errors.setdefault("none", estimate(runs[0][1], runs[1][1])[1])  # free: the start's works
+        if not errors:  # no map: the instantaneous works at the start, free
+            errors["none"] = _finite(estimate(runs[0][1], runs[1][1])[1])
+        errors[name] = _finite(estimate(runs[0][0], runs[1][0])[1])
     best = min(errors, key=lambda name: (errors[name], name != "none"))
     run.info |= {f"held_out_stderr_{name}": se for name, se in errors.items()}
     run.info["held_out"] = held
     return candidates.get(best), best
+
+
+def _finite(se: float) -> float:
+    """A standard error, or inf where the works failed (NaN: failed inversions, overflow)."""
+    return se if math.isfinite(se) else math.inf
 
 
 def _escorted(
