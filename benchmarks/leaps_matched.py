@@ -12,7 +12,7 @@ import sys
 import torch
 
 import interpolants as si
-from interpolants.app.discrete_bench import _timed
+from interpolants.app.discrete_bench import timed_run
 
 
 def main() -> None:
@@ -22,14 +22,14 @@ def main() -> None:
     torch.set_num_threads(1)
     target = si.targets.get("ising", L=16, beta=0.4407)
     n = 2000
-    leaps = _timed(target, "leaps", n, seed, steps=100, train_steps=train_steps, batches=10,
+    leaps = timed_run(target, "leaps", n, seed, steps=100, train_steps=train_steps, batches=10,
                    sweeps=1)  # fmt: skip
     rows = {"leaps": leaps}
     sampling = leaps["evaluations"] - leaps["training_evaluations"]
     for label, budget in (("sampling", sampling), ("total", leaps["evaluations"])):
         levels = max(1, round((budget / n - 1) / 2))  # a heat-bath sweep is 2 evaluations
-        rows[f"ais={label}"] = _timed(target, "ais", n, seed, steps=levels, sweeps=1)
-        rows[f"smc={label}"] = _timed(target, "smc", n, seed, steps=levels, sweeps=1, batches=10)
+        rows[f"ais={label}"] = timed_run(target, "ais", n, seed, steps=levels, sweeps=1)
+        rows[f"smc={label}"] = timed_run(target, "smc", n, seed, steps=levels, sweeps=1, batches=10)
     for name, r in rows.items():
         print(
             f"{name}: log Z error {r['log_Z_error']:+.3f} +- {r['log_Z_stderr']:.3f}, "

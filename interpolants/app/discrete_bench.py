@@ -23,7 +23,7 @@ import torch
 from .. import targets as _targets
 from ..samplers import SampleResult, sample
 
-__all__ = ["bench_leaps", "format_leaps"]
+__all__ = ["bench_leaps", "format_leaps", "timed_run"]
 
 MAX_DRAWS = 500  # Swendsen-Wang draws kept per chain (the rest of its budget thins them)
 
@@ -53,7 +53,8 @@ def _score(target: Any, result: SampleResult, seconds: float) -> dict[str, Any]:
     return row
 
 
-def _timed(target: Any, method: str, n: int, seed: int, **options: Any) -> dict[str, Any]:
+def timed_run(target: Any, method: str, n: int, seed: int, **options: Any) -> dict[str, Any]:
+    """``sample(target, method, n=n, seed=seed, **options)`` timed and scored (``_score``)."""
     start = time.perf_counter()
     result = sample(target, method, n=n, seed=seed, **options)
     row = _score(target, result, time.perf_counter() - start)
@@ -81,18 +82,18 @@ def bench_leaps(
     for beta in betas:
         target = _targets.get("ising", L=L, beta=beta)
         for seed in range(seeds):
-            leaps = _timed(target, "leaps", n, seed, steps=steps, train_steps=train_steps,
+            leaps = timed_run(target, "leaps", n, seed, steps=steps, train_steps=train_steps,
                            batches=batches, sweeps=sweeps)  # fmt: skip
             sampling = leaps["evaluations"] - leaps["training_evaluations"]
             rows = {"leaps": leaps}
             for label, budget in (("sampling", sampling), ("total", leaps["evaluations"])):
                 levels = max(1, round((budget / n - 1) / 2))  # a sweep is 2 evaluations
-                rows[f"ais={label}"] = _timed(target, "ais", n, seed, steps=levels, sweeps=1)
-                rows[f"smc={label}"] = _timed(target, "smc", n, seed, steps=levels, sweeps=1,
+                rows[f"ais={label}"] = timed_run(target, "ais", n, seed, steps=levels, sweeps=1)
+                rows[f"smc={label}"] = timed_run(target, "smc", n, seed, steps=levels, sweeps=1,
                                               batches=batches)  # fmt: skip
             kept = max(10, leaps["evaluations"] // chains - 100)  # sweeps after warm-up
             thin = math.ceil(kept / MAX_DRAWS)  # keep at most MAX_DRAWS draws per chain
-            rows["swendsen-wang=total"] = _timed(target, "swendsen-wang",
+            rows["swendsen-wang=total"] = timed_run(target, "swendsen-wang",
                                                  chains * (kept // thin), seed, chains=chains,
                                                  warmup=100, thin=thin)  # fmt: skip
             for method, row in rows.items():
