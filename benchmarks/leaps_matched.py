@@ -12,7 +12,7 @@ import sys
 import torch
 
 import interpolants as si
-from interpolants.app.discrete_bench import timed_run
+from interpolants.app.discrete_bench import matched_baselines, timed_run
 
 
 def main() -> None:
@@ -24,12 +24,7 @@ def main() -> None:
     n = 2000
     leaps = timed_run(target, "leaps", n, seed, steps=100, train_steps=train_steps, batches=10,
                    sweeps=1)  # fmt: skip
-    rows = {"leaps": leaps}
-    sampling = leaps["evaluations"] - leaps["training_evaluations"]
-    for label, budget in (("sampling", sampling), ("total", leaps["evaluations"])):
-        levels = max(1, round((budget / n - 1) / 2))  # a heat-bath sweep is 2 evaluations
-        rows[f"ais={label}"] = timed_run(target, "ais", n, seed, steps=levels, sweeps=1)
-        rows[f"smc={label}"] = timed_run(target, "smc", n, seed, steps=levels, sweeps=1, batches=10)
+    rows = {"leaps": leaps, **matched_baselines(target, leaps, n, seed, batches=10)}
     for name, r in rows.items():
         print(
             f"{name}: log Z error {r['log_Z_error']:+.3f} +- {r['log_Z_stderr']:.3f}, "

@@ -23,7 +23,7 @@ import torch
 from .. import targets as _targets
 from ..samplers import SampleResult, sample
 
-__all__ = ["bench_leaps", "format_leaps", "timed_run"]
+__all__ = ["bench_leaps", "format_leaps", "matched_baselines", "timed_run"]
 
 MAX_DRAWS = 500  # Swendsen-Wang draws kept per chain (the rest of its budget thins them)
 
@@ -63,6 +63,22 @@ def timed_run(target: Any, method: str, n: int, seed: int, **options: Any) -> di
     return row
 
 
+def matched_baselines(
+    target: Any, leaps: dict[str, Any], n: int, seed: int, batches: int
+) -> dict[str, dict[str, Any]]:
+    """AIS and SMC (one heat-bath sweep per level, n walkers) scored as :func:`timed_run`, at
+    the evaluations of a LEAPS row's sampling run ("=sampling") and of its sampling and
+    training together ("=total")."""
+    rows = {}
+    sampling = leaps["evaluations"] - leaps["training_evaluations"]
+    for label, budget in (("sampling", sampling), ("total", leaps["evaluations"])):
+        levels = max(1, round((budget / n - 1) / 2))  # a sweep is 2 evaluations
+        rows[f"ais={label}"] = timed_run(target, "ais", n, seed, steps=levels, sweeps=1)
+        rows[f"smc={label}"] = timed_run(target, "smc", n, seed, steps=levels, sweeps=1,
+                                         batches=batches)  # fmt: skip
+    return rows
+
+
 def bench_leaps(
     out: Path,
     L: int = 16,
@@ -84,13 +100,7 @@ def bench_leaps(
         for seed in range(seeds):
             leaps = timed_run(target, "leaps", n, seed, steps=steps, train_steps=train_steps,
                            batches=batches, sweeps=sweeps)  # fmt: skip
-            sampling = leaps["evaluations"] - leaps["training_evaluations"]
-            rows = {"leaps": leaps}
-            for label, budget in (("sampling", sampling), ("total", leaps["evaluations"])):
-                levels = max(1, round((budget / n - 1) / 2))  # a sweep is 2 evaluations
-                rows[f"ais={label}"] = timed_run(target, "ais", n, seed, steps=levels, sweeps=1)
-                rows[f"smc={label}"] = timed_run(target, "smc", n, seed, steps=levels, sweeps=1,
-                                              batches=batches)  # fmt: skip
+            rows = {"leaps": leaps, **matched_baselines(target, leaps, n, seed, batches)}
             kept = max(10, leaps["evaluations"] // chains - 100)  # sweeps after warm-up
             thin = math.ceil(kept / MAX_DRAWS)  # keep at most MAX_DRAWS draws per chain
             rows["swendsen-wang=total"] = timed_run(target, "swendsen-wang",

@@ -503,11 +503,7 @@ def _checked(
         raise ValueError(
             f"target_b has dim {target_b.dim} but target_a has dim {target_a.dim}; they must agree"
         )
-    if config is None:
-        return FreeEnergyConfig.from_options(options, method)
-    if not isinstance(config, FreeEnergyConfig):
-        raise ValueError(f"config must be a FreeEnergyConfig, got {type(config).__name__}")
-    return config.with_options(options, method) if options else config
+    return FreeEnergyConfig.resolve(config, options, method)
 
 
 @dataclass
