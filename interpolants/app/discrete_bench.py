@@ -86,10 +86,10 @@ def bench_leaps(
     seeds: int = 3,
     n: int = 2000,
     steps: int = 100,
-    train_steps: int = 300,
+    train_steps: int = 1000,
     batches: int = 10,
-    sweeps: int = 0,
-    chains: int = 64,
+    sweeps: int = 1,
+    chains: int = 256,
 ) -> dict[str, Any]:
     """The runs of the module docstring; ``steps`` levels, ``train_steps`` Adam steps and
     ``sweeps`` heat-bath sweeps per level for LEAPS, ``n`` walkers per run, ``chains``
