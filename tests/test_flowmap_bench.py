@@ -11,6 +11,7 @@ import torch
 from interpolants.app.cli import main
 from interpolants.app.flowmap_bench import (
     FLOW_MAP_METHODS,
+    bench_flowmap,
     format_flowmap,
     jump_goals,
     rescore_flowmap,
@@ -23,7 +24,8 @@ def test_bench_flowmap_command_writes_metrics_table_and_plot(tmp_path, capsys):
     argv = ["bench", "flowmap", "--out", str(tmp_path), *TINY, "--set", "n=300",
             "--set", "datasets=['checkerboard']", "--set", "cost_steps=1",
             "--set", "cost_repeats=1", "--set", "jumps=[1, 2, 4]",
-            "--set", "ode_steps=10"]  # fmt: skip
+            "--set", "ode_steps=10",
+            "--set", "method_options={'lagrangian': {'backward': False}}"]  # fmt: skip
     assert main(argv) == 0
     folder = tmp_path / "flowmap"
     m = json.loads((folder / "metrics.json").read_text())
@@ -37,6 +39,8 @@ def test_bench_flowmap_command_writes_metrics_table_and_plot(tmp_path, capsys):
     assert m["step_cost"]["ratio_to_fit"]["fit"] == 1.0
     assert set(m["goals"]["step_cost_at_most_2x_fit"]) == set(FLOW_MAP_METHODS)
     assert m["options"]["steps"] == 2
+    assert m["method_options"] == {"lagrangian": {"backward": False}}
+    assert "method options" in (folder / "table.md").read_text()
     assert (folder / "flowmap.png").stat().st_size > 10_000
     assert "| lagrangian |" in (folder / "table.md").read_text()
     assert "monotone" in capsys.readouterr().out
@@ -68,6 +72,8 @@ def test_bench_options_are_checked_before_anything_runs(tmp_path, capsys):
     assert not (tmp_path / "flowmap").exists()
     assert main(["bench", "flowmap", "--set", "width"]) == 2
     assert "expected KEY=VALUE" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="method_options"):
+        bench_flowmap(tmp_path, method_options={"lagrangien": {"backward": False}})
 
 
 def _rows(values):

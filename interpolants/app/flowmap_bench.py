@@ -159,6 +159,7 @@ def _one_dataset(
         maps[method] = fit_flow_map(
             data, method=method, steps=steps, batch_size=batch, seed=seed, net=net,
             teacher=velocity if method == "distill" else None, **_train_options(steps),
+            **budget["method_options"].get(method, {}),
         )  # fmt: skip
         seconds[method] = time.perf_counter() - start
         maps[method].save(out / name / f"{method}.pt")
@@ -182,7 +183,12 @@ def _step_costs(
     for method in methods:
         teach = teacher if method == "distill" else None
         calls[method] = lambda m=method, t=teach: fit_flow_map(
-            data, method=m, net=copy.deepcopy(map_net), teacher=t, **options
+            data,
+            method=m,
+            net=copy.deepcopy(map_net),
+            teacher=t,
+            **options,
+            **budget["method_options"].get(m, {}),
         )
     times: dict[str, list[float]] = {k: [] for k in calls}
     for _ in range(repeats):
@@ -293,18 +299,25 @@ def bench_flowmap(
     cost_steps: int = 20,
     cost_repeats: int = 5,
     draws: int = 1,
+    method_options: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Flow maps against the velocity they replace (module docstring; docs/benchmarks.md):
     for each of ``datasets``, sliced W2 over the floor of every method at each of ``jumps``
     beside the velocity's Euler / Heun at the same NFE and its ``ode_steps``-step Heun; the
     training cost per step as a ratio to ``fit``'s on the first data set. With ``draws`` > 1,
     every score is the mean over that many independent draws (samples and floor), with its
-    standard error. Writes ``flowmap.png`` and ``table.md`` beside ``metrics.json``."""
+    standard error. ``method_options`` maps a method to more options of its objective (e.g.
+    ``{"lagrangian": {"backward": False}}``), recorded in the metrics. Writes
+    ``flowmap.png`` and ``table.md`` beside ``metrics.json``."""
     unknown = sorted(set(methods) - set(FLOW_MAP_METHODS))
     if unknown:
         raise ValueError(f"unknown method(s) {unknown}; known: {FLOW_MAP_METHODS}")
+    extra = dict(method_options or {})
+    if not set(extra) <= set(methods) or not all(isinstance(v, dict) for v in extra.values()):
+        raise ValueError(f"method_options must map some of the methods {list(methods)} to "
+                         f"dicts of their objective's options, got {extra!r}")  # fmt: skip
     budget = {"steps": steps, "batch": batch, "seed": seed, "width": width, "depth": depth,
-              "draws": draws}  # fmt: skip
+              "draws": draws, "method_options": extra}  # fmt: skip
     metrics: dict[str, Any] = {**budget, "n": n, "jumps": list(jumps), "ode_steps": ode_steps,
                                "train_options": _train_options(steps), "datasets": {}}  # fmt: skip
     teacher = None
@@ -369,7 +382,8 @@ def format_flowmap(m: dict[str, Any]) -> str:
     lines = [
         f"{m['steps']} steps, batch {m['batch']}, MLP {m['depth']} x {m['width']}, seed "
         f"{m['seed']}; n = {m['n']} samples against n test points; sliced W2 minus the floor"
-        + (f", mean ± standard error over {m['draws']} draws" if m.get("draws", 1) > 1 else ""),
+        + (f", mean ± standard error over {m['draws']} draws" if m.get("draws", 1) > 1 else "")
+        + (f"; method options {m['method_options']}" if m.get("method_options") else ""),
     ]
     for name, d in m["datasets"].items():
         ode = d["velocity"]["ode"]
