@@ -206,7 +206,10 @@ class FlowMapObjective(Objective):
         residual: "lagrangian", "eulerian" or "progressive".
         diagonal: the fraction of rows with s = t, in [0, 1] (0.75 as the papers).
         pairs: "uniform" or "dyadic" (shortcut's step sizes 2^-k, k < ``levels``).
-        backward: draw each pair in either order (trains the backward map too).
+        backward: draw each pair in either order (trains the backward map too, which
+            ``log_prob`` and ``round_trip`` need). False spends every off-diagonal row on
+            forward jumps: better few-jump samples (checkerboard, 1 jump: W2 - floor 0.071
+            against 0.086; benchmarks/RESULTS.md) and no backward map.
         intermediate: u of the progressive residual: "uniform" or "midpoint".
         time_distribution: the law of the times (:func:`~interpolants.sample_times`).
         trim: keep times in [trim, 1 - trim]; None: 1e-3 when gamma > 0, else 0.
