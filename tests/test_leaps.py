@@ -184,8 +184,9 @@ def test_any_rates_keep_log_Z_unbiased():
 
 def test_trained_leaps_beats_ais_at_the_same_levels():
     target, states = lattice()
+    # the CTMC alone (sweeps=0) against AIS without sweeps
     r = si.sample(target, "leaps", n=2000, seed=0, train_steps=300, steps=40, sweeps=0,
-                  resample_threshold=0.0, batches=1)  # fmt: skip  (the CTMC alone, as AIS's)
+                  resample_threshold=0.0, batches=1)  # fmt: skip
     ais = si.sample(target, "ais", n=2000, seed=0, steps=40, sweeps=0)
     assert abs(r.log_Z - target.log_Z) < 3 * r.log_Z_stderr
     assert r.ess > 0.5 > 5 * ais.ess
