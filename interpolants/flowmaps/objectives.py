@@ -205,7 +205,9 @@ class FlowMapObjective(Objective):
         method: the name it was built under (recorded in the run's config).
         residual: "lagrangian", "eulerian" or "progressive".
         diagonal: the fraction of rows with s = t, in [0, 1] (0.75 as the papers).
-        pairs: "uniform" or "dyadic" (shortcut's step sizes 2^-k, k < ``levels``).
+        pairs: "uniform" or "dyadic" (shortcut's step sizes 2^-k, k < ``levels``: for the
+            progressive residual; the Lagrangian and Eulerian ones learn long jumps badly
+            from them, benchmarks/RESULTS.md).
         backward: draw each pair in either order (trains the backward map too, which
             ``log_prob`` and ``round_trip`` need). False spends every off-diagonal row on
             forward jumps: better few-jump samples (checkerboard, 1 jump: W2 - floor 0.071
