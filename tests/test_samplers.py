@@ -541,6 +541,17 @@ def test_annealing_configs_are_the_keyword_options_checked_once():
         sample(target, "ais", n=10, steps=None)
 
 
+@pytest.mark.parametrize("method", ["ais", "smc", "nets", "flow-mcmc", "is", "leaps"])
+def test_a_config_of_another_method_is_refused_by_name(method):
+    """Every runner resolves ``config=`` the same way: another method's config object is an
+    error that names the class it needs, before any work."""
+    from interpolants.samplers.free_energy import FreeEnergyConfig
+
+    target = targets.get("ising", L=4) if method == "leaps" else targets.get("gmm-d2-k3")
+    with pytest.raises(ValueError, match=r"config must be a \w+Config, got FreeEnergyConfig"):
+        sample(target, method, n=10, config=FreeEnergyConfig())
+
+
 def test_self_tuned_moves_stop_once_the_walkers_decorrelate():
     """decorrelated(r): the largest |correlation| between start and end positions below r;
     SMC with decorrelation moves a level until then (at most ``moves``), log Z still right."""

@@ -26,11 +26,7 @@ __all__ = ["run_flow_mcmc", "run_is", "train_transport"]
 
 def _config(config: FlowMCMCConfig | None, options: dict[str, Any], method: str) -> FlowMCMCConfig:
     """``config`` with ``options`` replacing its values, or the config of ``options`` alone."""
-    if config is None:
-        return FlowMCMCConfig.from_options(options, method)
-    if not isinstance(config, FlowMCMCConfig):
-        raise ValueError(f"config must be a FlowMCMCConfig, got {type(config).__name__}")
-    return config.with_options(options, method)
+    return FlowMCMCConfig.resolve(config, options, method)
 
 
 def train_transport(

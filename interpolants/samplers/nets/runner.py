@@ -99,7 +99,7 @@ def run_nets(
         of a sweep.
     """
     n = check_int("n", n, 2)
-    c = NETSConfig.from_options(options) if config is None else config.with_options(options)
+    c = NETSConfig.resolve(config, options)
     if n % c.batches or n // c.batches < 2:
         raise ValueError(f"n={n} must be a multiple of batches={c.batches} with >= 2 per batch")
     if init is not None:
