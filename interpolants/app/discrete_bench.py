@@ -99,13 +99,14 @@ def bench_leaps(
         target = _targets.get("ising", L=L, beta=beta)
         for seed in range(seeds):
             leaps = timed_run(target, "leaps", n, seed, steps=steps, train_steps=train_steps,
-                           batches=batches, sweeps=sweeps)  # fmt: skip
+                              batches=batches, sweeps=sweeps)  # fmt: skip
             rows = {"leaps": leaps, **matched_baselines(target, leaps, n, seed, batches)}
             kept = max(10, leaps["evaluations"] // chains - 100)  # sweeps after warm-up
             thin = math.ceil(kept / MAX_DRAWS)  # keep at most MAX_DRAWS draws per chain
             rows["swendsen-wang=total"] = timed_run(target, "swendsen-wang",
-                                                 chains * (kept // thin), seed, chains=chains,
-                                                 warmup=100, thin=thin)  # fmt: skip
+                                                    chains * (kept // thin), seed,
+                                                    chains=chains, warmup=100,
+                                                    thin=thin)  # fmt: skip
             for method, row in rows.items():
                 runs.append({"beta": beta, "seed": seed, "method": method, **row})
                 error = row.get("log_Z_error")

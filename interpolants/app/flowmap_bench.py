@@ -183,13 +183,9 @@ def _step_costs(
     for method in methods:
         teach = teacher if method == "distill" else None
         calls[method] = lambda m=method, t=teach: fit_flow_map(
-            data,
-            method=m,
-            net=copy.deepcopy(map_net),
-            teacher=t,
-            **options,
+            data, method=m, net=copy.deepcopy(map_net), teacher=t, **options,
             **budget["method_options"].get(m, {}),
-        )
+        )  # fmt: skip
     times: dict[str, list[float]] = {k: [] for k in calls}
     for _ in range(repeats):
         for key, call in calls.items():

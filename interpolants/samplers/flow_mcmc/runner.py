@@ -24,11 +24,6 @@ from .training import TrainedTransport, fit_transport
 __all__ = ["run_flow_mcmc", "run_is", "train_transport"]
 
 
-def _config(config: FlowMCMCConfig | None, options: dict[str, Any], method: str) -> FlowMCMCConfig:
-    """``config`` with ``options`` replacing its values, or the config of ``options`` alone."""
-    return FlowMCMCConfig.resolve(config, options, method)
-
-
 def train_transport(
     target: Any,
     init: Tensor | None = None,
@@ -77,7 +72,7 @@ def train_transport(
     by ``seed``); ``options`` are :class:`FlowMCMCConfig`'s fields other than ``thin`` and
     ``batches``.
     """
-    c = _config(config, options, "train_transport")
+    c = FlowMCMCConfig.resolve(config, options, "train_transport")
     return fit_transport(target, init, seed, c, chains, dtype, progress, generator)
 
 
@@ -127,7 +122,7 @@ def run_flow_mcmc(
     References:
         M. Gabrie, G. M. Rotskoff, E. Vanden-Eijnden, arXiv:2105.12603, arXiv:2107.08001.
     """
-    c = _config(config, options, "flow-mcmc")
+    c = FlowMCMCConfig.resolve(config, options, "flow-mcmc")
     n = check_int("n", n)
     generator = make_generator(seed)
     trained, training = _train(target, init, seed, c, chains, dtype, progress, generator)
@@ -277,7 +272,7 @@ def run_is(
         M. Gabrie, G. M. Rotskoff, E. Vanden-Eijnden, arXiv:2105.12603;
         A. Kong, U. Chicago TR 348 (1992) (the ESS).
     """
-    c = _config(config, options, "is")
+    c = FlowMCMCConfig.resolve(config, options, "is")
     n = check_int("n", n)
     generator = make_generator(seed)
     trained, training = _train(target, init, seed, c, chains, dtype, progress, generator)
