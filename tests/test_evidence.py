@@ -68,7 +68,7 @@ def test_a_starved_run_warns_and_its_widened_error_bar_covers_the_truth():
         assert r.info.log_Z_lower < LOG_Z < r.info.log_Z_upper + 3 * r.info.log_Z_upper_stderr
         if len(r.warnings) > 1:
             warned += 1
-            assert any("forward and reverse annealing disagree" in w for w in r.warnings)
+            assert any("forward and reverse runs disagree" in w for w in r.warnings)
             assert "moves=0: the walkers never move" in r.warnings[0]
             assert any("disagree" in str(w.message) for w in caught)
     assert misses >= 15  # the Monte Carlo error alone does not cover: the case is hard
@@ -228,7 +228,7 @@ def test_nets_log_z_gets_the_same_bounds():
     assert info.log_Z_upper > LOG_Z - 3 * info.log_Z_upper_stderr
     assert abs(r.log_Z - LOG_Z) > 3 * info.log_Z_mc_stderr  # the own error bar misses
     assert abs(r.log_Z - LOG_Z) <= 3 * r.log_Z_stderr  # the widened one covers
-    assert any("forward and reverse annealing disagree" in w for w in r.warnings)
+    assert any("forward and reverse runs disagree" in w for w in r.warnings)
     off = si.sample(shifted_gaussian(), "nets", n=400, seed=0, drift=None, eps=0.0, steps=3,
                     reverse=None)  # fmt: skip
     assert "log_Z_upper" not in off.info and off.evaluations < r.evaluations

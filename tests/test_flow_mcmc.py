@@ -7,6 +7,7 @@ weights, log Z) with |z| < 4; the seeds are fixed for reproducibility only.
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
@@ -14,7 +15,7 @@ import torch
 from interpolants.app.sample_target import run_sample_target
 from interpolants.distributions import DiagonalNormal, MixtureOfGaussians
 from interpolants.nn import CouplingFlow
-from interpolants.samplers import sample
+from interpolants.samplers import ConvergenceWarning, sample
 from interpolants.samplers.flow_mcmc import (
     DefensiveMixture,
     FlowMCMCConfig,
@@ -32,9 +33,10 @@ SMALL_FLOW = {"layers": 4, "width": 32}
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def two_modes(weight: float = 0.8, offset: float = 1.5):
+def two_modes(weight: float = 0.8, offset: float = 1.5, exact: bool = False):
     """exp(offset) times the mixture weight N((-3, 0), 0.5^2 I) + (1 - weight) N((3, 0), 0.5^2 I):
-    log Z = offset; modes far beyond MALA's reach from each other."""
+    log Z = offset; modes far beyond MALA's reach from each other. ``exact``: the target
+    has its exact sampler (for the bias check of importance sampling)."""
     means = torch.tensor([[-3.0, 0.0], [3.0, 0.0]], dtype=F64)
     mix = MixtureOfGaussians(
         means, torch.tensor([0.5, 0.5], dtype=F64), torch.tensor([weight, 1 - weight], dtype=F64)
@@ -43,10 +45,29 @@ def two_modes(weight: float = 0.8, offset: float = 1.5):
         lambda x: mix.log_prob(x) + offset,
         dim=2,
         log_Z=offset,
+        sample=mix.sample if exact else None,
         base=DiagonalNormal(torch.zeros(2, dtype=F64), 3.0),
         name="two_modes",
     )
     return target, mix, means
+
+
+class FixedTransport:
+    """A frozen transport q given by a distribution (``sample``, ``log_prob``): for
+    importance sampling with ``max_rounds=0``."""
+
+    def __init__(self, q):
+        self.q = q
+
+    def sample_with_log_prob(self, n, generator):
+        x = self.q.sample(n, generator)
+        return x, self.q.log_prob(x)
+
+    def log_prob(self, x):
+        return self.q.log_prob(x)
+
+    def fit_step(self, x, generator):
+        raise AssertionError("a fixed transport is not trained")
 
 
 def test_mh_ratio_and_mode_diagnostics():
@@ -167,7 +188,7 @@ def test_defensive_scale_widens_each_gaussian_and_keeps_the_density_exact():
 
 
 def test_importance_sampling_through_the_trained_transport_estimates_log_Z():
-    target, _, means = two_modes(weight=0.7, offset=1.5)
+    target, _, means = two_modes(weight=0.7, offset=1.5, exact=True)
     result = sample(
         target,
         "is",
@@ -184,7 +205,36 @@ def test_importance_sampling_through_the_trained_transport_estimates_log_Z():
     assert abs(result.log_Z - 1.5) < 4 * result.log_Z_stderr and result.log_Z_stderr < 0.05
     w, se = result.expectation(lambda x: (x[:, 0] < 0).double())
     assert abs(float(w) - 0.7) < 4 * float(se)
-    assert result.evaluations == result.info["training_evaluations"] + 4000
+    # the bias check (exact draws here): the bounds agree, so no warning and no widening
+    info = result.info
+    assert info["reverse_source"] == "exact" and info["reverse_walkers"] == 2000
+    assert not result.warnings and result.log_Z_stderr == info["log_Z_mc_stderr"]
+    gap = info["log_Z_upper"] - info["log_Z_lower"]
+    assert abs(gap) < 3 * math.hypot(result.log_Z_stderr, info["log_Z_upper_stderr"]), gap
+    assert result.evaluations == info["training_evaluations"] + 4000 + 2000
+    assert info["reverse_evaluations"] == 2000
+
+
+def test_importance_sampling_bias_check_catches_a_transport_that_misses_a_mode():
+    """q covers only the heavier of two separated modes (weight 0.7): log Z_hat misses
+    log 0.7 = -0.357 with a tiny Monte Carlo error bar. The reverse estimate from exact draws
+    of the target is an upper bound that lands on log Z (q is exact within its mode), so the
+    run warns and its widened error bar covers the truth; without the check it does not."""
+    target, _, means = two_modes(weight=0.7, offset=1.5, exact=True)
+    q = FixedTransport(DiagonalNormal(means[0], 0.6))
+    run = {"n": 4000, "seed": 0, "init": means, "transport": q, "max_rounds": 0, "warmup": 0}
+    blind = sample(target, "is", **run, reverse=None)
+    assert abs(blind.log_Z - 1.5 - math.log(0.7)) < 0.05
+    assert abs(blind.log_Z - 1.5) > 10 * blind.log_Z_stderr  # wrong, with a small error bar
+    assert "log_Z_upper" not in blind.info
+    assert blind.evaluations == blind.info["training_evaluations"] + 4000
+    with pytest.warns(ConvergenceWarning, match="disagree"):
+        checked = sample(target, "is", **run, reverse_walkers=1000)
+    info = checked.info
+    assert checked.log_Z == blind.log_Z and info["log_Z_mc_stderr"] == blind.log_Z_stderr
+    assert abs(info["log_Z_upper"] - 1.5) < 4 * info["log_Z_upper_stderr"] + 0.02
+    assert abs(checked.log_Z - 1.5) <= 3 * checked.log_Z_stderr
+    assert checked.evaluations == blind.evaluations + 1000 and len(checked.warnings) == 1
 
 
 def test_continuous_flow_by_the_interpolant_loss_recovers_weights():
@@ -250,10 +300,13 @@ def test_unknown_options_and_bad_values_are_refused_by_name():
         ("is", {"thin": 2}, "thin"),  # an option of "flow-mcmc" only
         ("flow-mcmc", {"plateau_window": 0}, "plateau_window"),
         ("is", {"target_accept": 1.5}, "target_accept"),
+        ("flow-mcmc", {"reverse": None}, "reverse"),  # importance sampling's check only
+        ("is", {"reverse": "bogus"}, "reverse"),
+        ("is", {"reverse_walkers": 1}, "reverse_walkers"),
     ):
         with pytest.raises(ValueError, match=name) as error:
             sample(target, method, n=10, init=means, **options)
-        if name in ("layers", "batches", "thin"):
+        if name in ("layers", "batches", "thin") or (method, name) == ("flow-mcmc", "reverse"):
             assert "options: transport, transport_options" in str(error.value)
     with pytest.raises(ValueError, match=r"'glow'.*options: transport"):
         FlowMCMCConfig.from_options({"glow": 1})

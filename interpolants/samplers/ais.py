@@ -85,7 +85,6 @@ from .base import (
     progress_bar,
 )
 from .diagnostics import (
-    ConvergenceWarning,
     ess_of_weights,
     log_mean_exp,
     log_Z_from_weights,
@@ -99,6 +98,8 @@ from .evidence import (
     check_reverse,
     moves_warning,
     posterior_draws,
+    record_sandwich,
+    report,
     reverse_anneal,
     sandwich,
 )
@@ -474,7 +475,7 @@ def _reverse_check(
         return _Check(0, None, None)
     x = draws.x
     if x.shape[0] < 2:  # the HMC of reverse="auto" failed: say so, no bounds
-        _add_sandwich(result, None, draws.warnings)
+        record_sandwich(result, None, draws.warnings)
         return _Check(drawn, draws, None)
     groups = max(2, min(10, x.shape[0] // 100))
     resample = Resampler(c.resample_threshold, groups) if smc else None  # type: ignore[attr-defined]
@@ -482,7 +483,7 @@ def _reverse_check(
         x = x[: x.shape[0] // groups * groups]
     terms = reverse_anneal(annealed, design, x, generator, build, resample)
     bounds = sandwich(result.log_Z, result.log_Z_stderr, terms, x.shape[0], draws.source)
-    _add_sandwich(result, bounds, draws.warnings)
+    record_sandwich(result, bounds, draws.warnings)
     return _Check(drawn, draws, bounds)
 
 
@@ -492,30 +493,6 @@ def _count_check(result: SampleResult, extra: int) -> None:
     if extra > 0:
         result.evaluations += int(extra)
         result.info = dataclasses.replace(result.info, reverse_evaluations=int(extra))
-
-
-def _add_sandwich(result: SampleResult, s: Sandwich | None, notes: tuple[str, ...] = ()) -> None:
-    """Put the bounds into ``result.info``, widen the error bar, and warn if they disagree,
-    then also with ``notes`` (the reverse draws' failed convergence checks, which may explain
-    it; alone when there are no bounds)."""
-    name = result.info.target
-    line = None
-    if s is not None:
-        mc = result.log_Z_stderr
-        result.info = dataclasses.replace(result.info, log_Z_mc_stderr=mc, **s.as_dict())
-        if mc is not None:
-            result.log_Z_stderr = s.stderr(mc)
-        line = s.warning(name)
-    # the draws' own failed checks matter where they may explain a disagreement
-    shown = notes if s is None or line is not None else ()
-    _report(result, ([] if line is None else [line]) + [f"{name}: {n}" for n in shown])
-
-
-def _report(result: SampleResult, lines: list[str]) -> None:
-    """Add ``lines`` to ``result.warnings`` and emit each as a ConvergenceWarning."""
-    for text in lines:
-        result.warnings.append(text)
-        warnings.warn(text, ConvergenceWarning, stacklevel=5)
 
 
 def kernel_builder(c: AISConfig) -> Callable[[LogDensity, float, Any], Kernel]:
@@ -613,7 +590,7 @@ def _annealing_result(
     )
     betas = [lv.beta for lv in runs[0].design]
     stuck = moves_warning(density.name, betas, [r.moved for r in runs], c.moves)
-    _report(result, [] if stuck is None else [stuck])
+    report(result, [] if stuck is None else [stuck])
     return result
 
 

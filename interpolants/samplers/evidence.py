@@ -22,26 +22,34 @@ failed convergence checks are reported with it.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
 from torch import Tensor
 
 from .annealing import AnnealedDensity, Level, ReplayMoves, Resampler, TimeGrid, anneal
 from .base import State, check_initial
-from .diagnostics import log_mean_exp, log_Z_from_weights
+from .diagnostics import ConvergenceWarning, log_mean_exp, log_Z_from_weights
+
+if TYPE_CHECKING:
+    from .result import SampleResult
 
 __all__ = [
+    "ANNEALING_CAUSE",
+    "IMPORTANCE_CAUSE",
     "POSTERIOR_SAMPLERS",
     "REVERSE_SOURCES",
     "Sandwich",
     "check_reverse",
     "moves_warning",
     "posterior_draws",
+    "record_sandwich",
+    "report",
     "reverse_anneal",
     "sandwich",
 ]
@@ -56,6 +64,20 @@ REVERSE_WALKERS = 2000
 HMC_DRAWS_PER_CHAIN = 500  # at least, for the reverse run's HMC draws (R-hat needs several 100)
 MIN_MOVED = 0.2  # a level whose moves moved fewer walkers than this share is stuck
 STUCK_SHARE = 0.1  # warn when at least this share of the levels (and one) is stuck
+
+
+ANNEALING_CAUSE = (
+    "the walkers lagged behind their levels, so the estimate may be biased low by up to the "
+    "gap; log_Z_stderr is widened to cover it. More moves per level (AIS/SMC: "
+    "decorrelation=0.1, moves=50, kernel='hmc'), more walkers or a better-trained transport "
+    "narrow it"
+)
+IMPORTANCE_CAUSE = (
+    "the proposal q missed mass of the target that the weights cannot restore, so the "
+    "estimate may be biased low by up to the gap; log_Z_stderr is widened to cover it. A "
+    "longer-trained transport (min_rounds, max_rounds) or a defensive mixture (defensive=) "
+    "narrows it"
+)
 
 
 @dataclass(frozen=True)
@@ -107,21 +129,20 @@ class Sandwich:
             return mc_stderr
         return max(_finite(mc_stderr), self.gap / AGREE_SIGMAS + _finite(self.upper_stderr))
 
-    def warning(self, name: str) -> str | None:
-        """One line when the bounds disagree, else None. An upper bound below the lower one
-        is noise when the draws are exact, and a sign of wrong draws when they are given."""
+    def warning(self, name: str, cause: str = ANNEALING_CAUSE) -> str | None:
+        """One line when the bounds disagree, else None; ``cause`` says why the forward
+        estimate falls short and what narrows the gap (default: annealing's). An upper bound
+        below the lower one is noise when the draws are exact, and a sign of wrong draws when
+        they are given."""
         if self.agree:
             return None
         if not math.isfinite(self.gap):
             return f"{name}: the reverse (upper) bound on log Z is not finite: no bias check"
         if self.gap > 0:
             return (
-                f"{name}: forward and reverse annealing disagree: log Z lies between "
+                f"{name}: the forward and reverse runs disagree: log Z lies between "
                 f"{self.lower:.3f} and {self.upper:.3f} (gap {self.gap:.3f} > "
-                f"{AGREE_SIGMAS:.0f} x {self.noise:.3f}): the walkers lagged behind their "
-                "levels, so the estimate may be biased low by up to the gap; log_Z_stderr is "
-                "widened to cover it. More moves per level (AIS/SMC: decorrelation=0.1, "
-                "moves=50, kernel='hmc'), more walkers or a better-trained transport narrow it"
+                f"{AGREE_SIGMAS:.0f} x {self.noise:.3f}): {cause}"
             )
         if self.source == "exact":
             return None
@@ -299,3 +320,30 @@ def moves_warning(
         f"{worst:.0%} of the walkers moved there, so they did not decorrelate and log Z may be "
         "biased; use more moves per level (decorrelation=0.1, moves=50) or kernel='hmc'"
     )
+
+
+def record_sandwich(
+    result: SampleResult, s: Sandwich | None, notes: tuple[str, ...] = (),
+    cause: str = ANNEALING_CAUSE,
+) -> None:  # fmt: skip
+    """Put the bounds into ``result.info``, widen the error bar, and warn if they disagree
+    (with ``cause``, :meth:`Sandwich.warning`), then also with ``notes`` (the reverse draws'
+    failed convergence checks, which may explain it; alone when there are no bounds)."""
+    name = result.info.target
+    line = None
+    if s is not None:
+        mc = result.log_Z_stderr
+        result.info = dataclasses.replace(result.info, log_Z_mc_stderr=mc, **s.as_dict())
+        if mc is not None:
+            result.log_Z_stderr = s.stderr(mc)
+        line = s.warning(name, cause)
+    # the draws' own failed checks matter where they may explain a disagreement
+    shown = notes if s is None or line is not None else ()
+    report(result, ([] if line is None else [line]) + [f"{name}: {n}" for n in shown])
+
+
+def report(result: SampleResult, lines: list[str]) -> None:
+    """Add ``lines`` to ``result.warnings`` and emit each as a ConvergenceWarning."""
+    for text in lines:
+        result.warnings.append(text)
+        warnings.warn(text, ConvergenceWarning, stacklevel=5)

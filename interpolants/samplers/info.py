@@ -63,8 +63,8 @@ class Info(Mapping[str, Any]):
     Attributes:
         target: the target's name (absent when unknown).
         log_Z_lower, log_Z_upper: the bidirectional bounds of methods that estimate log Z
-            (AIS, SMC, NETS; :mod:`.evidence`): the forward estimate and the reverse run's
-            stochastic upper bound (absent without a reverse run).
+            (AIS, SMC, NETS, importance sampling; :mod:`.evidence`): the forward estimate
+            and the reverse run's stochastic upper bound (absent without a reverse run).
         log_Z_upper_stderr: the upper bound's standard error.
         log_Z_mc_stderr: the forward estimate's Monte Carlo standard error (``log_Z_stderr``
             is widened beyond it when the bounds disagree).

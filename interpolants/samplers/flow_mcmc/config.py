@@ -15,12 +15,13 @@ from torch import Tensor
 from ...checks import is_number
 from ..adaptation import MASS_MATRICES
 from ..base import MethodConfig, check_fraction, check_int
+from ..evidence import check_reverse
 from .transport import TRANSPORTS, DefensiveMixture, Transport
 
 __all__ = ["FlowMCMCConfig"]
 
 # options that only one entry point reads (the others refuse them)
-_ONLY_FOR = {"thin": "flow-mcmc", "batches": "is"}
+_ONLY_FOR = {"thin": "flow-mcmc", "batches": "is", "reverse": "is", "reverse_walkers": "is"}
 
 
 @dataclass
@@ -62,6 +63,11 @@ class FlowMCMCConfig(MethodConfig):
     Production:
         thin: flow-MCMC keeps every ``thin``-th production iteration ("flow-mcmc" only).
         batches: importance sampling makes its draws in this many pieces (memory; "is" only).
+        reverse: importance sampling's bias check ("is" only; :func:`~.runner.run_is`): draws
+            of the target, as for AIS (:func:`~..evidence.posterior_draws`: "auto" exact
+            draws where the target has them, else the library's HMC; "exact", "hmc", a
+            tensor of draws, or None for no check). Default "auto".
+        reverse_walkers: draws of that check (default min(n, 2000)).
     """
 
     transport: str | Transport = "coupling"
@@ -84,12 +90,15 @@ class FlowMCMCConfig(MethodConfig):
     mass_matrix: str | Tensor = "diag"
     thin: int = 1
     batches: int = 1
+    reverse: Any = "auto"
+    reverse_walkers: int | None = None
 
     method: ClassVar[str] = "flow-mcmc"
 
     @classmethod
     def reads(cls, name: str, method: str | None) -> bool:
-        """``thin`` is flow-MCMC's, ``batches`` importance sampling's; the rest is shared."""
+        """``thin`` is flow-MCMC's, ``batches`` and the bias check (``reverse``,
+        ``reverse_walkers``) importance sampling's; the rest is shared."""
         return method is None or _ONLY_FOR.get(name, method) == method
 
     def __post_init__(self) -> None:
@@ -110,6 +119,8 @@ class FlowMCMCConfig(MethodConfig):
             self.anchors = check_int("anchors", self.anchors, 0)
         self.thin = check_int("thin", self.thin)
         self.batches = check_int("batches", self.batches)
+        if self.reverse_walkers is not None:
+            self.reverse_walkers = check_int("reverse_walkers", self.reverse_walkers, 2)
 
     def _check_numbers(self) -> None:
         self.target_accept = check_fraction("target_accept", self.target_accept)
@@ -132,6 +143,7 @@ class FlowMCMCConfig(MethodConfig):
             raise ValueError("defensive > 0 needs anchors > 0 (the Gaussians are fitted to them)")
 
     def _check_choices(self) -> None:
+        self.reverse = check_reverse(self.reverse)
         t = self.transport
         if isinstance(t, str) and t not in TRANSPORTS:
             raise ValueError(f"transport must be one of {TRANSPORTS} or a Transport, got {t!r}")
