@@ -5,7 +5,8 @@ and the largest posterior-mean error in posterior sds.
     OMP_NUM_THREADS=1 python benchmarks/real_posteriors.py [--seeds 5] [--n 4000]
         [--targets eight_schools ...] [--variants default ...] [--json OUT.json]
 
-Variants are SMC option sets (``VARIANTS``); "hmc" is the library's HMC for the moments.
+Variants are option sets of SMC, AIS or importance sampling through a flow-MCMC transport
+(``VARIANTS``); "hmc" is the library's HMC for the moments.
 Targets: the suite of docs/benchmarks.md with exact or long-run references.
 """
 
@@ -31,6 +32,9 @@ VARIANTS: dict[str, tuple[str, dict]] = {
         {"kernel": "hmc", "mass_matrix": "flow", "decorrelation": 0.1, "moves": 20},
     ),
     "ais": ("ais", {}),
+    # importance sampling through a RealNVP trained by flow-MCMC for a fixed number of rounds
+    "is-1000": ("is", {"min_rounds": 1000, "max_rounds": 1000}),
+    "is-3000": ("is", {"min_rounds": 3000, "max_rounds": 3000}),
     "hmc": ("hmc", {}),
 }
 TARGETS: dict[str, tuple[str, dict]] = {

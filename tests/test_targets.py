@@ -756,3 +756,74 @@ def test_new_targets_reject_bad_options():
         si.targets.get("logistic_regression", dtype="float16")
     with pytest.raises(ValueError, match=r"'prior_scale'.*logistic_regression"):
         si.targets.get("logistic_regression", prior_scale=2.0)
+
+
+# --- the priors of the Bayesian posteriors (their default bases) ----------------------
+
+BAYES = [("eight_schools", True), ("eight_schools", False), ("item_response", True),
+         ("item_response", False), ("local_level", None)]  # fmt: skip
+
+
+def bayes_target(name: str, centered: bool | None, **options) -> si.targets.Target:
+    form = {} if centered is None else {"centered": centered}
+    return si.targets.get(name, dtype=D, **form, **options)
+
+
+def prior_np(name: str, centered: bool | None, x: np.ndarray) -> np.ndarray:
+    """The prior's log density in the sampler's coordinates, written again with scipy."""
+    if name == "local_level":
+        uw, uv, s = x[:, 0], x[:, 1], x[:, 2:]
+        return (stats.norm.logpdf(uw, -1, 1) + stats.norm.logpdf(uv, -1, 1)
+                + stats.norm.logpdf(s[:, 0], 0, 1)
+                + stats.norm.logpdf(s[:, 1:], s[:, :-1], np.exp(uw)[:, None]).sum(1))  # fmt: skip
+    if name == "eight_schools":
+        mu, u, local = x[:, 0], x[:, 1], x[:, 2:]
+        lp = stats.norm.logpdf(mu, 0, 5) + stats.halfcauchy.logpdf(np.exp(u), scale=5) + u
+        loc, sd = (mu[:, None], np.exp(u)[:, None]) if centered else (0.0, 1.0)
+        return lp + stats.norm.logpdf(local, loc, sd).sum(1)
+    u, local, b = x[:, 0], x[:, 1:31], x[:, 31:]
+    lp = stats.halfcauchy.logpdf(np.exp(u), scale=1) + u + stats.norm.logpdf(b, 0, 2).sum(1)
+    return lp + stats.norm.logpdf(local, 0, np.exp(u)[:, None] if centered else 1.0).sum(1)
+
+
+def prior_standardised(name: str, centered: bool | None, x: np.ndarray) -> dict:
+    """The prior's independent pieces of exact draws, each with the cdf it must follow."""
+    if name == "local_level":
+        steps = np.diff(x[:, 2:], axis=1) / np.exp(x[:, :1])
+        return {
+            "scales": (x[:, :2].ravel(), stats.norm(-1, 1).cdf),
+            "x_1": (x[:, 2], stats.norm.cdf),
+            "steps": (steps.ravel(), stats.norm.cdf),
+        }
+    if name == "eight_schools":
+        mu, u, local = x[:, 0], x[:, 1], x[:, 2:]
+        z = (local - mu[:, None]) / np.exp(u)[:, None] if centered else local
+        return {"mu": (mu, stats.norm(0, 5).cdf), "tau": (np.exp(u), stats.halfcauchy(0, 5).cdf),
+                "local": (z.ravel(), stats.norm.cdf)}  # fmt: skip
+    u, local, b = x[:, 0], x[:, 1:31], x[:, 31:]
+    z = local / np.exp(u)[:, None] if centered else local
+    return {"sigma": (np.exp(u), stats.halfcauchy(0, 1).cdf), "local": (z.ravel(), stats.norm.cdf),
+            "b": (b.ravel(), stats.norm(0, 2).cdf)}  # fmt: skip
+
+
+@pytest.mark.parametrize("name,centered", BAYES)
+def test_bayesian_posteriors_offer_their_prior_as_base(name, centered):
+    """base="prior" is the model's prior: a normalised density (scipy's, written again)
+    with exact ancestral draws (Kolmogorov-Smirnov on every independent piece), and the
+    posterior is prior x likelihood whatever the base; base="gaussian" is the Gaussian.
+    The default is the prior for eight schools, the Gaussian for the others."""
+    t = bayes_target(name, centered, base="prior")
+    assert t.base is t.prior
+    default = "prior" if name == "eight_schools" else "gaussian"  # measured: RESULTS.md
+    assert isinstance(bayes_target(name, centered).base, type(t.prior)) == (default == "prior")
+    x = t.prior.sample(4000, gen(3))
+    assert x.dtype == D and x.shape == (4000, t.dim) and bool(torch.isfinite(x).all())
+    expected = prior_np(name, centered, x[:500].numpy())
+    torch.testing.assert_close(t.prior.log_prob(x[:500]).numpy(), expected, rtol=1e-9, atol=1e-9)
+    for piece, (values, cdf) in prior_standardised(name, centered, x.numpy()).items():
+        assert stats.kstest(values, cdf).pvalue > 1e-3, (name, centered, piece)
+    gaussian = bayes_target(name, centered, base="gaussian")
+    assert isinstance(gaussian.base, si.distributions.DiagonalNormal)
+    torch.testing.assert_close(gaussian.log_prob(x), t.log_prob(x))
+    with pytest.raises(ValueError, match="base must be one of"):
+        bayes_target(name, centered, base="uniform")

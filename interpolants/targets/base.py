@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -11,7 +12,11 @@ from torch import Tensor
 from ..checks import positive_float, positive_int
 from ..distributions import DiagonalNormal, Distribution
 
-__all__ = ["Target", "gaussian_base"]
+__all__ = ["BASES", "Target", "choose_base", "gaussian_base", "log_half_cauchy_draws"]
+
+BASES = ("prior", "gaussian")
+"""The bases a Bayesian posterior target offers (its ``base=`` option): its prior, so that
+annealing tempers the likelihood, or a diagonal Gaussian over the posterior's range."""
 
 
 class Target:
@@ -126,3 +131,18 @@ class Target:
 def gaussian_base(dim: int, scale: float, dtype: torch.dtype) -> DiagonalNormal:
     """N(0, scale^2 I) on R^dim in ``dtype``: the usual recommended base of a target."""
     return DiagonalNormal(torch.zeros(dim, dtype=dtype), scale)
+
+
+def choose_base(base: str, prior: Any, gaussian: Any) -> Any:
+    """The base a Bayesian posterior target was asked for by its ``base`` option
+    (:data:`BASES`): ``prior`` or ``gaussian``, or a ValueError naming the option."""
+    if base not in BASES:
+        raise ValueError(f"base must be one of {BASES}, got {base!r}")
+    return prior if base == "prior" else gaussian
+
+
+def log_half_cauchy_draws(n: int, scale: float, generator: torch.Generator | None) -> Tensor:
+    r"""(n,) float64 draws of log tau for tau ~ half-Cauchy(0, ``scale``), by inversion:
+    tau = scale tan(pi U / 2), U ~ U(0, 1), with U kept off 0 (log tau finite)."""
+    u = torch.rand(n, generator=generator, dtype=torch.float64).clamp(min=1e-300)
+    return math.log(scale) + torch.log(torch.tan(0.5 * math.pi * u))

@@ -50,11 +50,17 @@ import torch
 from torch import Tensor
 from torch.nn.functional import softplus
 
-from ..checks import float_dtype
+from ..checks import float_dtype, positive_int
 from ..distributions import DiagonalNormal
-from .base import Target
+from .base import Target, choose_base, log_half_cauchy_draws
 
-__all__ = ["ITEM_RESPONSES", "ITEM_RESPONSE_REFERENCES", "ItemResponse", "item_response_matrix"]
+__all__ = [
+    "ITEM_RESPONSES",
+    "ITEM_RESPONSE_REFERENCES",
+    "ItemResponse",
+    "ItemResponsePrior",
+    "item_response_matrix",
+]
 
 #: Row j: the answers of student j to the 10 items (1 = correct); see the module docstring.
 ITEM_RESPONSES = (
@@ -154,23 +160,64 @@ def _log_normal(x: Tensor, sd: Tensor | float) -> Tensor:
     return -0.5 * (x / sd_t).square() - torch.log(sd_t) - 0.5 * LOG_2PI
 
 
+class ItemResponsePrior:
+    r"""The item-response prior as a normalised density on the sampler's coordinates:
+    u = log sigma with sigma ~ half-Cauchy(0, 1) (density HC(e^u) e^u), theta_j ~ N(0, sigma^2)
+    (centred) or z_j ~ N(0, 1) (non-centred), b_k ~ N(0, 2^2); exact draws by ancestral
+    sampling. As an annealing base: likelihood tempering (see
+    :class:`~.hierarchical.EightSchoolsPrior`)."""
+
+    def __init__(
+        self, centered: bool = True, students: int = 30, items: int = 10,
+        dtype: torch.dtype = torch.float32,
+    ):  # fmt: skip
+        self.centered, self.students, self.items = bool(centered), students, items
+        self.dtype = float_dtype(dtype)
+        self.event_shape = torch.Size((1 + students + items,))
+
+    def log_prob(self, x: Tensor) -> Tensor:
+        if x.ndim != 2 or x.shape[1:] != self.event_shape:
+            raise ValueError(f"x must have shape (n, {self.event_shape[0]}), got {tuple(x.shape)}")
+        u, local, b = x[:, 0], x[:, 1 : 1 + self.students], x[:, 1 + self.students :]
+        sigma = u.exp()
+        lp = (math.log(2 / (math.pi * SIGMA_SCALE)) - torch.log1p((sigma / SIGMA_SCALE).square())
+              + u + _log_normal(b, DIFFICULTY_SCALE).sum(1))  # fmt: skip
+        if self.centered:
+            return lp + _log_normal(local, sigma[:, None]).sum(1)
+        return lp + _log_normal(local, 1.0).sum(1)
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        n = positive_int("n", n)
+        u = log_half_cauchy_draws(n, SIGMA_SCALE, generator)
+        z = torch.randn(n, self.students, generator=generator, dtype=torch.float64)
+        b = DIFFICULTY_SCALE * torch.randn(n, self.items, generator=generator, dtype=torch.float64)
+        local = u.exp()[:, None] * z if self.centered else z
+        return torch.cat([u[:, None], local, b], 1).to(self.dtype)
+
+
 class ItemResponse(Target):
     r"""The item-response posterior (module docstring) in d = 41 coordinates
     (log sigma, 30 abilities or their standardised values, 10 difficulties).
 
     ``log_Z`` is the importance-sampling estimate of :data:`ITEM_RESPONSE_REFERENCES`
     (standard error in ``references["log_Z_stderr"]``); the references hold the posterior
-    mean and sd of every coordinate of the chosen form with their errors. The recommended
-    base: N(0, 1) for log sigma, N(0, 1.5^2) for theta (centred) or N(0, 1) for z
-    (non-centred), N(0, 1.5^2) for the difficulties.
+    mean and sd of every coordinate of the chosen form with their errors.
 
     Arguments:
         centered: the centred form (log sigma, theta, b), a funnel in (log sigma, theta), or
             the non-centred form (log sigma, z, b) with theta = sigma z.
+        base: the recommended base: "gaussian" (the default: N(0, 1) for log sigma,
+            N(0, 1.5^2) for theta (centred) or N(0, 1) for z (non-centred), N(0, 1.5^2) for
+            the difficulties) or "prior" (:class:`ItemResponsePrior`: annealing then tempers
+            the likelihood). The default SMC ran faster from the Gaussian at equal accuracy:
+            the 300 responses make the likelihood strong, so the tempered path from the
+            prior is long (benchmarks/RESULTS.md, "A prior as base").
         dtype: float32 or float64.
     """
 
-    def __init__(self, centered: bool = True, dtype: torch.dtype = torch.float32):
+    def __init__(
+        self, centered: bool = True, base: str = "gaussian", dtype: torch.dtype = torch.float32
+    ):
         if not isinstance(centered, bool):
             raise ValueError(f"centered must be True or False, got {centered!r}")
         self.centered = centered
@@ -179,10 +226,12 @@ class ItemResponse(Target):
         students, items = self.y.shape
         self.students, self.items = students, items
         local = 1.5 if centered else 1.0
-        base = DiagonalNormal(
+        self.prior = ItemResponsePrior(centered, students, items, self.dtype)
+        gaussian = DiagonalNormal(
             torch.zeros(1 + students + items, dtype=self.dtype),
             torch.tensor([1.0] + [local] * students + [1.5] * items, dtype=self.dtype),
         )
+        base = choose_base(base, self.prior, gaussian)
         form = "centered" if centered else "noncentered"
         refs: dict[str, object] = {}
         if ITEM_RESPONSE_REFERENCES:
@@ -210,15 +259,7 @@ class ItemResponse(Target):
 
     def _log_density(self, x: Tensor) -> Tensor:
         u, local, b = x[:, 0], x[:, 1 : 1 + self.students], x[:, 1 + self.students :]
-        sigma = u.exp()
-        prior = (math.log(2 / (math.pi * SIGMA_SCALE)) - torch.log1p((sigma / SIGMA_SCALE).square())
-                 + u + _log_normal(b, DIFFICULTY_SCALE).sum(1))  # fmt: skip
-        if self.centered:
-            theta = local
-            prior = prior + _log_normal(theta, sigma[:, None]).sum(1)
-        else:
-            theta = sigma[:, None] * local
-            prior = prior + _log_normal(local, 1.0).sum(1)
+        theta = local if self.centered else u.exp()[:, None] * local
         eta = theta[:, :, None] - b[:, None, :]  # (n, students, items)
         like = (self.y.to(x) * eta - softplus(eta)).sum((1, 2))
-        return prior + like
+        return self.prior.log_prob(x) + like
