@@ -9,7 +9,7 @@ import torch
 
 import interpolants as si
 from interpolants.app.sample_target import format_metrics
-from interpolants.samplers.evidence import ReverseTempering, Sandwich
+from interpolants.samplers.evidence import Sandwich
 
 DIM = 5
 SHIFT, SCALE = 3.0, 0.4  # target N(SHIFT 1, SCALE^2 I) times Z, far from the base N(0, I)
@@ -232,26 +232,3 @@ def test_nets_log_z_gets_the_same_bounds():
     off = si.sample(shifted_gaussian(), "nets", n=400, seed=0, drift=None, eps=0.0, steps=3,
                     reverse=None)  # fmt: skip
     assert "log_Z_upper" not in off.info and off.evaluations < r.evaluations
-
-
-def test_reverse_levels_refine_where_the_reverse_increments_are_heavy():
-    """ReverseTempering keeps every forward level, adds levels only where the reverse
-    weights' conditional ESS would fall below cess, and stops refining after max_levels."""
-    forward = [0.01, 0.5, 1.0]
-    gen = torch.Generator().manual_seed(0)
-    mild = torch.randn(1000, generator=gen, dtype=torch.float64) * 0.01
-    heavy = -torch.randn(1000, generator=gen, dtype=torch.float64).abs() * 200
-    log_w = torch.zeros(1000, dtype=torch.float64)
-
-    def walk(ell, levels):
-        betas, beta, k = [], 1.0, 0
-        while (step := levels.next(k, beta, beta, log_w, ell)) is not None:
-            beta, k = step[1], k + 1
-            betas.append(beta)
-        return betas
-
-    assert walk(mild, ReverseTempering(forward, 0.9)) == [0.5, 0.01, 0.0]
-    fine = walk(heavy, ReverseTempering(forward, 0.9))
-    assert fine[-1] == 0.0 and len(fine) > 10 and set(forward[:-1]) <= set(fine)
-    assert all(b > a for a, b in zip(fine[1:], fine[:-1], strict=True))  # decreasing
-    assert walk(heavy, ReverseTempering(forward, 0.9, max_levels=1)) == [0.5, 0.01, 0.0]

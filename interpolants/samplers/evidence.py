@@ -12,11 +12,9 @@ have E[w_rev] = Z_0 / Z = 1 / Z, so -log mean exp(log w_rev) is a stochastic *up
 the two meet; a gap wider than their Monte Carlo errors says that the forward walkers lagged
 behind their levels and that log Z_hat, and any error bar made from its spread, is biased.
 
-The reverse run follows the forward run's levels, metrics and step sizes (the pilot's design
-for SMC) on the one engine (:func:`~.annealing.anneal` with ``start=1``), with more levels
-between two forward ones where its own increments would be heavy-tailed
-(:class:`ReverseTempering`: a base much wider than the target, such as a Bayesian prior).
-Draws of the target come from ``target.sample`` where it is exact, else from the library's HMC
+The reverse run replays the forward run's levels, metrics and step sizes (the pilot's design
+for SMC) on the one engine (:func:`~.annealing.anneal` with ``start=1``). Draws of the
+target come from ``target.sample`` where it is exact, else from the library's HMC
 (registered in :data:`POSTERIOR_SAMPLERS` by :mod:`.api`), or from the user; with
 approximate draws the upper bound is approximate too (ibid., section 4), and the HMC run's
 failed convergence checks are reported with it.
@@ -27,22 +25,14 @@ from __future__ import annotations
 import dataclasses
 import math
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
 from torch import Tensor
 
-from .annealing import (
-    AnnealedDensity,
-    Level,
-    ReplayMoves,
-    Resampler,
-    Step,
-    anneal,
-    next_temperature,
-)
+from .annealing import AnnealedDensity, Level, ReplayMoves, Resampler, TimeGrid, anneal
 from .base import State, check_initial
 from .diagnostics import ConvergenceWarning, log_mean_exp, log_Z_from_weights
 
@@ -54,8 +44,6 @@ __all__ = [
     "IMPORTANCE_CAUSE",
     "POSTERIOR_SAMPLERS",
     "REVERSE_SOURCES",
-    "ReplayNearest",
-    "ReverseTempering",
     "Sandwich",
     "check_reverse",
     "moves_warning",
@@ -74,10 +62,6 @@ AGREE_SIGMAS = 3.0  # bounds farther apart than this many combined standard erro
 # than 1000 halves the upper bound's variance, enough to catch lags of 0.2-0.3 nats
 REVERSE_WALKERS = 2000
 HMC_DRAWS_PER_CHAIN = 500  # at least, for the reverse run's HMC draws (R-hat needs several 100)
-# the reverse run's levels: at most this many times the forward run's (each forward step
-# down split where the reverse weights' conditional ESS would fall below ``cess``)
-REVERSE_REFINE = 8
-REVERSE_CESS = 0.9
 MIN_MOVED = 0.2  # a level whose moves moved fewer walkers than this share is stuck
 STUCK_SHARE = 0.1  # warn when at least this share of the levels (and one) is stuck
 
@@ -266,65 +250,6 @@ def mcmc_draws(target: Any, walkers: int, generator: torch.Generator, start: Ten
     return Draws(r.samples[keep].to(start), "hmc", int(r.evaluations), lines)
 
 
-@dataclass(frozen=True)
-class ReverseTempering:
-    r"""The reverse run's temperatures, from 1 down to 0: every forward level's beta, and
-    between two of them as many more as keep the conditional ESS of the reverse increments
-    v_i = exp(-(beta - beta') ell_i) at ``cess`` (:func:`~.annealing.next_temperature`
-    mirrored).
-
-    Why: the forward run's levels keep *its* increments mild, but the reverse ones may be
-    heavy-tailed where the base is wider than the target (a Bayesian prior with a
-    half-Cauchy scale): the reverse estimate of 1 / Z then behaves like the harmonic-mean
-    estimator, whose typical value lies above log Z even when the walkers equilibrate, and
-    the check would flag a gap that is not the forward run's. Finer reverse levels remove
-    it (eight schools non-centred with its prior as base, seed 0: gap 0.116 with the
-    forward levels alone, none with four sub-levels per step). After ``max_levels`` levels
-    the run follows the forward levels alone.
-    """
-
-    betas: Sequence[float]
-    cess: float = REVERSE_CESS
-    max_levels: int = 1000
-
-    def next(
-        self, k: int, t: float, beta: float, log_w: Tensor, ell: Tensor
-    ) -> tuple[float, float] | None:
-        if beta <= 0.0:
-            return None
-        below = max((b for b in self.betas if b < beta), default=0.0)
-        if k + 1 >= self.max_levels:
-            return below, below
-        mirrored = next_temperature(log_w.cpu()[None], -ell.cpu()[None], 1.0 - beta, self.cess)
-        new = max(below, 1.0 - mirrored, 0.0)
-        return new, new
-
-
-@dataclass(frozen=True)
-class ReplayNearest:
-    """Moves at any temperature beta > 0 with the metric and step sizes of the forward
-    level nearest at or above it (none at beta = 0): any fixed kernel built on the level's
-    own density leaves it invariant, so the bounds stay valid between forward levels."""
-
-    design: Sequence[Level]
-    kernel: Any
-
-    def start(self, density: AnnealedDensity, state: State, generator: torch.Generator) -> None:
-        return None
-
-    def __call__(
-        self, density: AnnealedDensity, state: State, log_w: Tensor, t0: float, t1: float,
-        beta: float, k: int, generator: torch.Generator,
-    ) -> Step:  # fmt: skip
-        above = [lv for lv in self.design if lv.beta >= beta]
-        level = min(above, key=lambda lv: lv.beta) if beta > 0 and above else _REST
-        return ReplayMoves([level], self.kernel)(density, state, log_w, t0, t1, beta, 0,
-                                                 generator)  # fmt: skip
-
-
-_REST = Level(0.0, 0.0, None, [])
-
-
 def reverse_anneal(
     annealed: AnnealedDensity,
     design: list[Level],
@@ -334,21 +259,23 @@ def reverse_anneal(
     resample: Resampler | None = None,
 ) -> Tensor:
     r"""Independent log-estimates of 1 / Z from draws ``x`` of the target annealed from
-    beta = 1 down to 0 through the temperatures of ``design`` (a forward run's levels) and
-    more where the reverse weights need them (:class:`ReverseTempering`), moving at each
-    level with the metric and step sizes of the nearest forward level at or above it
-    (:class:`ReplayNearest`, kernel ``build``); see the module docstring.
+    beta = 1 down to 0 through the temperatures of ``design`` (a forward run's levels),
+    moving at each level beta_k > 0 with that level's metric and step sizes (kernel
+    ``build``); see the module docstring.
 
     Without ``resample`` (reverse AIS): log w_rev (n,) of every walker. With it (reverse SMC,
     ``resample.groups`` populations of consecutive walkers resampled when their ESS falls
     below its threshold): log Z_hat_r (groups,) of every population. Each term's exp is
     unbiased for 1 / Z when the draws are exact."""
-    betas = [lv.beta for lv in design]
+    betas = [0.0] + [lv.beta for lv in design]
+    grid = torch.tensor(betas[::-1], dtype=torch.float64)
+    # reverse level j goes to beta_{K-1-j}; it moves as forward level K-2-j did (none at 0)
+    rest = Level(0.0, 0.0, None, [])
+    moves = [design[k - 1] if k > 0 else rest for k in range(len(design) - 1, -1, -1)]
     state: State = annealed.state(x, 1.0)
     check_initial(state, annealed.target.name, values=state.aux)
-    levels = ReverseTempering(betas, REVERSE_CESS, REVERSE_REFINE * len(design) + 1)
     run = anneal(
-        annealed, state, levels, ReplayNearest(design, build), generator,
+        annealed, state, TimeGrid(grid), ReplayMoves(moves, build), generator,
         resample=resample, start=1.0,
     )  # fmt: skip
     if resample is None:
