@@ -824,6 +824,17 @@ def test_bayesian_posteriors_offer_their_prior_as_base(name, centered):
         assert stats.kstest(values, cdf).pvalue > 1e-3, (name, centered, piece)
     gaussian = bayes_target(name, centered, base="gaussian")
     assert isinstance(gaussian.base, si.distributions.DiagonalNormal)
+    # learned transports (NETS, flow-MCMC) start from the Gaussian whatever the base
+    assert isinstance(t.transport_base, si.distributions.DiagonalNormal)
+    torch.testing.assert_close(t.transport_base.std, gaussian.base.std)
     torch.testing.assert_close(gaussian.log_prob(x), t.log_prob(x))
     with pytest.raises(ValueError, match="base must be one of"):
         bayes_target(name, centered, base="uniform")
+
+
+def test_transport_base_is_the_base_unless_a_target_sets_another():
+    funnel = si.targets.get("funnel")
+    assert funnel.transport_base is funnel.base
+    centred = si.targets.get("eight_schools")
+    assert isinstance(centred.base, si.targets.hierarchical.EightSchoolsPrior)
+    assert centred.transport_base is not centred.base

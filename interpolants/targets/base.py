@@ -85,6 +85,14 @@ class Target:
             self._base = DiagonalNormal(torch.zeros(self.dim), self.base_scale)
         return self._base
 
+    @property
+    def transport_base(self) -> Distribution:
+        """The base of learned transports (NETS's drift, flow-MCMC's flow): ``base``, unless
+        a subclass sets ``_transport_base`` because its ``base`` does not suit a network
+        (a Bayesian prior with a half-Cauchy scale: its draws reach 1e10, and NETS's loss
+        overflowed on them, eight schools, training round 46)."""
+        return getattr(self, "_transport_base", None) or self.base
+
     def _check_x(self, x: Tensor) -> None:
         if x.ndim != 2 or x.shape[1] != self.dim:
             raise ValueError(f"x must have shape (n, {self.dim}), got {tuple(x.shape)}")

@@ -189,6 +189,7 @@ class EightSchools(Target):
         if base is None:
             base = "prior" if self.centered else "gaussian"
         base = choose_base(base, self.prior, gaussian)
+        self._transport_base = gaussian
         super().__init__(
             self._log_density,
             dim=10,

@@ -232,6 +232,7 @@ class ItemResponse(Target):
             torch.tensor([1.0] + [local] * students + [1.5] * items, dtype=self.dtype),
         )
         base = choose_base(base, self.prior, gaussian)
+        self._transport_base = gaussian
         form = "centered" if centered else "noncentered"
         refs: dict[str, object] = {}
         if ITEM_RESPONSE_REFERENCES:

@@ -150,6 +150,7 @@ class LocalLevel(Target):
             torch.tensor([PRIOR_SD] * 2 + [spread] * n, dtype=self.dtype),
         )
         base = choose_base(base, self.prior, gaussian)
+        self._transport_base = gaussian
         super().__init__(
             self._log_density,
             dim=n + 2,

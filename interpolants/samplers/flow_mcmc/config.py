@@ -37,7 +37,7 @@ class FlowMCMCConfig(MethodConfig):
         transport_options: keyword options of :class:`~.transport.CouplingTransport` (layers,
             width, lr) or :class:`~.transport.InterpolantTransport` (width, depth, lr,
             ode_steps).
-        base: rho_b (``sample``, differentiable ``log_prob``); default ``target.base``
+        base: rho_b (``sample``, differentiable ``log_prob``); default ``target.transport_base``
             (e.g. the Brownian bridge of phi4_1d, the prior of radial_velocity).
 
     Training (see :func:`~.runner.train_transport`):

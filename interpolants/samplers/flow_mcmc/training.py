@@ -226,8 +226,10 @@ class _Training:
 
 
 def _base(target: Any, base: Any) -> Any:
-    """rho_b: ``base``, else ``target.base``; it must have ``sample`` and ``log_prob``."""
-    base = target.base if base is None else base
+    """rho_b: ``base``, else the target's ``transport_base`` (its ``base`` unless that is a
+    heavy-tailed prior); it must have ``sample`` and ``log_prob``."""
+    if base is None:
+        base = getattr(target, "transport_base", None) or target.base
     if not (callable(getattr(base, "sample", None)) and callable(getattr(base, "log_prob", None))):
         raise ValueError("base must have sample(n, generator) and log_prob(x)")
     return base

@@ -52,7 +52,8 @@ class NETSConfig(MethodConfig):
         moves: MALA moves per step.
         schedule, schedule_power: beta_t of the path: "power" t^p (default p = 3),
             "linear", "geometric" or "reverse_power" 1 - (1 - t)^p.
-        base, base_scale: the base p_0 (default ``target.base``) or N(0, base_scale^2 I).
+        base, base_scale: the base p_0 (default ``target.transport_base``: ``target.base``
+            unless that is a heavy-tailed prior) or N(0, base_scale^2 I).
         reverse: the bias check of bidirectional Monte Carlo after sampling (CPU runs;
             :func:`~interpolants.samplers.ais.bias_check`): an SMC pilot finds levels from the
             base, and draws of the target ("auto": exact where the target has a sampler, else
