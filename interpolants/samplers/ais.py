@@ -96,6 +96,7 @@ from .evidence import (
     Draws,
     Sandwich,
     check_reverse,
+    count_check,
     moves_warning,
     posterior_draws,
     record_sandwich,
@@ -395,7 +396,7 @@ def _attempt(
                                                             generator)  # fmt: skip
         forward = result.evaluations
         check = _reverse_check(result, target, c, annealed, design, generator, build, draws)
-        _count_check(result, density.evaluations - forward + check.evaluations)
+        count_check(result, density.evaluations - forward + check.evaluations)
     spread = None
     if isinstance(c, SMCConfig) and c.steps is None and c.batches > 1 and n // c.batches >= 100:
         spread = mixed_stderr(float(result.info.levels), c.cess, n)  # asymptotic in m: m >= 100
@@ -487,14 +488,6 @@ def _reverse_check(
     return _Check(drawn, draws, bounds)
 
 
-def _count_check(result: SampleResult, extra: int) -> None:
-    """Add the bias check's ``extra`` target evaluations to ``result.evaluations`` and name
-    them in ``info.reverse_evaluations``."""
-    if extra > 0:
-        result.evaluations += int(extra)
-        result.info = dataclasses.replace(result.info, reverse_evaluations=int(extra))
-
-
 def kernel_builder(c: AISConfig) -> Callable[[LogDensity, float, Any], Kernel]:
     """(log density, eps, metric) -> the MALA or HMC kernel of the moves of ``c``."""
 
@@ -535,7 +528,7 @@ def bias_check(
     levels = AdaptiveTempering(c.cess, c.max_levels)
     pilot = _anneal_once(annealed, x, generator, levels, moves, c.resample_threshold, lambda: None)
     check = _reverse_check(result, target, c, annealed, pilot.design, generator, build)
-    _count_check(result, density.evaluations + check.evaluations)
+    count_check(result, density.evaluations + check.evaluations)
 
 
 def _annealing_result(

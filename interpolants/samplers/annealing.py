@@ -632,9 +632,13 @@ class _TorchBase(TorchDistribution):
         return lp
 
 
-def resolve_base(target: Any, base: Any, base_scale: float | None, dtype: Any) -> Any:
+def resolve_base(
+    target: Any, base: Any, base_scale: float | None, dtype: Any, *, transport: bool = False
+) -> Any:
     """The annealing path's p_0: ``base`` (anything with sample(n, generator) and log_prob,
-    or a torch.distributions.Distribution), N(0, base_scale^2 I), or ``target.base``."""
+    or a torch.distributions.Distribution), N(0, base_scale^2 I), or ``target.base``
+    (``transport``: the target's ``transport_base``, the base of learned transports, which
+    is its ``base`` unless that is a heavy-tailed prior; NETS, flow-MCMC)."""
     if isinstance(base, Tensor):
         raise ValueError(
             "base must be a distribution with a density (sample(n, generator) and log_prob), "
@@ -649,7 +653,8 @@ def resolve_base(target: Any, base: Any, base_scale: float | None, dtype: Any) -
             raise ValueError(f"base_scale must be a positive number, got {base_scale!r}")
         zeros = torch.zeros(target.dim, dtype=dtype or torch.get_default_dtype())
         return DiagonalNormal(zeros, float(base_scale))
-    base = target.base if base is None else base
+    if base is None:
+        base = (getattr(target, "transport_base", None) if transport else None) or target.base
     if not (callable(getattr(base, "sample", None)) and callable(getattr(base, "log_prob", None))):
         raise ValueError("base must have sample(n, generator) and log_prob(x)")
     return base

@@ -46,6 +46,7 @@ __all__ = [
     "REVERSE_SOURCES",
     "Sandwich",
     "check_reverse",
+    "count_check",
     "moves_warning",
     "posterior_draws",
     "record_sandwich",
@@ -347,3 +348,11 @@ def report(result: SampleResult, lines: list[str]) -> None:
     for text in lines:
         result.warnings.append(text)
         warnings.warn(text, ConvergenceWarning, stacklevel=5)
+
+
+def count_check(result: SampleResult, extra: int) -> None:
+    """Add the bias check's ``extra`` target evaluations to ``result.evaluations`` and name
+    them in ``info.reverse_evaluations``."""
+    if extra > 0:
+        result.evaluations += int(extra)
+        result.info = dataclasses.replace(result.info, reverse_evaluations=int(extra))

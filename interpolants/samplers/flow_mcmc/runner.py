@@ -3,7 +3,6 @@ importance sampling through its transport (arXiv:2105.12603, arXiv:2107.08001)."
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from ..distributed import map_rows
 from ..evidence import (
     IMPORTANCE_CAUSE,
     REVERSE_WALKERS,
+    count_check,
     posterior_draws,
     record_sandwich,
     sandwich,
@@ -343,8 +343,7 @@ def _reverse_check(
         extra += x.shape[0]
         terms = torch.where(torch.isfinite(log_q), log_q - lp, -math.inf)
         bounds = sandwich(result.log_Z, result.log_Z_stderr, terms, x.shape[0], draws.source)
-    result.evaluations += extra
-    result.info = dataclasses.replace(result.info, reverse_evaluations=extra)
+    count_check(result, extra)
     record_sandwich(result, bounds, draws.warnings, IMPORTANCE_CAUSE)
 
 

@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 
 from ..adaptation import AdaptationResult, window_adaptation
+from ..annealing import resolve_base
 from ..api import initial_positions
 from ..base import (
     CountedDensity,
@@ -225,16 +226,6 @@ class _Training:
         )
 
 
-def _base(target: Any, base: Any) -> Any:
-    """rho_b: ``base``, else the target's ``transport_base`` (its ``base`` unless that is a
-    heavy-tailed prior); it must have ``sample`` and ``log_prob``."""
-    if base is None:
-        base = getattr(target, "transport_base", None) or target.base
-    if not (callable(getattr(base, "sample", None)) and callable(getattr(base, "log_prob", None))):
-        raise ValueError("base must have sample(n, generator) and log_prob(x)")
-    return base
-
-
 def fit_transport(
     target: Any,
     init: Tensor | None,
@@ -248,7 +239,7 @@ def fit_transport(
     """The training phase of flow-MCMC with a checked ``config``: MALA warm-up of walkers and
     anchors, then training rounds (see :func:`~.runner.train_transport`)."""
     c = config
-    base = _base(target, c.base)
+    base = resolve_base(target, c.base, None, None, transport=True)
     generator = make_generator(seed) if generator is None else generator
     density = CountedDensity(target)
     x0, groups = _walkers(target, chains, init, dtype, generator)

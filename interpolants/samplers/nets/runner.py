@@ -149,9 +149,7 @@ def _set_up(
     density = CountedDensity(target)
     generator = make_generator(seed)
     device = None if device is None else torch.device(device)
-    given = c.base is not None or c.base_scale is not None
-    chosen = c.base if given else getattr(target, "transport_base", None)
-    base = base_on(resolve_base(target, chosen, c.base_scale, dtype), device)
+    base = base_on(resolve_base(target, c.base, c.base_scale, dtype, transport=True), device)
     exact = c.divergence == "exact" or (c.divergence == "auto" and target.dim <= c.exact_max_dim)
     exact_log_det = c.log_det == "exact" or (
         c.log_det == "auto" and target.dim <= LOG_DET_EXACT_MAX_DIM
