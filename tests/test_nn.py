@@ -16,6 +16,7 @@ from interpolants.nn import (
     FreeEnergyRate,
     LatticeDrift,
     MLPField,
+    RingField,
     UNetField,
     build,
     default_net,
@@ -49,6 +50,10 @@ NETS = {
     "LatticeDrift": (
         lambda **c: LatticeDrift(4, 1.3, 4, 2, time_features=4, **c),
         lambda n: (torch.rand(n), torch.randn(n, 16)),
+    ),
+    "RingField": (
+        lambda **c: RingField(12, sites=8, coarse=4, width=4, depth=1, kernel=3, **c),
+        lambda n: (torch.rand(n), torch.randn(n, 12)),
     ),
     "FreeEnergyRate": (
         lambda **c: FreeEnergyRate(width=8, time_features=4, **c),
@@ -87,7 +92,7 @@ def _out(net: nn.Module, inputs: tuple, cond) -> torch.Tensor:
 def test_every_network_class_is_registered_and_tested():
     assert set(NETWORKS) >= set(NETS)
     assert {"MLPField", "UNetField", "DriftMLP", "BlockDrift", "LatticeDrift",
-            "FreeEnergyRate", "CouplingFlow"} <= set(NETS)  # fmt: skip
+            "FreeEnergyRate", "CouplingFlow", "RingField"} <= set(NETS)  # fmt: skip
 
 
 @pytest.mark.parametrize("cond", CONDS)
@@ -258,7 +263,7 @@ def test_docstring_examples_of_the_networks_run():
     saved = dict(NETWORKS)  # the registry's example registers a class
     try:
         for name in ("mlp", "embedding", "fields", "flowmap", "unet", "drifts", "lattice",
-                     "realnvp", "registry"):  # fmt: skip
+                     "realnvp", "registry", "ring"):  # fmt: skip
             module = importlib.import_module(f"interpolants.nn.{name}")
             names = {**vars(package), "torch": torch, "si": si, "nn": nn}
             names["net"] = MLPField(2, width=16, depth=2, cond_features=3)

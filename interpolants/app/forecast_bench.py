@@ -56,6 +56,7 @@ from .forecast_runs import (
     ForecastPairs,
     ForecastRun,
     Normaliser,
+    forecast_net,
     forecast_pairs,
     load_forecast_run,
     train_forecast,
@@ -134,7 +135,7 @@ def train_flow_baseline(config: dict[str, Any], pairs: ForecastPairs, out: Path)
         norm.to_model(pairs.x_next), base=Paired(norm.to_model(pairs.x_now), start="noise"),
         interpolant=Interpolant("linear"), fields=("velocity",), steps=config["steps"],
         batch_size=config["batch_size"], lr=config["lr"], seed=config["seed"],
-        net_options=config["net"], out=out, overwrite=True, progress=False,
+        net_options=forecast_net(config), out=out, overwrite=True, progress=False,
     )  # fmt: skip
     return FlowBaseline(model, norm)
 
@@ -225,11 +226,15 @@ def score_rollouts(
 
 def _config(
     name: str, budget: dict[str, int], *, steps: int, batch: int, lr: float, width: int,
-    depth: int, seed: int, increment: bool,
+    depth: int, seed: int, increment: bool, ring: dict[str, Any] | None = None,
 ) -> dict[str, Any]:  # fmt: skip
-    """The ``model: forecast`` config of system ``name`` under the shared budget."""
+    """The ``model: forecast`` config of system ``name`` under the shared budget: the MLP
+    ``width`` x ``depth``, or with ``ring`` a RingField of those options on a system whose
+    state lies on a ring."""
     data = {"system": name, "pairs": budget["pairs"], "chains": budget["chains"], "seed": seed}
-    net = {"width": width, "depth": depth}
+    net: dict[str, Any] = {"width": width, "depth": depth}
+    if ring is not None and SYSTEMS[name]().ring_layout is not None:
+        net = {"class": "RingField", **ring}
     return {"model": "forecast", "data": data, "steps": steps, "batch_size": batch, "lr": lr,
             "seed": seed, "net": net, "increment": increment}  # fmt: skip
 
@@ -274,11 +279,14 @@ def bench_forecast(
     baseline: bool = True,
     increment: bool = False,
     budgets: dict[str, dict[str, int]] | None = None,
+    ring: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Forecasts of each of ``systems`` (module docstring; docs/benchmarks.md "Forecasting"):
     the drift (the increment form with ``increment``) and, with ``baseline``, the conditional
     flow, trained ``steps`` steps of batch ``batch`` at lr ``lr`` (MLP ``width`` x ``depth``,
-    seed ``seed``) on the system's pairs, scored at 1 lag and over a ``lags``-lag rollout
+    or with ``ring`` (a dict of its options, e.g. ``{"width": 32}``) a
+    :class:`~interpolants.nn.RingField` for the systems on a ring; seed ``seed``) on the
+    system's pairs, scored at 1 lag and over a ``lags``-lag rollout
     (:func:`ensembles`: ``sde_steps`` and ``nfe`` evaluations a lag). ``budgets`` overrides
     entries of :data:`SYSTEM_BUDGETS` (pairs, chains, states, members) by system. The runs
     go to ``out/SYSTEM`` and ``out/SYSTEM-flow``."""
@@ -300,13 +308,13 @@ def bench_forecast(
     for name in systems:
         budget = {**SYSTEM_BUDGETS[name], **budgets.get(name, {})}
         config = _config(name, budget, steps=steps, batch=batch, lr=lr, width=width,
-                         depth=depth, seed=seed, increment=increment)  # fmt: skip
+                         depth=depth, seed=seed, increment=increment, ring=ring)  # fmt: skip
         results[name] = _bench_system(name, config, budget, out, baseline=baseline, lags=lags,
                                       sde_steps=sde_steps, nfe=nfe, seed=seed)  # fmt: skip
     return {
         "settings": {"steps": steps, "batch": batch, "lr": lr, "width": width, "depth": depth,
                      "seed": seed, "lags": lags, "sde_steps": sde_steps, "nfe": nfe,
-                     "baseline": baseline, "increment": increment,
+                     "baseline": baseline, "increment": increment, "ring": ring,
                      "ensembles": {k: list(v) for k, v in ensembles(nfe, sde_steps).items()}},
         "systems": results,
     }  # fmt: skip
@@ -337,8 +345,11 @@ def format_forecast(result: dict[str, Any]) -> str:
     floor: 0 in expectation, its scatter the noise; V/floor: the V-statistic over the second
     true ensemble's), then CRPS, spread-skill and energy distance by lag."""
     s = result["settings"]
-    lines = [f"forecast drift: {s['steps']} steps, batch {s['batch']}, lr {s['lr']}, MLP "
-             f"{s['width']}x{s['depth']}; ensembles (model, diffusion, solver, steps): "
+    net = f"MLP {s['width']}x{s['depth']}"
+    if s.get("ring") is not None:
+        net += f" (RingField {s['ring']} on ring systems)"
+    lines = [f"forecast drift: {s['steps']} steps, batch {s['batch']}, lr {s['lr']}, {net}; "
+             f"ensembles (model, diffusion, solver, steps): "
              f"{s['ensembles']}"]  # fmt: skip
     rows = (("CRPS    ", "crps", "{:.3f}"), ("spr/skl ", "spread_skill", "{:.2f}"),
             ("E-dist  ", "energy_distance", "{:.3f}"))  # fmt: skip

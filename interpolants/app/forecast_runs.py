@@ -54,6 +54,7 @@ __all__ = [
     "check_data_spec",
     "check_forecast_config",
     "forecast_eval_settings",
+    "forecast_net",
     "forecast_pairs",
     "is_forecast_run",
     "load_forecast_run",
@@ -188,6 +189,23 @@ def make_system(spec: dict[str, Any]) -> StochasticDynamics:
         return SYSTEMS[spec["system"]](**options)
     except (TypeError, ValueError) as err:
         raise ValueError(f"data: {spec['system']}: {err}") from None
+
+
+def forecast_net(config: dict[str, Any]) -> dict[str, Any]:
+    """The network options of a forecast config (``net:``). A ``RingField`` on a simulated
+    system that lies on a ring (its ``ring_layout``: two-scale Lorenz-96, Allen-Cahn) takes
+    the system's sites, coarse field and boundary unless the config sets them."""
+    net = dict(config.get("net") or {})
+    spec = config.get("data") or {}
+    if net.get("class") == "RingField" and isinstance(spec, dict) and "system" in spec:
+        layout = make_system(spec).ring_layout
+        if layout is None:
+            raise ValueError(
+                f"net: RingField needs a state on a ring, and {spec['system']} is not one "
+                "(give sites:, coarse: and boundary:, or use the default MLP)"
+            )
+        net = {**layout, **net}
+    return net
 
 
 def system_settings(system: StochasticDynamics, spec: dict[str, Any]) -> dict[str, Any]:
@@ -332,7 +350,7 @@ def train_forecast(
     return fit(
         target, base=base, interpolant=interpolant,
         fields=("drift",), out=out, resume=resume, overwrite=overwrite, progress=progress,
-        record=record, on_end=on_end, net_options=config.get("net") or {}, **options,
+        record=record, on_end=on_end, net_options=forecast_net(config), **options,
     )  # fmt: skip
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import abc
 import math
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -44,7 +45,8 @@ class StochasticDynamics(abc.ABC):
 
     Subclasses define :meth:`drift` and :meth:`initial` and set ``dim``, ``noise``, ``dt``,
     ``lag`` and ``burn_in`` (the time after which a state from :meth:`initial` is on the
-    attractor).
+    attractor). A spatially extended system also says how its state lies on a ring of sites
+    (:attr:`ring_layout`, the layout options of :class:`~interpolants.nn.RingField`).
     """
 
     dim: int
@@ -52,6 +54,12 @@ class StochasticDynamics(abc.ABC):
     dt: float
     lag: float
     burn_in: float
+
+    @property
+    def ring_layout(self) -> dict[str, Any] | None:
+        """The state's layout on a ring (``sites``, ``coarse``, ``boundary``), None for a
+        system that is not spatially extended."""
+        return None
 
     @abc.abstractmethod
     def drift(self, x: Tensor) -> Tensor:
@@ -215,6 +223,11 @@ class TwoScaleLorenz96(StochasticDynamics):
         self.F, self.h, self.b, self.c = F, h, b, c
         self.dim = K + K * J
 
+    @property
+    def ring_layout(self) -> dict[str, Any]:
+        """The fast Y on a ring of K J sites, the slow X the coarse field (one per J sites)."""
+        return {"sites": self.K * self.J, "coarse": self.K, "boundary": "periodic"}
+
     def drift(self, x: Tensor) -> Tensor:
         K = self.K
         X, Y = x[:, :K], x[:, K:]
@@ -284,6 +297,11 @@ class StochasticAllenCahn(StochasticDynamics):
         linear = -stiffness / (self.root_w[:, None] * self.root_w[None, :])
         self.eigenvalues, self.modes = torch.linalg.eigh(linear)
         self.eigenvalues = self.eigenvalues.clamp(max=0.0)  # the constant mode: 0
+
+    @property
+    def ring_layout(self) -> dict[str, Any]:
+        """One value per node on a segment with free ends (mirrored at the ends)."""
+        return {"sites": self.d, "coarse": 0, "boundary": "reflect"}
 
     def drift(self, x: Tensor) -> Tensor:
         """u_xx + 2 (u - u^3) (the discrete operator of the class docstring)."""

@@ -6,6 +6,8 @@ r"""The networks of the package, built from one MLP builder and one time embeddi
 - :class:`MLPField`, :func:`default_net` (:mod:`.fields`) and :class:`UNetField`
   (:mod:`.unet`): the default velocity, score or denoiser for vectors and images,
   called as ``net(t, x)`` with t of shape (batch,), returning a tensor shaped like x.
+- :class:`RingField` (:mod:`.ring`): a local convolutional field for states on a ring of
+  sites (1D fields, two-scale Lorenz-96); ``net_options={"class": "RingField", ...}``.
 - :class:`FlowMapMLP` (:mod:`.flowmap`): the default flow map v_{s,t}(x), called as
   ``net(s, t, x)``.
 - :class:`DriftMLP`, :class:`BlockDrift`, :class:`LatticeDrift`, :class:`FreeEnergyRate`,
@@ -47,6 +49,7 @@ from .mlp import mlp
 from .rates import LocallyEquivariantRates
 from .realnvp import CouplingFlow, affine_coupling, coupling_masks
 from .registry import NETWORKS, build, describe, register
+from .ring import RingField
 from .unet import UNetField
 
 __all__ = [
@@ -60,6 +63,7 @@ __all__ = [
     "LatticeDrift",
     "LocallyEquivariantRates",
     "MLPField",
+    "RingField",
     "Sparsity",
     "TimeEmbedding",
     "UNetField",

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
 from .embedding import Conditioning, TimeEmbedding
 from .mlp import mlp
-from .registry import register
+from .registry import NETWORKS, register
 from .unet import UNetField
 
 __all__ = ["MLPField", "default_net"]
@@ -73,8 +73,10 @@ class MLPField(nn.Module):
         return self.net(torch.cat(parts, dim=1))
 
 
-def default_net(event_shape: Sequence[int], **options: int) -> nn.Module:
-    """An :class:`MLPField` for vectors (d,), a :class:`~.unet.UNetField` for images (C, H, W).
+def default_net(event_shape: Sequence[int], **options: Any) -> nn.Module:
+    """An :class:`MLPField` for vectors (d,), a :class:`~.unet.UNetField` for images (C, H, W),
+    or the registered network named by the option ``class`` (e.g. ``"RingField"``), built
+    with the event's size as its first argument.
 
     ``options`` are the class's keyword arguments (MLPField: width, depth, time_features,
     cond_features, classes; UNetField: width, time_features, cond_features, classes); any
@@ -85,9 +87,19 @@ def default_net(event_shape: Sequence[int], **options: int) -> nn.Module:
         64
         >>> type(default_net((1, 8, 8))).__name__
         'UNetField'
+        >>> default_net((16,), **{"class": "RingField", "width": 8}).config["sites"]
+        16
     """
     shape = tuple(event_shape)
-    if len(shape) == 1:
+    name = options.pop("class", None)
+    if name is not None:
+        if name not in NETWORKS:
+            raise ValueError(f"net class {name!r} is not registered; known: "
+                             f"{', '.join(sorted(NETWORKS))}")  # fmt: skip
+        cls, size = NETWORKS[name], next(iter(inspect.signature(NETWORKS[name]).parameters))
+        if len(shape) != 1 and size == "dim":
+            raise ValueError(f"{name} takes vector events (d,), got events of shape {shape}")
+    elif len(shape) == 1:
         cls, size = MLPField, "dim"
     elif len(shape) == 3:
         cls, size = UNetField, "channels"
