@@ -65,3 +65,25 @@ def test_bad_budget_refused(tmp_path):
     with pytest.raises(ValueError, match="unknown key 'pair'"):
         run_benchmark("forecast", out=tmp_path, options={"systems": "lorenz63",
                       "budgets": {"lorenz63": {"pair": 3}}})  # fmt: skip
+
+
+def test_ring_option_trains_a_ring_network_where_the_state_lies_on_a_ring(tmp_path):
+    """``ring=`` gives the drift and the flow baseline a RingField on Allen-Cahn (a segment
+    of nodes) and keeps the MLP on Lorenz-63 (no ring)."""
+    from interpolants.app.forecast_runs import load_forecast_run
+    from interpolants.generative import load
+    from interpolants.nn import MLPField, RingField
+
+    budgets = {**TINY, "allen_cahn": {"pairs": 200, "chains": 10, "states": 4, "members": 3}}
+    options = {"systems": ("lorenz63", "allen_cahn"), "steps": 3, "batch": 16, "width": 8,
+               "depth": 1, "lags": 2, "sde_steps": 4, "nfe": 2, "budgets": budgets,
+               "ring": {"width": 4, "depth": 1, "kernel": 3}}  # fmt: skip
+    metrics, table = run_benchmark("forecast", out=tmp_path, options=options)
+    assert metrics["settings"]["ring"] == {"width": 4, "depth": 1, "kernel": 3}
+    assert "RingField" in table.split("lorenz63")[0]
+    folder = tmp_path / "forecast"
+    drift = load_forecast_run(folder / "allen_cahn").model.drift
+    assert isinstance(drift, RingField) and drift.config["boundary"] == "reflect"
+    assert isinstance(load(folder / "allen_cahn-flow").velocity, RingField)
+    assert isinstance(load_forecast_run(folder / "lorenz63").model.drift, MLPField)
+    assert math.isfinite(metrics["systems"]["allen_cahn"]["one_lag"]["follmer"]["crps"])
