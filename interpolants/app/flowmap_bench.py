@@ -131,10 +131,10 @@ def _nets(width: int, depth: int, seed: int) -> tuple[MLPField, FlowMapMLP]:
         return velocity, FlowMapMLP(2, width=width, depth=depth)
 
 
-def _train_options(steps: int) -> dict[str, Any]:
+def _train_options(steps: int, lr: float = 1e-3) -> dict[str, Any]:
     """The loop's options shared by ``fit`` and ``fit_flow_map`` (the library's defaults
-    otherwise: AdamW lr 1e-3, cosine decay, clipping at 1, EMA 0.999)."""
-    return {"warmup": max(1, min(200, steps // 10)), "progress": False}
+    otherwise: AdamW, cosine decay, clipping at 1, EMA 0.999)."""
+    return {"warmup": max(1, min(200, steps // 10)), "lr": lr, "progress": False}
 
 
 def _one_dataset(
@@ -149,7 +149,7 @@ def _one_dataset(
     velocity_net, _ = _nets(budget["width"], budget["depth"], seed)
     start = time.perf_counter()
     velocity = fit(data, steps=steps, batch_size=batch, seed=seed, net=velocity_net,
-                   **_train_options(steps))  # fmt: skip
+                   **_train_options(steps, budget["lr"]))  # fmt: skip
     seconds = {"fit": time.perf_counter() - start}
     velocity.save(out / name / "velocity.pt")
     maps = {}
@@ -158,7 +158,8 @@ def _one_dataset(
         start = time.perf_counter()
         maps[method] = fit_flow_map(
             data, method=method, steps=steps, batch_size=batch, seed=seed, net=net,
-            teacher=velocity if method == "distill" else None, **_train_options(steps),
+            teacher=velocity if method == "distill" else None,
+            **_train_options(steps, budget["lr"]),
             **budget["method_options"].get(method, {}),
         )  # fmt: skip
         seconds[method] = time.perf_counter() - start
@@ -176,7 +177,13 @@ def _step_costs(
     set-up included, as ``bench train-cost`` times ``fit``), interleaved over ``repeats``."""
     data = load(name, n=100_000)
     velocity_net, map_net = _nets(budget["width"], budget["depth"], 0)
-    options = {"warmup": 1, "progress": False, "batch_size": budget["batch"], "steps": steps}
+    options = {
+        "warmup": 1,
+        "progress": False,
+        "batch_size": budget["batch"],
+        "steps": steps,
+        "lr": budget["lr"],
+    }
     calls: dict[str, Callable[[], object]] = {
         "fit": lambda: fit(data, net=copy.deepcopy(velocity_net), **options)
     }
@@ -284,6 +291,7 @@ def bench_flowmap(
     out: Path,
     steps: int = 2000,
     batch: int = 1024,
+    lr: float = 1e-3,
     seed: int = 0,
     width: int = 256,
     depth: int = 4,
@@ -300,7 +308,8 @@ def bench_flowmap(
     """Flow maps against the velocity they replace (module docstring; docs/benchmarks.md):
     for each of ``datasets``, sliced W2 over the floor of every method at each of ``jumps``
     beside the velocity's Euler / Heun at the same NFE and its ``ode_steps``-step Heun; the
-    training cost per step as a ratio to ``fit``'s on the first data set. With ``draws`` > 1,
+    training cost per step as a ratio to ``fit``'s on the first data set. ``lr`` is the
+    learning rate of every training (the velocity's and the flow maps' alike). With ``draws`` > 1,
     every score is the mean over that many independent draws (samples and floor), with its
     standard error. ``method_options`` maps a method to more options of its objective (e.g.
     ``{"lagrangian": {"backward": False}}``), recorded in the metrics. Writes
@@ -312,10 +321,13 @@ def bench_flowmap(
     if not set(extra) <= set(methods) or not all(isinstance(v, dict) for v in extra.values()):
         raise ValueError(f"method_options must map some of the methods {list(methods)} to "
                          f"dicts of their objective's options, got {extra!r}")  # fmt: skip
-    budget = {"steps": steps, "batch": batch, "seed": seed, "width": width, "depth": depth,
+    budget = {"steps": steps, "batch": batch, "lr": lr, "seed": seed, "width": width,
+              "depth": depth,
               "draws": draws, "method_options": extra}  # fmt: skip
-    metrics: dict[str, Any] = {**budget, "n": n, "jumps": list(jumps), "ode_steps": ode_steps,
-                               "train_options": _train_options(steps), "datasets": {}}  # fmt: skip
+    metrics: dict[str, Any] = {
+        **budget, "n": n, "jumps": list(jumps), "ode_steps": ode_steps,
+        "train_options": _train_options(steps, lr), "datasets": {},
+    }  # fmt: skip
     teacher = None
     for name in datasets:
         metrics["datasets"][name], velocity = _one_dataset(
