@@ -116,10 +116,10 @@ class RingField(nn.Module):
                        "cond_features": cond_features, "classes": classes}  # fmt: skip
         self.n, self.coarse, self.channels = n, coarse, (dim - coarse) // n
         self.local_cond = cond_features == dim and not classes
-        self.conditioning = Conditioning(0 if self.local_cond else cond_features, classes)
+        global_features = 0 if self.local_cond else cond_features
+        self.conditioning = Conditioning(global_features, classes)
         self.embed = TimeEmbedding(time_features)
         t_dim = 2 * width
-        global_features = 0 if self.local_cond else cond_features
         self.t_mlp = nn.Sequential(nn.Linear(self.embed.dim + global_features, t_dim), nn.SiLU())
         per_state = self.channels + (1 if coarse else 0)
         c_in = per_state * (2 if self.local_cond else 1)
@@ -165,7 +165,8 @@ class RingField(nn.Module):
         if self.local_cond:
             h_c, slow_c = self._channels(self._local(cond, x))
             h = torch.cat([h, h_c], dim=1)
-            slow = None if slow is None or slow_c is None else torch.cat([slow, slow_c], dim=1)
+            if slow is not None and slow_c is not None:  # the same layout: both or neither
+                slow = torch.cat([slow, slow_c], dim=1)
         else:
             c = self.conditioning(cond, len(x), x.dtype)
         e = self.embed(t.to(x.dtype).expand(len(x)))
