@@ -6,9 +6,10 @@ changed, scored at 1, 2 and 4 jumps over independent draws: for tuning one optio
 
 Options are ``fit_flow_map``'s keywords (the objective's: diagonal, backward, stopgrad, ...;
 the loop's: lr, ema, ...) as KEY=VALUE (Python literals), on top of the benchmark's 2000
-steps of batch 1024, warm-up 200, seed 1, ``FlowMapMLP`` 4 x 256, method ``--method``
-(default lagrangian). ``--velocity`` trains ``fit``'s velocity instead (the same loop options)
-and scores its 100-step Heun ODE. Prints one JSON line: W2 - floor and its standard error.
+steps of batch 1024 (``--steps``, ``--batch``), warm-up 200, seed 1, ``FlowMapMLP`` 4 x 256,
+method ``--method`` (default lagrangian). ``--velocity`` trains ``fit``'s velocity instead (the
+same loop options) and scores its 100-step Heun ODE. Prints one JSON line: W2 - floor and its
+standard error.
 """
 
 from __future__ import annotations
@@ -30,19 +31,23 @@ def main() -> None:
     parser.add_argument("--velocity", action="store_true", help="score fit's velocity instead")
     parser.add_argument("--draws", type=int, default=5)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--batch", type=int, default=1024)
     args = parser.parse_args()
     options = {k: ast.literal_eval(v) for k, v in (a.split("=", 1) for a in args.options)}
-    loop = {**fb._train_options(2000), **{k: options.pop(k) for k in ("lr", "ema") if k in options}}
+    loop = fb._train_options(args.steps)
+    loop |= {k: options.pop(k) for k in ("lr", "ema") if k in options}
     data = load("checkerboard", n=200_000)
     test = load("checkerboard", n=20_000, split="test")
     floors = fb._floors("checkerboard", test, args.draws)
     velocity_net, map_net = fb._nets(256, 4, args.seed)
     start = time.perf_counter()
     if args.velocity:
-        model = si.fit(data, steps=2000, batch_size=1024, seed=args.seed, net=velocity_net, **loop)
+        model = si.fit(data, steps=args.steps, batch_size=args.batch, seed=args.seed,
+                       net=velocity_net, **loop)  # fmt: skip
         rows = {"ode": fb._velocity_rows(model, test, floors, [], 100, args.seed)["ode"]}
     else:
-        fm = si.fit_flow_map(data, method=args.method, steps=2000, batch_size=1024,
+        fm = si.fit_flow_map(data, method=args.method, steps=args.steps, batch_size=args.batch,
                              seed=args.seed, net=map_net, **loop, **options)  # fmt: skip
         rows = fb._jump_rows(fm, test, floors, [1, 2, 4], args.seed)
     scores = {k: [round(v["over_floor"], 4), round(v["stderr"], 4)] for k, v in rows.items()}
