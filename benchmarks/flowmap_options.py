@@ -1,5 +1,6 @@
-"""One flow map (or the velocity) on checkerboard at ``bench flowmap``'s budget with options
-changed, scored at 1, 2 and 4 jumps over independent draws: for tuning one option at a time.
+"""One flow map (or the velocity) at ``bench flowmap``'s budget with options changed, scored at
+1, 2 and 4 jumps over independent draws: for tuning one option at a time (checkerboard, or
+``--data``).
 
     OMP_NUM_THREADS=1 python benchmarks/flowmap_options.py lr=0.003 backward=False
     OMP_NUM_THREADS=1 python benchmarks/flowmap_options.py --velocity --draws 20 lr=0.003
@@ -31,15 +32,16 @@ def main() -> None:
     parser.add_argument("--velocity", action="store_true", help="score fit's velocity instead")
     parser.add_argument("--draws", type=int, default=5)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--data", default="checkerboard", help="a 2D set of interpolants.data")
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--batch", type=int, default=1024)
     args = parser.parse_args()
     options = {k: ast.literal_eval(v) for k, v in (a.split("=", 1) for a in args.options)}
     loop = fb._train_options(args.steps)
     loop |= {k: options.pop(k) for k in ("lr", "ema") if k in options}
-    data = load("checkerboard", n=200_000)
-    test = load("checkerboard", n=20_000, split="test")
-    floors = fb._floors("checkerboard", test, args.draws)
+    data = load(args.data, n=200_000)
+    test = load(args.data, n=20_000, split="test")
+    floors = fb._floors(args.data, test, args.draws)
     velocity_net, map_net = fb._nets(256, 4, args.seed)
     start = time.perf_counter()
     if args.velocity:
@@ -51,7 +53,8 @@ def main() -> None:
                              seed=args.seed, net=map_net, **loop, **options)  # fmt: skip
         rows = fb._jump_rows(fm, test, floors, [1, 2, 4], args.seed)
     scores = {k: [round(v["over_floor"], 4), round(v["stderr"], 4)] for k, v in rows.items()}
-    print(json.dumps({"options": args.options, "method": args.method, "velocity": args.velocity,
+    print(json.dumps({"data": args.data, "seed": args.seed, "options": args.options,
+                      "method": args.method, "velocity": args.velocity,
                       "seconds": round(time.perf_counter() - start), **scores}))  # fmt: skip
 
 

@@ -172,6 +172,24 @@ def test_pairs_cover_both_orders_and_the_diagonal_fraction():
     assert (forward.s <= forward.t).all()
 
 
+def test_anchored_pairs_start_at_the_base_end():
+    pairs = draw_pairs(8000, 0.25, anchor=0.4, trim=0.01, generator=_gen(21), dtype=F64)
+    off = ~pairs.diagonal
+    s, t = pairs.s[off], pairs.t[off]
+    start = torch.minimum(s, t) == 0.01
+    assert abs(float(start.double().mean()) - 0.4) < 4 * math.sqrt(0.24 / 6000)
+    backward = s > t
+    assert (t[start & backward] == 0.01).all() and (s[start & ~backward] == 0.01).all()
+    assert abs(float(backward.double().mean()) - 0.5) < 4 * 0.5 / math.sqrt(6000)
+    assert (pairs.s[pairs.diagonal] == pairs.t[pairs.diagonal]).all()
+    assert ((pairs.u - pairs.s) * (pairs.u - pairs.t) <= 0).all()
+    plain = draw_pairs(8000, 0.25, trim=0.01, generator=_gen(21), dtype=F64)
+    torch.testing.assert_close(plain.s[pairs.diagonal], pairs.s[pairs.diagonal])
+    assert float((torch.minimum(plain.s, plain.t) == 0.01).double().mean()) == 0.0
+    with pytest.raises(ValueError, match="anchor"):
+        flow_map_objective("lagrangian", anchor=1.5)
+
+
 def test_shortcut_pairs_are_dyadic_steps_on_their_grid():
     pairs = draw_pairs(2000, 0.0, pairs="dyadic", backward=False, intermediate="midpoint",
                        levels=4, generator=_gen(15), dtype=F64)  # fmt: skip

@@ -106,6 +106,7 @@ def draw_pairs(
     *,
     pairs: str = "uniform",
     backward: bool = True,
+    anchor: float = 0.0,
     intermediate: str = "uniform",
     time_distribution: str = "uniform",
     trim: float = 0.0,
@@ -117,8 +118,11 @@ def draw_pairs(
     """The (s, t, u) of n rows: the first round(``diagonal`` n) rows have s = t = a; the others
     draw (s, t) by ``pairs`` ("uniform": the ordered pair of two times of ``time_distribution``;
     "dyadic": shortcut's steps 2^-k on their grid), then swap them with probability 1/2 when
-    ``backward``; u is uniform between s and t, or their midpoint. Everything is drawn for the
-    whole batch from ``generator``: the processes of a distributed run draw the same times."""
+    ``backward``; a fraction ``anchor`` of the off-diagonal rows then has its earlier time
+    moved to ``trim``, the base end where sampling starts (so forward rows train X_{0,t},
+    backward ones X_{s,0}); u is uniform between s and t, or their midpoint. Everything is
+    drawn for the whole batch from ``generator``: the processes of a distributed run draw the
+    same times."""
     _choice("pairs", pairs, PAIRS)
     _choice("intermediate", intermediate, INTERMEDIATES)
     options = {"trim": trim, "generator": generator, "dtype": dtype, "device": device}
@@ -132,6 +136,10 @@ def draw_pairs(
         s, t = torch.minimum(a, b), torch.maximum(a, b)
     if backward:
         s, t = torch.where(flip, t, s), torch.where(flip, s, t)
+    if anchor > 0:
+        pinned = torch.rand(n, generator=generator, dtype=dtype, device=device) < anchor
+        start = torch.full_like(s, trim)
+        s, t = torch.where(pinned & (s <= t), start, s), torch.where(pinned & (s > t), start, t)
     diag = torch.arange(n, device=device) < round(diagonal * n)
     s, t = torch.where(diag, a, s), torch.where(diag, a, t)
     u = (s + t) / 2 if intermediate == "midpoint" else s + w * (t - s)
@@ -210,8 +218,12 @@ class FlowMapObjective(Objective):
             from them, benchmarks/RESULTS.md).
         backward: draw each pair in either order (trains the backward map too, which
             ``log_prob`` and ``round_trip`` need). False spends every off-diagonal row on
-            forward jumps: better few-jump samples (checkerboard, 1 jump: W2 - floor 0.071
-            against 0.086; benchmarks/RESULTS.md) and no backward map.
+            forward jumps and trains no backward map; on checkerboard it helped one seed at
+            lr 1e-3 but over three seeds at lr 4e-3 its samples are no better at 1 jump and
+            worse at 2 (benchmarks/RESULTS.md).
+        anchor: the fraction of off-diagonal rows whose earlier time is moved to the base end
+            (s = 0, or ``trim``): the jumps that sampling makes first, X_{0,t} (and X_{s,0}
+            backward). 0 draws every pair freely.
         intermediate: u of the progressive residual: "uniform" or "midpoint".
         time_distribution: the law of the times (:func:`~interpolants.sample_times`).
         trim: keep times in [trim, 1 - trim]; None: 1e-3 when gamma > 0, else 0.
@@ -237,6 +249,7 @@ class FlowMapObjective(Objective):
     pairs: str = "uniform"
     levels: int = 7
     backward: bool = True
+    anchor: float = 0.0
     intermediate: str = "uniform"
     time_distribution: str = "uniform"
     trim: float | None = None
@@ -253,8 +266,11 @@ class FlowMapObjective(Objective):
                               ("stopgrad", STOPGRADS), ("velocity", VELOCITIES),
                               ("time_distribution", TIME_DISTRIBUTIONS)):  # fmt: skip
             _choice(name, getattr(self, name), allowed)
-        if not is_number(self.diagonal) or not 0 <= self.diagonal <= 1:
-            raise ValueError(f"diagonal must be a fraction in [0, 1], got {self.diagonal!r}")
+        for name in ("diagonal", "anchor"):
+            if not is_number(getattr(self, name)) or not 0 <= getattr(self, name) <= 1:
+                raise ValueError(
+                    f"{name} must be a fraction in [0, 1], got {getattr(self, name)!r}"
+                )
         if not is_int(self.levels) or not 1 <= self.levels <= 20:
             raise ValueError(f"levels must be an integer in [1, 20], got {self.levels!r}")
         if self.backward not in (True, False):
@@ -349,9 +365,9 @@ class FlowMapObjective(Objective):
         net, x0, cond = nets["flow_map"], batch.x0, batch.cond
         times = draw_pairs(
             x0.shape[0], self.diagonal, pairs=self.pairs, backward=self.backward,
-            intermediate=self.intermediate, time_distribution=self.time_distribution,
-            trim=bound.trim or 0.0, levels=self.levels, generator=generator, dtype=x0.dtype,
-            device=x0.device,
+            anchor=self.anchor, intermediate=self.intermediate,
+            time_distribution=self.time_distribution, trim=bound.trim or 0.0,
+            levels=self.levels, generator=generator, dtype=x0.dtype, device=x0.device,
         )  # fmt: skip
         sample = interpolant.sample(x0, batch.x1, times.s, generator=generator)
         times, x, dx = times.select(rows), sample.xt[rows], sample.dxt[rows]
