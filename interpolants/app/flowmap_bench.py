@@ -177,13 +177,8 @@ def _step_costs(
     set-up included, as ``bench train-cost`` times ``fit``), interleaved over ``repeats``."""
     data = load(name, n=100_000)
     velocity_net, map_net = _nets(budget["width"], budget["depth"], 0)
-    options = {
-        "warmup": 1,
-        "progress": False,
-        "batch_size": budget["batch"],
-        "steps": steps,
-        "lr": budget["lr"],
-    }
+    options = {**_train_options(steps, budget["lr"]), "warmup": 1,
+               "batch_size": budget["batch"], "steps": steps}  # fmt: skip
     calls: dict[str, Callable[[], object]] = {
         "fit": lambda: fit(data, net=copy.deepcopy(velocity_net), **options)
     }
@@ -322,8 +317,7 @@ def bench_flowmap(
         raise ValueError(f"method_options must map some of the methods {list(methods)} to "
                          f"dicts of their objective's options, got {extra!r}")  # fmt: skip
     budget = {"steps": steps, "batch": batch, "lr": lr, "seed": seed, "width": width,
-              "depth": depth,
-              "draws": draws, "method_options": extra}  # fmt: skip
+              "depth": depth, "draws": draws, "method_options": extra}  # fmt: skip
     metrics: dict[str, Any] = {
         **budget, "n": n, "jumps": list(jumps), "ode_steps": ode_steps,
         "train_options": _train_options(steps, lr), "datasets": {},

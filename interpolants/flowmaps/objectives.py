@@ -268,11 +268,9 @@ class FlowMapObjective(Objective):
                               ("stopgrad", STOPGRADS), ("velocity", VELOCITIES),
                               ("time_distribution", TIME_DISTRIBUTIONS)):  # fmt: skip
             _choice(name, getattr(self, name), allowed)
-        for name in ("diagonal", "anchor"):
-            if not is_number(getattr(self, name)) or not 0 <= getattr(self, name) <= 1:
-                raise ValueError(
-                    f"{name} must be a fraction in [0, 1], got {getattr(self, name)!r}"
-                )
+        for name, value in (("diagonal", self.diagonal), ("anchor", self.anchor)):
+            if not is_number(value) or not 0 <= value <= 1:
+                raise ValueError(f"{name} must be a fraction in [0, 1], got {value!r}")
         if not is_int(self.levels) or not 1 <= self.levels <= 20:
             raise ValueError(f"levels must be an integer in [1, 20], got {self.levels!r}")
         if self.backward not in (True, False):
