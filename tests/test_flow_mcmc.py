@@ -205,11 +205,12 @@ def test_importance_sampling_through_the_trained_transport_estimates_log_Z():
     assert abs(result.log_Z - 1.5) < 4 * result.log_Z_stderr and result.log_Z_stderr < 0.05
     w, se = result.expectation(lambda x: (x[:, 0] < 0).double())
     assert abs(float(w) - 0.7) < 4 * float(se)
-    # the bias check (exact draws here): the bounds agree, so no warning and no widening
+    # the bias check (exact draws here): the bounds agree, so no warning, and the error bar
+    # is widened at most to reach the upper bound in 3 of it
     info = result.info
     assert info["reverse_source"] == "exact" and info["reverse_walkers"] == 2000
-    assert not result.warnings and result.log_Z_stderr == info["log_Z_mc_stderr"]
     gap = info["log_Z_upper"] - info["log_Z_lower"]
+    assert not result.warnings and result.log_Z_stderr == max(info["log_Z_mc_stderr"], gap / 3)
     assert abs(gap) < 3 * math.hypot(result.log_Z_stderr, info["log_Z_upper_stderr"]), gap
     assert result.evaluations == info["training_evaluations"] + 4000 + 2000
     assert info["reverse_evaluations"] == 2000
