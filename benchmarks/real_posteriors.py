@@ -25,7 +25,8 @@ import interpolants as si
 VARIANTS: dict[str, tuple[str, dict]] = {
     "default": ("smc", {}),
     "reverse-2000": ("smc", {"reverse_walkers": 2000}),
-    "cess-0.99": ("smc", {"cess": 0.99}),  # a ladder about 3x denser than the default 0.9
+    "cess-0.99": ("smc", {"cess": 0.99}),  # the default since 2026-12-06 (was 0.9)
+    "cess-0.999": ("smc", {"cess": 0.999}),  # about 3x denser again
     "hmc-moves": ("smc", {"kernel": "hmc", "decorrelation": 0.1, "moves": 50}),
     "flow-hmc": ("smc", {"kernel": "hmc", "mass_matrix": "flow"}),
     "flow-hmc-dec": (

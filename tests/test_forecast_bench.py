@@ -87,3 +87,21 @@ def test_ring_option_trains_a_ring_network_where_the_state_lies_on_a_ring(tmp_pa
     assert isinstance(load(folder / "allen_cahn-flow").velocity, RingField)
     assert isinstance(load_forecast_run(folder / "lorenz63").model.drift, MLPField)
     assert math.isfinite(metrics["systems"]["allen_cahn"]["one_lag"]["follmer"]["crps"])
+
+
+def test_system_options_reach_the_simulator_and_bad_ones_are_refused(tmp_path):
+    options = {"systems": ("lorenz63",), "steps": 2, "batch": 16, "width": 4, "depth": 1,
+               "lags": 1, "sde_steps": 2, "nfe": 2, "budgets": TINY,
+               "system_options": {"lorenz63": {"lag": 0.05}}}  # fmt: skip
+    metrics, table = run_benchmark("forecast", out=tmp_path, options=options)
+    assert metrics["systems"]["lorenz63"]["lag"] == 0.05 and "lag=0.05" in table
+    assert metrics["settings"]["system_options"] == {"lorenz63": {"lag": 0.05}}
+    bad = [({"allen_cahn": {"lag": 0.1}}, "not among systems"),
+           ({"lorenz63": {"pairs": 3}}, "'pairs' is set by the benchmark"),
+           ({"lorenz63": {"lagg": 0.1}}, "system_options: lorenz63: .*lagg"),
+           ({"lorenz63": {"lag": -1.0}}, "system_options: lorenz63: .*lag")]  # fmt: skip
+    for given, message in bad:
+        with pytest.raises(ValueError, match=message):
+            run_benchmark("forecast", out=tmp_path / "bad", options={
+                "systems": ("lorenz63",), "system_options": given})  # fmt: skip
+        assert not (tmp_path / "bad" / "forecast" / "lorenz63").exists()

@@ -53,6 +53,7 @@ from ..metrics import crps, spread_skill
 from ..train import fit
 from .forecast_eval import climatology, energy_distances, fresh_states, score_ensemble
 from .forecast_runs import (
+    SYSTEM_KEYS,
     ForecastPairs,
     ForecastRun,
     Normaliser,
@@ -227,11 +228,13 @@ def score_rollouts(
 def _config(
     name: str, budget: dict[str, int], *, steps: int, batch: int, lr: float, width: int,
     depth: int, seed: int, increment: bool, ring: dict[str, Any] | None = None,
+    options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """The ``model: forecast`` config of system ``name`` under the shared budget: the MLP
     ``width`` x ``depth``, or with ``ring`` a RingField of those options on a system whose
-    state lies on a ring."""
-    data = {"system": name, "pairs": budget["pairs"], "chains": budget["chains"], "seed": seed}
+    state lies on a ring; ``options``: the simulator's own (lag, noise, ...)."""
+    data = {"system": name, "pairs": budget["pairs"], "chains": budget["chains"], "seed": seed,
+            **(options or {})}  # fmt: skip
     net: dict[str, Any] = {"width": width, "depth": depth}
     if ring is not None and SYSTEMS[name]().ring_layout is not None:
         net = {"class": "RingField", **ring}
@@ -280,6 +283,7 @@ def bench_forecast(
     increment: bool = False,
     budgets: dict[str, dict[str, int]] | None = None,
     ring: dict[str, Any] | None = None,
+    system_options: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Forecasts of each of ``systems`` (module docstring; docs/benchmarks.md "Forecasting"):
     the drift (the increment form with ``increment``) and, with ``baseline``, the conditional
@@ -288,10 +292,12 @@ def bench_forecast(
     :class:`~interpolants.nn.RingField` for the systems on a ring; seed ``seed``) on the
     system's pairs, scored at 1 lag and over a ``lags``-lag rollout
     (:func:`ensembles`: ``sde_steps`` and ``nfe`` evaluations a lag). ``budgets`` overrides
-    entries of :data:`SYSTEM_BUDGETS` (pairs, chains, states, members) by system. The runs
-    go to ``out/SYSTEM`` and ``out/SYSTEM-flow``."""
+    entries of :data:`SYSTEM_BUDGETS` (pairs, chains, states, members) by system, and
+    ``system_options`` the simulators' own options by system (their defaults otherwise; e.g.
+    ``{"lorenz63": {"lag": 0.05}}``). The runs go to ``out/SYSTEM`` and ``out/SYSTEM-flow``."""
     systems = (systems,) if isinstance(systems, str) else tuple(systems)
     budgets = budgets or {}
+    system_options = system_options or {}
     unknown = sorted(set(systems) - set(SYSTEMS)) or sorted(set(budgets) - set(systems))
     if unknown:
         raise ValueError(f"unknown system {unknown[0]!r}; known: {', '.join(sorted(SYSTEMS))}")
@@ -300,6 +306,7 @@ def bench_forecast(
         if extra:
             raise ValueError(f"budgets: {name}: unknown key {extra[0]!r}; known: pairs, chains, "
                              "states, members")  # fmt: skip
+    _check_system_options(system_options, systems)
     if not isinstance(nfe, int) or isinstance(nfe, bool) or nfe < 2:
         raise ValueError(f"nfe must be an integer >= 2, got {nfe!r}")
     out = Path(out)
@@ -308,13 +315,15 @@ def bench_forecast(
     for name in systems:
         budget = {**SYSTEM_BUDGETS[name], **budgets.get(name, {})}
         config = _config(name, budget, steps=steps, batch=batch, lr=lr, width=width,
-                         depth=depth, seed=seed, increment=increment, ring=ring)  # fmt: skip
+                         depth=depth, seed=seed, increment=increment, ring=ring,
+                         options=system_options.get(name))  # fmt: skip
         results[name] = _bench_system(name, config, budget, out, baseline=baseline, lags=lags,
                                       sde_steps=sde_steps, nfe=nfe, seed=seed)  # fmt: skip
     return {
         "settings": {"steps": steps, "batch": batch, "lr": lr, "width": width, "depth": depth,
                      "seed": seed, "lags": lags, "sde_steps": sde_steps, "nfe": nfe,
                      "baseline": baseline, "increment": increment, "ring": ring,
+                     "system_options": system_options,
                      "ensembles": {k: list(v) for k, v in ensembles(nfe, sde_steps).items()}},
         "systems": results,
     }  # fmt: skip
@@ -338,6 +347,21 @@ def _one_lag_table(name: str, r: dict[str, Any]) -> list[str]:
             + (f" {s['crps_slow']:10.4f}" if slow else "")
         )
     return lines  # fmt: skip
+
+
+def _check_system_options(options: dict[str, Any], systems: tuple[str, ...]) -> None:
+    """A ValueError naming ``system_options`` when it names a system not benchmarked or
+    options its simulator refuses (checked by building it, before any training)."""
+    for name, given in options.items():
+        if name not in systems:
+            raise ValueError(f"system_options: {name!r} is not among systems {list(systems)}")
+        reserved = sorted(set(given) & set(SYSTEM_KEYS))
+        if reserved:
+            raise ValueError(f"system_options: {name}: {reserved[0]!r} is set by the benchmark")
+        try:
+            SYSTEMS[name](**given)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"system_options: {name}: {err}") from None
 
 
 def format_forecast(result: dict[str, Any]) -> str:
