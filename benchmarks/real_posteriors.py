@@ -34,6 +34,7 @@ VARIANTS: dict[str, tuple[str, dict]] = {
         {"kernel": "hmc", "mass_matrix": "flow", "decorrelation": 0.1, "moves": 20},
     ),
     "ais": ("ais", {}),
+    "nets": ("nets", {}),
     # importance sampling through a RealNVP trained by flow-MCMC for a fixed number of rounds
     "is-1000": ("is", {"min_rounds": 1000, "max_rounds": 1000}),
     "is-3000": ("is", {"min_rounds": 3000, "max_rounds": 3000}),
