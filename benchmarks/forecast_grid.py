@@ -31,6 +31,11 @@ def score(name: str, paths: torch.Tensor, truth: torch.Tensor, label: str) -> No
           f"{spread_skill(ens, truth):.3f}", flush=True)  # fmt: skip
 
 
+def graded(k: int, p: float) -> list[float]:
+    """The grid t_j = (j / k)^p, j = 0..k (finer near t = 1 for p < 1)."""
+    return [(j / k) ** p for j in range(k + 1)]
+
+
 def flow_on_grid(
     flow: FlowBaseline, x0: torch.Tensor, members: int, times: list[float], gen: torch.Generator
 ) -> torch.Tensor:
@@ -64,12 +69,11 @@ def main() -> None:
         score(name, flow.rollout(x0, 1, args.members, steps=k, solver="euler", generator=gen),
               truth, f"flow, Euler {k}")  # fmt: skip
         for p in args.flow_powers:
-            times = [(j / k) ** p for j in range(k + 1)]
-            score(name, flow_on_grid(flow, x0, args.members, times, gen), truth,
+            score(name, flow_on_grid(flow, x0, args.members, graded(k, p), gen), truth,
                   f"flow, Euler {k}, p = {p}")  # fmt: skip
         for diffusion in ("interpolant", "follmer"):
             for p in (1.0, 0.7, 0.5):
-                times = None if p == 1.0 else [(j / k) ** p for j in range(k + 1)]
+                times = None if p == 1.0 else graded(k, p)
                 paths = run.rollout(x0, 1, args.members, diffusion=diffusion, steps=k,
                                     generator=gen, times=times)  # fmt: skip
                 score(name, paths, truth, f"{diffusion}, Euler {k}, p = {p}")
