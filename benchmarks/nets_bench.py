@@ -113,7 +113,10 @@ def _seed_jobs(
     torch.set_num_threads(1)
     target = _target(name)
     preset = PRESETS.get(name, {})
-    options = {k: v for k, v in preset.items() if k not in _TARGET_KEYS} | (extra or {})
+    # the uniform 100-step grid these rows were made with (NETS's default until 2026-12-06;
+    # since then steps=None runs SMC's ladder with the drift, a row of its own: "steps": None)
+    options = {"steps": 100} | {k: v for k, v in preset.items() if k not in _TARGET_KEYS}
+    options |= extra or {}
     files = {} if run_dir is None else {"log_dir": run_dir, "resume": True, "checkpoint_every": 10}
     if set(files) & set(options):
         raise ValueError(f"--resume sets {sorted(files)} itself; drop them from --option")

@@ -16,10 +16,10 @@ from interpolants.app.sample_target import run_sample_target
 from interpolants.distributions import DiagonalNormal
 from interpolants.divergence import jacobian
 from interpolants.nn import BlockDrift, LatticeDrift, build_drift, lattice_coloring
-from interpolants.samplers import NETSModel, run_ais, run_nets, sample
+from interpolants.samplers import NETSModel, run_ais, run_nets, run_smc, sample
 from interpolants.samplers.ais import AnnealedDensity
 from interpolants.samplers.base import CountedDensity, make_generator
-from interpolants.samplers.nets import NETSPath, schedule, simulate, time_grid
+from interpolants.samplers.nets import NETSPath, schedule, schedule_time, simulate, time_grid
 from interpolants.targets import GaussianMixture, Target
 from interpolants.targets.funnel import Funnel
 from interpolants.targets.many_well import ManyWell
@@ -421,7 +421,8 @@ def test_block_network_couples_no_two_blocks():
     )
     torch.testing.assert_close(fast, full)
     with pytest.raises(ValueError, match="block"):
-        run_nets(target, n=8, iterations=1, train_walkers=4, updates=1, net="blocks", block=4)
+        run_nets(target, n=8, steps=2, iterations=1, train_walkers=4, updates=1, net="blocks",
+                 block=4)  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -622,7 +623,7 @@ def test_ctrl_c_in_training_checkpoints_the_round_and_resumes_exactly(tmp_path, 
         ({"schedule": "cubic"}, "schedule"),
         ({"objective": "ml"}, "objective"),
         ({"divergence": "fast"}, "divergence"),
-        ({"drift": None}, "eps"),
+        ({"drift": None}, "eps"),  # on a grid, b = 0 needs eps
         ({"net": "conv"}, "conv"),
         ({"lr": 0}, "lr"),
         ({"resume": True}, "log_dir"),
@@ -637,5 +638,90 @@ def test_ctrl_c_in_training_checkpoints_the_round_and_resumes_exactly(tmp_path, 
 def test_bad_input_names_the_argument(options, word):
     with pytest.raises(ValueError, match=word):
         run_nets(
-            _mixture(), n=10, iterations=1, train_walkers=4, train_steps=4, updates=1, **options
-        )
+            _mixture(), n=10, iterations=1, train_walkers=4, train_steps=4, updates=1,
+            **{"steps": 4} | options,
+        )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("options", "word"),
+    [
+        ({"eps": 0.3}, "eps"),
+        ({"mass_matrix": "diag"}, "mass_matrix"),
+        ({"refine": 2}, "refine"),
+        ({"resample_threshold": 0.5}, "resample_threshold"),
+        ({"smc": {"cess": 1.5}}, "cess"),
+        ({"smc": {"walkers": 3}}, "walkers"),
+        ({"smc": {"batches": 2}}, "batches"),
+        ({"smc": {"reverse": None}}, "reverse"),
+        ({"smc": [1]}, "smc"),
+        ({"steps": 10, "smc": {"cess": 0.9}}, "steps=None"),
+    ],
+)
+def test_the_smc_run_refuses_the_grid_options_by_name(options, word):
+    """steps=None (the SMC run) takes its moves from smc={...}: the grid's options and
+    unknown or NETS-owned SMC options are refused before any training."""
+    with pytest.raises(ValueError, match=word):
+        run_nets(_mixture(), n=20, iterations=1, train_walkers=4, train_steps=4, updates=1,
+                 **options)  # fmt: skip
+
+
+# --- steps=None: the SMC run with the drift's Heun map between its temperatures -------------
+
+
+@pytest.mark.parametrize("kind", ["linear", "power", "geometric", "reverse_power"])
+def test_schedule_time_inverts_the_schedule(kind):
+    t = torch.linspace(0.0, 1.0, 41, dtype=torch.float64)
+    beta = schedule(t, kind, 2.5)[0]
+    back = torch.tensor([schedule_time(float(b), kind, 2.5) for b in beta], dtype=torch.float64)
+    torch.testing.assert_close(back, t, rtol=0, atol=1e-9)
+
+
+def test_without_drift_the_smc_run_is_run_smc_on_the_transport_base():
+    """drift=None, steps=None: exactly SMC (seed + 1) from the target's transport base."""
+    target = _mixture()
+    nets = run_nets(target, n=200, seed=4, drift=None, reverse=None)
+    smc = run_smc(target, n=200, seed=5, base=target.transport_base, reverse=None)
+    torch.testing.assert_close(nets.samples, smc.samples)
+    torch.testing.assert_close(nets.log_weights, smc.log_weights)
+    assert nets.log_Z == smc.log_Z and nets.evaluations == smc.evaluations
+    assert nets.info.steps is None and nets.info.annealing.levels == smc.info.levels
+
+
+def test_the_exact_drift_keeps_the_smc_run_from_resampling():
+    """With the exact drift of a Gaussian path every level's weight increment is the same
+    constant for all walkers (up to the Heun error): ESS/N stays ~1, no population is
+    resampled, log Z is exact; without the drift the same ladder resamples."""
+    mu, a, c = torch.tensor([3.0, -1.0], dtype=torch.float64), 2.0, 0.5
+    log_Z = math.log(2 * math.pi * c * c)
+    target = Target(lambda x: -0.5 * (x - mu).square().sum(1) / c**2, dim=2, log_Z=log_Z)
+    base = DiagonalNormal(torch.zeros(2, dtype=torch.float64), a)
+    config = {"schedule": "linear", "schedule_power": 1.0, "objective": "pinn", "dim": 2}
+    model = NETSModel(GaussianDrift(mu, a, c), config)
+    result = run_nets(target, n=1000, seed=0, model=model, base=base, reverse=None,
+                      smc={"cess": 0.9})  # fmt: skip
+    info = result.info.annealing
+    assert info.resampling_steps == 0
+    assert float(info.ess_per_level.min()) > 0.999, info.ess_per_level  # 0.9997
+    assert abs(result.log_Z - log_Z) < 1e-3  # 4e-5
+    assert result.ess > 0.999
+    plain = run_nets(target, n=1000, seed=0, drift=None, base=base, reverse=None,
+                     schedule="linear", smc={"cess": 0.9})  # fmt: skip
+    assert plain.info.annealing.resampling_steps > 0  # 10
+    assert float(plain.info.annealing.ess_per_level.min()) < 0.6  # 0.49
+    assert abs(plain.log_Z - log_Z) < 4 * plain.log_Z_stderr
+
+
+def test_trained_drift_in_the_smc_run_covers_log_Z_and_reports_both_parts():
+    """A short training, then the default sampling run: log Z within 3 se (the bias
+    check's bounds in info), evaluations = training + SMC run."""
+    target = _mixture()
+    result = run_nets(target, n=400, seed=1, iterations=10, train_walkers=32, train_steps=10,
+                      updates=4, smc={"escalate": 0})  # fmt: skip
+    info = result.info
+    assert abs(result.log_Z - 0.0) < 3 * result.log_Z_stderr
+    assert info.steps is None and info.grid_steps == round(info.annealing.levels) > 0
+    assert result.evaluations == info.training_evaluations + info.sampling_evaluations
+    assert info.training_evaluations > 0 and "log_Z_upper" in info
+    assert info.log_Z_lower == pytest.approx(info.annealing.log_Z_lower)
+    assert result.groups is not None and len(set(result.groups.tolist())) == 10

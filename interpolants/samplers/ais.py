@@ -65,6 +65,7 @@ from .annealing import (
     ReplayMoves,
     Resampler,
     TimeGrid,
+    Transport,
     anneal,
     base_sample,
     next_temperature,
@@ -167,13 +168,15 @@ def _anneal_once(
     moves: Any,
     resample_threshold: float,
     on_level: Callable[[], None],
+    transport: Transport | None = None,
 ) -> _Run:
     """Anneal one population of walkers x (m, dim) from beta = 0 to 1 with the one engine
-    (:func:`~.annealing.anneal`): no transport, resampling below ``resample_threshold``."""
+    (:func:`~.annealing.anneal`): resampling below ``resample_threshold``, and the
+    ``transport`` between temperatures where one is given (NETS's drift)."""
     state = mala(annealed.at(0.0), 1.0).init(x)
     check_initial(state, annealed.target.name, values=state.aux)
     run = anneal(
-        annealed, state, levels, moves, generator,
+        annealed, state, levels, moves, generator, transport=transport,
         resample=Resampler(resample_threshold, 1),
         on_level=lambda t, s, w: on_level() if t > 0 else None,
     )  # fmt: skip
@@ -353,9 +356,12 @@ def _anneal(
     c: AISConfig,
     dtype: torch.dtype | None,
     progress: bool,
+    transport: Transport | None = None,
 ) -> SampleResult:
     """AIS (``c`` an :class:`AISConfig`) or SMC (an :class:`SMCConfig`) on the one engine,
-    rerun with heavier moves while the bias check fails (SMC's ``escalate``)."""
+    rerun with heavier moves while the bias check fails (SMC's ``escalate``); ``transport``
+    (beta0, beta1, x) -> (T x, log |det grad T|) moves the walkers between temperatures
+    (NETS's drift; :func:`run_smc_transported`)."""
     batches = c.batches if isinstance(c, SMCConfig) else 1
     n = check_int("n", n, 2)
     if init is not None:
@@ -371,7 +377,8 @@ def _anneal(
 
     def attempt(config: AISConfig, draws: Draws | None) -> Attempt:
         label = c.method if config is c else f"{c.method}, heavier rerun"
-        return _attempt(target, n, config, dtype, Bar(progress, label), generator, draws)
+        return _attempt(target, n, config, dtype, Bar(progress, label), generator, draws,
+                        transport)  # fmt: skip
 
     heavier = heavier_configs(c, c.escalate) if isinstance(c, SMCConfig) else []
     return run_escalated(c, heavier, attempt)
@@ -392,13 +399,14 @@ def _attempt(
     progress: Bar,
     generator: torch.Generator,
     draws: Draws | None,
+    transport: Transport | None = None,
 ) -> Attempt:
     """One forward run (R batches after SMC's pilot) and its bias check; the warnings it
     raises are recorded, not shown."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result, design, annealed, density, build = _forward(target, n, c, dtype, progress,
-                                                            generator)  # fmt: skip
+                                                            generator, transport)  # fmt: skip
         forward = result.evaluations
         check = _reverse_check(result, target, c, annealed, design, generator, build, draws)
         count_check(result, density.evaluations - forward + check.evaluations)
@@ -415,6 +423,7 @@ def _forward(
     dtype: torch.dtype | None,
     progress: Bar,
     generator: torch.Generator,
+    transport: Transport | None = None,
 ) -> tuple[SampleResult, list[Level], AnnealedDensity, CountedDensity, Any]:
     """The forward runs: the result, the design the reverse run replays, the annealed and
     counted densities and the kernel builder."""
@@ -446,7 +455,7 @@ def _forward(
                                   decorrelation=c.decorrelation)  # fmt: skip
         threshold = c.resample_threshold if smc else 0.0  # type: ignore[attr-defined]
         return _anneal_once(annealed, x, generator, levels, mover, threshold,
-                            lambda: bar.update(1))  # fmt: skip
+                            lambda: bar.update(1), transport)  # fmt: skip
 
     design = run().design if smc and c.pilot else None  # type: ignore[attr-defined]
     runs = [run(design) for _ in range(batches)]
@@ -642,6 +651,7 @@ def run_smc(
     config: SMCConfig | None = None,
     dtype: torch.dtype | None = None,
     progress: bool = False,
+    transport: Transport | None = None,
     **options: Any,
 ) -> SampleResult:
     r"""Sequential Monte Carlo sampler with adaptive tempering and systematic resampling
@@ -649,14 +659,19 @@ def run_smc(
 
     Arguments as :func:`run_ais`, with ``config`` an :class:`SMCConfig` (which adds cess,
     resample_threshold, batches, pilot, max_levels; ``steps=None``, the default, for
-    adaptive tempering).
+    adaptive tempering), and ``transport``: (beta0, beta1, x) -> (T x, log |det grad T|), a
+    map applied after each reweighting, its weight increment log pi(T x) - log pi(x) +
+    log |det grad T| (:mod:`.annealing`; NETS's drift, :func:`~.nets.run_nets`), or None.
+    The ladder is found without it (from log rho* - log p_0 alone), and the reverse run of
+    the bias check anneals back without it.
 
     Returns:
         :class:`~.result.SampleResult`; ``log_weights`` satisfy log mean exp = log Z_hat and
         ``groups`` labels the batches (used by ``expectation`` for standard errors);
         ``info`` is an :class:`~.info.AnnealingInfo` with the batch fields.
     """
-    return _anneal(target, n, seed, init, SMCConfig.resolve(config, options), dtype, progress)
+    c = SMCConfig.resolve(config, options)
+    return _anneal(target, n, seed, init, c, dtype, progress, transport)
 
 
 run_ais.config_class = AISConfig  # type: ignore[attr-defined]  # its options, for the CLI

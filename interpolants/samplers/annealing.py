@@ -56,6 +56,7 @@ __all__ = [
     "ReplayMoves",
     "Resampler",
     "TimeGrid",
+    "Transport",
     "anneal",
     "base_sample",
     "decorrelated",

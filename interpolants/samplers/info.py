@@ -273,8 +273,9 @@ class NETSInfo(TrainingInfo):
     training; 0 evaluations for a given model or no drift) and
 
     Attributes:
-        steps: the uniform grid's steps (``steps`` option).
-        grid_steps: steps of the grid used, after refinement.
+        steps: the uniform grid's steps (``steps`` option; None: SMC's adaptive ladder).
+        grid_steps: steps of the grid used, after refinement (with ``steps=None``: the
+            levels of the SMC run's ladder, averaged over its populations).
         refinements: times the grid was refined where the Heun map folded.
         eps_scale: the scale of the diffusion eps_t used (the sweep's best for "sweep").
         eps_profile: (grid_steps,) eps_t on the grid, None with eps="adapt".
@@ -296,9 +297,12 @@ class NETSInfo(TrainingInfo):
         model: the drift used (a :class:`~.nets.NETSModel`), None for b = 0.
         log_Z_F: the free energy's log Z estimate, -int_0^1 dF_t/dt dt (absent without model).
         final_training_ess: the ESS of the last training row (absent without training).
+        annealing: with ``steps=None``, the SMC run's own :class:`AnnealingInfo` (its
+            temperatures, levels, moves, per-level traces and heavier reruns); absent for a
+            grid run.
     """
 
-    steps: int
+    steps: int | None
     grid_steps: int
     refinements: int
     eps_scale: float
@@ -320,6 +324,7 @@ class NETSInfo(TrainingInfo):
     model: NETSModel | None
     log_Z_F: float | None = field(default=None, metadata=OMIT_NONE)
     final_training_ess: float | None = field(default=None, metadata=OMIT_NONE)
+    annealing: AnnealingInfo | None = field(default=None, metadata=OMIT_NONE)
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)

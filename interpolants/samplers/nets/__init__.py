@@ -48,6 +48,17 @@ ESS/N drops below the threshold after a transport step is resampled and its mean
 carried, as in SMC (Del Moral, Doucet & Jasra, arXiv:cond-mat/0212648): Z_hat stays
 unbiased, and walkers follow mode weights that neither b nor the MALA moves carry.
 
+The sampling run (default, ``steps=None``). The same three steps on SMC's ladder instead of
+a uniform grid (:func:`~..ais.run_smc` with the Heun map as its transport): a pilot finds
+temperatures 0 < beta_1 < ... < 1 by adaptive tempering (conditional ESS 0.99 of the annealing
+increment) with MALA moves retuned per level; then R = 10 populations follow that fixed design
+at the times t_k = beta^{-1}(beta_k) of the drift, with resampling, the bias check of
+bidirectional Monte Carlo and SMC's heavier reruns. A good drift keeps ESS/N near 1 between
+resamplings (an exact one: no resampling at all); a poor one costs ESS, never the
+estimator's unbiasedness, and the self-tuned moves still equilibrate each level, which the
+one Langevin move per step of a 100-step grid does not on narrow posteriors
+(benchmarks/RESULTS.md, issue 19). ``steps=K`` keeps the paper's uniform grid.
+
 Learning b and F (off-policy, no back-propagation through the walkers). The PINN objective
 of NETS (eq. 21) over detached walkers (t, x) of short simulations on random time grids:
 
@@ -83,6 +94,7 @@ from .model import (
     jarzynski_rate,
     pinn_residual,
     schedule,
+    schedule_time,
 )
 from .runner import run_nets
 from .sampling import NETSPath, Trajectory, refine_grid, simulate, time_grid
@@ -103,6 +115,7 @@ __all__ = [
     "refine_grid",
     "run_nets",
     "schedule",
+    "schedule_time",
     "simulate",
     "time_grid",
     "train_drift",

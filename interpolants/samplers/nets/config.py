@@ -32,7 +32,17 @@ class NETSConfig(MethodConfig):
     r"""Every option of the NETS method (arXiv:2410.02711), checked when built.
 
     Sampling run:
-        steps: K, time steps of the sampling run (uniform grid on [0, 1]).
+        steps: None (default): the sampling run is SMC's (:func:`~..ais.run_smc`) with the
+            drift's Heun map between its temperatures: a pilot finds the ladder by adaptive
+            tempering (conditional ESS ``cess``, 0.99) with self-tuned MALA moves, then
+            ``batches`` (10) populations follow it with resampling, the bias check and SMC's
+            heavier reruns (``smc``); the levels' times are t = beta_t^{-1}(beta). Or K: a
+            uniform grid of K time steps on [0, 1] with the Langevin moves below (the paper's
+            NETS estimator); the options from ``refine`` to ``eps_sweep`` and
+            ``resample_threshold`` apply to this grid only.
+        smc: options of the SMC run when ``steps`` is None (any :class:`~..ais.SMCConfig`
+            field but base, batches, reverse and reverse_walkers, which are NETS's own), e.g.
+            ``{"cess": 0.999, "moves": 10}``.
         refine: up to this many pilot runs of ``sweep_walkers`` walkers (evaluations
             counted) before the sampling run, each halving every step where a pilot walker's
             Heun map was not invertible; the main run uses that grid, fixed before its walkers
@@ -48,8 +58,9 @@ class NETSConfig(MethodConfig):
         resample: return the walkers resampled by their weights, with equal log weights.
         resample_threshold: r in [0, 1]: resample a population whenever its ESS/N falls below
             r during the run, as SMC does (0: never, the plain NETS estimator).
-        batches: R independent populations of n / R walkers (default 10 when resampling).
-        moves: MALA moves per step.
+        batches: R independent populations of n / R walkers (default 10 when resampling or
+            with ``steps=None``, else 1).
+        moves: MALA moves per step of the training's simulations and of a grid run.
         schedule, schedule_power: beta_t of the path: "power" t^p (default p = 3),
             "linear", "geometric" or "reverse_power" 1 - (1 - t)^p.
         base, base_scale: the base p_0 (default ``target.transport_base``: ``target.base``
@@ -84,7 +95,8 @@ class NETSConfig(MethodConfig):
         log_every, checkpoint_every: rounds between metrics.jsonl lines and checkpoints.
     """
 
-    steps: int = 100
+    steps: int | None = None
+    smc: dict[str, Any] | None = None
     refine: int = 0
     eps: float | str | Callable[[float], float] | None = None
     eps_scale: float = 1.0
@@ -131,10 +143,17 @@ class NETSConfig(MethodConfig):
     def __post_init__(self) -> None:
         self._check_counts()
         self._check_choices()
+        self._check_smc()
         self._check_eps()
 
+    @property
+    def adaptive(self) -> bool:
+        """Whether the sampling run is SMC's adaptive ladder (``steps=None``)."""
+        return self.steps is None
+
     def _check_counts(self) -> None:
-        self.steps = check_int("steps", self.steps, 1)
+        if self.steps is not None:
+            self.steps = check_int("steps", self.steps, 1)
         self.refine = check_int("refine", self.refine, 0)
         self.iterations = check_int("iterations", self.iterations, 0)
         self.moves = check_int("moves", self.moves, 0)
@@ -159,7 +178,7 @@ class NETSConfig(MethodConfig):
         if not (isinstance(r, (int, float)) and 0 <= r <= 1):
             raise ValueError(f"resample_threshold must be in [0, 1], got {r!r}")
         if self.batches is None:
-            self.batches = 10 if r > 0 else 1
+            self.batches = 10 if r > 0 or self.steps is None else 1
         self.batches = check_int("batches", self.batches)
 
     def _check_choices(self) -> None:
@@ -202,7 +221,35 @@ class NETSConfig(MethodConfig):
             raise ValueError(f"eps_sweep must be non-negative numbers, got {sweep!r}")
         if isinstance(eps, (int, float)):
             check_positive("eps", eps, allow_zero=True)
-        if self.drift is None and (eps is None or eps == "sweep"):
+        if self.drift is None and self.steps is not None and (eps is None or eps == "sweep"):
             raise ValueError(
                 "drift=None (b = 0) has no trained eps_t: pass eps= a number or 'adapt'"
+            )
+
+    def _check_smc(self) -> None:
+        """``smc`` names SMCConfig options (not NETS's own); the grid's options need a grid."""
+        from ..ais import SMCConfig
+
+        options = self.smc or {}
+        if not isinstance(options, dict):
+            raise ValueError(f"smc must be a dict of SMC options, got {options!r}")
+        own = sorted(set(options) & {"base", "base_scale", "batches", "reverse",
+                                     "reverse_walkers"})  # fmt: skip
+        if own:
+            raise ValueError(f"smc: {', '.join(own)} are NETS's own options; pass them to nets")
+        if self.steps is not None:
+            if options:
+                raise ValueError("smc options apply to steps=None (the SMC ladder), not a grid")
+            return
+        SMCConfig.check_names(options, "smc")
+        SMCConfig(**options)  # checked now, before any training
+        grid_only = {"refine": (self.refine, 0), "eps": (self.eps, None),
+                     "eps_scale": (self.eps_scale, 1.0), "mass_matrix": (self.mass_matrix,
+                     "identity"), "resample_threshold": (self.resample_threshold, 0.0),
+                     "eps_sweep": (self.eps_sweep, EPS_SWEEP)}  # fmt: skip
+        given = [k for k, (v, default) in grid_only.items() if v != default]
+        if given:
+            raise ValueError(
+                f"{', '.join(given)} apply to a grid run: pass steps=K (e.g. steps=100), or "
+                "with steps=None give the SMC run's options as smc={...}"
             )

@@ -23,6 +23,7 @@ __all__ = [
     "jarzynski_rate",
     "pinn_residual",
     "schedule",
+    "schedule_time",
     "time_bin",
 ]
 
@@ -58,6 +59,22 @@ def schedule(t: Tensor, kind: str = "power", power: float = 3.0) -> tuple[Tensor
         return torch.expm1(power * t) / e, power * torch.exp(power * t) / e
     if kind == "reverse_power":
         return -torch.expm1(power * torch.log1p(-t)), power * (1 - t).pow(power - 1)
+    raise ValueError(f"schedule must be one of {SCHEDULES}, got {kind!r}")
+
+
+def schedule_time(beta: float, kind: str = "power", power: float = 3.0) -> float:
+    r"""The time t in [0, 1] of temperature beta: the inverse of :func:`schedule`'s beta_t
+    (t = beta^{1/p} for "power"), so that a ladder of temperatures found by adaptive
+    tempering becomes the times at which NETS's drift b_t moves the walkers."""
+    b = min(max(float(beta), 0.0), 1.0)
+    if kind == "linear":
+        return b
+    if kind == "power":
+        return b ** (1.0 / power)
+    if kind == "geometric":
+        return math.log1p(b * math.expm1(power)) / power
+    if kind == "reverse_power":
+        return 1.0 - (1.0 - b) ** (1.0 / power)
     raise ValueError(f"schedule must be one of {SCHEDULES}, got {kind!r}")
 
 

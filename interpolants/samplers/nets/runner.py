@@ -13,9 +13,10 @@ import torch
 from torch import Tensor
 
 from ...data import fingerprint
+from ...divergence import heun_step
 from ...nn import build_drift, same_drift
 from ...run_folder import RunFolder
-from ..ais import bias_check, resolve_base
+from ..ais import SMCConfig, bias_check, resolve_base, run_smc
 from ..annealing import AnnealedDensity, systematic_resample
 from ..base import CountedDensity, check_int, make_generator
 from ..diagnostics import ess_of_weights, log_mean_exp, log_Z_from_weights
@@ -105,6 +106,8 @@ def run_nets(
     if init is not None:
         raise ValueError("init: nets starts from the base distribution; pass base= instead")
     setup = _set_up(target, c, seed, dtype, device, log_dir, resume, progress)
+    if c.adaptive:
+        return _run_smc(setup, target, n, seed, progress)
     eps_fn, eps_scale, sweep = _choose_eps(setup)
     grid, refinements = _refined_grid(setup, eps_fn)
     traj = _run(setup, n, eps_fn, c.resample_threshold, grid)
@@ -297,6 +300,90 @@ def _refined_grid(setup: _Setup, eps_fn: Callable[[float], float]) -> tuple[Tens
             break
         grid, refinements = refine_grid(grid, folded), refinements + 1
     return grid, refinements
+
+
+_BOUNDS = ("log_Z_lower", "log_Z_upper", "log_Z_upper_stderr", "log_Z_mc_stderr",
+           "reverse_walkers", "reverse_source", "reverse_evaluations")  # fmt: skip
+
+
+class _BetaTransport:
+    """The Heun map of the drift between temperatures beta0 < beta1 of an SMC ladder, at the
+    times t = beta_t^{-1}(beta) of the drift's path; counts the walker-steps where the map was
+    not invertible."""
+
+    def __init__(self, setup: _Setup):
+        self.setup, self.bad_steps = setup, 0
+
+    def __call__(self, beta0: float, beta1: float, x: Tensor) -> tuple[Tensor, Tensor]:
+        s = self.setup
+        t0, t1 = s.path.time(beta0), s.path.time(beta1)
+        y, logdet = heun_step(s.model, t0, t1, x, s.exact_log_det, s.config.probes, s.generator)
+        self.bad_steps += int((~torch.isfinite(logdet)).sum())
+        return y, logdet
+
+
+def _run_smc(setup: _Setup, target: Any, n: int, seed: int, progress: bool) -> SampleResult:
+    """The sampling run of ``steps=None``: SMC (adaptive ladder, resampling, bias check,
+    heavier reruns) with the drift's Heun map between its temperatures."""
+    c = setup.config
+    transport = None if setup.model is None else _BetaTransport(setup)
+    smc = SMCConfig(**(c.smc or {}), base=setup.base, batches=c.batches, reverse=c.reverse,
+                    reverse_walkers=c.reverse_walkers)  # fmt: skip
+    run = run_smc(target, n, seed + 1, config=smc, dtype=setup.dtype, progress=progress,
+                  transport=transport)  # fmt: skip
+    bad = 0 if transport is None else transport.bad_steps
+    if bad:
+        warnings.warn(f"nets: the transport map was not invertible for {bad} walker-steps, "
+                      "whose weights were set to 0", stacklevel=3)  # fmt: skip
+    smc_info = run.info
+    samples, log_w = run.samples, run.log_weights
+    if c.resample:
+        idx = systematic_resample(log_w[None].cpu(), setup.generator)[0].to(samples.device)
+        samples, log_w = samples[idx], torch.full_like(log_w, run.log_Z)
+    bounds = {k: smc_info.get(k) for k in _BOUNDS}
+    info = NETSInfo(
+        target=setup.density.name,
+        **{k: v for k, v in bounds.items() if v is not None},
+        steps=None,
+        grid_steps=round(smc_info.levels),
+        refinements=0,
+        eps_scale=1.0,
+        eps_profile=None,
+        eps_sweep=[],
+        mass_matrix=str(smc.mass_matrix) if isinstance(smc.mass_matrix, str) else "given",
+        step_size_per_move=smc_info.step_size_per_move.double(),
+        training_evaluations=setup.training_evaluations,
+        training_seconds=setup.training_seconds,
+        sampling_evaluations=run.evaluations,
+        iterations=c.iterations if c.drift is not None else 0,
+        divergence="exact" if setup.exact else "hutchinson",
+        log_det="exact" if setup.exact_log_det else "hutchinson",
+        schedule=setup.path.kind,
+        non_invertible_steps=bad,
+        resampled=bool(c.resample),
+        resample_threshold=smc.resample_threshold,
+        batches=c.batches,
+        resampling_steps=smc_info.resampling_steps,
+        history=setup.history,
+        model=setup.model,
+        log_Z_F=None if setup.model is None else setup.model.log_Z_from_F(),
+        final_training_ess=setup.history[-1]["ess"] if setup.history else None,
+        annealing=smc_info,
+    )
+    result = SampleResult(
+        samples=samples,
+        method="nets",
+        log_weights=log_w,
+        log_Z=run.log_Z,
+        log_Z_stderr=run.log_Z_stderr,
+        ess=run.ess if not c.resample else float(ess_of_weights(log_w)),
+        evaluations=setup.training_evaluations + run.evaluations,
+        acceptance_rate=run.acceptance_rate,
+        groups=None if c.resample else run.groups,
+        info=info,
+    )
+    result.warnings.extend(run.warnings)
+    return result
 
 
 def _result(setup: _Setup, traj: Trajectory, sampling: dict[str, Any]) -> SampleResult:

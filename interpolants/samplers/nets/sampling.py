@@ -17,7 +17,7 @@ from ...divergence import heun_step
 from ..annealing import AdaptiveMoves, AnnealedDensity, LangevinMoves, Resampler, TimeGrid, anneal
 from ..base import State, make_generator
 from ..diagnostics import log_mean_exp
-from .model import TARGET_ACCEPT, NETSModel, schedule
+from .model import TARGET_ACCEPT, NETSModel, schedule, schedule_time
 
 __all__ = [
     "NETSPath",
@@ -69,6 +69,10 @@ class NETSPath:
     def beta(self, t: float) -> tuple[float, float]:
         b, db = schedule(torch.tensor(t, dtype=torch.float64), self.kind, self.power)
         return float(b), float(db)
+
+    def time(self, beta: float) -> float:
+        """The time t of temperature beta on this path (:func:`schedule_time`)."""
+        return schedule_time(beta, self.kind, self.power)
 
     def state(self, x: Tensor, beta: float, parts: tuple[Tensor, ...] | None = None) -> State:
         """Walkers x with log pi_beta, its gradient and (log p_0, log rho*, grads) as aux."""
