@@ -241,15 +241,19 @@ class NETSConfig(MethodConfig):
             if options:
                 raise ValueError("smc options apply to steps=None (the SMC ladder), not a grid")
             return
-        SMCConfig.check_names(options, "smc")
-        SMCConfig(**options)  # checked now, before any training
+        try:  # checked now, before any training
+            SMCConfig.check_names(options, "smc")
+            SMCConfig(**options)
+        except ValueError as error:
+            raise ValueError(f"smc: {error}") from None
         grid_only = {"refine": (self.refine, 0), "eps": (self.eps, None),
                      "eps_scale": (self.eps_scale, 1.0), "mass_matrix": (self.mass_matrix,
                      "identity"), "resample_threshold": (self.resample_threshold, 0.0),
                      "eps_sweep": (self.eps_sweep, EPS_SWEEP)}  # fmt: skip
         given = [k for k, (v, default) in grid_only.items() if v != default]
         if given:
+            verb = "applies" if len(given) == 1 else "apply"
             raise ValueError(
-                f"{', '.join(given)} apply to a grid run: pass steps=K (e.g. steps=100), or "
-                "with steps=None give the SMC run's options as smc={...}"
+                f"{', '.join(given)} {verb} to a grid run only: pass steps=K (e.g. steps=100), "
+                "or with steps=None give the SMC run's options as smc={...}"
             )
