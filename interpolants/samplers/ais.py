@@ -361,7 +361,7 @@ def _anneal(
     """AIS (``c`` an :class:`AISConfig`) or SMC (an :class:`SMCConfig`) on the one engine,
     rerun with heavier moves while the bias check fails (SMC's ``escalate``); ``transport``
     (beta0, beta1, x) -> (T x, log |det grad T|) moves the walkers between temperatures
-    (NETS's drift; :func:`run_smc_transported`)."""
+    (NETS's drift; :func:`run_smc`)."""
     batches = c.batches if isinstance(c, SMCConfig) else 1
     n = check_int("n", n, 2)
     if init is not None:

@@ -20,7 +20,7 @@ from ..ais import SMCConfig, bias_check, resolve_base, run_smc
 from ..annealing import AnnealedDensity, systematic_resample
 from ..base import CountedDensity, check_int, make_generator
 from ..diagnostics import ess_of_weights, log_mean_exp, log_Z_from_weights
-from ..info import NETSInfo
+from ..info import Info, NETSInfo
 from ..result import SampleResult
 from .config import LOG_DET_EXACT_MAX_DIM, NETSConfig
 from .model import NETSModel, Potential
@@ -302,10 +302,6 @@ def _refined_grid(setup: _Setup, eps_fn: Callable[[float], float]) -> tuple[Tens
     return grid, refinements
 
 
-_BOUNDS = ("log_Z_lower", "log_Z_upper", "log_Z_upper_stderr", "log_Z_mc_stderr",
-           "reverse_walkers", "reverse_source", "reverse_evaluations")  # fmt: skip
-
-
 class _BetaTransport:
     """The Heun map of the drift between temperatures beta0 < beta1 of an SMC ladder, at the
     times t = beta_t^{-1}(beta) of the drift's path; counts the walker-steps where the map was
@@ -340,10 +336,12 @@ def _run_smc(setup: _Setup, target: Any, n: int, seed: int, progress: bool) -> S
     if c.resample:
         idx = systematic_resample(log_w[None].cpu(), setup.generator)[0].to(samples.device)
         samples, log_w = samples[idx], torch.full_like(log_w, run.log_Z)
-    bounds = {k: smc_info.get(k) for k in _BOUNDS}
+    # the bias check's fields, those every Info declares (target aside)
+    checked = {f.name: getattr(smc_info, f.name) for f in dataclasses.fields(Info)}
+    checked.pop("target")
     info = NETSInfo(
-        target=setup.density.name,
-        **{k: v for k, v in bounds.items() if v is not None},
+        **_training_fields(setup),
+        **checked,
         steps=None,
         grid_steps=round(smc_info.levels),
         refinements=0,
@@ -352,22 +350,10 @@ def _run_smc(setup: _Setup, target: Any, n: int, seed: int, progress: bool) -> S
         eps_sweep=[],
         mass_matrix=str(smc.mass_matrix) if isinstance(smc.mass_matrix, str) else "given",
         step_size_per_move=smc_info.step_size_per_move.double(),
-        training_evaluations=setup.training_evaluations,
-        training_seconds=setup.training_seconds,
         sampling_evaluations=run.evaluations,
-        iterations=c.iterations if c.drift is not None else 0,
-        divergence="exact" if setup.exact else "hutchinson",
-        log_det="exact" if setup.exact_log_det else "hutchinson",
-        schedule=setup.path.kind,
         non_invertible_steps=bad,
-        resampled=bool(c.resample),
         resample_threshold=smc.resample_threshold,
-        batches=c.batches,
         resampling_steps=smc_info.resampling_steps,
-        history=setup.history,
-        model=setup.model,
-        log_Z_F=None if setup.model is None else setup.model.log_Z_from_F(),
-        final_training_ess=setup.history[-1]["ess"] if setup.history else None,
         annealing=smc_info,
     )
     result = SampleResult(
@@ -384,6 +370,27 @@ def _run_smc(setup: _Setup, target: Any, n: int, seed: int, progress: bool) -> S
     )
     result.warnings.extend(run.warnings)
     return result
+
+
+def _training_fields(setup: _Setup) -> dict[str, Any]:
+    """The :class:`NETSInfo` fields of the drift and its training, and of the run's settings
+    that both sampling runs (grid and SMC ladder) share."""
+    c, model = setup.config, setup.model
+    return {
+        "target": setup.density.name,
+        "training_evaluations": setup.training_evaluations,
+        "training_seconds": setup.training_seconds,
+        "iterations": c.iterations if c.drift is not None else 0,
+        "divergence": "exact" if setup.exact else "hutchinson",
+        "log_det": "exact" if setup.exact_log_det else "hutchinson",
+        "schedule": setup.path.kind,
+        "resampled": bool(c.resample),
+        "batches": c.batches,
+        "history": setup.history,
+        "model": model,
+        "log_Z_F": None if model is None else model.log_Z_from_F(),
+        "final_training_ess": setup.history[-1]["ess"] if setup.history else None,
+    }
 
 
 def _result(setup: _Setup, traj: Trajectory, sampling: dict[str, Any]) -> SampleResult:
@@ -404,27 +411,15 @@ def _result(setup: _Setup, traj: Trajectory, sampling: dict[str, Any]) -> Sample
         log_w = torch.full_like(log_w, log_Z)
     acc = [a for _, a in traj.acceptance]
     info = NETSInfo(
-        target=setup.density.name,
+        **_training_fields(setup),
         steps=c.steps,
         **sampling,
         mass_matrix=c.mass_matrix,
         step_size_per_move=torch.tensor(traj.step_sizes, dtype=torch.float64),
-        training_evaluations=setup.training_evaluations,
-        training_seconds=setup.training_seconds,
         sampling_evaluations=setup.density.evaluations - setup.training_evaluations,
-        iterations=c.iterations if c.drift is not None else 0,
-        divergence="exact" if setup.exact else "hutchinson",
-        log_det="exact" if setup.exact_log_det else "hutchinson",
-        schedule=setup.path.kind,
         non_invertible_steps=traj.bad_steps,
-        resampled=bool(c.resample),
         resample_threshold=float(c.resample_threshold),
-        batches=c.batches,
         resampling_steps=traj.resamplings,
-        history=setup.history,
-        model=setup.model,
-        log_Z_F=None if setup.model is None else setup.model.log_Z_from_F(),
-        final_training_ess=setup.history[-1]["ess"] if setup.history else None,
     )
     return SampleResult(
         samples=samples,
