@@ -688,6 +688,17 @@ def test_without_drift_the_smc_run_is_run_smc_on_the_transport_base():
     assert nets.info.steps is None and nets.info.annealing.levels == smc.info.levels
 
 
+def test_progress_bars_name_training_and_sampling(capfd):
+    """progress=True: the drift's training and the SMC run under NETS's own labels."""
+    run_nets(_mixture(), n=40, seed=0, iterations=2, train_walkers=16, reverse=None,
+             batches=2, progress=True)  # fmt: skip
+    err = capfd.readouterr().err
+    assert "nets: training" in err and "nets: sampling" in err
+    run_smc(_mixture(), n=40, seed=0, batches=2, reverse=None, progress=True)
+    err = capfd.readouterr().err
+    assert "smc" in err and "nets" not in err
+
+
 def test_the_exact_drift_keeps_the_smc_run_from_resampling():
     """With the exact drift of a Gaussian path every level's weight increment is the same
     constant for all walkers (up to the Heun error): ESS/N stays ~1, no population is

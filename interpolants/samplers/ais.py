@@ -374,9 +374,10 @@ def _anneal(
     if n % batches or n // batches < 2:
         raise ValueError(f"n={n} must be a multiple of batches={batches} with >= 2 per batch")
     generator = make_generator(seed)
+    name = getattr(transport, "label", c.method)  # a transport may name the run (NETS)
 
     def attempt(config: AISConfig, draws: Draws | None) -> Attempt:
-        label = c.method if config is c else f"{c.method}, heavier rerun"
+        label = name if config is c else f"{name}, heavier rerun"
         return _attempt(target, n, config, dtype, Bar(progress, label), generator, draws,
                         transport)  # fmt: skip
 

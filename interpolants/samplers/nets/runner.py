@@ -307,6 +307,8 @@ class _BetaTransport:
     times t = beta_t^{-1}(beta) of the drift's path; counts the walker-steps where the map was
     not invertible."""
 
+    label = "nets: sampling"  # the SMC run's progress bar
+
     def __init__(self, setup: _Setup):
         self.setup, self.bad_steps = setup, 0
 

@@ -134,7 +134,7 @@ class TrainingLog:
             if isinstance(log_dir, RunFolder)
             else RunFolder(log_dir, resume=resume, writer=world()[1] == 0)
         )
-        self.bar = progress_bar(total, progress, "nets")
+        self.bar = progress_bar(total, progress, "nets: training")
 
     @property
     def dir(self) -> Path | None:
