@@ -174,6 +174,60 @@ class GaussianDrift(nn.Module):
         return dm + rate * (x - m)
 
 
+class _LinearDrift(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(3, 2)
+
+    def forward(self, t: Tensor, x: Tensor) -> Tensor:
+        return self.lin(torch.cat([t.to(x.dtype).reshape(-1, 1), x], 1))
+
+
+def test_pinn_loss_leaves_out_residuals_beyond_the_cap():
+    """A walker deep in a funnel's neck (gradients ~1e18, the centred eight schools at
+    log tau = -13) overflows the float32 square of its residual: the loss leaves residuals
+    beyond RESIDUAL_CAP sds out (finite, the other points' loss and gradient unchanged),
+    and a NaN still shows, so that the training stops on it."""
+    from interpolants.samplers.nets.training import RESIDUAL_CAP, Batch, pinn_loss
+
+    target = _mixture()
+    path = NETSPath(AnnealedDensity(CountedDensity(target), target.base), "power", 2.0)
+    config = {"schedule": "power", "schedule_power": 2.0, "objective": "pinn", "dim": 2}
+    torch.manual_seed(0)
+    model = NETSModel(_LinearDrift(), config)
+    gen = make_generator(0)
+    x = target.base.sample(64, gen)
+    t = torch.rand(64, generator=gen)
+    g0 = -x / 4
+    g1 = torch.randn(64, 2, generator=gen)
+    ell = torch.randn(64, generator=gen)
+    batch = Batch(t, x, ell, g0, g1, torch.full((64,), 1 / 64))
+
+    def loss_and_grad(b: Batch) -> tuple[Tensor, Tensor, list[Tensor]]:
+        model.zero_grad()
+        loss, scaled, _ = pinn_loss(model, path, b, True, 1, make_generator(1))
+        loss.backward()
+        return loss.detach(), scaled, [p.grad.clone() for p in model.parameters()]
+
+    loss, scaled, _ = loss_and_grad(batch)
+    assert bool(scaled.abs().max() < 100)  # an ordinary batch: nothing near the cap
+    neck = Batch(t, x, ell, g0.clone(), g1.clone(), batch.w)
+    neck.g0[5], neck.g1[5] = 8.7e17, 8.7e17  # in float32 its square would be inf
+    loss_neck, scaled_neck, grads_neck = loss_and_grad(neck)
+    assert bool(torch.isfinite(loss_neck)) and float(scaled_neck[5].abs()) > RESIDUAL_CAP
+    keep = torch.arange(64) != 5
+    torch.testing.assert_close(scaled_neck[keep], scaled[keep])
+    # the loss and gradient of the other 63 points, as a sum over 64
+    loss_63, _, grads_63 = loss_and_grad(batch.take(torch.nonzero(keep).flatten()))
+    assert float(loss_neck) == pytest.approx(float(loss_63) * 63 / 64, rel=1e-5)
+    assert float(loss) > float(loss_neck)
+    for g, g63 in zip(grads_neck, grads_63, strict=True):
+        torch.testing.assert_close(g, g63 * 63 / 64, rtol=1e-4, atol=1e-6)
+    nan = Batch(t, x, ell, g0.clone(), g1.clone(), batch.w)
+    nan.g1[7] = math.nan
+    assert bool(torch.isnan(pinn_loss(model, path, nan, True, 1, make_generator(1))[0]))
+
+
 @pytest.mark.parametrize("log_det", ["exact", "hutchinson"])
 @pytest.mark.parametrize("eps", [0.0, 1.0])
 def test_exact_drift_gives_equal_weights_and_exact_log_Z(log_det, eps):

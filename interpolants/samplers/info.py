@@ -293,7 +293,9 @@ class NETSInfo(TrainingInfo):
         resample_threshold: the within-run resampling threshold on ESS / m (0: none).
         batches: independent populations of walkers.
         resampling_steps: resamplings during the run.
-        history: the training's rows (loss, ESS, log Z, ...), one per logged iteration.
+        history: the training's rows (loss, ESS, log Z, ...), one per logged iteration;
+            ``left_out``: PINN residuals beyond ``training.RESIDUAL_CAP`` sds, left out of
+            the loss since the row before (walkers deep in a funnel's neck).
         model: the drift used (a :class:`~.nets.NETSModel`), None for b = 0.
         log_Z_F: the free energy's log Z estimate, -int_0^1 dF_t/dt dt (absent without model).
         final_training_ess: the ESS of the last training row (absent without training).

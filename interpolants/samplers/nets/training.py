@@ -21,6 +21,7 @@ from .model import BINS, TARGET_ACCEPT, NETSModel, pinn_residual, schedule, time
 from .sampling import NETSPath, simulate, time_grid
 
 __all__ = [
+    "RESIDUAL_CAP",
     "Batch",
     "TrainOptions",
     "TrainingLog",
@@ -33,6 +34,10 @@ __all__ = [
 ]
 
 CHECKPOINT_KIND = "nets"  # a NETS training checkpoint, not a generative model
+# a PINN residual beyond this many sds of its time bin's dlog pi/dt leaves the loss: a walker
+# deep in a funnel's neck (the centred eight schools: log tau -13, gradients 1e18) would
+# otherwise overflow the float32 square and stop the training, or steer every step
+RESIDUAL_CAP = 1e4
 
 
 @dataclass
@@ -75,9 +80,10 @@ def pinn_loss(
     gen: torch.Generator,
     weighted: bool = False,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """The PINN objective on a batch, each residual divided by the running variance of
-    dlog pi_t/dt in its time bin (``weighted``) or by its mean over the bins; returns
-    (loss, per-point residuals detached, dlog pi/dt of the whole batch).
+    """The PINN objective on a batch, each residual divided by the running sd of
+    dlog pi_t/dt in its time bin (``weighted``) or by its mean over the bins, squared;
+    residuals beyond :data:`RESIDUAL_CAP` sds count 0 (and give no gradient). Returns
+    (loss, the scaled residuals detached, dlog pi/dt of the whole batch).
 
     Under a process group each rank evaluates its rows (:func:`~..distributed.shard`) of the
     batch, Hutchinson's probes drawn for the whole batch from the shared stream, and its loss
@@ -97,10 +103,10 @@ def pinn_loss(
     r = pinn_residual(div, grad_log_pi[rows], b, dlog_pi_dt[rows],
                       model.free_energy(t).to(x.dtype))  # fmt: skip
     var = model.loss_var[time_bin(t)] if weighted else model.loss_var.mean()
-    weight = 1.0 / var.to(r.dtype)
-    terms = weight * r.square()
+    scaled = r * var.to(r.dtype).rsqrt()
+    terms = scaled.masked_fill(scaled.abs() > RESIDUAL_CAP, 0.0).square()  # NaN stays NaN
     loss = terms.mean() if alone else terms.sum() / batch.t.shape[0]
-    return loss, r.detach(), dlog_pi_dt.detach()
+    return loss, scaled.detach(), dlog_pi_dt.detach()
 
 
 def action_loss(model: NETSModel, path: NETSPath, batch: Batch, base_x: Tensor, final: Batch):
@@ -209,6 +215,7 @@ def train_drift(
     counter = path.annealed.target
     earlier = 0.0 if resume_state is None else resume_state.get("seconds", 0.0)
     clock, acc_loss, acc_n, buffer = time.perf_counter() - earlier, 0.0, 0, []
+    left_out = 0
     if resume_state is not None and "buffer" in resume_state:  # the same rounds as unbroken
         device = model.log_eps.device
         buffer = [Batch(**{k: v.to(device) if isinstance(v, Tensor) else v
@@ -251,9 +258,10 @@ def train_drift(
                 idx = torch.randint(0, data.t.shape[0], (o.batch_size,), generator=generator)
                 batch = data.take(idx.to(data.t.device))
                 if o.objective == "pinn":
-                    loss, _, dldt = pinn_loss(model, path, batch, o.exact, o.probes, generator,
-                                               o.time_weighted)  # fmt: skip
+                    loss, scaled, dldt = pinn_loss(model, path, batch, o.exact, o.probes,
+                                                   generator, o.time_weighted)  # fmt: skip
                     update_var(model, batch.t, dldt)
+                    left_out += int((scaled.abs() > RESIDUAL_CAP).sum())
                 else:
                     final = Batch.from_records(traj.records[-1:])
                     loss = action_loss(model, path, batch, x0, final)
@@ -287,10 +295,11 @@ def train_drift(
                     "evaluations": counter.evaluations,
                     "seconds": time.perf_counter() - clock,
                     "lr": sched.get_last_lr()[0],
+                    "left_out": left_out,  # residuals beyond RESIDUAL_CAP since the last row
                 }
                 history.append(row)
                 logger.log(row)
-                acc_loss, acc_n = 0.0, 0
+                acc_loss, acc_n, left_out = 0.0, 0, 0
             last = it + 1 == o.iterations
             if o.checkpoint_every and ((it + 1) % o.checkpoint_every == 0 or last):
                 save(it + 1)
