@@ -70,6 +70,8 @@ def run(name: str, variant: str, seed: int, n: int) -> dict:
     row = {"target": target.name, "variant": variant, "seed": seed, "evaluations": r.evaluations,
            "seconds": time.time() - start, "warnings": len(r.warnings),
            "escalations": len(_escalations(r.info))}  # fmt: skip
+    if method == "nets":  # training points whose residual the PINN loss left out
+        row["left_out"] = sum(h.get("left_out", 0) for h in r.info.get("history") or [])
     refs = getattr(target, "references", None) or {}
     if "mean" in refs and "sd" in refs:
         m, _ = r.expectation(lambda x: x.double())

@@ -824,12 +824,42 @@ def test_bayesian_posteriors_offer_their_prior_as_base(name, centered):
         assert stats.kstest(values, cdf).pvalue > 1e-3, (name, centered, piece)
     gaussian = bayes_target(name, centered, base="gaussian")
     assert isinstance(gaussian.base, si.distributions.DiagonalNormal)
-    # learned transports (NETS, flow-MCMC) start from the Gaussian whatever the base
-    assert isinstance(t.transport_base, si.distributions.DiagonalNormal)
-    torch.testing.assert_close(t.transport_base.std, gaussian.base.std)
+    # learned transports (NETS, flow-MCMC) start from the Gaussian whatever the base, but
+    # for the centred eight schools (its tamed prior, the test below)
+    if (name, centered) == ("eight_schools", True):
+        assert t.transport_base.log_tau_normal == (1.0, 1.5)
+    else:
+        assert isinstance(t.transport_base, si.distributions.DiagonalNormal)
+        torch.testing.assert_close(t.transport_base.std, gaussian.base.std)
     torch.testing.assert_close(gaussian.log_prob(x), t.log_prob(x))
     with pytest.raises(ValueError, match="base must be one of"):
         bayes_target(name, centered, base="uniform")
+
+
+@pytest.mark.parametrize("centered", [True, False])
+def test_eight_schools_tamed_prior_puts_a_normal_on_log_tau(centered):
+    """log_tau_normal=(m, s): u = log tau ~ N(m, s^2) in the half-Cauchy's place, the rest of
+    the prior unchanged: its density is scipy's, its draws pass Kolmogorov-Smirnov piece by
+    piece, and it is the centred form's transport_base, in the target's dtype."""
+    prior = si.targets.hierarchical.EightSchoolsPrior(centered, D, log_tau_normal=(1.0, 1.5))
+    x = prior.sample(4000, gen(11))
+    assert x.dtype == D and bool(torch.isfinite(x).all())
+    mu, u, local = (v.numpy() for v in (x[:, 0], x[:, 1], x[:, 2:]))
+    loc, sd = (mu[:, None], np.exp(u)[:, None]) if centered else (0.0, 1.0)
+    expected = (stats.norm.logpdf(mu, 0, 5) + stats.norm.logpdf(u, 1, 1.5)
+                + stats.norm.logpdf(local, loc, sd).sum(1))  # fmt: skip
+    torch.testing.assert_close(prior.log_prob(x).numpy(), expected, rtol=1e-9, atol=1e-9)
+    z = (local - loc) / sd
+    for values, cdf in ((mu, stats.norm(0, 5).cdf), (u, stats.norm(1, 1.5).cdf),
+                        (z.ravel(), stats.norm.cdf)):  # fmt: skip
+        assert stats.kstest(values, cdf).pvalue > 1e-3
+    assert float(x[:, 2:].abs().max()) < 1e5  # no half-Cauchy tail (which reaches 1e10)
+    if centered:
+        base = bayes_target("eight_schools", True).transport_base
+        assert base.dtype == D and base.log_tau_normal == (1.0, 1.5)
+    for bad in [(1.0, 0.0), (1.0, -1.0), (math.nan, 1.0)]:
+        with pytest.raises(ValueError, match="log_tau_normal"):
+            si.targets.hierarchical.EightSchoolsPrior(centered, D, log_tau_normal=bad)
 
 
 def test_transport_base_is_the_base_unless_a_target_sets_another():

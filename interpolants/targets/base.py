@@ -90,7 +90,8 @@ class Target:
         """The base of learned transports (NETS's drift, flow-MCMC's flow): ``base``, unless
         a subclass sets ``_transport_base`` because its ``base`` does not suit a network
         (a Bayesian prior with a half-Cauchy scale: its draws reach 1e10, and NETS's loss
-        overflowed on them, eight schools, training round 46)."""
+        overflowed on them, eight schools, training round 46): the Gaussian, or a prior with
+        its heavy tail tamed (the centred eight schools)."""
         return getattr(self, "_transport_base", None) or self.base
 
     def _check_x(self, x: Tensor) -> None:
