@@ -857,7 +857,13 @@ def test_eight_schools_tamed_prior_puts_a_normal_on_log_tau(centered):
     if centered:
         base = bayes_target("eight_schools", True).transport_base
         assert base.dtype == D and base.log_tau_normal == (1.0, 1.5)
-    for bad in [(1.0, 0.0), (1.0, -1.0), (math.nan, 1.0)]:
+    # a run's record of its base (a checkpoint's identity) tells the priors apart
+    from interpolants.data.checks import fingerprint
+
+    other = si.targets.hierarchical.EightSchoolsPrior(centered, D, log_tau_normal=(1.0, 1.0))
+    untamed = si.targets.hierarchical.EightSchoolsPrior(centered, D)
+    assert len({str(fingerprint(p)) for p in (prior, other, untamed)}) == 3
+    for bad in [(1.0, 0.0), (1.0, -1.0), (math.nan, 1.0), (1.0,)]:
         with pytest.raises(ValueError, match="log_tau_normal"):
             si.targets.hierarchical.EightSchoolsPrior(centered, D, log_tau_normal=bad)
 

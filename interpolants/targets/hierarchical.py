@@ -139,13 +139,23 @@ class EightSchoolsPrior:
         self.dtype = float_dtype(dtype)
         self.event_shape = torch.Size((10,))
         if log_tau_normal is not None:
+            if len(log_tau_normal) != 2:
+                raise ValueError(f"log_tau_normal must be (mean, sd), got {log_tau_normal!r}")
             loc, scale = (float(v) for v in log_tau_normal)
             if not (math.isfinite(loc) and math.isfinite(scale) and scale > 0):
                 raise ValueError(
                     f"log_tau_normal must be (mean, sd) with sd > 0, got {log_tau_normal!r}"
                 )
             log_tau_normal = (loc, scale)
-        self.log_tau_normal = log_tau_normal
+        # two floats, not a tuple: a run's fingerprint of its base records plain attributes
+        self.log_tau_mean, self.log_tau_sd = log_tau_normal or (None, None)
+
+    @property
+    def log_tau_normal(self) -> tuple[float, float] | None:
+        """(mean, sd) of log tau in the half-Cauchy's place, or None (the model's prior)."""
+        if self.log_tau_mean is None or self.log_tau_sd is None:
+            return None
+        return (self.log_tau_mean, self.log_tau_sd)
 
     def _log_prior_u(self, u: Tensor) -> Tensor:
         """The density of u = log tau: the half-Cauchy's (with its Jacobian) or the normal's."""
@@ -189,6 +199,10 @@ class EightSchools(Target):
             Gaussian for the non-centred form, where both are right and the prior's
             half-Cauchy tail makes the bias check rerun SMC at 5-20x the evaluations
             (benchmarks/RESULTS.md, "A prior as base").
+        dtype: float32 or float64.
+
+    ``log_Z`` and ``references`` (posterior mean and sd of every coordinate) are exact up to
+    the quadrature's ~1e-10.
 
     ``transport_base``, the base of learned transports (NETS, flow-MCMC), is the Gaussian for
     the non-centred form and, for the centred form, the prior with log tau ~ N(1, 1.5^2) in
@@ -196,10 +210,6 @@ class EightSchools(Target):
     neck is in place from the start, and no draw reaches the half-Cauchy's 1e10. NETS's
     defaults were 0.14-0.23 low from the Gaussian, and within 0.05 over five seeds from this
     base (benchmarks/RESULTS.md, "A tamed prior for learned transports").
-        dtype: float32 or float64.
-
-    ``log_Z`` and ``references`` (posterior mean and sd of every coordinate) are exact up to
-    the quadrature's ~1e-10.
 
     Example:
         >>> t = EightSchools(centered=False)
