@@ -65,7 +65,10 @@ of NETS (eq. 21) over detached walkers (t, x) of short simulations on random tim
     L(b, F) = E |div b_t(x) - grad U_t(x) . b_t(x) - dU_t/dt(x) + dF_t/dt|^2,
 
 which vanishes exactly for a solution of the continuity equation with F_t = -log Z_t (scaled
-by the mean running variance of dU_t/dt, or per time bin with ``time_weighted``). The
+by the mean running variance of dU_t/dt, or per time bin with ``time_weighted``). Residuals
+beyond ``training.RESIDUAL_CAP`` = 1e4 of those sds are left out (a walker deep in a
+funnel's neck, with gradients ~1e18, would otherwise overflow the loss); ``history`` counts
+them. Any drift leaves the estimator unbiased, so this shapes the proposal only. The
 action-matching objective (NETS section 3.3; Neklyudov et al., arXiv:2210.06662) with
 b = grad phi is the second option:
 
