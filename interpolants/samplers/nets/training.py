@@ -267,13 +267,7 @@ def train_drift(
                     loss = action_loss(model, path, batch, x0, final)
                 # the batch's loss (pinn: the sum of the ranks' shares, the same on all)
                 shared = sum_across(loss.detach()) if o.objective == "pinn" else loss.detach()
-                if not torch.isfinite(shared):
-                    saved = logger.dir is not None and (logger.dir / CHECKPOINT).exists()
-                    kept = f"the checkpoint in {logger.dir} is kept" if saved else "no checkpoint"
-                    raise FloatingPointError(
-                        f"nets: the {o.objective} loss is {float(shared)} in training round "
-                        f"{it + 1}; stopped ({kept}; try a smaller lr or more train_steps)"
-                    )
+                _check_finite(shared, o.objective, it + 1, logger)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 if o.objective == "pinn":  # each rank's share of the batch (pinn_loss)
@@ -313,6 +307,18 @@ def train_drift(
                     + ("; resume with resume=True (--option resume=true)" if logger.dir else "")
                 )
     return history
+
+
+def _check_finite(loss: Tensor, objective: str, round_: int, logger: TrainingLog) -> None:
+    """A FloatingPointError naming the round and what is kept, if the loss is not finite."""
+    if torch.isfinite(loss):
+        return
+    saved = logger.dir is not None and (logger.dir / CHECKPOINT).exists()
+    kept = f"the checkpoint in {logger.dir} is kept" if saved else "no checkpoint"
+    raise FloatingPointError(
+        f"nets: the {objective} loss is {float(loss)} in training round {round_}; stopped "
+        f"({kept}; try a smaller lr or more train_steps)"
+    )
 
 
 def adapt_eps(model: NETSModel, acceptance: list[tuple[float, float]]) -> None:
