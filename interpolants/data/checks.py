@@ -173,6 +173,9 @@ def _dataset_fingerprint(value: Any) -> dict[str, Any]:
 
 
 def _plain(value: Any) -> bool:
+    """A value recorded as it is: None, a number, a string, a tensor, or a tuple of those."""
+    if isinstance(value, tuple):
+        return all(_plain(v) for v in value)
     return value is None or isinstance(value, (bool, int, float, str, Tensor, torch.Size))
 
 

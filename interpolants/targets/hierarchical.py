@@ -147,15 +147,7 @@ class EightSchoolsPrior:
                     f"log_tau_normal must be (mean, sd) with sd > 0, got {log_tau_normal!r}"
                 )
             log_tau_normal = (loc, scale)
-        # two floats, not a tuple: a run's fingerprint of its base records plain attributes
-        self.log_tau_mean, self.log_tau_sd = log_tau_normal or (None, None)
-
-    @property
-    def log_tau_normal(self) -> tuple[float, float] | None:
-        """(mean, sd) of log tau in the half-Cauchy's place, or None (the model's prior)."""
-        if self.log_tau_mean is None or self.log_tau_sd is None:
-            return None
-        return (self.log_tau_mean, self.log_tau_sd)
+        self.log_tau_normal = log_tau_normal
 
     def _log_prior_u(self, u: Tensor) -> Tensor:
         """The density of u = log tau: the half-Cauchy's (with its Jacobian) or the normal's."""
