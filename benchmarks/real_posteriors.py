@@ -4,10 +4,13 @@ and the largest posterior-mean error in posterior sds.
 
     OMP_NUM_THREADS=1 python benchmarks/real_posteriors.py [--seeds 5] [--n 4000]
         [--first-seed 0] [--targets eight_schools ...] [--variants default ...]
-        [--json OUT.json]
+        [--json OUT.json] [--match-evaluations REF.json BASE.json]
 
 Variants are option sets of SMC, AIS or importance sampling through a flow-MCMC transport
 (``VARIANTS``); "hmc" is the library's HMC for the moments.
+``--match-evaluations REF BASE`` runs each target at equal target evaluations: n becomes
+n * (median evaluations of REF's rows) / (median of BASE's rows) for that target, where BASE
+holds rows of the variant being run at the given n (evaluations grow about as n).
 Targets: the suite of docs/benchmarks.md with exact or long-run references.
 """
 
@@ -88,6 +91,26 @@ def run(name: str, variant: str, seed: int, n: int) -> dict:
     return row
 
 
+def median_evaluations(path: str) -> dict[str, float]:
+    """The median target evaluations of a results file's rows, per target."""
+    with open(path) as f:
+        rows = json.load(f)
+    per: dict[str, list[float]] = {}
+    for r in rows:
+        per.setdefault(r["target"], []).append(float(r["evaluations"]))
+    return {t: float(torch.tensor(v).median()) for t, v in per.items()}
+
+
+def matched_n(n: int, names: list[str], ref: str, base: str) -> dict[str, int]:
+    """Particles per target that spend about REF's evaluations, scaled from BASE's at n
+    (a multiple of 10: SMC runs n / 10 walkers in each of its 10 batches)."""
+    spent, own = median_evaluations(ref), median_evaluations(base)
+    missing = [t for t in names if t not in spent or t not in own]
+    if missing:
+        raise SystemExit(f"--match-evaluations: no rows for {missing} in {ref} or {base}")
+    return {t: 10 * max(1, round(n * spent[t] / own[t] / 10)) for t in names}
+
+
 def table(rows: list[dict]) -> str:
     """Markdown: one line per (target, variant), medians and coverage over seeds."""
     out = ["| target | variant | seeds | median log Z error | median se (MC) | median upper - "
@@ -126,18 +149,28 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", default=["default", "hmc-moves", "hmc"])
     parser.add_argument("--json", default=None)
     parser.add_argument("--table", default=None, help="only re-table the rows of this JSON")
+    parser.add_argument(
+        "--match-evaluations", nargs=2, metavar=("REF", "BASE"), default=None,
+        help="per target, scale n so that the evaluations match REF's (see above)",
+    )  # fmt: skip
     args = parser.parse_args()
     if args.table:
         with open(args.table) as f:
             print(table(json.load(f)))
         return
     torch.set_num_threads(1)
+    ns = {t: args.n for t in args.targets}
+    if args.match_evaluations:
+        ns = matched_n(args.n, args.targets, *args.match_evaluations)
+        print("particles per target:", ns, flush=True)
     rows = []
     # seed by seed: a run cut short has every target's rows
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         for name in args.targets:
             for variant in args.variants:
-                rows.append(run(name, variant, seed, args.n))
+                rows.append(run(name, variant, seed, ns[name]))
+                if ns[name] != args.n:
+                    rows[-1]["variant"] = f"{variant} (n={ns[name]})"
                 print(json.dumps(rows[-1]), flush=True)
     print(table(rows))
     if args.json:
