@@ -53,6 +53,7 @@ __all__ = [
     "LangevinMoves",
     "Level",
     "MarkovTransport",
+    "MetricStore",
     "ReplayMoves",
     "Resampler",
     "TimeGrid",
@@ -477,6 +478,36 @@ class Level(NamedTuple):
     step_sizes: list[float]
 
 
+class MetricStore:
+    """The levels' Gaussian metrics, copied into a few blocks of doubling size.
+
+    Kept one by one, each level's small metric tensors land in holes that the level's large
+    temporaries leave in the C heap, and pin them: with glibc's malloc, AIS with a diagonal
+    metric grew by 0.7 MB a level at n = 2000, d = 50 (7 GB at 10 000 levels, and swapping).
+    A block holds at most ``MAX_BYTES`` (beyond, a block a level).
+    """
+
+    MAX_BYTES = 1 << 24
+
+    def __init__(self) -> None:
+        self.block: Tensor | None = None
+        self.used = 0
+
+    def keep(self, metric: Any) -> Any:
+        """``metric`` held in the current block (a new one when full); others as they are."""
+        if not isinstance(metric, GaussianMetric):
+            return metric
+        im, b = metric.inverse_mass_matrix, self.block
+        if b is None or self.used == b.shape[0] or b.shape[2:] != im.shape or b.dtype != im.dtype \
+                or b.device != im.device:  # fmt: skip
+            fits = max(1, self.MAX_BYTES // (2 * im.numel() * im.element_size()))
+            rows = 16 if b is None else 2 * b.shape[0]
+            self.block, self.used = im.new_empty((min(rows, fits), 2, *im.shape)), 0
+        row = self.block[self.used]  # type: ignore[index]
+        self.used += 1
+        return metric.copied_into(row[0], row[1])
+
+
 Transport = Callable[[float, float, Tensor], tuple[Tensor, Tensor]]
 """(t0, t1, x) -> (T x, log |det grad T(x)|) for one time step."""
 
@@ -580,6 +611,7 @@ def anneal(
     log_w = torch.zeros(state.position.shape[0], dtype=torch.float64, device=state.position.device)
     log_z = torch.zeros(groups, dtype=torch.float64, device=state.position.device)
     out = Annealed(state, log_w, log_z, [], [], [])
+    metrics = MetricStore()
     moves.start(density, state, generator)
     t, beta = start, start
     if on_level is not None:
@@ -608,7 +640,7 @@ def anneal(
         out.acceptance += [(t1, a) for a in step.acceptance]
         out.correlation.append(step.correlation)
         out.moved.append(step.moved)
-        out.levels.append(Level(t1, beta1, step.metric, step.step_sizes))
+        out.levels.append(Level(t1, beta1, metrics.keep(step.metric), step.step_sizes))
         t, beta = t1, beta1
         if on_level is not None:
             on_level(t, out.state, out.log_w)

@@ -126,6 +126,16 @@ class GaussianMetric:
             )
         object.__setattr__(self, "factor", factor)
 
+    def copied_into(self, inverse_mass_matrix: Tensor, factor: Tensor) -> GaussianMetric:
+        """The same metric held in the given tensors (views of a larger block, say): their
+        values are overwritten with this metric's, and nothing is recomputed."""
+        inverse_mass_matrix.copy_(self.inverse_mass_matrix)
+        factor.copy_(self.factor)
+        out = object.__new__(GaussianMetric)
+        object.__setattr__(out, "inverse_mass_matrix", inverse_mass_matrix)
+        object.__setattr__(out, "factor", factor)
+        return out
+
     @classmethod
     def identity(cls, like: Tensor) -> GaussianMetric:
         """M = I for walkers shaped like ``like`` (n, dim)."""
