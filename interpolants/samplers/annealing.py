@@ -498,8 +498,8 @@ class MetricStore:
         if not isinstance(metric, GaussianMetric):
             return metric
         im, b = metric.inverse_mass_matrix, self.block
-        if b is None or self.used == b.shape[0] or b.shape[2:] != im.shape or b.dtype != im.dtype \
-                or b.device != im.device:  # fmt: skip
+        kind = (im.shape, im.dtype, im.device)
+        if b is None or self.used == b.shape[0] or (b.shape[2:], b.dtype, b.device) != kind:
             fits = max(1, self.MAX_BYTES // (2 * im.numel() * im.element_size()))
             rows = 16 if b is None else 2 * b.shape[0]
             self.block, self.used = im.new_empty((min(rows, fits), 2, *im.shape)), 0
