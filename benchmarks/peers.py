@@ -34,7 +34,10 @@ E / n - 3, scaled down once by E over what it spent when its bias check took it 
 estimate of its calls, and the count it used is reported), our HMC's count for NUTS (its
 gradient evaluations: the leapfrog steps of its 200 warm-up iterations per chain, 4 chains,
 then draws in chunks of 100 per chain until the budget is spent; its warm-up alone can
-exceed the budget, and the table says so). The table states every count. Wall and CPU
+exceed the budget, and the table says so). The table states every count. ``--timeout``
+bounds the peers' wall time: nautilus stops and reports, pocoMC fails with a message, and
+dynesty's ``maxcall`` is lowered to the one-point likelihood calls that fit in it (timed
+beforehand; dynesty's bookkeeping comes on top). Wall and CPU
 seconds are measured in this one process, one thread (NUTS includes JAX's compilation);
 ``ratio`` is the wall time over that of our method of the same column (SMC for the log Z
 methods, HMC for NUTS). On a shared machine the CPU seconds are the steadier measure.
@@ -492,19 +495,34 @@ def run_pocomc(
     return out
 
 
-def run_dynesty(target: Any, budget: int, seed: int, quick: bool) -> dict[str, Any]:
+def calls_within(target: Any, prior: BasePrior, seconds: float, points: int = 50) -> int:
+    """About how many one-point likelihood calls (dynesty's way) fit in ``seconds``: timed
+    on ``points`` prior draws, not counted."""
+    like, x = Counted(target), prior.rvs(points)
+    start = time.perf_counter()
+    for xi in x:
+        like(xi)
+    return int(seconds * points / max(time.perf_counter() - start, 1e-9))
+
+
+def run_dynesty(
+    target: Any, budget: int, seed: int, quick: bool, timeout: float = math.inf
+) -> dict[str, Any]:
     import dynesty
 
     prior, like = BasePrior(target.base, target.dim, seed), Counted(target)
     nlive = 100 if quick else 500
+    # dynesty has no time limit: maxcall is lowered to the calls the likelihood alone makes
+    # in ``timeout`` (its own bookkeeping comes on top)
+    maxcall = budget if math.isinf(timeout) else min(budget, calls_within(target, prior, timeout))
     start, cpu = time.perf_counter(), time.process_time()
     sampler = dynesty.NestedSampler(
         like, prior.transform, target.dim, nlive=nlive, rstate=np.random.default_rng(seed)
     )
-    sampler.run_nested(maxcall=budget, print_progress=False)
+    sampler.run_nested(maxcall=maxcall, print_progress=False)
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu
     res = sampler.results
-    capped = like.calls >= budget
+    capped = like.calls >= maxcall
     out = {
         "evaluations": like.calls,
         "wall": wall,
@@ -513,14 +531,16 @@ def run_dynesty(target: Any, budget: int, seed: int, quick: bool) -> dict[str, A
         "log_Z_se": float(res.logzerr[-1]),
         "settings": {
             "nlive": nlive,
-            "maxcall": budget,
+            "maxcall": maxcall,
+            "budget": budget,
             "sample": "auto",
             "stopped_by_budget": bool(capped),
         },
     }
     out.update(moment_metrics(target, np.asarray(res.samples), np.asarray(res.logwt)))
     if capped:
-        out["note"] = ("stopped at maxcall; " + out["note"]).strip("; ")
+        why = "maxcall" if maxcall == budget else f"maxcall {maxcall:,} (timeout {timeout:.0f} s)"
+        out["note"] = (f"stopped at {why}; " + out["note"]).strip("; ")
     return out
 
 
@@ -610,6 +630,7 @@ PEER_RUNNERS: dict[str, Callable[..., dict[str, Any]]] = {
     "nautilus": run_nautilus,
     "nuts": run_nuts,
 }
+TIMED = ("pocomc", "dynesty", "nautilus")  # the runners that take --timeout
 
 
 # --- the table -------------------------------------------------------------------------------
@@ -657,8 +678,9 @@ def main(argv: list[str] | None = None) -> int:
         "--timeout",
         type=float,
         default=900.0,
-        help="time limit per nautilus or pocoMC run, seconds (default 900): nautilus stops "
-        "and reports, pocoMC (no limit of its own) fails with a message",
+        help="time limit per nautilus, pocoMC or dynesty run, seconds (default 900): nautilus "
+        "stops and reports, pocoMC (no limit of its own) fails with a message, dynesty's "
+        "maxcall is lowered to the likelihood calls that fit in it",
     )
     p.add_argument(
         "--out",
@@ -718,8 +740,8 @@ def main(argv: list[str] | None = None) -> int:
                         res = ours[method]
                     elif method == "ais":
                         res = run_ais(target, budget, n, seed)
-                    elif method in ("nautilus", "pocomc"):
-                        runner = run_nautilus if method == "nautilus" else run_pocomc
+                    elif method in TIMED:
+                        runner = PEER_RUNNERS[method]
                         res = runner(target, budget, seed, args.quick, args.timeout)
                     else:
                         res = PEER_RUNNERS[method](target, budget, seed, args.quick)
