@@ -122,9 +122,16 @@ def test_sandwich_arithmetic():
     assert agree.stderr(0.01, strict=True) == pytest.approx(0.2 / 3 + 0.1)
     below = Sandwich(1.0, 0.1, 0.7, 0.2, 100, "hmc")
     assert below.stderr(0.02) == 0.02 and below.stderr(0.02, strict=True) == pytest.approx(0.1)
-    assert Sandwich(1.0, 0.1, 0.4, 0.1, 100, "exact").stderr(0.05, strict=True) == 0.05
-    # below the lower bound with exact draws is only noise; with given draws it is a warning
-    assert Sandwich(1.0, 0.01, 0.5, 0.01, 100, "exact").warning("t") is None
+    # the upper bound far below the lower one (exact draws: the forward estimate overshot,
+    # d = 50 mixture SMC +0.171 +- 0.046 with the upper bound 0.248 below): 3 error bars
+    # reach it, strict or not, and a warning says so; within 3 combined se it is noise
+    far = Sandwich(0.171, 0.046, -0.077, 0.051, 2000, "exact")
+    assert not far.agree and far.stderr(0.046) == pytest.approx(0.248 / 3)
+    assert far.stderr(0.046, strict=True) == pytest.approx(0.248 / 3)
+    assert Sandwich(1.0, 0.1, 0.4, 0.1, 100, "exact").stderr(0.05, strict=True) == pytest.approx(0.2)
+    assert Sandwich(1.0, 0.1, 0.4, 0.1, 100, "exact").stderr(0.5) == 0.5
+    assert "overshot" in far.warning("t") and "widened" in far.warning("t")
+    assert Sandwich(1.0, 0.1, 0.8, 0.1, 100, "exact").warning("t") is None
     assert "not distributed" in Sandwich(1.0, 0.01, 0.5, 0.01, 100, "given").warning("t")
     assert "not finite" in Sandwich(1.0, 0.1, math.inf, math.nan, 100, "exact").warning("t")
 
