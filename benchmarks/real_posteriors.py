@@ -148,8 +148,10 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--first-seed", type=int, default=0, help="seeds first-seed, ...")
     parser.add_argument("--n", type=int, default=4000)
-    parser.add_argument("--targets", nargs="+", default=[t for t in TARGETS if t not in EXTRA])
-    parser.add_argument("--variants", nargs="+", default=["default", "hmc-moves", "hmc"])
+    parser.add_argument("--targets", nargs="+", default=[t for t in TARGETS if t not in EXTRA],
+                        choices=list(TARGETS))  # fmt: skip
+    parser.add_argument("--variants", nargs="+", default=["default", "hmc-moves", "hmc"],
+                        choices=list(VARIANTS))  # fmt: skip
     parser.add_argument("--json", default=None)
     parser.add_argument("--table", default=None, help="only re-table the rows of this JSON")
     parser.add_argument(
