@@ -133,12 +133,11 @@ class Sandwich:
           d = 50 mixture: SMC +0.171 +- 0.046 with the upper bound 0.248 below it); with
           given draws the draws may not be the target's (:meth:`warning` names both).
 
-        ``strict`` takes the second form whatever the gap (and the fourth where it
-        applies): for a rerun after a failed check
-        (SMC's escalation), whose own error bar a first failure has shown not to be trusted
-        on this target, and whose passing the same check may be luck (the first passing run
-        is a selection); then only the upper bound's own reach, gap + 3 se_upper, bounds the
-        error."""
+        ``strict`` takes the second form whatever the gap (and the fourth where it applies):
+        for a rerun after a failed check (SMC's escalation), whose own error bar a first
+        failure has shown not to be trusted on this target, and whose passing the same check
+        may be luck (the first passing run is a selection); then only the upper bound's own
+        reach, gap + 3 se_upper, bounds the error."""
         if not math.isfinite(self.gap):
             return mc_stderr
         reach, se = self.gap / AGREE_SIGMAS, _finite(mc_stderr)
