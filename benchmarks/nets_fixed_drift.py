@@ -16,10 +16,21 @@ import argparse
 import json
 import time
 import warnings
+from typing import Any
 
 import torch
 
 import interpolants as si
+
+
+def report(seed: int, trained: bool, result: Any, target: Any, start: float) -> None:
+    """One run's JSON line."""
+    row = {"seed": seed, "trained": trained, "log_Z": result.log_Z,
+           "stderr": result.log_Z_stderr, "evaluations": result.evaluations,
+           "seconds": time.time() - start}  # fmt: skip
+    if target.log_Z is not None:
+        row["error"] = result.log_Z - target.log_Z
+    print(json.dumps(row), flush=True)
 
 
 def main() -> None:
@@ -32,20 +43,14 @@ def main() -> None:
     torch.set_num_threads(1)
     warnings.simplefilter("ignore")
     target = si.targets.get(args.target)
-    model = None
-    for k in range(args.repeats + 1):
-        start = time.time()
-        if k == 0:
-            seed, r = args.seed, si.sample(target, "nets", n=args.n, seed=args.seed)
-            model = r.info["model"]
-        else:
-            seed = 1000 * args.seed + k
-            r = si.sample(target, "nets", n=args.n, seed=seed, model=model, reverse=None)
-        row = {"seed": seed, "trained": k == 0, "log_Z": r.log_Z, "stderr": r.log_Z_stderr,
-               "evaluations": r.evaluations, "seconds": time.time() - start}  # fmt: skip
-        if target.log_Z is not None:
-            row["error"] = r.log_Z - target.log_Z
-        print(json.dumps(row), flush=True)
+    start = time.time()
+    trained = si.sample(target, "nets", n=args.n, seed=args.seed)
+    report(args.seed, True, trained, target, start)
+    for k in range(1, args.repeats + 1):
+        start, seed = time.time(), 1000 * args.seed + k
+        r = si.sample(target, "nets", n=args.n, seed=seed, model=trained.info["model"],
+                      reverse=None)  # fmt: skip
+        report(seed, False, r, target, start)
 
 
 if __name__ == "__main__":

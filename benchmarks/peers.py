@@ -84,6 +84,7 @@ import torch
 
 import interpolants as si
 from interpolants.distributions import DiagonalNormal
+from interpolants.targets.base import log_half_cauchy_quantile
 from interpolants.targets.hierarchical import MU_SCALE, TAU_SCALE, EightSchoolsPrior
 from interpolants.targets.radial_velocity import OrbitPrior
 
@@ -217,7 +218,7 @@ class BasePrior:
         ndtri = torch.special.ndtri
         mu = MU_SCALE * ndtri(u[:, 0])
         if self.log_tau_normal is None:
-            log_tau = math.log(TAU_SCALE) + torch.log(torch.tan(0.5 * math.pi * u[:, 1]))
+            log_tau = log_half_cauchy_quantile(u[:, 1], TAU_SCALE)
         else:
             log_tau = self.log_tau_normal[0] + self.log_tau_normal[1] * ndtri(u[:, 1])
         z = ndtri(u[:, 2:])

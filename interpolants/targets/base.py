@@ -12,7 +12,14 @@ from torch import Tensor
 from ..checks import positive_float, positive_int
 from ..distributions import DiagonalNormal, Distribution
 
-__all__ = ["BASES", "Target", "choose_base", "gaussian_base", "log_half_cauchy_draws"]
+__all__ = [
+    "BASES",
+    "Target",
+    "choose_base",
+    "gaussian_base",
+    "log_half_cauchy_draws",
+    "log_half_cauchy_quantile",
+]
 
 BASES = ("prior", "gaussian")
 """The bases a Bayesian posterior target offers (its ``base=`` option): its prior, so that
@@ -150,8 +157,14 @@ def choose_base(base: str, prior: Any, gaussian: Any) -> Any:
     return prior if base == "prior" else gaussian
 
 
-def log_half_cauchy_draws(n: int, scale: float, generator: torch.Generator | None) -> Tensor:
-    r"""(n,) float64 draws of log tau for tau ~ half-Cauchy(0, ``scale``), by inversion:
-    tau = scale tan(pi U / 2), U ~ U(0, 1), with U kept off 0 (log tau finite)."""
-    u = torch.rand(n, generator=generator, dtype=torch.float64).clamp(min=1e-300)
+def log_half_cauchy_quantile(u: Tensor, scale: float) -> Tensor:
+    r"""log tau at probability u in (0, 1) for tau ~ half-Cauchy(0, ``scale``): the inverse
+    of F(tau) = (2 / pi) atan(tau / scale), tau = scale tan(pi u / 2)."""
     return math.log(scale) + torch.log(torch.tan(0.5 * math.pi * u))
+
+
+def log_half_cauchy_draws(n: int, scale: float, generator: torch.Generator | None) -> Tensor:
+    r"""(n,) float64 draws of log tau for tau ~ half-Cauchy(0, ``scale``), by inversion
+    (:func:`log_half_cauchy_quantile`), with U ~ U(0, 1) kept off 0 (log tau finite)."""
+    u = torch.rand(n, generator=generator, dtype=torch.float64).clamp(min=1e-300)
+    return log_half_cauchy_quantile(u, scale)
