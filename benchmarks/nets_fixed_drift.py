@@ -27,7 +27,7 @@ def report(seed: int, trained: bool, result: Any, target: Any, start: float) -> 
     """One run's JSON line."""
     row = {"seed": seed, "trained": trained, "log_Z": result.log_Z,
            "stderr": result.log_Z_stderr, "evaluations": result.evaluations,
-           "seconds": time.time() - start}  # fmt: skip
+           "drift_gain": result.info.get("drift_gain"), "seconds": time.time() - start}  # fmt: skip
     if target.log_Z is not None:
         row["error"] = result.log_Z - target.log_Z
     print(json.dumps(row), flush=True)

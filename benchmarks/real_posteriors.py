@@ -78,6 +78,7 @@ def run(name: str, variant: str, seed: int, n: int) -> dict:
            "escalations": len(_escalations(r.info))}  # fmt: skip
     if method == "nets":  # training points whose residual the PINN loss left out
         row["left_out"] = sum(h.get("left_out", 0) for h in r.info.get("history") or [])
+        row["drift_gain"] = r.info.get("drift_gain")  # ESS lost per level without / with b
     refs = getattr(target, "references", None) or {}
     if "mean" in refs and "sd" in refs:
         m, _ = r.expectation(lambda x: x.double())

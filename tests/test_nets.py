@@ -12,7 +12,7 @@ from torch import Tensor, nn
 import interpolants as si
 import interpolants.samplers.nets.training as nets_training
 from interpolants import checkpoints
-from interpolants.app.sample_target import run_sample_target
+from interpolants.app.sample_target import format_metrics, run_sample_target
 from interpolants.distributions import DiagonalNormal
 from interpolants.divergence import jacobian
 from interpolants.nn import BlockDrift, LatticeDrift, build_drift, lattice_coloring
@@ -775,6 +775,48 @@ def test_the_exact_drift_keeps_the_smc_run_from_resampling():
     assert plain.info.annealing.resampling_steps > 0  # 10
     assert float(plain.info.annealing.ess_per_level.min()) < 0.6  # 0.49
     assert abs(plain.log_Z - log_Z) < 4 * plain.log_Z_stderr
+
+
+class ScaledDrift(nn.Module):
+    """k times the exact drift of the Gaussian path (k = 0: no transport, k = -1: against)."""
+
+    def __init__(self, k: float, mu: Tensor, a: float, c: float):
+        super().__init__()
+        self.k, self.inner = k, GaussianDrift(mu, a, c)
+
+    def forward(self, t: Tensor, x: Tensor) -> Tensor:
+        return self.k * self.inner(t, x)
+
+
+@pytest.mark.parametrize("steps", [None, 40])
+def test_drift_gain_says_what_the_transport_did_for_the_weights(steps):
+    """info.drift_gain = sum_k log CESS_k of the reweighting alone / with the transport: the
+    exact drift of a Gaussian path leaves almost nothing to lose (gain >> 1), b = 0 is the
+    reweighting itself (gain 1 to rounding), the drift reversed loses more (gain < 1)."""
+    mu, a, c = torch.tensor([3.0, -1.0], dtype=torch.float64), 2.0, 0.5
+    target = Target(lambda x: -0.5 * (x - mu).square().sum(1) / c**2, dim=2, log_Z=0.0)
+    base = DiagonalNormal(torch.zeros(2, dtype=torch.float64), a)
+    config = {"schedule": "linear", "schedule_power": 1.0, "objective": "pinn", "dim": 2}
+    run = {"steps": steps, "batches": 2, "reverse": None, "base": base}
+    if steps is None:
+        run["smc"] = {"cess": 0.9, "escalate": 0}
+    else:
+        run["eps"] = 0.5
+    gains = {}
+    for k in (1.0, 0.0, -1.0):
+        model = NETSModel(ScaledDrift(k, mu, a, c), config)
+        r = run_nets(target, n=200, seed=0, model=model, **run)
+        gains[k] = r.info.drift_gain
+        if steps is None:
+            assert r.info.annealing.transport_gain == gains[k]
+    assert gains[1.0] > 100, gains
+    assert gains[0.0] == pytest.approx(1.0, abs=1e-9), gains
+    assert gains[-1.0] < 0.5, gains
+    plain = run_nets(target, n=200, seed=0, drift=None, schedule="linear", **run)
+    assert plain.info.drift_gain is None
+    text = format_metrics({**r.to_dict(), "target": "gauss", "method": "nets", "status": "ok"})
+    assert f"drift gain = {gains[-1.0]:.3g}" in text, text
+    assert "drift gain" not in format_metrics({**plain.to_dict(), "status": "ok"})
 
 
 def test_trained_drift_in_the_smc_run_covers_log_Z_and_reports_both_parts():

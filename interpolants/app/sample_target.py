@@ -377,6 +377,7 @@ def format_metrics(metrics: dict[str, Any]) -> str:
         ("iat_max", "max IAT = {:.1f}"),
         ("divergences", "divergences = {}"),
         ("levels", "levels = {:g}"),
+        ("drift_gain", "drift gain = {:.3g} (ESS lost per level without the drift / with it)"),
     ):
         if metrics.get(key) is not None:
             lines.append("  " + fmt.format(metrics[key]))

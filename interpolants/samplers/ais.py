@@ -71,6 +71,7 @@ from .annealing import (
     next_temperature,
     resolve_base,
     systematic_resample,
+    transport_gain,
 )
 from .base import (
     CountedDensity,
@@ -158,6 +159,7 @@ class _Run(NamedTuple):
     acceptance: list[float]
     correlation: list[float | None]
     moved: list[float | None]
+    transport_cess: list[tuple[float, float]]  # per level, with a transport (else empty)
 
 
 def _anneal_once(
@@ -183,7 +185,7 @@ def _anneal_once(
     log_z = float(run.log_z[0]) + float(log_mean_exp(run.log_w))
     acceptance = [a for _, a in run.acceptance]
     return _Run(run.state, run.log_w, log_z, run.levels, run.ess, run.resamplings, acceptance,
-                run.correlation, run.moved)  # fmt: skip
+                run.correlation, run.moved, run.transport_cess)  # fmt: skip
 
 
 @dataclass
@@ -570,6 +572,7 @@ def _annealing_result(
         correlation_per_level=torch.tensor(
             [math.nan if c is None else c for c in runs[0].correlation], dtype=torch.float64
         ),
+        transport_gain=transport_gain([lv for r in runs for lv in r.transport_cess]),
     )
     groups = None
     if smc:

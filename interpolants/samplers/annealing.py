@@ -62,11 +62,13 @@ __all__ = [
     "base_sample",
     "decorrelated",
     "gather",
+    "log_conditional_ess",
     "next_temperature",
     "preconditioner",
     "resolve_base",
     "start_end_correlation",
     "systematic_resample",
+    "transport_gain",
 ]
 
 ADAPT_RATE = 2.0  # eps <- eps exp(ADAPT_RATE (acceptance - target)) after every move
@@ -231,18 +233,24 @@ class TimeGrid:
         return t1, (t1 if self.beta is None else self.beta(t1))
 
 
+def log_conditional_ess(log_weights: Tensor, increment: Tensor) -> Tensor:
+    """log CESS = 2 log sum_i W_i v_i - log sum_i W_i v_i^2 (<= 0) per row, with v_i =
+    exp(increment_i) the weight increments of a step and W the normalised weights before it
+    (Zhou, Johansen & Aston, arXiv:1303.3123): the share of the ESS the step keeps."""
+    a = torch.log_softmax(log_weights.double(), -1) + increment.double()
+    return 2 * torch.logsumexp(a, -1) - torch.logsumexp(a + increment.double(), -1)
+
+
 def next_temperature(log_weights: Tensor, ell: Tensor, beta: float, cess: float) -> float:
     """The largest beta' in (beta, 1] with min over rows of the conditional ESS >= ``cess``.
 
     CESS(beta') = (sum_i W_i v_i)^2 / sum_i W_i v_i^2, v_i = exp((beta' - beta) ell_i),
-    W the normalised current weights, per row of (R, m); found by bisection (Zhou et al.,
-    arXiv:1303.3123)."""
-    log_w = torch.log_softmax(log_weights.double(), -1)
+    W the normalised current weights, per row of (R, m) (:func:`log_conditional_ess`);
+    found by bisection (Zhou et al., arXiv:1303.3123)."""
     ell = ell.double()
 
     def worst(delta: float) -> float:
-        a = log_w + delta * ell
-        return float((2 * torch.logsumexp(a, -1) - torch.logsumexp(a + delta * ell, -1)).min())
+        return float(log_conditional_ess(log_weights, delta * ell).min())
 
     target, hi = math.log(cess), 1.0 - beta
     if worst(hi) >= target:
@@ -527,6 +535,8 @@ class Annealed:
     folded: tuple[int, ...] = ()  # the levels k with such a walker
     correlation: list[float | None] = field(default_factory=list)  # per level, after its moves
     moved: list[float | None] = field(default_factory=list)  # share of walkers that moved
+    # with a transport, per level: log CESS of the reweighting alone and with the transport
+    transport_cess: list[tuple[float, float]] = field(default_factory=list)
 
 
 class MarkovTransport(Protocol):
@@ -571,6 +581,26 @@ def _transport(
     dw = (new.log_prob - old.log_prob).double() + logdet
     ok &= torch.isfinite(dw)
     return select(ok, new, old), torch.where(ok, dw, 0.0), ok
+
+
+def _cess_pair(before: Tensor, reweight: Tensor, with_transport: Tensor) -> tuple[float, float]:
+    """(log CESS of the reweighting alone, log CESS with the transport) of one level."""
+    return (float(log_conditional_ess(before, reweight)),
+            float(log_conditional_ess(before, with_transport)))  # fmt: skip
+
+
+def transport_gain(levels: Sequence[tuple[float, float]]) -> float | None:
+    r"""How much a transport cut the weights' loss of ESS along a run: sum_k log CESS_k of
+    the reweighting alone over sum_k log CESS_k with the transport (levels of
+    :attr:`Annealed.transport_cess`). 1: the transport did nothing for the weights (the
+    run is SMC with extra noise); 30: each level lost 1/30 of what reweighting alone would;
+    < 1: the transport made them worse. None without levels or where nothing was lost."""
+    lost = sum(a for a, _ in levels), sum(b for _, b in levels)
+    if not levels or not all(math.isfinite(v) for v in lost):
+        return None
+    if lost[1] >= 0.0:
+        return math.inf if lost[0] < 0.0 else None
+    return lost[0] / lost[1]
 
 
 def anneal(
@@ -622,7 +652,8 @@ def anneal(
         if nxt is None:
             break
         t1, beta1 = nxt
-        out.log_w = out.log_w + (beta1 - beta) * ell
+        before, reweight = out.log_w, (beta1 - beta) * ell.double()
+        out.log_w = out.log_w + reweight
         out.state = density.retemper(out.state, beta1)
         if transport is not None:
             out.state, dw, ok = _transport(density, transport, out.state, t, t1, beta1,
@@ -631,6 +662,8 @@ def anneal(
             if n_bad:
                 out.bad_steps, out.folded = out.bad_steps + n_bad, (*out.folded, len(out.levels))
             out.log_w = torch.where(ok, out.log_w + dw, -math.inf)
+            moved = torch.where(torch.isfinite(before), out.log_w - before, 0.0)
+            out.transport_cess.append(_cess_pair(before, reweight, moved))
         out.ess.append(float(ess_of_weights(out.log_w)))
         if resample is not None and resample.threshold > 0:
             out.state, out.log_w, inc, count = resample(out.state, out.log_w, generator)

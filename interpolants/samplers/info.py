@@ -249,6 +249,10 @@ class AnnealingInfo(Info):
         escalations: SMC: the discarded attempts before this one, when the bias check made
             it rerun with heavier moves (``SMCConfig.escalate``): each one's kernel,
             mass_matrix, moves, decorrelation, log_Z, log_Z_upper and evaluations.
+        transport_gain: with a transport between the levels (NETS's drift): how much it cut
+            the weights' loss of ESS, sum_k log CESS_k of the reweighting alone over sum_k
+            log CESS_k with the transport, over all R runs
+            (:func:`~.annealing.transport_gain`; absent without a transport).
     """
 
     kernel: str
@@ -265,6 +269,7 @@ class AnnealingInfo(Info):
     log_Z_batches: Tensor | None = field(default=None, metadata=OMIT_NONE)
     correlation_per_level: Tensor | None = field(default=None, metadata=OMIT_NONE)
     escalations: tuple[dict[str, Any], ...] | None = field(default=None, metadata=OMIT_NONE)
+    transport_gain: float | None = field(default=None, metadata=OMIT_NONE)
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
@@ -302,6 +307,11 @@ class NETSInfo(TrainingInfo):
         annealing: with ``steps=None``, the SMC run's own :class:`AnnealingInfo` (its
             temperatures, levels, moves, per-level traces and heavier reruns); absent for a
             grid run.
+        drift_gain: what the drift's transport did for the weights: sum_k log CESS_k of each
+            level's reweighting alone over sum_k log CESS_k with the Heun step of b
+            (:func:`~.annealing.transport_gain`). 1: nothing (the run is the annealing run
+            of b = 0, with more noise and the training's cost); > 1: the drift carried the
+            walkers where the next level wants them. Absent without a drift.
     """
 
     steps: int | None
@@ -327,6 +337,7 @@ class NETSInfo(TrainingInfo):
     log_Z_F: float | None = field(default=None, metadata=OMIT_NONE)
     final_training_ess: float | None = field(default=None, metadata=OMIT_NONE)
     annealing: AnnealingInfo | None = field(default=None, metadata=OMIT_NONE)
+    drift_gain: float | None = field(default=None, metadata=OMIT_NONE)
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)

@@ -17,7 +17,7 @@ from ...divergence import heun_step
 from ...nn import build_drift, same_drift
 from ...run_folder import RunFolder
 from ..ais import SMCConfig, bias_check, resolve_base, run_smc
-from ..annealing import AnnealedDensity, systematic_resample
+from ..annealing import AnnealedDensity, systematic_resample, transport_gain
 from ..base import CountedDensity, check_int, make_generator
 from ..diagnostics import ess_of_weights, log_mean_exp, log_Z_from_weights
 from ..info import Info, NETSInfo
@@ -357,6 +357,7 @@ def _run_smc(setup: _Setup, target: Any, n: int, seed: int, progress: bool) -> S
         resample_threshold=smc.resample_threshold,
         resampling_steps=smc_info.resampling_steps,
         annealing=smc_info,
+        drift_gain=smc_info.transport_gain,
     )
     result = SampleResult(
         samples=samples,
@@ -422,6 +423,7 @@ def _result(setup: _Setup, traj: Trajectory, sampling: dict[str, Any]) -> Sample
         non_invertible_steps=traj.bad_steps,
         resample_threshold=float(c.resample_threshold),
         resampling_steps=traj.resamplings,
+        drift_gain=transport_gain(traj.transport_cess) if setup.model is not None else None,
     )
     return SampleResult(
         samples=samples,

@@ -92,6 +92,7 @@ class Trajectory(NamedTuple):
     resamplings: int = 0
     step_sizes: tuple[float, ...] = ()
     folded: tuple[int, ...] = ()  # indices k of the steps with a non-invertible walker
+    transport_cess: tuple[tuple[float, float], ...] = ()  # log CESS without / with b, per step
 
 
 def simulate(
@@ -152,7 +153,7 @@ def simulate(
     )  # fmt: skip
     sizes = tuple(e for level in run.levels for e in level.step_sizes)
     return Trajectory(run.state, run.log_w, records, run.acceptance, run.bad_steps, run.log_z,
-                      run.resamplings, sizes, run.folded)  # fmt: skip
+                      run.resamplings, sizes, run.folded, tuple(run.transport_cess))  # fmt: skip
 
 
 def record_walkers(t: float, state: State, log_w: Tensor) -> tuple[float, Tensor, ...]:
