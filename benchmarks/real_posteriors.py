@@ -41,6 +41,7 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "ais": ("ais", {}),
     "nets": ("nets", {}),  # since 2026-12-06: SMC's ladder with the drift (steps=None)
     "nets-grid": ("nets", {"steps": 100}),  # the uniform 100-step grid, the earlier default
+    "nets-features-0": ("nets", {"features": 0}),  # no random Fourier features of x
     # importance sampling through a RealNVP trained by flow-MCMC for a fixed number of rounds
     "is-1000": ("is", {"min_rounds": 1000, "max_rounds": 1000}),
     "is-3000": ("is", {"min_rounds": 3000, "max_rounds": 3000}),

@@ -807,6 +807,8 @@ def test_drift_gain_says_what_the_transport_did_for_the_weights(steps):
         model = NETSModel(ScaledDrift(k, mu, a, c), config)
         r = run_nets(target, n=200, seed=0, model=model, **run)
         gains[k] = r.info.drift_gain
+        hurt = [w for w in r.warnings if "drift made the weights worse" in w]
+        assert len(hurt) == (k == -1.0), r.warnings
         if steps is None:
             assert r.info.annealing.transport_gain == gains[k]
     assert gains[1.0] > 100, gains
@@ -817,6 +819,38 @@ def test_drift_gain_says_what_the_transport_did_for_the_weights(steps):
     text = format_metrics({**r.to_dict(), "target": "gauss", "method": "nets", "status": "ok"})
     assert f"drift gain = {gains[-1.0]:.3g}" in text, text
     assert "drift gain" not in format_metrics({**plain.to_dict(), "status": "ok"})
+
+
+def test_the_drift_has_fourier_features_up_to_d_32_and_none_above():
+    """features=None: 64 random Fourier features of x / s up to d = 32, none above (in
+    d = 50 they stalled the training); a given number is kept."""
+    from interpolants.samplers.nets.config import default_features
+
+    assert [default_features(d) for d in (1, 2, 32, 33, 50)] == [64, 64, 64, 0, 0]
+    for d, given, built in ((2, None, 64), (33, None, 0), (33, 8, 8), (2, 0, 0)):
+        target = Target(lambda x: -0.5 * x.square().sum(1), dim=d, log_Z=0.0,
+                        base=DiagonalNormal(torch.zeros(d), 1.0))  # fmt: skip
+        r = run_nets(target, n=4, seed=0, iterations=0, steps=1, eps=0.0, reverse=None,
+                     features=given)  # fmt: skip
+        assert r.info.model.drift.config["features"] == built, (d, given)
+
+
+@pytest.mark.parametrize("objective", ["pinn", "action"])
+def test_a_float64_base_trains_the_float32_drift(objective):
+    """Walkers in float64 (the base's dtype) go through the float32 network and back:
+    training and sampling run, samples stay float64, log Z covers log(2 pi)."""
+    base = DiagonalNormal(torch.zeros(2, dtype=torch.float64), 1.0)
+    target = Target(lambda x: -0.5 * ((x - 0.5) / 0.7).square().sum(1), dim=2,
+                    log_Z=math.log(2 * math.pi * 0.49), base=base)  # fmt: skip
+    r = run_nets(target, n=400, seed=0, iterations=4, train_walkers=16, train_steps=5,
+                 updates=2, objective=objective, reverse=None)  # fmt: skip
+    assert r.samples.dtype == torch.float64
+    assert next(r.info.model.parameters()).dtype == torch.float32
+    assert abs(r.log_Z - target.log_Z) < 3 * r.log_Z_stderr
+    assert math.isfinite(r.info.drift_gain)
+    # a target proportional to the base: reweighting alone loses nothing, no gain to report
+    same = Target(lambda x: -0.5 * x.square().sum(1), dim=2, base=base)
+    assert run_nets(same, n=20, seed=0, iterations=0, reverse=None).info.drift_gain is None
 
 
 def test_trained_drift_in_the_smc_run_covers_log_Z_and_reports_both_parts():

@@ -557,6 +557,21 @@ def test_systematic_resampling_and_tempering():
         assert t[0] == 0 and t[-1] == 1 and torch.all(t.diff() > 0)
 
 
+def test_transport_gain_sums_the_log_cess_of_the_levels():
+    from interpolants.samplers.annealing import log_conditional_ess, transport_gain
+
+    assert transport_gain([(-0.01, -0.001), (-0.03, -0.003)]) == pytest.approx(10.0)
+    assert transport_gain([(-0.01, -0.02)]) == pytest.approx(0.5)  # the transport hurt
+    assert transport_gain([(-0.01, -1e-13)]) == math.inf  # nothing lost with it
+    assert transport_gain([(0.0, -1e-13)]) is None  # nothing to lose without it
+    assert transport_gain([]) is None and transport_gain([(-0.1, -math.inf)]) is None
+    lw = torch.tensor([0.0, -1.0, -2.0], dtype=F64)
+    inc = torch.tensor([0.5, 0.0, -3.0], dtype=F64)
+    w = torch.softmax(lw, 0)
+    cess = (w * inc.exp()).sum() ** 2 / (w * (2 * inc).exp()).sum()
+    assert float(log_conditional_ess(lw, inc)) == pytest.approx(float(cess.log()), abs=1e-12)
+
+
 def test_sample_result_iid_expectation_and_dict():
     x = torch.randn(400, 2, generator=torch.Generator().manual_seed(0), dtype=F64)
     r = SampleResult(samples=x, method="exact", ess=1.0, evaluations=0)

@@ -583,6 +583,9 @@ def _transport(
     return select(ok, new, old), torch.where(ok, dw, 0.0), ok
 
 
+NOTHING_LOST = 1e-9  # a sum of log CESS above -this is 0 to rounding
+
+
 def _cess_pair(before: Tensor, reweight: Tensor, with_transport: Tensor) -> tuple[float, float]:
     """(log CESS of the reweighting alone, log CESS with the transport) of one level."""
     return (float(log_conditional_ess(before, reweight)),
@@ -594,13 +597,12 @@ def transport_gain(levels: Sequence[tuple[float, float]]) -> float | None:
     the reweighting alone over sum_k log CESS_k with the transport (levels of
     :attr:`Annealed.transport_cess`). 1: the transport did nothing for the weights (the
     run is SMC with extra noise); 30: each level lost 1/30 of what reweighting alone would;
-    < 1: the transport made them worse. None without levels or where nothing was lost."""
+    < 1: the transport made them worse; inf: it lost nothing (to rounding). None without
+    levels, or where reweighting alone loses nothing (a target proportional to the base)."""
     lost = sum(a for a, _ in levels), sum(b for _, b in levels)
-    if not levels or not all(math.isfinite(v) for v in lost):
+    if not levels or not all(math.isfinite(v) for v in lost) or lost[0] > -NOTHING_LOST:
         return None
-    if lost[1] >= 0.0:
-        return math.inf if lost[0] < 0.0 else None
-    return lost[0] / lost[1]
+    return math.inf if lost[1] > -NOTHING_LOST else lost[0] / lost[1]
 
 
 def anneal(

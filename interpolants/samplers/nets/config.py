@@ -17,14 +17,35 @@ from ...checks import positive_number as check_positive
 from ..base import MethodConfig, check_int
 from ..evidence import check_reverse
 
-__all__ = ["DIVERGENCES", "EPS_SWEEP", "LOG_DETS", "LOG_DET_EXACT_MAX_DIM", "NETSConfig"]
+__all__ = [
+    "DIVERGENCES",
+    "EPS_SWEEP",
+    "FEATURES",
+    "FEATURES_MAX_DIM",
+    "LOG_DETS",
+    "LOG_DET_EXACT_MAX_DIM",
+    "NETSConfig",
+    "default_features",
+]
 
 DIVERGENCES = ("auto", "exact", "hutchinson")
 LOG_DETS = ("auto", "exact", "hutchinson")
 LOG_DET_EXACT_MAX_DIM = 50  # "auto": exact up to here (a d = 50 MLP: ~1 s per step, 2000 walkers)
 EPS_SWEEP = (0.0, 0.1, 0.3, 1.0, 3.0)
+FEATURES = 64  # random Fourier features of x / s, by default up to FEATURES_MAX_DIM
+FEATURES_MAX_DIM = 32
 _SCHEDULES = ("linear", "power", "geometric", "reverse_power")
 _OBJECTIVES = ("pinn", "action")
+
+
+def default_features(dim: int) -> int:
+    """The drift MLP's random Fourier features of x / s when ``features`` is None: 64 up to
+    d = 32, none above. In d = 2 they resolve 40 narrow modes (``gmm40``), but in d = 50 the
+    64 random directions at frequency f sqrt(d) are noise to the network: on the 50-d
+    mixture of 10 Gaussians the PINN loss stalled at 1.37 (training log Z -35, the drift
+    cutting the weights' ESS loss by 1.01x) and fell to 0.28 without them (log Z -2.0, 8.2x;
+    benchmarks/RESULTS.md)."""
+    return FEATURES if dim <= FEATURES_MAX_DIM else 0
 
 
 @dataclass
@@ -83,7 +104,8 @@ class NETSConfig(MethodConfig):
         net, width, depth, block, net_options: the drift network: "mlp", "conv" (lattice
             targets), "blocks" (targets with ``block_size``), None (chosen by the target) or
             a module net(t, x); ``net_options`` go to the network's class.
-        features, feature_scale: random Fourier features of x / s for the MLP.
+        features, feature_scale: random Fourier features of x / s for the MLP (None:
+            :func:`default_features`, 64 up to d = 32 and none above).
         iterations, train_walkers, train_steps, updates, batch_size, buffer, lr: training
             rounds; each simulates ``train_walkers`` walkers on a random grid of
             ``train_steps`` steps, then makes ``updates`` Adam steps (cosine decay to lr / 10)
@@ -121,7 +143,7 @@ class NETSConfig(MethodConfig):
     depth: int | None = None
     block: int | None = None
     net_options: dict[str, Any] | None = None
-    features: int = 64
+    features: int | None = None
     feature_scale: float = 8.0
     iterations: int = 200
     train_walkers: int = 128
@@ -161,10 +183,9 @@ class NETSConfig(MethodConfig):
         self.train_steps = check_int("train_steps", self.train_steps, 2)
         self.updates = check_int("updates", self.updates, 0)
         self.batch_size = check_int("batch_size", self.batch_size)
-        self.buffer, self.features = (
-            check_int("buffer", self.buffer),
-            check_int("features", self.features, 0),
-        )
+        self.buffer = check_int("buffer", self.buffer)
+        if self.features is not None:
+            self.features = check_int("features", self.features, 0)
         self.feature_scale = check_positive("feature_scale", self.feature_scale)
         self.probes = check_int("probes", self.probes)
         self.exact_max_dim = check_int("exact_max_dim", self.exact_max_dim)

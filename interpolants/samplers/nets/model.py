@@ -117,9 +117,19 @@ class NETSModel(nn.Module):
         return sparsity()
 
     def forward(self, t: Tensor, x: Tensor) -> Tensor:
+        """b_t(x), computed in the drift's parameter dtype (float64 walkers through a float32
+        network) and returned in x's."""
+        y = self.as_input(x)
         if self.config.get("objective") == "action":
-            return grad_phi(self.drift, t, x, create_graph=torch.is_grad_enabled())
-        return self.drift(t, x)
+            b = grad_phi(self.drift, t, y, create_graph=torch.is_grad_enabled())
+        else:
+            b = self.drift(t, y)
+        return b.to(x.dtype)
+
+    def as_input(self, x: Tensor) -> Tensor:
+        """x in the drift's parameter dtype (unchanged for a drift without parameters)."""
+        weight = next(self.drift.parameters(), None)
+        return x if weight is None or weight.dtype == x.dtype else x.to(weight.dtype)
 
     def eps(self, t: float) -> float:
         """The tuned diffusion eps_t (MALA step size sqrt(2 eps_t h) at acceptance ~0.574)."""

@@ -20,9 +20,10 @@ from ..ais import SMCConfig, bias_check, resolve_base, run_smc
 from ..annealing import AnnealedDensity, systematic_resample, transport_gain
 from ..base import CountedDensity, check_int, make_generator
 from ..diagnostics import ess_of_weights, log_mean_exp, log_Z_from_weights
+from ..evidence import report
 from ..info import Info, NETSInfo
 from ..result import SampleResult
-from .config import LOG_DET_EXACT_MAX_DIM, NETSConfig
+from .config import LOG_DET_EXACT_MAX_DIM, NETSConfig, default_features
 from .model import NETSModel, Potential
 from .sampling import (
     NETSPath,
@@ -107,7 +108,7 @@ def run_nets(
         raise ValueError("init: nets starts from the base distribution; pass base= instead")
     setup = _set_up(target, c, seed, dtype, device, log_dir, resume, progress)
     if c.adaptive:
-        return _run_smc(setup, target, n, seed, progress)
+        return _drift_warning(_run_smc(setup, target, n, seed, progress))
     eps_fn, eps_scale, sweep = _choose_eps(setup)
     grid, refinements = _refined_grid(setup, eps_fn)
     traj = _run(setup, n, eps_fn, c.resample_threshold, grid)
@@ -131,10 +132,26 @@ def run_nets(
     if result.samples.device.type == "cpu":
         bias_check(result, target, seed, reverse=c.reverse, base=setup.base,
                    walkers=c.reverse_walkers, dtype=result.samples.dtype)  # fmt: skip
-    return result
+    return _drift_warning(result)
 
 
 run_nets.config_class = NETSConfig  # type: ignore[attr-defined]  # its options, for the CLI
+
+
+HURTING_GAIN = 0.5  # a drift_gain below this: the drift (at least) doubled the weights' loss
+
+
+def _drift_warning(result: SampleResult) -> SampleResult:
+    """``result``, warned when its drift made the weights clearly worse than no drift."""
+    gain = result.info.drift_gain
+    if gain is not None and gain < HURTING_GAIN:
+        report(result, [
+            f"nets: the drift made the weights worse than reweighting alone (drift_gain "
+            f"{gain:.3g}: each level lost {1 / gain:.3g}x the conditional ESS it loses without "
+            "it), so log Z's error bar may not cover: train longer (iterations=) or use "
+            "method='smc'"
+        ])  # fmt: skip
+    return result
 
 
 def _set_up(
@@ -192,7 +209,8 @@ def _new_model(setup: _Setup, target: Any, seed: int, device: Any) -> NETSModel:
               "objective": c.objective, "dim": target.dim}  # fmt: skip
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        raw = build_drift(target, c.net, scale, c.width, c.depth, c.features, c.feature_scale,
+        features = default_features(target.dim) if c.features is None else c.features
+        raw = build_drift(target, c.net, scale, c.width, c.depth, features, c.feature_scale,
                           c.block, c.net_options)  # fmt: skip
         if c.objective == "action":
             raw = Potential(raw, scale)

@@ -116,15 +116,15 @@ def action_loss(model: NETSModel, path: NETSPath, batch: Batch, base_x: Tensor, 
     phi = model.drift
     with torch.enable_grad():
         t = batch.t.detach().requires_grad_(True)
-        x = batch.x.detach().requires_grad_(True)
+        x = model.as_input(batch.x).detach().requires_grad_(True)
         out = phi(t, x)
         gx, gt = torch.autograd.grad(out.sum(), (x, t), create_graph=True)
     inner = (0.5 * gx.square().flatten(1).sum(1) + gt) * batch.w
     n_per_time = batch.w.sum().clamp(min=1e-12)  # the batch's share of times
     zero = base_x.new_zeros(base_x.shape[0])
     one = final.x.new_ones(final.x.shape[0])
-    e0 = phi(zero, base_x).mean()
-    e1 = (phi(one, final.x) * final.w).sum()
+    e0 = phi(zero, model.as_input(base_x)).mean()
+    e1 = (phi(one, model.as_input(final.x)) * final.w).sum()
     return e0 - e1 + inner.sum() / n_per_time
 
 
