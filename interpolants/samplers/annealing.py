@@ -654,7 +654,7 @@ def anneal(
         if nxt is None:
             break
         t1, beta1 = nxt
-        before, reweight = out.log_w, (beta1 - beta) * ell.double()
+        before, reweight = out.log_w, (beta1 - beta) * ell
         out.log_w = out.log_w + reweight
         out.state = density.retemper(out.state, beta1)
         if transport is not None:
