@@ -558,7 +558,7 @@ def test_systematic_resampling_and_tempering():
 
 
 def test_transport_gain_sums_the_log_cess_of_the_levels():
-    from interpolants.samplers.annealing import log_conditional_ess, transport_gain
+    from interpolants.samplers.diagnostics import log_conditional_ess, transport_gain
 
     assert transport_gain([(-0.01, -0.001), (-0.03, -0.003)]) == pytest.approx(10.0)
     assert transport_gain([(-0.01, -0.02)]) == pytest.approx(0.5)  # the transport hurt

@@ -71,7 +71,6 @@ from .annealing import (
     next_temperature,
     resolve_base,
     systematic_resample,
-    transport_gain,
 )
 from .base import (
     CountedDensity,
@@ -91,6 +90,7 @@ from .diagnostics import (
     log_mean_exp,
     log_Z_from_weights,
     log_Z_over_batches,
+    transport_gain,
 )
 from .escalation import Attempt, heavier_configs, mixed_stderr, run_escalated
 from .evidence import (

@@ -39,7 +39,12 @@ from torch import Tensor
 from ..distributions import DiagonalNormal, TorchDistribution
 from .adaptation import find_reasonable_step_size
 from .base import Evaluation, GaussianMetric, Kernel, LogDensity, State, select, uniform
-from .diagnostics import ess_of_weights, log_mean_exp
+from .diagnostics import (
+    ess_of_weights,
+    log_conditional_ess,
+    log_mean_exp,
+    start_end_correlation,
+)
 from .distributed import broadcast_from_rank0
 from .latent import LatentFlow
 from .mala import mala
@@ -62,13 +67,10 @@ __all__ = [
     "base_sample",
     "decorrelated",
     "gather",
-    "log_conditional_ess",
     "next_temperature",
     "preconditioner",
     "resolve_base",
-    "start_end_correlation",
     "systematic_resample",
-    "transport_gain",
 ]
 
 ADAPT_RATE = 2.0  # eps <- eps exp(ADAPT_RATE (acceptance - target)) after every move
@@ -233,14 +235,6 @@ class TimeGrid:
         return t1, (t1 if self.beta is None else self.beta(t1))
 
 
-def log_conditional_ess(log_weights: Tensor, increment: Tensor) -> Tensor:
-    """log CESS = 2 log sum_i W_i v_i - log sum_i W_i v_i^2 (<= 0) per row, with v_i =
-    exp(increment_i) the weight increments of a step and W the normalised weights before it
-    (Zhou, Johansen & Aston, arXiv:1303.3123): the share of the ESS the step keeps."""
-    a = torch.log_softmax(log_weights.double(), -1) + increment.double()
-    return 2 * torch.logsumexp(a, -1) - torch.logsumexp(a + increment.double(), -1)
-
-
 def next_temperature(log_weights: Tensor, ell: Tensor, beta: float, cess: float) -> float:
     """The largest beta' in (beta, 1] with min over rows of the conditional ESS >= ``cess``.
 
@@ -347,16 +341,6 @@ def _run_kernel(
     if flow is not None:
         state = flow.to_data(state)
     return Step(state, metric, used, acc, corr, moved)
-
-
-def start_end_correlation(start: Tensor, now: Tensor) -> float:
-    r"""The largest |Pearson correlation| over coordinates between the walkers' positions
-    ``start`` and ``now`` (n, dim): 1 when the moves left them where they were, near 0 once
-    they have forgotten it."""
-    a = start.double() - start.double().mean(0)
-    b = now.double() - now.double().mean(0)
-    corr = (a * b).sum(0) / (a.norm(dim=0) * b.norm(dim=0)).clamp_min(1e-300)
-    return float(corr.abs().max())
 
 
 def decorrelated(threshold: float) -> Callable[[Tensor, Tensor], bool]:
@@ -583,28 +567,6 @@ def _transport(
     return select(ok, new, old), torch.where(ok, dw, 0.0), ok
 
 
-NOTHING_LOST = 1e-9  # a sum of log CESS above -this is 0 to rounding
-
-
-def _cess_pair(before: Tensor, reweight: Tensor, with_transport: Tensor) -> tuple[float, float]:
-    """(log CESS of the reweighting alone, log CESS with the transport) of one level."""
-    return (float(log_conditional_ess(before, reweight)),
-            float(log_conditional_ess(before, with_transport)))  # fmt: skip
-
-
-def transport_gain(levels: Sequence[tuple[float, float]]) -> float | None:
-    r"""How much a transport cut the weights' loss of ESS along a run: sum_k log CESS_k of
-    the reweighting alone over sum_k log CESS_k with the transport (levels of
-    :attr:`Annealed.transport_cess`). 1: the transport did nothing for the weights (the
-    run is SMC with extra noise); 30: each level lost 1/30 of what reweighting alone would;
-    < 1: the transport made them worse; inf: it lost nothing (to rounding). None without
-    levels, or where reweighting alone loses nothing (a target proportional to the base)."""
-    lost = sum(a for a, _ in levels), sum(b for _, b in levels)
-    if not levels or not all(math.isfinite(v) for v in lost) or lost[0] > -NOTHING_LOST:
-        return None
-    return math.inf if lost[1] > -NOTHING_LOST else lost[0] / lost[1]
-
-
 def anneal(
     density: AnnealedDensity,
     state: State,
@@ -665,7 +627,8 @@ def anneal(
                 out.bad_steps, out.folded = out.bad_steps + n_bad, (*out.folded, len(out.levels))
             out.log_w = torch.where(ok, out.log_w + dw, -math.inf)
             moved = torch.where(torch.isfinite(before), out.log_w - before, 0.0)
-            out.transport_cess.append(_cess_pair(before, reweight, moved))
+            lost = [float(log_conditional_ess(before, inc)) for inc in (reweight, moved)]
+            out.transport_cess.append((lost[0], lost[1]))  # log CESS without / with T
         out.ess.append(float(ess_of_weights(out.log_w)))
         if resample is not None and resample.threshold > 0:
             out.state, out.log_w, inc, count = resample(out.state, out.log_w, generator)

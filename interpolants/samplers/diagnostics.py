@@ -3,7 +3,11 @@ r"""Diagnostics: importance weights, log Z, autocorrelation, split R-hat, Monte 
 Weights. For log weights log w_i, the normalised effective sample size is
 ESS / N = (sum w)^2 / (N sum w^2) (Kong 1992), and log Z_hat = log mean exp(log w) has the
 delta-method standard error se(Z_hat) / Z_hat = sqrt(var(w) / N) / mean(w)
-= sqrt((N / ESS - 1) / (N - 1)), computed from log weights without overflow.
+= sqrt((N / ESS - 1) / (N - 1)), computed from log weights without overflow. A step that
+multiplies the weights by v_i keeps the share CESS = (sum W_i v_i)^2 / sum W_i v_i^2 of the
+ESS (the conditional ESS of Zhou, Johansen & Aston, arXiv:1303.3123); summed as logs over
+an annealing run's levels, with and without a transport, it measures what the transport
+did for the weights (:func:`transport_gain`).
 
 Chains. For draws x (draws N, chains M, k), the multi-chain autocorrelation of Stan and of
 Vehtari et al. is rho_t = 1 - (W - mean_m acov_m(t)) / var_plus with W the mean within-chain
@@ -40,7 +44,7 @@ References:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -61,6 +65,7 @@ __all__ = [
     "integrated_autocorr_time",
     "log_Z_from_weights",
     "log_Z_over_batches",
+    "log_conditional_ess",
     "log_mean_exp",
     "mcse_mean",
     "mcse_quantile",
@@ -71,6 +76,8 @@ __all__ = [
     "rhat_tail",
     "split_chains",
     "split_rhat",
+    "start_end_correlation",
+    "transport_gain",
     "weighted_mean_and_stderr",
 ]
 
@@ -88,6 +95,40 @@ def ess_of_weights(log_weights: Tensor, dim: int = -1) -> Tensor:
     lw = log_weights.double()
     log_ess = 2 * torch.logsumexp(lw, dim=dim) - torch.logsumexp(2 * lw, dim=dim)
     return (log_ess - math.log(lw.shape[dim])).exp()
+
+
+def log_conditional_ess(log_weights: Tensor, increment: Tensor) -> Tensor:
+    """log CESS = 2 log sum_i W_i v_i - log sum_i W_i v_i^2 (<= 0) per row, with v_i =
+    exp(increment_i) the weight increments of a step and W the normalised weights before it
+    (Zhou, Johansen & Aston, arXiv:1303.3123): the share of the ESS the step keeps."""
+    a = torch.log_softmax(log_weights.double(), -1) + increment.double()
+    return 2 * torch.logsumexp(a, -1) - torch.logsumexp(a + increment.double(), -1)
+
+
+NOTHING_LOST = 1e-9  # a sum of log CESS above -this is 0 to rounding
+
+
+def transport_gain(levels: Sequence[tuple[float, float]]) -> float | None:
+    r"""How much a transport cut the weights' loss of ESS along a run: sum_k log CESS_k of
+    the reweighting alone over sum_k log CESS_k with the transport (levels of
+    :attr:`.annealing.Annealed.transport_cess`). 1: the transport did nothing for the weights (the
+    run is SMC with extra noise); 30: each level lost 1/30 of what reweighting alone would;
+    < 1: the transport made them worse; inf: it lost nothing (to rounding). None without
+    levels, or where reweighting alone loses nothing (a target proportional to the base)."""
+    lost = sum(a for a, _ in levels), sum(b for _, b in levels)
+    if not levels or not all(math.isfinite(v) for v in lost) or lost[0] > -NOTHING_LOST:
+        return None
+    return math.inf if lost[1] > -NOTHING_LOST else lost[0] / lost[1]
+
+
+def start_end_correlation(start: Tensor, now: Tensor) -> float:
+    r"""The largest |Pearson correlation| over coordinates between the walkers' positions
+    ``start`` and ``now`` (n, dim): 1 when the moves left them where they were, near 0 once
+    they have forgotten it."""
+    a = start.double() - start.double().mean(0)
+    b = now.double() - now.double().mean(0)
+    corr = (a * b).sum(0) / (a.norm(dim=0) * b.norm(dim=0)).clamp_min(1e-300)
+    return float(corr.abs().max())
 
 
 def log_Z_from_weights(log_weights: Tensor) -> tuple[float, float]:

@@ -252,7 +252,7 @@ class AnnealingInfo(Info):
         transport_gain: with a transport between the levels (NETS's drift): how much it cut
             the weights' loss of ESS, sum_k log CESS_k of the reweighting alone over sum_k
             log CESS_k with the transport, over all R runs
-            (:func:`~.annealing.transport_gain`; absent without a transport).
+            (:func:`~.diagnostics.transport_gain`; absent without a transport).
     """
 
     kernel: str
@@ -309,7 +309,7 @@ class NETSInfo(TrainingInfo):
             grid run.
         drift_gain: what the drift's transport did for the weights: sum_k log CESS_k of each
             level's reweighting alone over sum_k log CESS_k with the Heun step of b
-            (:func:`~.annealing.transport_gain`). 1: nothing (the run is the annealing run
+            (:func:`~.diagnostics.transport_gain`). 1: nothing (the run is the annealing run
             of b = 0, with more noise and the training's cost); > 1: the drift carried the
             walkers where the next level wants them. Absent without a drift.
     """

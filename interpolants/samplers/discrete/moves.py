@@ -24,8 +24,9 @@ import torch
 from torch import Tensor
 
 from ...targets.discrete import value_index
-from ..annealing import AnnealedDensity, Step, start_end_correlation
+from ..annealing import AnnealedDensity, Step
 from ..base import State
+from ..diagnostics import start_end_correlation
 
 __all__ = ["KINDS", "SiteMoves", "heat_bath", "metropolis_sites", "sweep"]
 

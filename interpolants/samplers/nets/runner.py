@@ -17,9 +17,9 @@ from ...divergence import heun_step
 from ...nn import build_drift, same_drift
 from ...run_folder import RunFolder
 from ..ais import SMCConfig, bias_check, resolve_base, run_smc
-from ..annealing import AnnealedDensity, systematic_resample, transport_gain
+from ..annealing import AnnealedDensity, systematic_resample
 from ..base import CountedDensity, check_int, make_generator
-from ..diagnostics import ess_of_weights, log_mean_exp, log_Z_from_weights
+from ..diagnostics import ess_of_weights, log_mean_exp, log_Z_from_weights, transport_gain
 from ..evidence import report
 from ..info import Info, NETSInfo
 from ..result import SampleResult
