@@ -626,9 +626,9 @@ def anneal(
             if n_bad:
                 out.bad_steps, out.folded = out.bad_steps + n_bad, (*out.folded, len(out.levels))
             out.log_w = torch.where(ok, out.log_w + dw, -math.inf)
-            moved = torch.where(torch.isfinite(before), out.log_w - before, 0.0)
-            lost = [float(log_conditional_ess(before, inc)) for inc in (reweight, moved)]
-            out.transport_cess.append((lost[0], lost[1]))  # log CESS without / with T
+            total = torch.where(torch.isfinite(before), out.log_w - before, 0.0)  # with T
+            out.transport_cess.append((float(log_conditional_ess(before, reweight)),
+                                       float(log_conditional_ess(before, total))))  # fmt: skip
         out.ess.append(float(ess_of_weights(out.log_w)))
         if resample is not None and resample.threshold > 0:
             out.state, out.log_w, inc, count = resample(out.state, out.log_w, generator)

@@ -441,7 +441,7 @@ def _result(setup: _Setup, traj: Trajectory, sampling: dict[str, Any]) -> Sample
         non_invertible_steps=traj.bad_steps,
         resample_threshold=float(c.resample_threshold),
         resampling_steps=traj.resamplings,
-        drift_gain=transport_gain(traj.transport_cess) if setup.model is not None else None,
+        drift_gain=transport_gain(traj.transport_cess),  # None without a drift (no levels)
     )
     return SampleResult(
         samples=samples,
