@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 
 import pytest
 import torch
@@ -819,6 +820,29 @@ def test_drift_gain_says_what_the_transport_did_for_the_weights(steps):
     text = format_metrics({**r.to_dict(), "target": "gauss", "method": "nets", "status": "ok"})
     assert f"drift gain = {gains[-1.0]:.3g}" in text, text
     assert "drift gain" not in format_metrics({**plain.to_dict(), "status": "ok"})
+
+
+def test_a_hurting_drift_warns_with_the_other_choice_of_fourier_features():
+    """The warning of a drift that made the weights worse (drift_gain < 0.5) names the other
+    choice of random Fourier features: which trains the better drift depends on the target.
+    The drift: an untrained MLP whose output layer is random (no training), which hurts."""
+    mu, a, c = torch.tensor([3.0, -1.0], dtype=torch.float64), 2.0, 0.5
+    target = Target(lambda x: -0.5 * (x - mu).square().sum(1) / c**2, dim=2, log_Z=0.0)
+    run = {"steps": None, "batches": 2, "reverse": None, "smc": {"cess": 0.9, "escalate": 0},
+           "base": DiagonalNormal(torch.zeros(2, dtype=torch.float64), a)}  # fmt: skip
+    for features, other in ((None, "without random Fourier features (features=0)"),
+                            (0, "with random Fourier features (features=64)")):  # fmt: skip
+        model = run_nets(target, n=200, seed=0, iterations=0, features=features, **run).info.model
+        torch.manual_seed(1)
+        with torch.no_grad():
+            for p in model.drift.net[-1].parameters():
+                p.copy_(3.0 * torch.randn_like(p))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            r = run_nets(target, n=200, seed=0, model=model, **run)
+        assert r.info.drift_gain < 0.5, r.info.drift_gain
+        hurt = [w for w in r.warnings if "drift made the weights worse" in w]
+        assert len(hurt) == 1 and f"train the drift {other}" in hurt[0], r.warnings
 
 
 def test_the_drift_has_fourier_features_up_to_d_32_and_none_above():

@@ -23,7 +23,7 @@ from ..diagnostics import ess_of_weights, log_mean_exp, log_Z_from_weights, tran
 from ..evidence import report
 from ..info import Info, NETSInfo
 from ..result import SampleResult
-from .config import LOG_DET_EXACT_MAX_DIM, NETSConfig, default_features
+from .config import FEATURES, LOG_DET_EXACT_MAX_DIM, NETSConfig, default_features
 from .model import NETSModel, Potential
 from .sampling import (
     NETSPath,
@@ -148,10 +148,24 @@ def _drift_warning(result: SampleResult) -> SampleResult:
         report(result, [
             f"nets: the drift made the weights worse than reweighting alone (drift_gain "
             f"{gain:.3g}: each level lost {1 / gain:.3g}x the conditional ESS it loses without "
-            "it), so log Z's error bar may not cover: train longer (iterations=) or use "
-            "method='smc'"
+            f"it), so log Z's error bar may not cover: train longer (iterations=)"
+            f"{_features_hint(result.info.model)}, or use method='smc'"
         ])  # fmt: skip
     return result
+
+
+def _features_hint(model: Any) -> str:
+    """The other choice of the drift MLP's random Fourier features, for the warning: which
+    one trains the better drift depends on the target, not only on d (benchmarks/RESULTS.md:
+    without them the 50-d mixture and the non-centred eight schools gain 6-150x, while the
+    funnel and local_level lose)."""
+    features = getattr(getattr(model, "drift", None), "config", {}).get("features")
+    if features is None:  # a drift of the user's, or one without the MLP's options
+        return ""
+    return (
+        f", train the drift {'without' if features else 'with'} random Fourier features "
+        f"(features={0 if features else FEATURES})"
+    )
 
 
 def _set_up(
