@@ -44,7 +44,9 @@ def default_features(dim: int) -> int:
     64 random directions at frequency f sqrt(d) are noise to the network: on the 50-d
     mixture of 10 Gaussians the PINN loss stalled at 1.37 (training log Z -35, the drift
     cutting the weights' ESS loss by 1.01x) and fell to 0.28 without them (log Z -2.0, 8.2x;
-    benchmarks/RESULTS.md)."""
+    benchmarks/RESULTS.md). Up to d = 32 the better choice depends on the target: without
+    them the drift did better on mixtures from d = 5 up, the eight schools and the funnel,
+    with them on ``gmm40`` and the 32-d local_level, which keeps the threshold at 32."""
     return FEATURES if dim <= FEATURES_MAX_DIM else 0
 
 
