@@ -34,6 +34,17 @@ def _mixture() -> GaussianMixture:
     return GaussianMixture(means, torch.tensor([0.6, 0.6]), base_scale=2.0, name="two")
 
 
+MU, A, C = torch.tensor([3.0, -1.0], dtype=torch.float64), 2.0, 0.5  # the Gaussian path's
+
+
+def _gaussian_path() -> tuple[Target, DiagonalNormal]:
+    """The Gaussian path of the exact-drift tests, in float64: target exp(-|x - MU|^2 /
+    (2 C^2)) with its exact log Z, base N(0, A^2 I)."""
+    log_Z = math.log(2 * math.pi * C * C)
+    target = Target(lambda x: -0.5 * (x - MU).square().sum(1) / C**2, dim=2, log_Z=log_Z)
+    return target, DiagonalNormal(torch.zeros(2, dtype=torch.float64), A)
+
+
 # --- b = 0 is annealed importance sampling --------------------------------------------------
 
 
@@ -232,12 +243,10 @@ def test_pinn_loss_leaves_out_residuals_beyond_the_cap():
 @pytest.mark.parametrize("log_det", ["exact", "hutchinson"])
 @pytest.mark.parametrize("eps", [0.0, 1.0])
 def test_exact_drift_gives_equal_weights_and_exact_log_Z(log_det, eps):
-    mu, a, c = torch.tensor([3.0, -1.0], dtype=torch.float64), 2.0, 0.5
-    log_Z = math.log(2 * math.pi * c * c)  # of exp(-|x - mu|^2 / (2 c^2))
-    target = Target(lambda x: -0.5 * (x - mu).square().sum(1) / c**2, dim=2, log_Z=log_Z)
-    base = DiagonalNormal(torch.zeros(2, dtype=torch.float64), a)
+    target, base = _gaussian_path()
+    log_Z = target.log_Z
     config = {"schedule": "linear", "schedule_power": 1.0, "objective": "pinn", "dim": 2}
-    model = NETSModel(GaussianDrift(mu, a, c), config)
+    model = NETSModel(GaussianDrift(MU, A, C), config)
     result = run_nets(target, n=400, seed=0, model=model, base=base, steps=200, eps=eps,
                       log_det=log_det, reverse=None)  # fmt: skip
     spread = float(result.log_weights.std())
@@ -758,12 +767,10 @@ def test_the_exact_drift_keeps_the_smc_run_from_resampling():
     """With the exact drift of a Gaussian path every level's weight increment is the same
     constant for all walkers (up to the Heun error): ESS/N stays ~1, no population is
     resampled, log Z is exact; without the drift the same ladder resamples."""
-    mu, a, c = torch.tensor([3.0, -1.0], dtype=torch.float64), 2.0, 0.5
-    log_Z = math.log(2 * math.pi * c * c)
-    target = Target(lambda x: -0.5 * (x - mu).square().sum(1) / c**2, dim=2, log_Z=log_Z)
-    base = DiagonalNormal(torch.zeros(2, dtype=torch.float64), a)
+    target, base = _gaussian_path()
+    log_Z = target.log_Z
     config = {"schedule": "linear", "schedule_power": 1.0, "objective": "pinn", "dim": 2}
-    model = NETSModel(GaussianDrift(mu, a, c), config)
+    model = NETSModel(GaussianDrift(MU, A, C), config)
     result = run_nets(target, n=1000, seed=0, model=model, base=base, reverse=None,
                       smc={"cess": 0.9})  # fmt: skip
     info = result.info.annealing
@@ -794,9 +801,7 @@ def test_drift_gain_says_what_the_transport_did_for_the_weights(steps):
     """info.drift_gain = sum_k log CESS_k of the reweighting alone / with the transport: the
     exact drift of a Gaussian path leaves almost nothing to lose (gain >> 1), b = 0 is the
     reweighting itself (gain 1 to rounding), the drift reversed loses more (gain < 1)."""
-    mu, a, c = torch.tensor([3.0, -1.0], dtype=torch.float64), 2.0, 0.5
-    target = Target(lambda x: -0.5 * (x - mu).square().sum(1) / c**2, dim=2, log_Z=0.0)
-    base = DiagonalNormal(torch.zeros(2, dtype=torch.float64), a)
+    target, base = _gaussian_path()
     config = {"schedule": "linear", "schedule_power": 1.0, "objective": "pinn", "dim": 2}
     run = {"steps": steps, "batches": 2, "reverse": None, "base": base}
     if steps is None:
@@ -805,7 +810,7 @@ def test_drift_gain_says_what_the_transport_did_for_the_weights(steps):
         run["eps"] = 0.5
     gains = {}
     for k in (1.0, 0.0, -1.0):
-        model = NETSModel(ScaledDrift(k, mu, a, c), config)
+        model = NETSModel(ScaledDrift(k, MU, A, C), config)
         r = run_nets(target, n=200, seed=0, model=model, **run)
         gains[k] = r.info.drift_gain
         hurt = [w for w in r.warnings if "drift made the weights worse" in w]
@@ -826,10 +831,9 @@ def test_a_hurting_drift_warns_with_the_other_choice_of_fourier_features():
     """The warning of a drift that made the weights worse (drift_gain < 0.5) names the other
     choice of random Fourier features: which trains the better drift depends on the target.
     The drift: an untrained MLP whose output layer is random (no training), which hurts."""
-    mu, a, c = torch.tensor([3.0, -1.0], dtype=torch.float64), 2.0, 0.5
-    target = Target(lambda x: -0.5 * (x - mu).square().sum(1) / c**2, dim=2, log_Z=0.0)
+    target, base = _gaussian_path()
     run = {"steps": None, "batches": 2, "reverse": None, "smc": {"cess": 0.9, "escalate": 0},
-           "base": DiagonalNormal(torch.zeros(2, dtype=torch.float64), a)}  # fmt: skip
+           "base": base}  # fmt: skip
     for features, other in ((None, "without random Fourier features (features=0)"),
                             (0, "with random Fourier features (features=64)")):  # fmt: skip
         model = run_nets(target, n=200, seed=0, iterations=0, features=features, **run).info.model
