@@ -10,7 +10,8 @@ ESS lost per level by reweighting alone over that lost with the drift, as logs s
 levels), the PINN loss of training's last logged round, log Z's error against the target's
 exact or reference value and its standard error (that of the forward run alone, which on
 the funnel and local_level is known to be too small: benchmarks/RESULTS.md), evaluations
-and seconds. ``eight_schools`` is the centred model, ``eight_schools_noncentered`` the other.
+and seconds. Targets: the suite's names of ``real_posteriors.py`` (``eight_schools`` is the
+centred model, ``eight_schools_noncentered`` the other), else any registry name.
 """
 
 from __future__ import annotations
@@ -20,19 +21,14 @@ import json
 import time
 import warnings
 
-import interpolants as si
+from real_posteriors import TARGETS  # the suite's names (this folder is on sys.path)
 
-OPTIONS = {
-    "eight_schools": ("eight_schools", {"centered": True}),
-    "eight_schools_noncentered": ("eight_schools", {"centered": False}),
-    "item_response": ("item_response", {"centered": True}),
-    "item_response_noncentered": ("item_response", {"centered": False}),
-}
+import interpolants as si
 
 
 def run(name: str, features: int, n: int, seed: int) -> dict:
     """One NETS run's figures."""
-    base, options = OPTIONS.get(name, (name, {}))
+    base, options = TARGETS.get(name, (name, {}))  # else a registry name
     target = si.targets.get(base, **options)
     start = time.time()
     with warnings.catch_warnings():
