@@ -653,6 +653,24 @@ def test_a_training_cut_short_resumes_to_the_unbroken_run(tmp_path, monkeypatch)
     )
 
 
+def test_an_action_matching_drift_resumes_only_with_its_own_options(tmp_path):
+    """objective="action" wraps the MLP in a Potential, which hands on the MLP's options:
+    a resume with another feature_scale (the same weights' shapes) is refused, the same
+    options resume, and a checkpoint saved without drift options still loads."""
+    target = _mixture()
+    opts = SHORT_RESUMABLE | {"objective": "action", "features": 4, "iterations": 3}
+    first = run_nets(target, **opts, log_dir=tmp_path / "a")
+    assert first.info.model.drift.config["feature_scale"] == 8.0
+    with pytest.raises(ValueError, match="resume: the checkpoint"):
+        run_nets(target, **opts | {"feature_scale": 2.0}, log_dir=tmp_path / "a", resume=True)
+    again = run_nets(target, **opts, log_dir=tmp_path / "a", resume=True)
+    assert again.log_Z == first.log_Z
+    state = checkpoints.load(tmp_path / "a" / "checkpoint.safetensors")
+    state["drift_config"] = None  # as saved before a Potential had a config
+    checkpoints.save(tmp_path / "a" / "checkpoint.safetensors", state, kind="nets")
+    assert run_nets(target, **opts, log_dir=tmp_path / "a", resume=True).log_Z == first.log_Z
+
+
 def test_ctrl_c_in_training_checkpoints_the_round_and_resumes_exactly(tmp_path, monkeypatch):
     """SIGINT during round 4 (checkpoints every 3): the round ends, a checkpoint of it is
     written, the message says how to resume, and the resumed run equals the unbroken one."""

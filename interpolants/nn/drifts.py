@@ -413,8 +413,12 @@ _LEGACY_KINDS = {"mlp": "DriftMLP", "blocks": "BlockDrift", "conv": "LatticeDrif
 def same_drift(saved: Any, drift: nn.Module) -> bool:
     """Whether the drift ``config`` saved in a NETS checkpoint is that of ``drift`` (the
     resume check). A config saved before :mod:`interpolants.nn` (``{"kind": "mlp" | "blocks" |
-    "conv", ...}``, a few of the options) is compared on the class and the options it has."""
+    "conv", ...}``, a few of the options) is compared on the class and the options it has; none
+    saved (a drift without options, or an action-matching one saved before they were kept)
+    passes, and loading its weights is the check left."""
     config = getattr(drift, "config", None)
+    if saved is None:  # an action-matching drift saved before its Potential had a config
+        return True
     if isinstance(saved, dict) and "kind" in saved and isinstance(config, dict):
         same_class = _LEGACY_KINDS.get(saved["kind"]) == type(drift).__name__
         return same_class and all(config.get(k) == v for k, v in saved.items() if k != "kind")

@@ -163,6 +163,11 @@ class Potential(nn.Module):
     def forward(self, t: Tensor, x: Tensor) -> Tensor:
         return (self.net(t, x) * x / self.s.to(x.dtype)).flatten(1).sum(1)
 
+    @property
+    def config(self) -> dict | None:
+        """The wrapped network's options (the resume check and the features hint read them)."""
+        return getattr(self.net, "config", None)
+
 
 def time_bin(t: Tensor) -> Tensor:
     return (t * BINS).long().clamp(0, BINS - 1)
