@@ -174,6 +174,13 @@ def test_smc_escalates_when_the_bias_check_fails(monkeypatch):
     metrics = r.to_dict()  # metrics.json and the command line's lines show it
     assert metrics["escalations"][0]["log_Z"] == first.log_Z
     assert "discarded after its bias check failed: kernel=mala" in format_metrics(metrics)
+    # NETS's default sampling run is this SMC run (here with b = 0): its reruns are listed too
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # its rerun too may warn: only the record matters here
+        nets = si.sample(target, "nets", n=400, seed=0, drift=None, reverse="exact",
+                         smc={"step_size": 50.0, "target_accept": 0.001})  # fmt: skip
+    assert nets.info.escalations == nets.info.annealing.escalations
+    assert nets.to_dict()["escalations"][0]["kernel"] == "mala"
     # a run whose bounds agree is not rerun
     fine = si.sample(target, "smc", n=400, seed=0, reverse="exact")
     assert "escalations" not in fine.info

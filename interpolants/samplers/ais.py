@@ -631,8 +631,9 @@ def run_ais(
             enters every weight (and a Gaussian fitted to given rows would still put walkers
             outside a bounded support).
         config: the method's options as an :class:`AISConfig` (steps, schedule, kernel,
-            moves, num_steps, step_size, target_accept, mass_matrix, base, base_scale);
-            ``options`` (any of its fields) replace its values.
+            moves, num_steps, step_size, target_accept, mass_matrix, decorrelation, base,
+            base_scale, reverse, reverse_walkers: its docstring); ``options`` (any of its
+            fields) replace its values.
         dtype: walker dtype (default the base's).
         progress: show a progress bar.
 
@@ -662,8 +663,8 @@ def run_smc(
     (Del Moral, Doucet & Jasra 2006, arXiv:cond-mat/0212648; Zhou et al., arXiv:1303.3123).
 
     Arguments as :func:`run_ais`, with ``config`` an :class:`SMCConfig` (which adds cess,
-    resample_threshold, batches, pilot, max_levels; ``steps=None``, the default, for
-    adaptive tempering), and ``transport``: (beta0, beta1, x) -> (T x, log |det grad T|), a
+    resample_threshold, batches, pilot, max_levels, escalate; ``steps=None``, the default,
+    for adaptive tempering), and ``transport``: (beta0, beta1, x) -> (T x, log |det grad T|), a
     map applied after each reweighting, its weight increment log pi(T x) - log pi(x) +
     log |det grad T| (:mod:`.annealing`; NETS's drift, :func:`~.nets.run_nets`), or None.
     The ladder is found without it (from log rho* - log p_0 alone), and the reverse run of

@@ -486,13 +486,17 @@ def sample(
         target: a :class:`~interpolants.targets.Target` (log_prob, dim, base).
         method: "mala", "hmc" (Markov chains), "ais" (annealed importance sampling),
             "smc" (sequential Monte Carlo), "nets" (the non-equilibrium transport sampler,
-            :func:`~.nets.run_nets`), or any name added with :func:`register_method`.
+            :func:`~.nets.run_nets`), "flow-mcmc" and "is" (MCMC and importance sampling
+            with a trained transport, :func:`~.flow_mcmc.run_flow_mcmc`,
+            :func:`~.flow_mcmc.run_is`), the discrete targets' samplers (docs/discrete.md),
+            or any name added with :func:`register_method`.
         n: the number of samples returned.
         seed: seeds the torch.Generator behind every random draw (reproducible).
         init: (chains, dim) starting positions for the MCMC methods (a tensor or nested
             list of finite numbers, else ``ValueError`` naming ``init``, for every method).
         options: the method's options (see :func:`run_mala`, :func:`run_hmc`,
-            :func:`~.ais.run_ais`, :func:`~.ais.run_smc`).
+            :func:`~.ais.run_ais`, :func:`~.ais.run_smc`, :func:`~.nets.run_nets`,
+            :func:`~.flow_mcmc.run_flow_mcmc`, :func:`~.flow_mcmc.run_is`).
 
     Returns:
         :class:`~.result.SampleResult`.

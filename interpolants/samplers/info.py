@@ -247,7 +247,7 @@ class AnnealingInfo(Info):
             the walkers' positions before and after each level's moves (NaN where a level
             made none): near 1 means the moves did not decorrelate them.
         escalations: SMC: the discarded attempts before this one, when the bias check made
-            it rerun with heavier moves (``SMCConfig.escalate``): each one's kernel,
+            it rerun with heavier moves (``SMCConfig.escalate``): each one's reason, kernel,
             mass_matrix, moves, decorrelation, log_Z, log_Z_upper and evaluations.
         transport_gain: with a transport between the levels (NETS's drift): how much it cut
             the weights' loss of ESS, sum_k log CESS_k of the reweighting alone over sum_k
@@ -312,6 +312,8 @@ class NETSInfo(TrainingInfo):
             (:func:`~.diagnostics.transport_gain`). 1: nothing (the run is the annealing run
             of b = 0, with more noise and the training's cost); > 1: the drift carried the
             walkers where the next level wants them. Absent without a drift.
+        escalations: with ``steps=None``, the SMC run's discarded attempts, as
+            :class:`AnnealingInfo`'s (so that ``metrics.json`` lists NETS's reruns too).
     """
 
     steps: int | None
@@ -338,6 +340,7 @@ class NETSInfo(TrainingInfo):
     final_training_ess: float | None = field(default=None, metadata=OMIT_NONE)
     annealing: AnnealingInfo | None = field(default=None, metadata=OMIT_NONE)
     drift_gain: float | None = field(default=None, metadata=OMIT_NONE)
+    escalations: tuple[dict[str, Any], ...] | None = field(default=None, metadata=OMIT_NONE)
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)

@@ -30,7 +30,7 @@ class FlowMCMCConfig(MethodConfig):
     (arXiv:2105.12603, arXiv:2107.08001), checked when built.
 
     Transport:
-        transport: "coupling" (RealNVP by maximum likelihood, :mod:`~..coupling`),
+        transport: "coupling" (RealNVP by maximum likelihood, :mod:`interpolants.nn.realnvp`),
             "interpolant" (a velocity field by the interpolant loss, q by the ODE), or a
             :class:`~.transport.Transport` (e.g. ``result.info["transport"]`` of an earlier
             run; it keeps training unless ``max_rounds=0``).

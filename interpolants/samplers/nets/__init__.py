@@ -55,8 +55,8 @@ increment) with MALA moves retuned per level; then R = 10 populations follow tha
 at the times t_k = beta^{-1}(beta_k) of the drift, with resampling, the bias check of
 bidirectional Monte Carlo and SMC's heavier reruns. A good drift keeps ESS/N near 1 between
 resamplings (an exact one: no resampling at all); a poor one costs ESS, never the
-estimator's unbiasedness, and the self-tuned moves still equilibrate each level, which the
-one Langevin move per step of a 100-step grid does not on narrow posteriors
+estimator's unbiasedness, and the retuned moves (5 per level) still equilibrate each level,
+which the one Langevin move per step of a 100-step grid does not on narrow posteriors
 (benchmarks/RESULTS.md, issue 19). ``steps=K`` keeps the paper's uniform grid.
 
 Learning b and F (off-policy, no back-propagation through the walkers). The PINN objective

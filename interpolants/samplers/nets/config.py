@@ -57,14 +57,16 @@ class NETSConfig(MethodConfig):
     Sampling run:
         steps: None (default): the sampling run is SMC's (:func:`~..ais.run_smc`) with the
             drift's Heun map between its temperatures: a pilot finds the ladder by adaptive
-            tempering (conditional ESS ``cess``, 0.99) with self-tuned MALA moves, then
+            tempering (conditional ESS ``cess``, 0.99) with 5 MALA moves per level, their
+            step size retuned at each (``smc={"decorrelation": 0.1}``: self-tuned numbers), then
             ``batches`` (10) populations follow it with resampling, the bias check and SMC's
             heavier reruns (``smc``); the levels' times are t = beta_t^{-1}(beta). Or K: a
             uniform grid of K time steps on [0, 1] with the Langevin moves below (the paper's
             NETS estimator); the options from ``refine`` to ``eps_sweep`` and
             ``resample_threshold`` apply to this grid only.
         smc: options of the SMC run when ``steps`` is None (any :class:`~..ais.SMCConfig`
-            field but base, batches, reverse and reverse_walkers, which are NETS's own), e.g.
+            field but base, base_scale, batches, reverse and reverse_walkers, which are NETS's
+            own), e.g.
             ``{"cess": 0.999, "moves": 10}``.
         refine: up to this many pilot runs of ``sweep_walkers`` walkers (evaluations
             counted) before the sampling run, each halving every step where a pilot walker's
@@ -88,12 +90,13 @@ class NETSConfig(MethodConfig):
             "linear", "geometric" or "reverse_power" 1 - (1 - t)^p.
         base, base_scale: the base p_0 (default ``target.transport_base``: ``target.base``
             unless that is a heavy-tailed prior) or N(0, base_scale^2 I).
-        reverse: the bias check of bidirectional Monte Carlo after sampling (CPU runs;
-            :func:`~interpolants.samplers.ais.bias_check`): an SMC pilot finds levels from the
-            base, and draws of the target ("auto": exact where the target has a sampler, else
-            HMC; "exact"; "hmc"; a (draws, dim) tensor; None: off) are annealed back along
-            them, an upper bound on log Z beside NETS's estimate (``info.log_Z_lower`` /
-            ``log_Z_upper``); where they disagree, a warning and a wider ``log_Z_stderr``.
+        reverse: the bias check of bidirectional Monte Carlo: draws of the target ("auto":
+            exact where the target has a sampler, else HMC; "exact"; "hmc"; a (draws, dim)
+            tensor; None: off) are annealed back to the base, an upper bound on log Z beside
+            NETS's estimate (``info.log_Z_lower`` / ``log_Z_upper``); where they disagree, a
+            warning and a wider ``log_Z_stderr``. With ``steps=None`` it is SMC's own reverse
+            run along the sampling run's ladder (any device); on a grid (CPU runs only),
+            :func:`~interpolants.samplers.ais.bias_check`'s SMC pilot finds the levels.
         reverse_walkers: walkers of that check (default min(n, 2000)).
         log_det: of the transport steps: "exact" (unbiased weights), "hutchinson" (d times
             cheaper, biased) or "auto" (exact when dim <= 50).

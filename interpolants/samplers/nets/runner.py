@@ -390,6 +390,7 @@ def _run_smc(setup: _Setup, target: Any, n: int, seed: int, progress: bool) -> S
         resampling_steps=smc_info.resampling_steps,
         annealing=smc_info,
         drift_gain=smc_info.transport_gain,
+        escalations=smc_info.escalations,
     )
     result = SampleResult(
         samples=samples,
