@@ -71,8 +71,12 @@ __all__ = [
     "velocity_loss",
 ]
 
-# the composition root: the library's default run plots come from the app layer, set here so
-# that no library module imports the app (interpolants.train.DEFAULT_ON_END)
+# the composition root: the library's default run plots and its progress bars come from the
+# app layer, set here so that no library module imports the app
+# (interpolants.train.DEFAULT_ON_END, interpolants.progress.BAR_FACTORY)
+from . import progress as _progress
 from .app.plots import plot_run as _plot_run
+from .app.progress_bars import tqdm_bar as _tqdm_bar
 
 train.DEFAULT_ON_END = _plot_run
+_progress.BAR_FACTORY = _tqdm_bar

@@ -57,9 +57,14 @@ def test_finite_initial_names_the_walkers_outside_the_support():
         checks.finite_initial(State(), "mala")
 
 
-def test_progress_bar_wraps_an_iterable_and_does_nothing_when_disabled():
-    assert list(progress_bar(3, True, "steps", iterable=range(3))) == [0, 1, 2]
+def test_progress_bar_wraps_an_iterable_and_does_nothing_when_disabled(capsys):
+    """The bar comes from the app (tqdm, set by the package's __init__) and is drawn on
+    stderr; disabled, it is silent and still iterates and counts."""
+    assert list(progress_bar(3, True, "steps", leave=True, iterable=range(3))) == [0, 1, 2]
+    assert "steps" in capsys.readouterr().err
     bar = progress_bar(10, False, "off", initial=2)
     bar.update(1)
     bar.set_postfix(loss="0.1")
     bar.close()
+    assert bar.n == 3 and list(progress_bar(2, False, iterable="ab")) == ["a", "b"]
+    assert capsys.readouterr().err == ""
