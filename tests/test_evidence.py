@@ -122,9 +122,18 @@ def test_sandwich_arithmetic():
     assert agree.stderr(0.01, strict=True) == pytest.approx(0.2 / 3 + 0.1)
     below = Sandwich(1.0, 0.1, 0.7, 0.2, 100, "hmc")
     assert below.stderr(0.02) == 0.02 and below.stderr(0.02, strict=True) == pytest.approx(0.1)
-    # the upper bound far below the lower one (exact draws: the forward estimate overshot,
-    # d = 50 mixture SMC +0.171 +- 0.046 with the upper bound 0.248 below): 3 error bars
-    # reach it, strict or not, and a warning says so; within 3 combined se it is noise
+    # the upper bound below the lower one within 3 combined se but by more than 2 of its own
+    # se: 3 error bars reach it (the non-centred eight schools, SMC n = 500 seed 0, a rerun:
+    # -31.2468 +- 0.0182 against the truth -31.3113, the upper bound -31.3673 +- 0.0391)
+    below_own = Sandwich(1.0, 0.1, 0.7, 0.1, 100, "hmc")  # 3 of its own se, 2.1 combined
+    assert below_own.agree and below_own.stderr(0.02) == pytest.approx(0.1)
+    assert below_own.warning("t") is None
+    inverted = Sandwich(-31.2468, 0.0182, -31.3673, 0.0391, 500, "hmc")
+    assert inverted.agree and inverted.warning("t") is None
+    for strict in (False, True):
+        assert abs(-31.2468 + 31.3113) <= 3 * inverted.stderr(0.0182, strict=strict)
+    # far below (exact draws: the forward estimate overshot, d = 50 mixture SMC +0.171 +-
+    # 0.046 with the upper bound 0.248 below): the same, and a warning says so
     far = Sandwich(0.171, 0.046, -0.077, 0.051, 2000, "exact")
     assert not far.agree and far.stderr(0.046) == pytest.approx(0.248 / 3)
     assert far.stderr(0.046, strict=True) == pytest.approx(0.248 / 3)

@@ -230,8 +230,10 @@ class AISConfig(MethodConfig):
             (draws, dim) tensor: the user's draws of the target (the bound is then as good as
             they are); None: off. When the bounds disagree beyond 3 combined
             standard errors the result warns and ``log_Z_stderr`` is widened to
-            max(se, gap / 3 + se_upper); when they agree, with the upper one above, to
-            max(se, gap / 3) (``info.log_Z_mc_stderr`` keeps the Monte Carlo error).
+            max(se, gap / 3 + se_upper); when they agree with the upper one above, or it
+            lies below by more than 2 of its own standard errors, to max(se, |gap| / 3)
+            (``info.log_Z_mc_stderr`` keeps the Monte Carlo error;
+            :meth:`~.evidence.Sandwich.stderr`).
             Its evaluations are counted in ``evaluations``.
         reverse_walkers: walkers of the reverse run (default: n, at most 2000). SMC's reverse
             run resamples too, in min(10, walkers / 100) (at least 2) populations whose

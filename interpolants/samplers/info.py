@@ -67,8 +67,9 @@ class Info(Mapping[str, Any]):
             and the reverse run's stochastic upper bound (absent without a reverse run).
         log_Z_upper_stderr: the upper bound's standard error.
         log_Z_mc_stderr: the forward estimate's Monte Carlo standard error (``log_Z_stderr``
-            is widened beyond it to reach the upper bound: to gap / 3 when they agree,
-            gap / 3 + ``log_Z_upper_stderr`` when they disagree).
+            is widened beyond it to reach the upper bound: to |gap| / 3, and to gap / 3 +
+            ``log_Z_upper_stderr`` when the bounds disagree with the upper one above;
+            :meth:`~.evidence.Sandwich.stderr`).
         reverse_walkers, reverse_source: the reverse run's walkers and where their draws of
             the target came from ("exact", "hmc" or "given").
         reverse_evaluations: the target evaluations of that check (HMC draws, reverse run,
