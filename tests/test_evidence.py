@@ -264,3 +264,23 @@ def test_nets_log_z_gets_the_same_bounds():
     off = si.sample(shifted_gaussian(), "nets", n=400, seed=0, drift=None, eps=0.0, steps=3,
                     reverse=None)  # fmt: skip
     assert "log_Z_upper" not in off.info and off.evaluations < r.evaluations
+
+
+def test_smc_error_bar_is_at_least_that_of_perfectly_mixing_moves():
+    """The spread of R runs estimates SMC's error with R - 1 degrees of freedom and can come
+    out far below the truth's; the error bar is at least the perfect-mixing one,
+    sqrt(levels (1/cess - 1) / n) (R = 2 here: one degree of freedom, the floor often binds).
+    With a fixed ladder (steps=K) there is no floor."""
+    from interpolants.samplers.diagnostics import log_Z_over_batches
+    from interpolants.samplers.escalation import mixed_stderr
+
+    target, bound = shifted_gaussian(), 0
+    for seed in range(6):
+        r = si.sample(target, "smc", n=200, seed=seed, batches=2, reverse=None, escalate=0)
+        floor = mixed_stderr(r.info.levels, 0.99, 200)
+        spread = log_Z_over_batches(r.info.log_Z_batches)[1]
+        assert r.log_Z_stderr == pytest.approx(max(spread, floor))
+        bound += spread < floor
+    assert bound >= 1  # the floor decided at least one error bar
+    grid = si.sample(target, "smc", n=200, seed=0, batches=2, steps=20, reverse=None, escalate=0)
+    assert grid.log_Z_stderr == log_Z_over_batches(grid.info.log_Z_batches)[1]

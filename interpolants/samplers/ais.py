@@ -30,7 +30,10 @@ pilot run, discarded, and then followed as a fixed design by all R runs, so that
 Z_hat_r is unbiased and the runs are independent. The estimate is Z_hat = mean_r Z_hat_r
 and its standard error the delta method over the R runs,
 se(log Z_hat) = sd(Z_hat_r) / (sqrt(R) mean(Z_hat_r)), an estimate with R - 1 degrees of
-freedom (z-scores made with it follow Student's t rather than the normal law).
+freedom (z-scores made with it follow Student's t rather than the normal law). With adaptive
+tempering it is at least what perfectly mixing moves would give, sqrt(sum_k (1/CESS_k - 1) / n)
+(Del Moral, Doucet & Jasra), CESS_k = ``cess`` or as measured with a transport: the spread of
+10 runs can fall far below that by chance.
 
 References:
     R. M. Neal, Annealed importance sampling, Statistics and Computing 11 (2001) 125-139,
@@ -302,7 +305,8 @@ class SMCConfig(AISConfig):
             within 0.07 on 5 seeds, at about 3x the evaluations; benchmarks/RESULTS.md).
         resample_threshold: resample a batch when its ESS / m falls below this (0.5).
         batches: R independent SMC runs of n / R walkers each, made in turn (default 10);
-            log Z_hat's standard error is the delta method over them (None when R = 1).
+            log Z_hat's standard error is the delta method over them (None when R = 1), at
+            least the perfect-mixing one with adaptive tempering (module docstring).
         pilot: first make one more run of n / R walkers whose temperatures (adaptive
             tempering), step sizes and preconditioners become the fixed design of the R runs,
             and discard it (its evaluations are counted); with a fixed schedule too. The R
@@ -550,6 +554,20 @@ def bias_check(
     count_check(result, density.evaluations + check.evaluations)
 
 
+def _mixed_floor(runs: list[_Run], cess: float, n: int) -> float:
+    """The least error bar of SMC's log Z_hat: its standard error had the moves mixed
+    perfectly (:func:`.escalation.mixed_stderr`), with the conditional ESS each level had,
+    ``cess`` without a transport and as measured with one (NETS's drift). The spread of R = 10
+    runs estimates the error with 9 degrees of freedom, and can come out far below it:
+    logistic regression, n = 500, seed 0, 0.021 against 0.042, the estimate 4.4 of it off
+    (over 200 runs of the same design the spread was 1.7 times perfect mixing)."""
+    with_transport = [b for r in runs for _, b in r.transport_cess]
+    if not with_transport:
+        return mixed_stderr(sum(len(r.design) for r in runs) / len(runs), cess, n)
+    excess = sum(math.expm1(-b) for b in with_transport) / len(runs)
+    return math.sqrt(excess / n) if math.isfinite(excess) else 0.0
+
+
 def _annealing_result(
     runs: list[_Run], c: AISConfig, density: CountedDensity, m: int, batches: int
 ) -> SampleResult:
@@ -579,6 +597,8 @@ def _annealing_result(
     groups = None
     if smc:
         log_Z, stderr = log_Z_over_batches(log_z)
+        if c.steps is None:  # adaptive tempering: the levels' conditional ESS is known
+            stderr = max(stderr, _mixed_floor(runs, c.cess, m * batches))  # type: ignore[attr-defined]
         groups = torch.arange(batches).repeat_interleave(m).to(samples.device)
         info = dataclasses.replace(
             info,
