@@ -83,6 +83,13 @@ def fraction(name: str, value: Any) -> float:
     return float(value)
 
 
+def boolean(name: str, value: Any) -> bool:
+    """``value`` if it is True or False (not a string or a number), else ``ValueError``."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+    return value
+
+
 def float_dtype(dtype: Any, name: str = "dtype") -> torch.dtype:
     """``dtype`` if it is torch.float32 or torch.float64, else ``ValueError``."""
     if dtype not in (torch.float32, torch.float64):

@@ -34,6 +34,7 @@ __all__ = [
     "hutchinson",
     "hutchinson_probe",
     "jacobian",
+    "log_prob_and_grad",
     "rademacher",
 ]
 
@@ -208,3 +209,22 @@ def heun_step(
         k2, d2 = hutchinson(field, tt1, x + h * k1, rademacher(generator, probes, x))
         logdet = 0.5 * h * (d1 + d2).double()
     return x + 0.5 * h * (k1 + k2), logdet
+
+
+def log_prob_and_grad(log_prob: Any, x: Tensor, name: str = "target") -> tuple[Tensor, Tensor]:
+    """``log_prob(x)`` (n,) and its gradient in x (n, dim) by autograd; a ``ValueError``
+    naming ``name`` when the log density is not a differentiable torch function of x (a
+    constant, a detached tensor, numpy)."""
+    with torch.enable_grad():
+        xg = x.detach().requires_grad_(True)
+        lp = log_prob(xg)
+        if isinstance(lp, Tensor) and lp.shape == x.shape[:1] and not lp.requires_grad:
+            raise ValueError(
+                f"{name}: log_prob is not differentiable in x (its output has no gradient: "
+                "detached, a constant or computed outside torch); write it with torch "
+                "operations on x, or pass grad_log_prob="
+            )
+        if not isinstance(lp, Tensor):
+            return lp, None  # the caller's shape check names it
+        (g,) = torch.autograd.grad(lp.sum(), xg)
+    return lp, g

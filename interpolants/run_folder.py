@@ -125,6 +125,9 @@ class RunFolder:
     def __bool__(self) -> bool:
         return self.path is not None
 
+    def __str__(self) -> str:
+        return "(no folder)" if self.path is None else str(self.path)
+
     def file(self, name: str) -> Path:
         if self.path is None:
             raise ValueError("this run has no folder")

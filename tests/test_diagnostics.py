@@ -119,6 +119,8 @@ def test_convergence_warnings():
     assert lines[0].startswith("rank-normalised split R-hat 2.93 > 1.01 (x[1]; 2 of 3 coordinates)")
     assert lines[1].startswith("bulk ESS 50 < 400 (x[0]; 2 of 3 coordinates)")
     assert "20 draws per chain" in lines[2] and "3 divergent" in lines[3]
+    named = convergence_warnings(rhat, 1000 * one, 1000 * one, names=["mu", "tau", "theta[0]"])
+    assert named[0].startswith("rank-normalised split R-hat 2.93 > 1.01 (tau = x[1]; 2 of 3")
     nan = convergence_warnings(
         torch.tensor([math.nan]), torch.tensor([500.0]), torch.tensor([500.0])
     )

@@ -84,7 +84,8 @@ def test_nan_target_names_the_walkers_and_keeps_a_record(tmp_path):
 
 def test_wrong_shape_and_bad_options(tmp_path):
     target = Target(lambda x: -0.5 * x.square().sum(1, keepdim=True), dim=2, name="flat")
-    with pytest.raises(ValueError, match=r"flat.*shape \(8, 1\).*expected \(8,\)"):
+    shape = r"flat \(hmc\): log_prob returned \(8, 1\), not a torch tensor of shape \(8,\)"
+    with pytest.raises(ValueError, match=shape):
         run_sample_target(target, "hmc", n=8, out=tmp_path, options={"chains": 8})
     assert parse_options(["steps=100", "kernel=hmc", "dtype=float64", "pilot=false"]) == {
         "steps": 100,
@@ -94,6 +95,17 @@ def test_wrong_shape_and_bad_options(tmp_path):
     }
     with pytest.raises(ValueError, match="KEY=VALUE"):
         parse_options(["steps"])
+
+
+def test_an_out_folder_that_cannot_be_made_is_one_line_not_a_traceback(tmp_path, capsys):
+    from interpolants.app.cli import main
+
+    (tmp_path / "file").write_text("not a folder")
+    out = str(tmp_path / "file" / "run")
+    args = ["sample-target", "gmm40", "--method", "smc", "-n", "20", "--out", out, "--quiet"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Not a directory" in err[0] and "Traceback" not in err[0]
 
 
 def test_command_line_parser_with_a_target_option(tmp_path, capsys):

@@ -417,6 +417,16 @@ def test_non_finite_initial_walkers_and_wrong_shapes():
         sample(bad, "hmc", n=10)
     with pytest.raises(ValueError, match="target"):
         sample(object(), "mala")
+    # a log density autograd cannot differentiate, or not a tensor: named, for every method
+    flat = Target(lambda x: torch.full((x.shape[0],), math.nan), dim=2, name="flat")
+    numpy = Target(lambda x: x.sum(1).detach().numpy(), dim=2, name="numpy")
+    for method in ("mala", "hmc", "ais", "smc"):
+        with pytest.raises(ValueError, match="flat: log_prob is not differentiable in x"):
+            sample(flat, method, n=20)
+        with pytest.raises(ValueError, match="numpy: log_prob returned a ndarray, not a torch"):
+            sample(numpy, method, n=20)
+    with pytest.raises(ValueError, match=r"dtype must be torch\.float32 or torch\.float64"):
+        sample(target, "smc", n=10, dtype="float16")
 
 
 # --- building blocks -------------------------------------------------------------------------

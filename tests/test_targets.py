@@ -750,6 +750,9 @@ def test_item_response_forms_differ_by_their_jacobian():
 def test_new_targets_reject_bad_options():
     with pytest.raises(ValueError, match="centered"):
         si.targets.get("item_response", centered="yes")
+    for name in ("eight_schools", "item_response"):  # not bool("no"), which is True
+        with pytest.raises(ValueError, match="centered must be True or False, got 'no'"):
+            si.targets.get(name, centered="no")
     with pytest.raises(ValueError, match="dtype"):
         si.targets.get("item_response", dtype=torch.int64)
     with pytest.raises(ValueError, match="dtype"):

@@ -396,7 +396,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         reason = str(err) or "interrupted"
         print(f"interpolants {args.command}: {reason}", file=sys.stderr)
         return 130
-    except (ValueError, TypeError, FileNotFoundError, FloatingPointError) as err:
+    except (ValueError, TypeError, OSError, FloatingPointError) as err:
         text = str(err).strip().splitlines()
         print(f"interpolants {args.command}: error: {text[0] if text else err}", file=sys.stderr)
         return 2

@@ -51,6 +51,12 @@ DEMO_CONFIG: dict[str, Any] = {
 """The embedded default of ``interpolants demo``: a :mod:`.training_runs` config."""
 
 
+#: what a folder that holds a run asks of the demo (it has no --resume)
+REPEAT_HINT = (
+    "pass --overwrite (overwrite=True) to run the demo there again, or --out another folder"
+)
+
+
 def run_training_demo(
     out: str | Path = "runs/demo",
     steps: int | None = None,
@@ -69,6 +75,7 @@ def run_training_demo(
     config = {**DEMO_CONFIG, "seed": seed}
     if steps is not None:
         config["steps"] = steps
+    RunFolder(out, overwrite=overwrite, hint=REPEAT_HINT)  # a used folder: the demo's options
     start = time.perf_counter()
     train_from_config(config, out, progress=progress, overwrite=overwrite)
     train_seconds = time.perf_counter() - start
@@ -141,7 +148,7 @@ def run_exact_demo(
         raise ValueError(f"n must be an integer >= 2, got {n!r}")
     if not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be a positive integer, got {steps!r}")
-    folder = RunFolder(out, overwrite=overwrite)
+    folder = RunFolder(out, overwrite=overwrite, hint=REPEAT_HINT)
     with folder.running():
         folder.accept()
         metrics = _exact_demo(folder.file("samples.png").parent, n, seed, steps)

@@ -12,12 +12,13 @@ import functools
 import inspect
 import math
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from ..checks import float_dtype
 from .adaptation import MASS_MATRICES, window_adaptation
 from .ais import run_ais, run_smc
 from .base import (
@@ -237,16 +238,22 @@ def _run_mcmc(
     result = chain_result(
         torch.stack(draws), n, method, density, sum(acc) / len(acc), log_prob_trace, chain_info
     )
-    return warn_unconverged(result, density.name, per_chain, divergent)
+    return warn_unconverged(result, density.name, per_chain, divergent,
+                            names=getattr(density.target, "coordinate_names", None))  # fmt: skip
 
 
 def warn_unconverged(
-    result: SampleResult, name: str, draws_per_chain: int, divergences: int = 0
+    result: SampleResult,
+    name: str,
+    draws_per_chain: int,
+    divergences: int = 0,
+    names: Sequence[str] | None = None,
 ) -> SampleResult:
     """Fill ``result.warnings`` with the failed convergence checks of an MCMC result
-    (:func:`~.diagnostics.convergence_warnings`) and emit each as a ConvergenceWarning."""
+    (:func:`~.diagnostics.convergence_warnings`; ``names``: the coordinates') and emit each
+    as a ConvergenceWarning."""
     result.warnings = convergence_warnings(
-        result.rank_rhat, result.ess_bulk, result.ess_tail, draws_per_chain, divergences
+        result.rank_rhat, result.ess_bulk, result.ess_tail, draws_per_chain, divergences, names
     )
     for line in result.warnings:
         warnings.warn(f"{name} ({result.method}): {line}", ConvergenceWarning, stacklevel=4)
@@ -508,6 +515,8 @@ def sample(
     """
     runner = runner_for(target, method)
     init = as_init(init)
+    if options.get("dtype") is not None:
+        float_dtype(options["dtype"])
     params = inspect.signature(runner).parameters
     if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         allowed = [k for k in params if k not in ("target", "n", "seed", "init")]

@@ -16,6 +16,7 @@ from torch import Tensor
 from ..checks import finite_initial as check_initial
 from ..checks import fraction as check_fraction
 from ..checks import int_at_least as check_int
+from ..divergence import log_prob_and_grad
 from ..progress import progress_bar
 from .distributed import evaluate_sharded
 
@@ -265,18 +266,15 @@ class CountedDensity:
         if hasattr(self.target, "log_prob_and_grad"):
             lp, g = self.target.log_prob_and_grad(x)
         else:
-            with torch.enable_grad():
-                xg = x.detach().requires_grad_(True)
-                lp = self.target.log_prob(xg)
-                (g,) = torch.autograd.grad(lp.sum(), xg)
+            lp, g = log_prob_and_grad(self.target.log_prob, x, self.name)
         return self._checked(x, lp, g, tuple(x.shape))
 
     def _checked(self, x: Tensor, lp: Any, g: Any, shape: tuple[int, ...]) -> tuple[Tensor, Tensor]:
         if not isinstance(lp, Tensor) or lp.shape != x.shape[:1]:
-            shape = tuple(lp.shape) if isinstance(lp, Tensor) else type(lp).__name__
+            shape = tuple(lp.shape) if isinstance(lp, Tensor) else f"a {type(lp).__name__}"
             raise ValueError(
-                f"{self.name}: log_prob returned shape {shape} for x of shape "
-                f"{tuple(x.shape)}; expected ({x.shape[0]},)"
+                f"{self.name}: log_prob returned {shape}, not a torch tensor of shape "
+                f"({x.shape[0]},), for x of shape {tuple(x.shape)}"
             )
         if not isinstance(g, Tensor) or g.shape != shape:
             got = tuple(g.shape) if isinstance(g, Tensor) else type(g).__name__

@@ -562,14 +562,18 @@ def _betainc(x: float, a: float, b: float) -> float:
     return math.exp(log_front) * frac
 
 
-def _worst(values: Tensor, bad: Tensor, largest: bool, threshold: float) -> str:
-    """'v > t (x[i]; j of k coordinates)' for the worst flagged coordinate i."""
+def _worst(
+    values: Tensor, bad: Tensor, largest: bool, threshold: float, names: Sequence[str] | None
+) -> str:
+    """'v > t (x[i]; j of k coordinates)' for the worst flagged coordinate i (its name in
+    ``names`` where given, e.g. 'tau = x[1]')."""
     key = torch.nan_to_num(values, nan=math.inf if largest else -math.inf)
     key = torch.where(bad, key, -math.inf if largest else math.inf)
     i = int(key.argmax() if largest else key.argmin())
     count = f"; {int(bad.sum())} of {values.numel()} coordinates" if values.numel() > 1 else ""
     sign = ">" if largest else "<"
-    return f"{float(values[i]):.4g} {sign} {threshold:g} (x[{i}]{count})"
+    which = f"x[{i}]" if names is None or len(names) != values.numel() else f"{names[i]} = x[{i}]"
+    return f"{float(values[i]):.4g} {sign} {threshold:g} ({which}{count})"
 
 
 def convergence_warnings(
@@ -578,6 +582,7 @@ def convergence_warnings(
     ess_tail: Tensor,
     draws_per_chain: int | None = None,
     divergences: int = 0,
+    names: Sequence[str] | None = None,
 ) -> list[str]:
     """One line per failed check of a multi-chain MCMC run, [] when all pass.
 
@@ -592,6 +597,7 @@ def convergence_warnings(
         rhat, ess_bulk, ess_tail: (dim,) per coordinate.
         draws_per_chain: post-warm-up draws per chain (None: not checked).
         divergences: divergent transitions after warm-up.
+        names: (dim,) the coordinates' names (``target.coordinate_names``), for the lines.
     """
     rhat, ess_bulk, ess_tail = (torch.as_tensor(t).double().flatten().cpu()
                                 for t in (rhat, ess_bulk, ess_tail))  # fmt: skip
@@ -599,14 +605,14 @@ def convergence_warnings(
     bad = ~(rhat <= RHAT_THRESHOLD)
     if bad.any():
         out.append(
-            f"rank-normalised split R-hat {_worst(rhat, bad, True, RHAT_THRESHOLD)}: "
+            f"rank-normalised split R-hat {_worst(rhat, bad, True, RHAT_THRESHOLD, names)}: "
             "the chains have not mixed"
         )
     for name, ess, what in (("bulk", ess_bulk, "means"), ("tail", ess_tail, "tail quantiles")):
         bad = ~(ess >= ESS_THRESHOLD)
         if bad.any():
             out.append(
-                f"{name} ESS {_worst(ess, bad, False, ESS_THRESHOLD)}: "
+                f"{name} ESS {_worst(ess, bad, False, ESS_THRESHOLD, names)}: "
                 f"too few effective draws for reliable {what}"
             )
     if draws_per_chain is not None and draws_per_chain < MIN_DRAWS_PER_CHAIN:

@@ -11,6 +11,7 @@ from torch import Tensor
 
 from ..checks import positive_float, positive_int
 from ..distributions import DiagonalNormal, Distribution
+from ..divergence import log_prob_and_grad
 
 __all__ = [
     "BASES",
@@ -110,10 +111,10 @@ class Target:
         self._check_x(x)
         out = self._log_prob(x)
         if not isinstance(out, Tensor) or out.shape != x.shape[:1]:
-            shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+            shape = tuple(out.shape) if isinstance(out, Tensor) else f"a {type(out).__name__}"
             raise ValueError(
-                f"{self.name}: log_prob returned shape {shape} for x of shape "
-                f"{tuple(x.shape)}; expected ({x.shape[0]},)"
+                f"{self.name}: log_prob returned {shape}, not a torch tensor of shape "
+                f"({x.shape[0]},), for x of shape {tuple(x.shape)}"
             )
         return out
 
@@ -121,10 +122,7 @@ class Target:
         """log rho*(x) and its gradient in one pass: ((n,), (n, dim))."""
         if self._grad is not None:
             return self.log_prob(x), self._grad(x)
-        with torch.enable_grad():
-            xg = x.detach().requires_grad_(True)
-            lp = self.log_prob(xg)
-            (g,) = torch.autograd.grad(lp.sum(), xg)
+        lp, g = log_prob_and_grad(self.log_prob, x, self.name)
         return lp.detach(), g
 
     def grad_log_prob(self, x: Tensor) -> Tensor:

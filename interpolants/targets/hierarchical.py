@@ -38,7 +38,7 @@ from functools import lru_cache
 import torch
 from torch import Tensor
 
-from ..checks import float_dtype, positive_int
+from ..checks import boolean, float_dtype, positive_int
 from ..distributions import DiagonalNormal
 from .base import Target, choose_base, log_half_cauchy_draws
 
@@ -135,7 +135,7 @@ class EightSchoolsPrior:
         dtype: torch.dtype = torch.float32,
         log_tau_normal: tuple[float, float] | None = None,
     ):
-        self.centered = bool(centered)
+        self.centered = boolean("centered", centered)
         self.dtype = float_dtype(dtype)
         self.event_shape = torch.Size((10,))
         if log_tau_normal is not None:
@@ -211,7 +211,7 @@ class EightSchools(Target):
     def __init__(
         self, centered: bool = True, base: str | None = None, dtype: torch.dtype = torch.float32
     ):
-        self.centered = bool(centered)
+        self.centered = boolean("centered", centered)
         self.dtype = float_dtype(dtype)
         self.y = torch.tensor(EIGHT_SCHOOLS_Y, dtype=self.dtype)
         self.sigma = torch.tensor(EIGHT_SCHOOLS_SIGMA, dtype=self.dtype)

@@ -50,7 +50,7 @@ import torch
 from torch import Tensor
 from torch.nn.functional import softplus
 
-from ..checks import float_dtype, positive_int
+from ..checks import boolean, float_dtype, positive_int
 from ..distributions import DiagonalNormal
 from .base import Target, choose_base, log_half_cauchy_draws
 
@@ -218,9 +218,7 @@ class ItemResponse(Target):
     def __init__(
         self, centered: bool = True, base: str = "gaussian", dtype: torch.dtype = torch.float32
     ):
-        if not isinstance(centered, bool):
-            raise ValueError(f"centered must be True or False, got {centered!r}")
-        self.centered = centered
+        self.centered = boolean("centered", centered)
         self.dtype = float_dtype(dtype)
         self.y = item_response_matrix(self.dtype)
         students, items = self.y.shape

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..checks import float_dtype, int_at_least, positive_float
+from ..checks import boolean, float_dtype, int_at_least, positive_float
 from .base import Target
 
 __all__ = [
@@ -327,8 +327,7 @@ class RadialVelocity(Target):
         t_ref: float | None = None,
         dtype: torch.dtype = torch.float32,
     ):
-        if not isinstance(jitter, bool):
-            raise ValueError(f"jitter must be True or False, got {jitter!r}")
+        boolean("jitter", jitter)
         self.data = _check_data(load_radial_velocity_data() if data is None else data)
         self.prior = OrbitPrior(jitter, _check_prior(prior), dtype)
         time = self.data.time

@@ -141,7 +141,8 @@ def run_flow_mcmc(
     acceptance = sum(chain.glob) / len(chain.glob)
     draws = torch.stack(chain.draws)
     result = chain_result(draws, n, "flow-mcmc", trained.density, acceptance, log_prob_trace, info)
-    return warn_unconverged(result, trained.density.name, draws.shape[0])
+    names = getattr(trained.density.target, "coordinate_names", None)
+    return warn_unconverged(result, trained.density.name, draws.shape[0], names=names)
 
 
 run_flow_mcmc.config_class = FlowMCMCConfig  # type: ignore[attr-defined]  # its options, for the CLI
