@@ -197,7 +197,11 @@ def test_every_command_refuses_a_used_folder(tmp_path, capsys):
     exact = ["demo", "--exact", "-n", "200", "--steps", "8"]
     assert main([*exact, "--out", str(tmp_path / "e")]) == 0
     assert main([*exact, "--out", str(tmp_path / "e")]) == 2
-    assert "already holds a run" in one_line_error(capsys)
+    line = one_line_error(capsys)  # the demo has no --resume: its hint names --overwrite
+    assert "already holds a run" in line and "--overwrite" in line and "--resume" not in line
+    assert main(["demo", "--steps", "1", "--out", str(tmp_path / "e")]) == 2  # before training
+    assert "--resume" not in one_line_error(capsys)
+    assert str(RunFolder(tmp_path / "e", overwrite=True)) == str(tmp_path / "e")
 
 
 # --- 3. resume checks everything first, then writes ----------------------------------------
