@@ -175,6 +175,19 @@ def test_sampler_sample_plot_labels_coordinates(tmp_path, saved, dim):
         assert "x[0] vs x[1] of 32" in title
 
 
+def test_sampler_sample_plot_gives_coordinates_of_other_scales_a_window_each(tmp_path, saved):
+    """Above d = 2 (no contours) each axis fits its own coordinate: a scale of 100 beside
+    one of 1 (eight schools' mu beside log tau) does not leave the panel empty."""
+    result = _weighted(5)
+    result.samples[:, 0] *= 100.0
+    sampler_plots.plot_samples(result, _Target(5), tmp_path / "s.png")
+    ax = saved[-1].axes[0]
+    (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+    assert x1 - x0 > 50 * (y1 - y0) and y1 - y0 < 10 and ax.get_aspect() == "auto"
+    sampler_plots.plot_samples(_weighted(2), _Target(2), tmp_path / "t.png")
+    assert saved[-1].axes[0].get_xlim() == saved[-1].axes[0].get_ylim()  # d = 2: square
+
+
 def test_sampler_weight_trace_and_flow_mcmc_plots_are_labelled(tmp_path, saved):
     path = sampler_plots.plot_log_weights(_weighted(2), tmp_path / "w.png")
     _check_readable(saved[-1], path)

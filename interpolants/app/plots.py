@@ -68,7 +68,7 @@ def samples_over_density(
     panels: dict[str, Tensor],
     path: str | Path,
     log_prob: Callable[[Tensor], Tensor] | None = None,
-    limits: tuple[float, float] = (-6.0, 6.0),
+    limits: tuple[float, float] | tuple[tuple[float, float], tuple[float, float]] = (-6.0, 6.0),
     max_points: int = 5000,
     *,
     coords: tuple[int, int] = (0, 1),
@@ -87,7 +87,8 @@ def samples_over_density(
         path: where to write the PNG (parents are created).
         log_prob: a callable (m, 2) -> (m,) on the plane drawn, shown as filled contours of
             exp(log_prob) (only meaningful when d = 2).
-        limits: the square window (low, high) of both axes.
+        limits: the square window (low, high) of both axes (equal aspect), or one window
+            per axis ((x_low, x_high), (y_low, y_high)), for coordinates of different scales.
         max_points: at most this many points per panel.
         coords: the two coordinates drawn.
         labels: names of the coordinates, either the two drawn or one per coordinate; the
@@ -112,9 +113,12 @@ def samples_over_density(
         layout="constrained",
     )
     contours = None
+    square = not isinstance(limits[0], (tuple, list))
+    xlim, ylim = (limits, limits) if square else limits
     if log_prob is not None:
-        u = torch.linspace(*limits, 200, dtype=torch.float64)
-        gx, gy = torch.meshgrid(u, u, indexing="xy")
+        u = torch.linspace(*xlim, 200, dtype=torch.float64)  # type: ignore[misc]
+        v = torch.linspace(*ylim, 200, dtype=torch.float64)  # type: ignore[misc]
+        gx, gy = torch.meshgrid(u, v, indexing="xy")
         with torch.no_grad():
             dens = log_prob(torch.stack([gx.flatten(), gy.flatten()], 1)).exp().reshape(200, 200)
         grid = (gx.numpy(), gy.numpy(), dens.double().cpu().numpy())
@@ -126,7 +130,8 @@ def samples_over_density(
             pts[:, coords[0]], pts[:, coords[1]], s=1.5, c="crimson", alpha=0.5, linewidths=0
         )
         shown = f"{len(pts)} of {len(x)}" if len(pts) < len(x) else f"{len(pts)}"
-        ax.set(xlim=limits, ylim=limits, aspect="equal", xlabel=xlabel, ylabel=ylabel)
+        ax.set(xlim=xlim, ylim=ylim, aspect="equal" if square else "auto", xlabel=xlabel,
+               ylabel=ylabel)  # fmt: skip
         ax.set_title(f"{name} ({shown} points)", fontsize=10)
     if contours is not None:
         bar = fig.colorbar(contours, ax=list(axes[0]), shrink=0.85)

@@ -47,9 +47,12 @@ def _resample(samples: Tensor, log_weights: Tensor, seed: int = 0) -> Tensor:
     return samples.detach().cpu()[idx]
 
 
-def _limits(*sets: Tensor, margin: float = 0.1) -> tuple[float, float]:
-    """A square window holding the central 99% of every point set in its first two columns."""
-    pts = torch.cat([s.detach().cpu().double()[:, :2].flatten() for s in sets])
+def _limits(
+    *sets: Tensor, margin: float = 0.1, columns: slice = slice(0, 2)
+) -> tuple[float, float]:
+    """A window holding the central 99% of every point set in its ``columns`` (the first
+    two: a square window for both axes)."""
+    pts = torch.cat([s.detach().cpu().double()[:, columns].flatten() for s in sets])
     pts = pts[torch.isfinite(pts)]
     if pts.numel() == 0:
         return (-1.0, 1.0)
@@ -123,7 +126,11 @@ def plot_samples(
         log_prob = _normalised_density(
             lambda x: target.log_prob(x.to(samples.dtype)).detach().cpu()
         )
-    limits = _limits(*panels.values())
+    # dim 2: one square window (the density's contours at equal scales); above, coordinates
+    # of different scales (a log-scale beside a location) get a window each
+    limits: Any = _limits(*panels.values())
+    if dim > 2:
+        limits = tuple(_limits(*panels.values(), columns=slice(j, j + 1)) for j in (0, 1))
     first, second = labels[:2] if labels is not None else ("x[0]", "x[1]")
     of = f" of {dim} coordinates" if dim > 2 else ""
     over = ", over target density contours" if log_prob is not None else ""
