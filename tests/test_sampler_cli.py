@@ -106,6 +106,10 @@ def test_an_out_folder_that_cannot_be_made_is_one_line_not_a_traceback(tmp_path,
     assert main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "Not a directory" in err[0] and "Traceback" not in err[0]
+    assert main([*args[:-2], "", "--quiet"]) == 2  # --out "": refused, not the default
+    assert "--out must name a folder" in capsys.readouterr().err
+    assert main(["sample-target", "--help"]) == 0  # the bar is --quiet's, not an option
+    assert "progress=" not in capsys.readouterr().out
 
 
 def test_command_line_parser_with_a_target_option(tmp_path, capsys):

@@ -390,6 +390,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as done:  # --help, --version, or a usage error (already printed)
         return int(done.code or 0)
+    if getattr(args, "out", None) is not None and not str(args.out).strip():
+        print(f"interpolants {args.command}: error: --out must name a folder or file, got ''",
+              file=sys.stderr)  # fmt: skip
+        return 2
     try:
         args.func(args)
     except KeyboardInterrupt as err:

@@ -443,6 +443,11 @@ def method_options(method: str, discrete: bool = False) -> list[str]:
     return ["init", *shown]
 
 
+def _cli_options(method: str, discrete: bool = False) -> str:
+    """:func:`method_options` as the command line takes them (its bar is --quiet's)."""
+    return ", ".join(o for o in method_options(method, discrete) if not o.startswith("progress"))
+
+
 def _epilog() -> str:
     lines = [
         "targets: " + ", ".join([*_targets.names(), "gmm-d{d}-k{k}"]),
@@ -452,13 +457,13 @@ def _epilog() -> str:
     ]
     for method in sorted(METHODS):
         lines.append(textwrap.fill(
-            ", ".join(method_options(method)), width=100, initial_indent=f"  {method}: ",
+            _cli_options(method), width=100, initial_indent=f"  {method}: ",
             subsequent_indent="      ",
         ))  # fmt: skip
     lines += ["", "methods of the discrete targets (ising, potts):"]
     for method in sorted(DISCRETE_METHODS):
         lines.append(textwrap.fill(
-            ", ".join(method_options(method, discrete=True)), width=100,
+            _cli_options(method, discrete=True), width=100,
             initial_indent=f"  {method}: ", subsequent_indent="      ",
         ))  # fmt: skip
     lines += [
@@ -500,6 +505,6 @@ def add_sample_target_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--overwrite", action="store_true",
         help="replace the run in OUT (kept until this one succeeds)",
     )  # fmt: skip
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true", help="no progress bar (shown by default)")
     p.set_defaults(func=_command)
     return p
