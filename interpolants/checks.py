@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -84,10 +85,11 @@ def fraction(name: str, value: Any) -> float:
 
 
 def boolean(name: str, value: Any) -> bool:
-    """``value`` if it is True or False (not a string or a number), else ``ValueError``."""
-    if not isinstance(value, bool):
-        raise ValueError(f"{name} must be True or False, got {value!r}")
-    return value
+    """``value`` as a bool if it is True or False (numpy's too) or the integer 1 or 0, else
+    ``ValueError``: a string such as "no", which ``bool()`` would make True, is refused."""
+    if isinstance(value, (bool, np.bool_)) or (is_int(value) and value in (0, 1)):
+        return bool(value)
+    raise ValueError(f"{name} must be True or False, got {value!r}")
 
 
 def float_dtype(dtype: Any, name: str = "dtype") -> torch.dtype:
