@@ -11,8 +11,12 @@ from interpolants import checks
 from interpolants.progress import progress_bar
 
 CASES = [  # (check, a good value, bad values, the message)
-    (lambda v: checks.boolean("centered", v), 0, ["no", "False", 2, 1.0, None],
-     "centered must be True or False"),  # fmt: skip
+    (
+        lambda v: checks.boolean("centered", v),
+        0,
+        ["no", "False", 2, 1.0, None],
+        "centered must be True or False",
+    ),
     (lambda v: checks.int_at_least("k", v, 2), 2, [1, True, 2.0, "3"], "k must be an integer >= 2"),
     (
         lambda v: checks.positive_int("n", v),
