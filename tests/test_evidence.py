@@ -272,8 +272,11 @@ def test_smc_error_bar_is_at_least_that_of_perfectly_mixing_moves():
     sqrt(levels (1/cess - 1) / n) (R = 2 here: one degree of freedom, the floor often binds).
     With a fixed ladder (steps=K) there is no floor."""
     from interpolants.samplers.diagnostics import log_Z_over_batches
-    from interpolants.samplers.escalation import mixed_stderr
+    from interpolants.samplers.escalation import mixed_stderr, stderr_floor
 
+    assert stderr_floor(40, 0.9, 4000) == mixed_stderr(40, 0.9, 4000)
+    measured = [math.log(0.5)] * 6  # 3 levels of 2 runs, CESS 1/2 each with the transport
+    assert stderr_floor(40, 0.9, 100, measured, runs=2) == pytest.approx(math.sqrt(3 / 100))
     target, bound = shifted_gaussian(), 0
     for seed in range(6):
         r = si.sample(target, "smc", n=200, seed=seed, batches=2, reverse=None, escalate=0)

@@ -95,7 +95,7 @@ from .diagnostics import (
     log_Z_over_batches,
     transport_gain,
 )
-from .escalation import Attempt, heavier_configs, mixed_stderr, run_escalated
+from .escalation import Attempt, heavier_configs, mixed_stderr, run_escalated, stderr_floor
 from .evidence import (
     REVERSE_WALKERS,
     Draws,
@@ -554,20 +554,6 @@ def bias_check(
     count_check(result, density.evaluations + check.evaluations)
 
 
-def _mixed_floor(runs: list[_Run], cess: float, n: int) -> float:
-    """The least error bar of SMC's log Z_hat: its standard error had the moves mixed
-    perfectly (:func:`.escalation.mixed_stderr`), with the conditional ESS each level had,
-    ``cess`` without a transport and as measured with one (NETS's drift). The spread of R = 10
-    runs estimates the error with 9 degrees of freedom, and can come out far below it:
-    logistic regression, n = 500, seed 0, 0.021 against 0.042, the estimate 4.4 of it off
-    (over 200 runs of the same design the spread was 1.7 times perfect mixing)."""
-    with_transport = [b for r in runs for _, b in r.transport_cess]
-    if not with_transport:
-        return mixed_stderr(sum(len(r.design) for r in runs) / len(runs), cess, n)
-    excess = sum(math.expm1(-b) for b in with_transport) / len(runs)
-    return math.sqrt(excess / n) if math.isfinite(excess) else 0.0
-
-
 def _annealing_result(
     runs: list[_Run], c: AISConfig, density: CountedDensity, m: int, batches: int
 ) -> SampleResult:
@@ -598,7 +584,10 @@ def _annealing_result(
     if smc:
         log_Z, stderr = log_Z_over_batches(log_z)
         if c.steps is None:  # adaptive tempering: the levels' conditional ESS is known
-            stderr = max(stderr, _mixed_floor(runs, c.cess, m * batches))  # type: ignore[attr-defined]
+            levels = sum(len(r.design) for r in runs) / batches
+            measured = [b for r in runs for _, b in r.transport_cess]
+            floor = stderr_floor(levels, c.cess, m * batches, measured, batches)  # type: ignore[attr-defined]
+            stderr = max(stderr, floor)
         groups = torch.arange(batches).repeat_interleave(m).to(samples.device)
         info = dataclasses.replace(
             info,
