@@ -79,6 +79,20 @@ def _entries(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
 
 
+def _check_makeable(folder: Path) -> None:
+    """``ValueError`` unless ``folder`` exists or can be made: checked before any work, so
+    that a run is not computed and then lost for want of its folder."""
+    ancestor = folder.absolute()
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ValueError(f"cannot make the run folder {folder}: {ancestor} is a file")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise ValueError(
+            f"cannot make the run folder {folder}: no permission to write in {ancestor}"
+        )
+
+
 class RunFolder:
     """A run's folder, or nothing at all when ``path`` is None (every method is then a no-op).
 
@@ -113,6 +127,8 @@ class RunFolder:
             return
         if self.path.exists() and not self.path.is_dir():
             raise ValueError(f"{self.path} is a file, not a run folder")
+        if writer:
+            _check_makeable(self.path)
         held = [name for name in _entries(self.path) if name != ERROR]  # a failure alone: empty
         if held and not (resume or overwrite) and writer:  # the writer alone refuses
             shown = ", ".join(held[:4]) + (", ..." if len(held) > 4 else "")

@@ -97,15 +97,30 @@ def test_wrong_shape_and_bad_options(tmp_path):
         parse_options(["steps"])
 
 
-def test_an_out_folder_that_cannot_be_made_is_one_line_not_a_traceback(tmp_path, capsys):
+def test_an_out_folder_that_cannot_be_made_is_one_line_not_a_traceback(
+    tmp_path, capsys, monkeypatch
+):
+    """Refused before the run (which would be lost), in one line; an OSError later is one
+    line too."""
+    from interpolants.app import cli
     from interpolants.app.cli import main
+
+    def denied(args):
+        raise PermissionError(13, "Permission denied", "runs/demo")
+
+    monkeypatch.setattr(cli, "_demo", denied)
+    assert main(["demo"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "interpolants demo: error: [Errno 13] Permission denied: 'runs/demo'"
+    )
 
     (tmp_path / "file").write_text("not a folder")
     out = str(tmp_path / "file" / "run")
     args = ["sample-target", "gmm40", "--method", "smc", "-n", "20", "--out", out, "--quiet"]
     assert main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "Not a directory" in err[0] and "Traceback" not in err[0]
+    assert len(err) == 1 and "Traceback" not in err[0]
+    assert "cannot make the run folder" in err[0] and "file is a file" in err[0]
     assert main([*args[:-2], "", "--quiet"]) == 2  # --out "": refused, not the default
     assert "--out must name a folder" in capsys.readouterr().err
     assert main(["sample-target", "--help"]) == 0  # the bar is --quiet's, not an option
