@@ -380,6 +380,9 @@ def test_bad_input_raises_value_error_naming_the_argument():
         sample(target, "nuts")
     with pytest.raises(ValueError, match="'warmpu'"):
         sample(target, "mala", warmpu=10)
+    # a method of options (SMC) lists its config's and its run's (dtype, progress, ...)
+    with pytest.raises(ValueError, match=r"'cesss'.*options: steps, .*cess, .*dtype, progress"):
+        sample(target, "smc", cesss=0.9)
     with pytest.raises(ValueError, match="n must"):
         sample(target, "mala", n=0)
     with pytest.raises(ValueError, match="init must have shape"):

@@ -518,8 +518,13 @@ def sample(
     if options.get("dtype") is not None:
         float_dtype(options["dtype"])
     params = inspect.signature(runner).parameters
-    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        allowed = [k for k in params if k not in ("target", "n", "seed", "init")]
+    open_ended = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    config_class = getattr(runner, "config_class", None)  # what its **options take
+    if not open_ended or config_class is not None:
+        allowed = [k for k, p in params.items() if k not in ("target", "n", "seed", "init")
+                   and p.kind is not inspect.Parameter.VAR_KEYWORD]  # fmt: skip
+        if open_ended:
+            allowed = [*config_class.options(method), *allowed]
         unknown = sorted(set(options) - set(allowed))
         if unknown:
             raise ValueError(
