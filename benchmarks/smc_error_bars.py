@@ -19,6 +19,7 @@ import warnings
 import torch
 
 import interpolants as si
+from interpolants.samplers.ais import SMCConfig
 from interpolants.samplers.diagnostics import log_Z_over_batches
 from interpolants.samplers.escalation import mixed_stderr
 
@@ -43,7 +44,7 @@ def study(
     return {
         "seed": seed,
         "per_run_sd": float(log_z.std()),
-        "perfect_mixing_per_run_sd": mixed_stderr(result.info.levels, 0.99, walkers),
+        "perfect_mixing_per_run_sd": mixed_stderr(result.info.levels, SMCConfig.cess, walkers),
         "missed_3se": missed / subsets,
         "spread_at_most_tight": small / subsets,
         "levels": result.info.levels,

@@ -218,13 +218,13 @@ def log_prob_and_grad(log_prob: Any, x: Tensor, name: str = "target") -> tuple[T
     with torch.enable_grad():
         xg = x.detach().requires_grad_(True)
         lp = log_prob(xg)
-        if isinstance(lp, Tensor) and lp.shape == x.shape[:1] and not lp.requires_grad:
+        if not isinstance(lp, Tensor) or lp.shape != x.shape[:1]:
+            return lp, None  # the caller's shape check names it
+        if not lp.requires_grad:
             raise ValueError(
                 f"{name}: log_prob is not differentiable in x (its output has no gradient: "
                 "detached, a constant or computed outside torch); write it with torch "
                 "operations on x, or pass grad_log_prob="
             )
-        if not isinstance(lp, Tensor):
-            return lp, None  # the caller's shape check names it
         (g,) = torch.autograd.grad(lp.sum(), xg)
     return lp, g

@@ -27,19 +27,10 @@ class SilentBar:
     def __iter__(self) -> Iterator[Any]:
         return iter(self.iterable if self.iterable is not None else ())
 
-    def __enter__(self) -> SilentBar:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
     def update(self, n: float = 1) -> None:
         self.n += n
 
     def set_postfix(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-    def set_description(self, *args: Any, **kwargs: Any) -> None:
         pass
 
     def close(self) -> None:

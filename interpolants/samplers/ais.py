@@ -584,9 +584,8 @@ def _annealing_result(
     if smc:
         log_Z, stderr = log_Z_over_batches(log_z)
         if c.steps is None:  # adaptive tempering: the levels' conditional ESS is known
-            levels = sum(len(r.design) for r in runs) / batches
             measured = [b for r in runs for _, b in r.transport_cess]
-            floor = stderr_floor(levels, c.cess, m * batches, measured, batches)  # type: ignore[attr-defined]
+            floor = stderr_floor(info.levels, c.cess, m * batches, measured, batches)  # type: ignore[attr-defined]
             stderr = max(stderr, floor)
         groups = torch.arange(batches).repeat_interleave(m).to(samples.device)
         info = dataclasses.replace(

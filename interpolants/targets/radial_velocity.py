@@ -327,7 +327,7 @@ class RadialVelocity(Target):
         t_ref: float | None = None,
         dtype: torch.dtype = torch.float32,
     ):
-        boolean("jitter", jitter)
+        jitter = boolean("jitter", jitter)
         self.data = _check_data(load_radial_velocity_data() if data is None else data)
         self.prior = OrbitPrior(jitter, _check_prior(prior), dtype)
         time = self.data.time
